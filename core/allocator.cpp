@@ -1,0 +1,171 @@
+// CPU aligned allocator and the device-independent caching allocator.
+#include "core/allocator.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/error.h"
+#include "lrt_config.h"
+
+namespace lrt {
+
+namespace {
+
+std::string bytes_str(size_t n) {
+  char buf[64];
+  if (n >= (size_t(1) << 30))
+    std::snprintf(buf, sizeof buf, "%zu bytes (%.2f GiB)", n, double(n) / double(size_t(1) << 30));
+  else if (n >= (size_t(1) << 20))
+    std::snprintf(buf, sizeof buf, "%zu bytes (%.2f MiB)", n, double(n) / double(size_t(1) << 20));
+  else
+    std::snprintf(buf, sizeof buf, "%zu bytes", n);
+  return buf;
+}
+
+class CpuAllocator final : public Allocator {
+ public:
+  void* allocate(size_t nbytes) override {
+    size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    LRT_CHECK(p != nullptr, "CPU out of memory: tried to allocate ", bytes_str(nbytes), " with ",
+              bytes_str(stats().current_bytes), " in use");
+    std::lock_guard<std::mutex> lock(mu_);
+    sizes_[p] = rounded;
+    stats_.current_bytes += rounded;
+    stats_.reserved_bytes += rounded;
+    stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
+    ++stats_.raw_allocs;
+    return p;
+  }
+  void deallocate(void* ptr) override {
+    if (!ptr) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = sizes_.find(ptr);
+      if (it != sizes_.end()) {
+        stats_.current_bytes -= it->second;
+        stats_.reserved_bytes -= it->second;
+        sizes_.erase(it);
+      }
+      ++stats_.raw_frees;
+    }
+    std::free(ptr);
+  }
+  AllocatorStats stats() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+  void reset_peak() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.peak_bytes = stats_.current_bytes;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<void*, size_t> sizes_;
+  AllocatorStats stats_;
+};
+
+}  // namespace
+
+CachingAllocator::CachingAllocator(RawMemory& raw, std::string device_name)
+    : raw_(raw), device_name_(std::move(device_name)) {}
+
+CachingAllocator::~CachingAllocator() {
+  // Blocks still live belong to tensors that outlive the allocator (static
+  // destruction order); only the cache is returned.
+  std::lock_guard<std::mutex> lock(mu_);
+  empty_cache_locked();
+}
+
+size_t CachingAllocator::bucket_size(size_t nbytes) {
+  constexpr size_t kSmall = 512, kLarge = size_t(1) << 20;
+  if (nbytes <= kLarge) return std::max<size_t>((nbytes + kSmall - 1) / kSmall, 1) * kSmall;
+  size_t pow2 = size_t(1) << (63 - __builtin_clzll(static_cast<unsigned long long>(nbytes)));
+  size_t step = pow2 / 4;
+  return (nbytes + step - 1) / step * step;
+}
+
+void* CachingAllocator::allocate(size_t nbytes) {
+  const size_t size = bucket_size(nbytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  void* p = nullptr;
+  auto it = free_.find(size);
+  if (it != free_.end() && !it->second.empty()) {
+    p = it->second.back();
+    it->second.pop_back();
+    stats_.cached_bytes -= size;
+  } else {
+    p = raw_.alloc(size);
+    if (!p) {
+      empty_cache_locked();
+      p = raw_.alloc(size);
+    }
+    LRT_CHECK(p != nullptr, device_name_, " out of memory: tried to allocate ", bytes_str(nbytes),
+              "; the allocator has ", bytes_str(stats_.current_bytes), " in use (peak ",
+              bytes_str(stats_.peak_bytes), ") and had freed its cache before retrying");
+    ++stats_.raw_allocs;
+    stats_.reserved_bytes += size;
+  }
+  live_[p] = size;
+  stats_.current_bytes += size;
+  stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
+  return p;
+}
+
+void CachingAllocator::deallocate(void* ptr) {
+  if (!ptr) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(ptr);
+  LRT_CHECK(it != live_.end(), device_name_, " allocator: freeing a pointer it did not allocate");
+  const size_t size = it->second;
+  live_.erase(it);
+  free_[size].push_back(ptr);
+  stats_.current_bytes -= size;
+  stats_.cached_bytes += size;
+}
+
+AllocatorStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void CachingAllocator::reset_peak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.peak_bytes = stats_.current_bytes;
+}
+
+void CachingAllocator::empty_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  empty_cache_locked();
+}
+
+void CachingAllocator::empty_cache_locked() {
+  for (auto& [size, blocks] : free_) {
+    for (void* p : blocks) {
+      raw_.free(p);
+      ++stats_.raw_frees;
+      stats_.reserved_bytes -= size;
+      stats_.cached_bytes -= size;
+    }
+  }
+  free_.clear();
+}
+
+Allocator& cpu_allocator() {
+  static CpuAllocator alloc;
+  return alloc;
+}
+
+#if !LRT_HAVE_CUDA
+Allocator& cuda_allocator(int device) {
+  LRT_THROW("device cuda:", device,
+            " requested, but this build of lrt has no CUDA backend (configured with LRT_CUDA=OFF "
+            "or without the CUDA toolkit, cuBLAS and cuDNN)");
+}
+#endif
+
+Allocator& allocator_for(Device d) { return d.is_cpu() ? cpu_allocator() : cuda_allocator(d.index); }
+
+}  // namespace lrt

@@ -1,0 +1,81 @@
+// Allocators. The CPU allocator hands out 64-byte-aligned blocks. The CUDA
+// allocator is a caching allocator: freed blocks go to size-bucketed free lists
+// and are reused, so a training step makes no cudaMalloc/cudaFree calls once
+// warm; on out-of-memory it returns its cache to the driver and retries once.
+// The caching logic is written against RawMemory so it is tested on CPU too.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/device.h"
+
+namespace lrt {
+
+struct AllocatorStats {
+  size_t current_bytes = 0;   // handed out and not yet returned
+  size_t peak_bytes = 0;      // highest current_bytes since the last reset
+  size_t reserved_bytes = 0;  // held from the system: in use + cached
+  size_t cached_bytes = 0;    // reserved but free for reuse
+  uint64_t raw_allocs = 0;    // calls into the system allocator
+  uint64_t raw_frees = 0;
+};
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  // Never returns null: throws lrt::Error when memory cannot be had.
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* ptr) = 0;
+  virtual AllocatorStats stats() const = 0;
+  virtual void reset_peak() = 0;
+  // Returns cached blocks to the system (a no-op where nothing is cached).
+  virtual void empty_cache() {}
+};
+
+// The system allocator behind a caching allocator; alloc returns null when out
+// of memory.
+class RawMemory {
+ public:
+  virtual ~RawMemory() = default;
+  virtual void* alloc(size_t nbytes) = 0;
+  virtual void free(void* ptr) = 0;
+};
+
+class CachingAllocator final : public Allocator {
+ public:
+  CachingAllocator(RawMemory& raw, std::string device_name);
+  ~CachingAllocator() override;
+  void* allocate(size_t nbytes) override;
+  void deallocate(void* ptr) override;
+  AllocatorStats stats() const override;
+  void reset_peak() override;
+  void empty_cache() override;
+
+  // Size class of a request: multiples of 512 bytes up to 1 MiB, then steps of
+  // a quarter of the enclosing power of two (at most 25% over the request).
+  static size_t bucket_size(size_t nbytes);
+
+ private:
+  void empty_cache_locked();
+
+  RawMemory& raw_;
+  std::string device_name_;
+  mutable std::mutex mu_;
+  std::map<size_t, std::vector<void*>> free_;    // bucket size -> free blocks
+  std::unordered_map<void*, size_t> live_;       // block -> bucket size
+  AllocatorStats stats_;
+};
+
+Allocator& cpu_allocator();
+// The caching allocator of a CUDA device; throws when the build or the machine
+// has no such device.
+Allocator& cuda_allocator(int device);
+Allocator& allocator_for(Device d);
+
+}  // namespace lrt

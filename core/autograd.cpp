@@ -1,0 +1,134 @@
+// The backward engine: topological order by an iterative depth-first search
+// (deep graphs do not overflow the stack), one pass in reverse order, gradient
+// accumulation, graph release.
+#include "core/autograd.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/ops.h"
+#include "kernels/kernels.h"
+
+namespace lrt {
+
+namespace {
+thread_local bool t_grad_enabled = true;
+
+// a + b for gradients, without recording. Never writes into a or b: a
+// gradient tensor may be shared (the gradient of an add goes to both sides).
+Tensor grad_sum(const Tensor& a, const Tensor& b) {
+  NoGradGuard no_grad;
+  return add(a, b);
+}
+// leaf.grad += g. The first gradient is copied, so the in-place += of later
+// passes never writes into a tensor that another node still holds.
+void accumulate_leaf_grad(const Tensor& leaf, const Tensor& g) {
+  Tensor cur = leaf.grad();
+  if (!cur.defined()) {
+    leaf.impl()->grad = g.clone();
+  } else if (cur.is_contiguous() && cur.dtype() == g.dtype() && cur.device() == g.device()) {
+    kernels::binary(kernels::BinaryOp::Add, cur, g, cur);
+  } else {
+    leaf.impl()->grad = grad_sum(cur, g);
+  }
+}
+}  // namespace
+
+Node::Node(std::string name, std::vector<Tensor> inputs, BackwardFn fn)
+    : name_(std::move(name)), inputs_(std::move(inputs)), fn_(std::move(fn)) {}
+
+std::vector<Tensor> Node::apply(const Tensor& grad_out) {
+  LRT_CHECK(!released_, "backward through the graph a second time (at ", name_,
+            "): its saved values were freed after the first backward; pass retain_graph=true to the first call");
+  return fn_(grad_out);
+}
+
+void Node::release() {
+  inputs_.clear();
+  fn_ = nullptr;
+  released_ = true;
+}
+
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool enabled) { t_grad_enabled = enabled; }
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+Tensor record(const char* name, Tensor result, std::vector<Tensor> inputs, BackwardFn backward) {
+  if (!t_grad_enabled) return result;
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  if (!any) return result;
+  // A result that shares an impl with an input (an op that returned its input)
+  // must not get a node: it would point at itself.
+  for (const Tensor& t : inputs)
+    if (t.impl() == result.impl()) return result;
+  result.impl()->grad_fn = std::make_shared<Node>(name, std::move(inputs), std::move(backward));
+  result.impl()->requires_grad = true;
+  return result;
+}
+
+void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
+  NoGradGuard no_grad;  // backward closures compute plain tensors
+  if (root.is_leaf()) {
+    accumulate_leaf_grad(root, seed);
+    return;
+  }
+
+  // Topological order: a node comes after every node that consumes its output.
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack{{root.grad_fn().get(), 0}};
+  seen.insert(root.grad_fn().get());
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    const auto& ins = node->inputs();
+    if (next < ins.size()) {
+      const Tensor& in = ins[next++];
+      if (in.defined() && in.requires_grad() && !in.is_leaf()) {
+        Node* child = in.grad_fn().get();
+        if (seen.insert(child).second) stack.push_back({child, 0});
+      }
+    } else {
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+
+  std::unordered_map<Node*, Tensor> pending;
+  pending[root.grad_fn().get()] = seed;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    auto found = pending.find(node);
+    if (found == pending.end()) continue;  // no gradient reached it
+    Tensor grad_out = std::move(found->second);
+    pending.erase(found);
+    std::vector<Tensor> grads = node->apply(grad_out);
+    const auto& ins = node->inputs();
+    LRT_CHECK(grads.size() == ins.size(), "backward of ", node->name(), " returned ", grads.size(),
+              " gradients for ", ins.size(), " inputs");
+    for (size_t i = 0; i < ins.size(); ++i) {
+      const Tensor& in = ins[i];
+      const Tensor& g = grads[i];
+      if (!in.defined() || !in.requires_grad() || !g.defined()) continue;
+      LRT_CHECK(g.shape() == in.shape(), "backward of ", node->name(), " gave input ", i, " a gradient of shape ",
+                to_string(g.shape()), " for an input of shape ", to_string(in.shape()));
+      if (in.is_leaf()) {
+        accumulate_leaf_grad(in, g);
+      } else {
+        Node* child = in.grad_fn().get();
+        auto slot = pending.find(child);
+        if (slot == pending.end()) pending.emplace(child, g);
+        else slot->second = grad_sum(slot->second, g);
+      }
+    }
+    if (!retain_graph) node->release();
+  }
+}
+
+}  // namespace lrt

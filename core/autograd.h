@@ -1,0 +1,64 @@
+// Autograd as closures. Each result of a recorded op holds a Node with the
+// op's inputs, what its backward needs (captured by the closure) and the
+// closure itself. backward() orders the graph topologically once, feeds each
+// node the sum of the gradients reaching it, accumulates leaf gradients into
+// .grad() with +=, then frees the graph (unless retain_graph).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace lrt {
+
+// Maps the gradient of a node's output to one gradient per input (an
+// undefined Tensor where an input gets none).
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_out)>;
+
+class Node {
+ public:
+  Node(std::string name, std::vector<Tensor> inputs, BackwardFn fn);
+  const std::string& name() const { return name_; }
+  const std::vector<Tensor>& inputs() const { return inputs_; }
+  bool released() const { return released_; }
+  std::vector<Tensor> apply(const Tensor& grad_out);
+  void release();  // drops inputs and saved values
+
+ private:
+  std::string name_;
+  std::vector<Tensor> inputs_;
+  BackwardFn fn_;
+  bool released_ = false;
+};
+
+// Whether ops record a graph on this thread (on by default).
+bool grad_enabled();
+void set_grad_enabled(bool enabled);
+
+// RAII scope in which no op records a graph (evaluation, optimizer steps).
+class NoGradGuard {
+ public:
+  NoGradGuard() : prev_(grad_enabled()) { set_grad_enabled(false); }
+  ~NoGradGuard() { set_grad_enabled(prev_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// True when an op over these inputs should be recorded.
+bool needs_grad(std::initializer_list<const Tensor*> inputs);
+
+// Attaches a node to a freshly computed result when any input requires grad and
+// grad mode is on; returns the result either way. backward receives the
+// gradient with the result's shape.
+Tensor record(const char* name, Tensor result, std::vector<Tensor> inputs, BackwardFn backward);
+
+// Runs a backward pass from root with seed gradient seed (root's shape).
+void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
+
+}  // namespace lrt

@@ -1,0 +1,111 @@
+// CPU matrix product: OpenBLAS's cblas_?gemm when the build found it, else a
+// cache-blocked GEMM (packed panels of B shared by all threads, packed blocks
+// of A per thread, a 4-row register kernel whose inner loop vectorises).
+#include <algorithm>
+#include <vector>
+
+#include "kernels/indexing.h"
+#include "kernels/kernels.h"
+#include "lrt_config.h"
+
+#if LRT_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace lrt::kernels::cpu {
+
+template <class T>
+void gemm_blocked(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+                  const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+#pragma omp parallel for if (m * n > (1 << 15))
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+  if (k == 0 || alpha == T(0)) return;
+
+  constexpr int64_t MC = 64, KC = 256, NC = 1024;
+  std::vector<T> bp(static_cast<size_t>(KC * NC));
+  for (int64_t jc = 0; jc < n; jc += NC) {
+    const int64_t nc = std::min(NC, n - jc);
+    for (int64_t pc = 0; pc < k; pc += KC) {
+      const int64_t kc = std::min(KC, k - pc);
+#pragma omp parallel for if (kc * nc > (1 << 14))
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t j = 0; j < nc; ++j)
+          bp[p * nc + j] = trans_b ? b[(jc + j) * ldb + pc + p] : b[(pc + p) * ldb + jc + j];
+
+#pragma omp parallel if (m * nc * kc > (1 << 18))
+      {
+        std::vector<T> ap(static_cast<size_t>(MC * KC));
+#pragma omp for schedule(static)
+        for (int64_t ic = 0; ic < m; ic += MC) {
+          const int64_t mc = std::min(MC, m - ic);
+          for (int64_t i = 0; i < mc; ++i)
+            for (int64_t p = 0; p < kc; ++p)
+              ap[i * kc + p] = alpha * (trans_a ? a[(pc + p) * lda + ic + i] : a[(ic + i) * lda + pc + p]);
+          int64_t i = 0;
+          for (; i + 4 <= mc; i += 4) {
+            T* c0 = c + (ic + i) * ldc + jc;
+            T* c1 = c0 + ldc;
+            T* c2 = c1 + ldc;
+            T* c3 = c2 + ldc;
+            for (int64_t p = 0; p < kc; ++p) {
+              const T a0 = ap[i * kc + p], a1 = ap[(i + 1) * kc + p];
+              const T a2 = ap[(i + 2) * kc + p], a3 = ap[(i + 3) * kc + p];
+              const T* brow = bp.data() + p * nc;
+              for (int64_t j = 0; j < nc; ++j) {
+                const T bv = brow[j];
+                c0[j] += a0 * bv;
+                c1[j] += a1 * bv;
+                c2[j] += a2 * bv;
+                c3[j] += a3 * bv;
+              }
+            }
+          }
+          for (; i < mc; ++i) {
+            T* ci = c + (ic + i) * ldc + jc;
+            for (int64_t p = 0; p < kc; ++p) {
+              const T av = ap[i * kc + p];
+              const T* brow = bp.data() + p * nc;
+              for (int64_t j = 0; j < nc; ++j) ci[j] += av * brow[j];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template void gemm_blocked<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                                  int64_t, float, float*, int64_t);
+template void gemm_blocked<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                                   const double*, int64_t, double, double*, int64_t);
+
+const char* gemm_backend() { return LRT_HAVE_OPENBLAS ? "openblas" : "blocked"; }
+
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b, double alpha,
+            double beta) {
+  const int64_t m = out.size(0), n = out.size(1), k = trans_a ? a.size(0) : a.size(1);
+  const int64_t lda = a.size(1), ldb = b.size(1), ldc = n;
+  dispatch_floating(a.dtype(), "matmul", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+#if LRT_HAVE_OPENBLAS
+    const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+    if (k == 0) {
+      gemm_blocked<T>(trans_a, trans_b, m, n, k, T(alpha), a.data<T>(), lda, b.data<T>(), ldb, T(beta),
+                      out.data<T>(), ldc);
+      return;
+    }
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, float(alpha), a.data<T>(), lda, b.data<T>(), ldb, float(beta),
+                  out.data<T>(), ldc);
+    else
+      cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a.data<T>(), lda, b.data<T>(), ldb, beta, out.data<T>(),
+                  ldc);
+#else
+    gemm_blocked<T>(trans_a, trans_b, m, n, k, T(alpha), a.data<T>(), lda, b.data<T>(), ldb, T(beta), out.data<T>(),
+                    ldc);
+#endif
+  });
+}
+
+}  // namespace lrt::kernels::cpu

@@ -1,0 +1,132 @@
+// Argument checks shared by both devices, then the CPU or CUDA
+// implementation of the tensors' device.
+#include <algorithm>
+
+#include "core/error.h"
+#include "kernels/indexing.h"
+#include "kernels/kernels.h"
+#include "lrt_config.h"
+
+namespace lrt::kernels {
+
+Strides broadcast_strides(const Tensor& t, const Shape& shape) {
+  const Shape& s = t.shape();
+  LRT_CHECK(s.size() <= shape.size(), "cannot broadcast shape ", to_string(s), " to ", to_string(shape));
+  Strides out(shape.size(), 0);
+  const size_t lead = shape.size() - s.size();
+  for (size_t i = 0; i < s.size(); ++i) {
+    LRT_CHECK(s[i] == shape[lead + i] || s[i] == 1, "cannot broadcast shape ", to_string(s), " to ",
+              to_string(shape));
+    out[lead + i] = (s[i] == 1 && shape[lead + i] != 1) ? 0 : t.strides()[i];
+  }
+  return out;
+}
+
+namespace {
+
+#if LRT_HAVE_CUDA
+#define LRT_ROUTE(dev, call) \
+  do {                       \
+    if ((dev).is_cuda())     \
+      cuda::call;            \
+    else                     \
+      cpu::call;             \
+  } while (0)
+#else
+#define LRT_ROUTE(dev, call) \
+  do {                       \
+    (void)(dev);             \
+    cpu::call;               \
+  } while (0)
+#endif
+
+void check_defined(std::initializer_list<const Tensor*> ts, const char* op) {
+  for (const Tensor* t : ts) LRT_CHECK(t->defined(), op, ": undefined tensor");
+}
+
+}  // namespace
+
+void fill(const Tensor& out, double value) {
+  check_defined({&out}, "fill");
+  LRT_ROUTE(out.device(), fill(out, value));
+}
+
+void copy(const Tensor& src, const Tensor& dst) {
+  check_defined({&src, &dst}, "copy");
+  detail::check_same_device(src, dst, "copy");
+  broadcast_strides(src, dst.shape());
+  if (src.numel() == 0 || dst.numel() == 0) return;
+  LRT_ROUTE(dst.device(), copy(src, dst));
+}
+
+void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar) {
+  check_defined({&in, &out}, "unary");
+  detail::check_same_device(in, out, "unary");
+  detail::check_same_dtype(in, out, "unary");
+  detail::check_floating(in, "unary");
+  LRT_CHECK(in.shape() == out.shape(), "unary: input shape ", to_string(in.shape()), " and output shape ",
+            to_string(out.shape()), " differ");
+  LRT_CHECK(out.is_contiguous(), "unary: output must be contiguous");
+  if (out.numel() == 0) return;
+  LRT_ROUTE(out.device(), unary(op, in, out, scalar));
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  check_defined({&a, &b, &out}, "binary");
+  detail::check_same_device(a, b, "binary");
+  detail::check_same_device(a, out, "binary");
+  detail::check_same_dtype(a, b, "binary");
+  detail::check_same_dtype(a, out, "binary");
+  detail::check_floating(a, "binary");
+  LRT_CHECK(out.is_contiguous(), "binary: output must be contiguous");
+  broadcast_strides(a, out.shape());
+  broadcast_strides(b, out.shape());
+  if (out.numel() == 0) return;
+  LRT_ROUTE(out.device(), binary(op, a, b, out));
+}
+
+void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Tensor& out,
+            double scale) {
+  check_defined({&in, &out}, "reduce");
+  detail::check_same_device(in, out, "reduce");
+  detail::check_floating(in, "reduce");
+  LRT_CHECK(in.is_contiguous() && out.is_contiguous(), "reduce: input and output must be contiguous");
+  LRT_CHECK(outer >= 0 && r >= 0 && inner >= 0 && outer * r * inner == in.numel(), "reduce: (", outer, ", ", r,
+            ", ", inner, ") does not cover an input of ", in.numel(), " elements");
+  LRT_CHECK(out.numel() == outer * inner, "reduce: output has ", out.numel(), " elements, expected ",
+            outer * inner);
+  LRT_CHECK(out.dtype() == (reduce_returns_index(op) ? DType::Int64 : in.dtype()), "reduce: output dtype ",
+            out.dtype(), " does not fit the reduction");
+  if (out.numel() == 0) return;
+  LRT_ROUTE(out.device(), reduce(op, in, outer, r, inner, out, scale));
+}
+
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b, double alpha,
+            double beta) {
+  check_defined({&a, &b, &out}, "matmul");
+  detail::check_same_device(a, b, "matmul");
+  detail::check_same_device(a, out, "matmul");
+  detail::check_same_dtype(a, b, "matmul");
+  detail::check_same_dtype(a, out, "matmul");
+  detail::check_floating(a, "matmul");
+  LRT_CHECK(a.dim() == 2 && b.dim() == 2 && out.dim() == 2, "matmul: expects 2-D tensors, got ",
+            to_string(a.shape()), ", ", to_string(b.shape()), " and ", to_string(out.shape()));
+  LRT_CHECK(a.is_contiguous() && b.is_contiguous() && out.is_contiguous(), "matmul: operands must be contiguous");
+  const int64_t m = trans_a ? a.size(1) : a.size(0), k = trans_a ? a.size(0) : a.size(1);
+  const int64_t kb = trans_b ? b.size(1) : b.size(0), n = trans_b ? b.size(0) : b.size(1);
+  LRT_CHECK(k == kb && out.size(0) == m && out.size(1) == n, "matmul: shapes ", to_string(a.shape()),
+            (trans_a ? "^T" : ""), " @ ", to_string(b.shape()), (trans_b ? "^T" : ""), " -> ",
+            to_string(out.shape()), " do not agree");
+  if (out.numel() == 0) return;
+  LRT_ROUTE(out.device(), matmul(a, b, out, trans_a, trans_b, alpha, beta));
+}
+
+void fill_random(RandomKind kind, const Tensor& out, uint64_t seed, uint64_t offset) {
+  check_defined({&out}, "fill_random");
+  detail::check_floating(out, "fill_random");
+  LRT_CHECK(out.is_contiguous(), "fill_random: output must be contiguous");
+  if (out.numel() == 0) return;
+  LRT_ROUTE(out.device(), fill_random(kind, out, seed, offset));
+}
+
+}  // namespace lrt::kernels
