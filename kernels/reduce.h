@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 
 #include "core/hd.h"
 #include "kernels/math.h"
@@ -21,8 +22,8 @@ struct ReduceState {
 template <ReduceOp OP>
 LRT_HD ReduceState reduce_init() {
   if constexpr (OP == ReduceOp::Sum) return {0.0, 0};
-  else if constexpr (OP == ReduceOp::Max || OP == ReduceOp::ArgMax) return {-__builtin_huge_val(), -1};
-  else return {__builtin_huge_val(), -1};
+  else if constexpr (OP == ReduceOp::Max || OP == ReduceOp::ArgMax) return {-std::numeric_limits<double>::infinity(), -1};
+  else return {std::numeric_limits<double>::infinity(), -1};
 }
 
 // Merges b into a. For the arg ops ties go to the lower index, and a NaN wins

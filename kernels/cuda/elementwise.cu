@@ -1,0 +1,186 @@
+// CUDA launchers for fill, copy/cast, unary and binary ops over the shared
+// per-element math of kernels/elementwise.h. Contiguous, 16-byte-aligned
+// operands take a vectorised grid-stride kernel (one Pack per load); others
+// go through OffsetCalc.
+#include "kernels/cuda/launch.cuh"
+#include "kernels/elementwise.h"
+#include "kernels/indexing.h"
+#include "kernels/kernels.h"
+
+namespace lrt::kernels::cuda {
+
+namespace {
+
+// ---- fill ----
+template <class T>
+__global__ void fill_contig_kernel(T* y, int64_t n, T v) {
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = v;
+}
+
+template <class T>
+__global__ void fill_strided_kernel(T* y, int64_t n, T v, OffsetCalc<1> calc) {
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
+    int64_t off[1];
+    calc.get(i, off);
+    y[off[0]] = v;
+  }
+}
+
+// ---- copy ----
+template <class S, class D>
+__global__ void copy_contig_kernel(const S* x, D* y, int64_t n) {
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = static_cast<D>(x[i]);
+}
+
+template <class S, class D>
+__global__ void copy_strided_kernel(const S* x, D* y, int64_t n, OffsetCalc<2> calc) {
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
+    int64_t off[2];
+    calc.get(i, off);
+    y[off[0]] = static_cast<D>(x[off[1]]);
+  }
+}
+
+// ---- unary ----
+template <UnaryOp OP, class T>
+__global__ void unary_vec_kernel(const T* x, T* y, int64_t n, T s) {
+  constexpr int N = kVec<T>;
+  using P = Pack<T, N>;
+  const int64_t packs = n / N;
+  for (int64_t i = global_thread(); i < packs; i += grid_threads()) {
+    const P a = reinterpret_cast<const P*>(x)[i];
+    P r;
+#pragma unroll
+    for (int k = 0; k < N; ++k) r.v[k] = unary_apply<OP, T>(a.v[k], s);
+    reinterpret_cast<P*>(y)[i] = r;
+  }
+  for (int64_t i = packs * N + global_thread(); i < n; i += grid_threads()) y[i] = unary_apply<OP, T>(x[i], s);
+}
+
+template <UnaryOp OP, class T>
+__global__ void unary_strided_kernel(const T* x, T* y, int64_t n, T s, OffsetCalc<1> calc) {
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
+    int64_t off[1];
+    calc.get(i, off);
+    y[i] = unary_apply<OP, T>(x[off[0]], s);
+  }
+}
+
+// ---- binary ----
+template <BinaryOp OP, class T>
+__global__ void binary_vec_kernel(const T* a, const T* b, T* y, int64_t n) {
+  constexpr int N = kVec<T>;
+  using P = Pack<T, N>;
+  const int64_t packs = n / N;
+  for (int64_t i = global_thread(); i < packs; i += grid_threads()) {
+    const P u = reinterpret_cast<const P*>(a)[i];
+    const P w = reinterpret_cast<const P*>(b)[i];
+    P r;
+#pragma unroll
+    for (int k = 0; k < N; ++k) r.v[k] = binary_apply<OP, T>(u.v[k], w.v[k]);
+    reinterpret_cast<P*>(y)[i] = r;
+  }
+  for (int64_t i = packs * N + global_thread(); i < n; i += grid_threads()) y[i] = binary_apply<OP, T>(a[i], b[i]);
+}
+
+template <BinaryOp OP, class T>
+__global__ void binary_strided_kernel(const T* a, const T* b, T* y, int64_t n, OffsetCalc<2> calc) {
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
+    int64_t off[2];
+    calc.get(i, off);
+    y[i] = binary_apply<OP, T>(a[off[0]], b[off[1]]);
+  }
+}
+
+}  // namespace
+
+void fill(const Tensor& out, double value) {
+  const int dev = device_of(out);
+  DeviceGuard guard(dev);
+  cudaStream_t s = lrt::cuda::stream(dev);
+  dispatch_all(out.dtype(), "fill", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const int64_t n = out.numel();
+    const unsigned grid = lrt::cuda::grid_for(n, kThreads, dev);
+    if (out.is_contiguous())
+      fill_contig_kernel<T><<<grid, kThreads, 0, s>>>(out.data<T>(), n, static_cast<T>(value));
+    else
+      fill_strided_kernel<T><<<grid, kThreads, 0, s>>>(out.data<T>(), n, static_cast<T>(value),
+                                                       make_offset_calc<1>(out.shape(), {out.strides()}));
+    LRT_LAUNCH_CHECK();
+  });
+}
+
+void copy(const Tensor& src, const Tensor& dst) {
+  const int dev = device_of(dst);
+  DeviceGuard guard(dev);
+  cudaStream_t s = lrt::cuda::stream(dev);
+  const int64_t n = dst.numel();
+  const bool dense = src.is_contiguous() && dst.is_contiguous() && src.shape() == dst.shape();
+  if (dense && src.dtype() == dst.dtype()) {
+    CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), static_cast<size_t>(n) * dtype_size(dst.dtype()),
+                               cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  const unsigned grid = lrt::cuda::grid_for(n, kThreads, dev);
+  dispatch_all(src.dtype(), "copy", [&](auto stag) {
+    using S = typename decltype(stag)::type;
+    dispatch_all(dst.dtype(), "copy", [&](auto dtag) {
+      using D = typename decltype(dtag)::type;
+      if (dense)
+        copy_contig_kernel<S, D><<<grid, kThreads, 0, s>>>(src.data<S>(), dst.data<D>(), n);
+      else
+        copy_strided_kernel<S, D><<<grid, kThreads, 0, s>>>(
+            src.data<S>(), dst.data<D>(), n,
+            make_offset_calc<2>(dst.shape(), {dst.strides(), broadcast_strides(src, dst.shape())}));
+      LRT_LAUNCH_CHECK();
+    });
+  });
+}
+
+void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar) {
+  const int dev = device_of(out);
+  DeviceGuard guard(dev);
+  cudaStream_t s = lrt::cuda::stream(dev);
+  dispatch_floating(in.dtype(), "unary", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    dispatch_unary(op, [&](auto optag) {
+      constexpr UnaryOp OP = decltype(optag)::value;
+      const int64_t n = out.numel();
+      if (in.is_contiguous() && aligned16(in.data_ptr()) && aligned16(out.data_ptr())) {
+        const unsigned grid = lrt::cuda::grid_for((n + kVec<T> - 1) / kVec<T>, kThreads, dev);
+        unary_vec_kernel<OP, T><<<grid, kThreads, 0, s>>>(in.data<T>(), out.data<T>(), n, static_cast<T>(scalar));
+      } else {
+        unary_strided_kernel<OP, T><<<lrt::cuda::grid_for(n, kThreads, dev), kThreads, 0, s>>>(
+            in.data<T>(), out.data<T>(), n, static_cast<T>(scalar), make_offset_calc<1>(in.shape(), {in.strides()}));
+      }
+      LRT_LAUNCH_CHECK();
+    });
+  });
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int dev = device_of(out);
+  DeviceGuard guard(dev);
+  cudaStream_t s = lrt::cuda::stream(dev);
+  dispatch_floating(a.dtype(), "binary", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    dispatch_binary(op, [&](auto optag) {
+      constexpr BinaryOp OP = decltype(optag)::value;
+      const int64_t n = out.numel();
+      const bool dense = a.is_contiguous() && b.is_contiguous() && a.shape() == out.shape() &&
+                         b.shape() == out.shape();
+      if (dense && aligned16(a.data_ptr()) && aligned16(b.data_ptr()) && aligned16(out.data_ptr())) {
+        const unsigned grid = lrt::cuda::grid_for((n + kVec<T> - 1) / kVec<T>, kThreads, dev);
+        binary_vec_kernel<OP, T><<<grid, kThreads, 0, s>>>(a.data<T>(), b.data<T>(), out.data<T>(), n);
+      } else {
+        binary_strided_kernel<OP, T><<<lrt::cuda::grid_for(n, kThreads, dev), kThreads, 0, s>>>(
+            a.data<T>(), b.data<T>(), out.data<T>(), n,
+            make_offset_calc<2>(out.shape(), {broadcast_strides(a, out.shape()), broadcast_strides(b, out.shape())}));
+      }
+      LRT_LAUNCH_CHECK();
+    });
+  });
+}
+
+}  // namespace lrt::kernels::cuda

@@ -1,0 +1,129 @@
+// CUDA reductions over the (outer, r, inner) view with the shared math of
+// kernels/reduce.h. inner == 1 (rows, and whole-tensor reductions): a block
+// reduces a chunk of a row and merges its threads in shared memory. inner > 1
+// (columns): a thread walks a chunk of one column, reads coalesced across the
+// warp. Long rows or columns are split into chunks whose partial states a
+// second kernel merges in chunk order, so results are deterministic.
+#include <algorithm>
+
+#include "kernels/cuda/launch.cuh"
+#include "kernels/indexing.h"
+#include "kernels/kernels.h"
+#include "kernels/reduce.h"
+
+namespace lrt::kernels::cuda {
+
+namespace {
+
+template <ReduceOp OP, class T>
+__device__ __forceinline__ void write_result(const ReduceState& st, void* out, int64_t o, double scale) {
+  if constexpr (reduce_returns_index(OP)) static_cast<int64_t*>(out)[o] = st.i;
+  else static_cast<T*>(out)[o] = static_cast<T>(st.v * scale);
+}
+
+// grid.x = outer * splits; block b reduces chunk b % splits of row b / splits.
+template <ReduceOp OP, class T>
+__global__ void reduce_rows_kernel(const T* x, int64_t r, int64_t splits, int64_t chunk, void* out,
+                                   ReduceState* partial, double scale) {
+  __shared__ ReduceState sh[kThreads];
+  const int64_t row = blockIdx.x / splits, c = blockIdx.x % splits;
+  const int64_t begin = c * chunk, end = min(r, begin + chunk);
+  const T* p = x + row * r;
+  ReduceState st = reduce_init<OP>();
+  for (int64_t k = begin + threadIdx.x; k < end; k += blockDim.x) reduce_step<OP>(st, static_cast<double>(p[k]), k);
+  sh[threadIdx.x] = st;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) reduce_merge<OP>(sh[threadIdx.x], sh[threadIdx.x + stride]);
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    if (splits == 1) write_result<OP, T>(sh[0], out, row, scale);
+    else partial[blockIdx.x] = sh[0];
+  }
+}
+
+// One thread per (output, chunk); output o = (i, j) reads x[i, k, j].
+template <ReduceOp OP, class T>
+__global__ void reduce_cols_kernel(const T* x, int64_t outer, int64_t r, int64_t inner, int64_t splits,
+                                   int64_t chunk, void* out, ReduceState* partial, double scale) {
+  const int64_t n_out = outer * inner;
+  for (int64_t t = global_thread(); t < n_out * splits; t += grid_threads()) {
+    const int64_t c = t / n_out, o = t % n_out;  // neighbouring threads: neighbouring columns
+    const int64_t i = o / inner, j = o % inner;
+    const int64_t begin = c * chunk, end = min(r, begin + chunk);
+    const T* p = x + i * r * inner + j;
+    ReduceState st = reduce_init<OP>();
+    for (int64_t k = begin; k < end; ++k) reduce_step<OP>(st, static_cast<double>(p[k * inner]), k);
+    if (splits == 1) write_result<OP, T>(st, out, o, scale);
+    else partial[o * splits + c] = st;
+  }
+}
+
+template <ReduceOp OP, class T>
+__global__ void reduce_finish_kernel(const ReduceState* partial, int64_t n_out, int64_t splits, void* out,
+                                     double scale) {
+  for (int64_t o = global_thread(); o < n_out; o += grid_threads()) {
+    ReduceState st = reduce_init<OP>();
+    for (int64_t c = 0; c < splits; ++c) reduce_merge<OP>(st, partial[o * splits + c]);
+    write_result<OP, T>(st, out, o, scale);
+  }
+}
+
+template <ReduceOp OP, class T>
+void launch(const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Tensor& out, double scale) {
+  const int dev = device_of(in);
+  cudaStream_t s = lrt::cuda::stream(dev);
+  const int64_t n_out = outer * inner;
+  const int64_t sms = lrt::cuda::sm_count(dev);
+  int64_t splits;
+  if (inner == 1) {
+    // At least 4096 elements a block; enough blocks for 4 per SM.
+    splits = std::clamp<int64_t>(std::min((r + 4095) / 4096, (sms * 4 + n_out - 1) / n_out), 1, 65536);
+  } else {
+    // At least 64 elements a thread; enough threads for 2048 per SM.
+    splits = std::clamp<int64_t>(std::min((r + 63) / 64, (sms * 2048 + n_out - 1) / n_out), 1, 65536);
+  }
+  const int64_t chunk = (r + splits - 1) / splits;
+  splits = std::max<int64_t>(1, (r + chunk - 1) / chunk);
+  Tensor partial;
+  ReduceState* pp = nullptr;
+  if (splits > 1) {
+    partial = empty({n_out * splits * static_cast<int64_t>(sizeof(ReduceState))},
+                    TensorOptions(DType::UInt8).with_device(in.device()));
+    pp = static_cast<ReduceState*>(partial.data_ptr());
+  }
+  if (inner == 1) {
+    reduce_rows_kernel<OP, T><<<static_cast<unsigned>(n_out * splits), kThreads, 0, s>>>(
+        in.data<T>(), r, splits, chunk, out.data_ptr(), pp, scale);
+  } else {
+    reduce_cols_kernel<OP, T><<<lrt::cuda::grid_for(n_out * splits, kThreads, dev), kThreads, 0, s>>>(
+        in.data<T>(), outer, r, inner, splits, chunk, out.data_ptr(), pp, scale);
+  }
+  LRT_LAUNCH_CHECK();
+  if (splits > 1) {
+    reduce_finish_kernel<OP, T><<<lrt::cuda::grid_for(n_out, kThreads, dev), kThreads, 0, s>>>(pp, n_out, splits,
+                                                                                                out.data_ptr(), scale);
+    LRT_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace
+
+void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Tensor& out,
+            double scale) {
+  DeviceGuard guard(device_of(in));
+  LRT_CHECK(inner > 1 || outer <= (int64_t(1) << 31) - 1, "reduce: ", outer, " rows are more than one launch takes");
+  dispatch_floating(in.dtype(), "reduce", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    switch (op) {
+      case ReduceOp::Sum: return launch<ReduceOp::Sum, T>(in, outer, r, inner, out, scale);
+      case ReduceOp::Max: return launch<ReduceOp::Max, T>(in, outer, r, inner, out, scale);
+      case ReduceOp::Min: return launch<ReduceOp::Min, T>(in, outer, r, inner, out, scale);
+      case ReduceOp::ArgMax: return launch<ReduceOp::ArgMax, T>(in, outer, r, inner, out, scale);
+      case ReduceOp::ArgMin: return launch<ReduceOp::ArgMin, T>(in, outer, r, inner, out, scale);
+    }
+  });
+}
+
+}  // namespace lrt::kernels::cuda

@@ -1,0 +1,127 @@
+// Helpers shared by the suites: seeded random tensors, host copies in double,
+// naive float64 references (GEMM, broadcast indexing) and comparisons that
+// report the first mismatching element instead of one assertion per element.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/gradcheck.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace lrt::testing {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Standard normal values from a private generator, so each test's inputs do
+// not depend on which tests ran before it.
+inline Tensor normal(const Shape& shape, DType dtype, uint64_t seed, Device device = kCPU) {
+  Generator gen(seed);
+  return randn(shape, TensorOptions(dtype).with_device(device), &gen);
+}
+
+// Uniform values in [lo, hi), computed on the host so the helper does not
+// lean on the ops under test.
+inline Tensor uniform(const Shape& shape, double lo, double hi, DType dtype, uint64_t seed) {
+  Generator gen(seed);
+  std::vector<double> v = rand(shape, TensorOptions(DType::Float64), &gen).to_vector<double>();
+  for (double& x : v) x = lo + (hi - lo) * x;
+  return from_vector<double>(v, shape, TensorOptions(dtype));
+}
+
+// Normal values pushed at least `gap` away from `kink` (for relu, abs,
+// clamp_min and division, whose derivative jumps or blows up there).
+inline Tensor away_from(const Shape& shape, double kink, double gap, DType dtype, uint64_t seed) {
+  std::vector<double> v = normal(shape, DType::Float64, seed).to_vector<double>();
+  for (double& x : v) x = x >= 0.0 ? kink + gap + x : kink - gap + x;
+  return from_vector<double>(v, shape, TensorOptions(dtype));
+}
+
+inline std::vector<double> host(const Tensor& t) { return t.to_vector<double>(); }
+
+// A float64 CPU leaf requiring grad, holding the values of t.
+inline Tensor leaf(const Tensor& t) {
+  Tensor c = t.to(DType::Float64).detach().clone();
+  c.set_requires_grad(true);
+  return c;
+}
+
+// Index into a contiguous tensor of shape `in` of element `linear` of its
+// broadcast to shape `out` (NumPy rules: leading dims added, size-1 dims
+// repeated).
+inline int64_t broadcast_source(int64_t linear, const Shape& out, const Shape& in) {
+  int64_t src = 0, in_stride = 1;
+  const size_t lead = out.size() - in.size();
+  for (size_t d = out.size(); d-- > 0;) {
+    const int64_t i = linear % out[d];
+    linear /= out[d];
+    if (d >= lead) {
+      const int64_t size = in[d - lead];
+      if (size != 1) src += i * in_stride;
+      in_stride *= size;
+    }
+  }
+  return src;
+}
+
+// Row-major C = alpha op(A) op(B) + beta C in double; A is (m, k), or (k, m)
+// when trans_a; B is (k, n), or (n, k) when trans_b.
+inline std::vector<double> naive_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                                      const std::vector<double>& a, const std::vector<double>& b, double beta,
+                                      const std::vector<double>& c) {
+  std::vector<double> out(static_cast<size_t>(m * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0.0;
+      for (int64_t p = 0; p < k; ++p) {
+        const double av = trans_a ? a[p * m + i] : a[i * k + p];
+        const double bv = trans_b ? b[j * k + p] : b[p * n + j];
+        acc += av * bv;
+      }
+      const double prev = beta == 0.0 ? 0.0 : beta * c[i * n + j];
+      out[i * n + j] = alpha * acc + prev;
+    }
+  return out;
+}
+
+// Checks |got - want| <= atol + rtol |want| element by element (two NaNs
+// match), failing once with the first bad element and the count.
+inline void check_close(const std::vector<double>& got, const std::vector<double>& want, double rtol, double atol,
+                        const std::string& what = "") {
+  REQUIRE(got.size() == want.size());
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const bool both_nan = std::isnan(got[i]) && std::isnan(want[i]);
+    const bool ok = both_nan || got[i] == want[i] || std::fabs(got[i] - want[i]) <= atol + rtol * std::fabs(want[i]);
+    if (!ok && bad++ == 0) first = i;
+  }
+  std::ostringstream os;
+  if (bad)
+    os << what << ": " << bad << " of " << got.size() << " elements differ; first at " << first << ": got "
+       << got[first] << ", want " << want[first];
+  INFO(os.str());
+  CHECK(bad == 0);
+}
+
+// Exact equality of two host copies (two NaNs match).
+inline void check_equal(const std::vector<double>& got, const std::vector<double>& want, const std::string& what = "") {
+  check_close(got, want, 0.0, 0.0, what);
+}
+
+inline void check_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                            const std::vector<Tensor>& inputs, const GradcheckOptions& opts = {}) {
+  const GradcheckResult r = gradcheck(fn, inputs, opts);
+  INFO(r.message);
+  CHECK(r.ok);
+}
+
+}  // namespace lrt::testing
