@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# device_check.sh: the one script to run on a GPU machine. Finds cuDNN (the
+# CUDA toolkit's, CUDNN_ROOT, or the Python nvidia/cudnn package), configures a
+# Release build for sm_90 with ninja, builds, runs the whole ctest suite with
+# the CUDA cases (a skipped CUDA case is a failure here), runs the benchmarks,
+# and prints a summary table last. Full logs go to the log folder.
+#
+# usage: tools/device_check.sh [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
+#   --logs DIR    where logs and benchmark JSON go (default device-logs)
+#   --deps DIR    include folder holding header-only dependencies (doctest/,
+#                 CLI/, nlohmann/) for machines without them installed; see
+#                 tools/vendor_deps.sh
+#   --build DIR   build folder (default build-device)
+#   --arch ARCHS  CMAKE_CUDA_ARCHITECTURES (default 90)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+logs=device-logs
+deps=""
+build=build-device
+arch=90
+while (($#)); do
+  case "$1" in
+    --logs) logs=${2:?--logs needs a folder}; shift 2 ;;
+    --deps) deps=${2:?--deps needs a folder}; shift 2 ;;
+    --build) build=${2:?--build needs a folder}; shift 2 ;;
+    --arch) arch=${2:?--arch needs a value}; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "device_check: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$logs"
+logs=$(cd "$logs" && pwd)
+[ -z "$deps" ] || deps=$(cd "$deps" && pwd) || { echo "device_check: --deps folder not found" >&2; exit 2; }
+export PATH="$PATH:/usr/local/cuda/bin"
+start=$(date +%s)
+
+declare -a rows=()
+row() { rows+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")"); }
+elapsed() { echo "$(( $(date +%s) - start ))s"; }
+
+# ---- environment ----
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+row "gpu" "${gpu:+ok}" "${gpu:-nvidia-smi found no GPU}"
+cudnn_root=""
+if [ -n "${CUDNN_ROOT:-}" ]; then
+  cudnn_root=$CUDNN_ROOT
+elif py_cudnn=$(python3 -c 'import nvidia.cudnn, os; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null); then
+  cudnn_root=$py_cudnn
+fi
+if [ -n "$cudnn_root" ]; then
+  export CUDNN_ROOT=$cudnn_root
+  export LD_LIBRARY_PATH="$cudnn_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+row "cudnn search" "info" "${cudnn_root:-toolkit default locations}"
+
+# ---- configure and build ----
+cfg=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLRT_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$arch")
+[ -z "$deps" ] || cfg+=("-DLRT_DEPS_INCLUDE=$deps")
+[ -z "$cudnn_root" ] || cfg+=("-DCUDNN_ROOT=$cudnn_root")
+if cmake "${cfg[@]}" >"$logs/configure.log" 2>&1; then
+  row "configure" "ok" "$(grep -E 'lrt: (CUDA backend|CPU GEMM)' "$logs/configure.log" | sed 's/^-- lrt: //' | paste -sd';' -)"
+else
+  row "configure" "FAIL" "see $logs/configure.log"
+fi
+if cmake --build "$build" -j "$(nproc)" >"$logs/build.log" 2>&1; then
+  row "build" "ok" "$(elapsed) so far; warnings: $(grep -c 'warning' "$logs/build.log")"
+else
+  row "build" "FAIL" "see $logs/build.log"
+fi
+
+# ---- tests ----
+if [ -x "$build/tests/lrt_tests" ]; then
+  (cd "$build" && ctest --output-on-failure -j "$(nproc)") >"$logs/ctest.log" 2>&1
+  summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -1)
+  if grep -qE '\*\*\*Skipped|SKIPPED' "$logs/ctest.log"; then
+    row "ctest" "FAIL" "CUDA cases were skipped on a GPU machine; $summary"
+  elif grep -q '100% tests passed' "$logs/ctest.log"; then
+    row "ctest" "ok" "$summary"
+  else
+    row "ctest" "FAIL" "$summary (see $logs/ctest.log)"
+  fi
+  "$build/tests/lrt_cuda_tests" >"$logs/cuda_tests.log" 2>&1
+  row "cuda parity cases" "$([ $? -eq 0 ] && echo ok || echo FAIL)" \
+    "$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | sed 's/\[doctest\] //' | paste -sd';' -)"
+else
+  row "ctest" "FAIL" "not built"
+fi
+
+# ---- benchmarks ----
+if [ -x "$build/apps/bench_kernels" ]; then
+  if "$build/apps/bench_kernels" >"$logs/bench_kernels.json" 2>"$logs/bench_kernels.err"; then
+    while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_kernels.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d["results"]:
+    rate = f'{r["gbps"]:.1f} GB/s' if "gbps" in r else f'{r["gflops"]:.0f} GFLOP/s'
+    print(f'{"bench " + r["device"] + " " + r["op"]:<28} {"info":<8} {r["median_ms"]:.3f} ms, {rate} ({r["detail"]})')
+ratios = d.get("ratios", {})
+t = d.get("targets", {})
+if ratios:
+    a, m = ratios["cuda_add_over_copy_bandwidth"], ratios["cuda_matmul_over_cublas"]
+    print(f'{"add / d2d copy bandwidth":<28} {"ok" if a >= t["add_over_copy_min"] else "MISS":<8} {a:.3f} (target >= {t["add_over_copy_min"]})')
+    print(f'{"matmul / cublasSgemm":<28} {"ok" if m >= t["matmul_over_cublas_min"] else "MISS":<8} {m:.3f} (target >= {t["matmul_over_cublas_min"]})')
+PY
+)
+  else
+    row "bench_kernels" "FAIL" "see $logs/bench_kernels.err"
+  fi
+else
+  row "bench_kernels" "FAIL" "not built"
+fi
+row "total time" "info" "$(elapsed)"
+
+echo
+echo "==== lrt device check summary ($(date -u +%Y-%m-%dT%H:%MZ)) ===="
+printf '%-28s %-8s %s\n' "check" "status" "detail"
+printf '%s\n' "${rows[@]}"
+printf '%s\n' "${rows[@]}" | grep -qE '^.{29}(FAIL|MISS)' && exit 1
+exit 0
