@@ -142,7 +142,10 @@ void CachingAllocator::empty_cache() {
 }
 
 void CachingAllocator::empty_cache_locked() {
-  for (auto& [size, blocks] : free_) {
+  // Taken out first, so a throwing free never leaves freed blocks listed.
+  std::map<size_t, std::vector<void*>> blocks_by_size;
+  blocks_by_size.swap(free_);
+  for (auto& [size, blocks] : blocks_by_size) {
     for (void* p : blocks) {
       raw_.free(p);
       ++stats_.raw_frees;
@@ -150,12 +153,12 @@ void CachingAllocator::empty_cache_locked() {
       stats_.cached_bytes -= size;
     }
   }
-  free_.clear();
 }
 
 Allocator& cpu_allocator() {
-  static CpuAllocator alloc;
-  return alloc;
+  // Never destroyed, so tensors with static storage can free into it at exit.
+  static auto* alloc = new CpuAllocator();
+  return *alloc;
 }
 
 #if !LRT_HAVE_CUDA

@@ -29,8 +29,9 @@ int query_device_count() {
 void check_device_index(int device) {
   const int n = cuda_device_count();
   LRT_CHECK(n > 0, "device cuda:", device, " requested, but no CUDA device was found on this machine");
-  LRT_CHECK(device >= 0 && device < n && device < kMaxDevices, "device cuda:", device,
-            " requested, but this machine has ", n, " CUDA device(s)");
+  LRT_CHECK(device >= 0 && device < n, "device cuda:", device, " requested, but this machine has ", n,
+            " CUDA device(s)");
+  LRT_CHECK(device < kMaxDevices, "device cuda:", device, ": lrt supports at most ", kMaxDevices, " devices");
 }
 
 class CudaRawMemory final : public RawMemory {
@@ -95,9 +96,10 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   } else {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, s));
   }
-  // The host may read (device to host) or reuse (host to device) its buffer
-  // as soon as this returns.
-  if (dst_device.is_cpu() || src_device.is_cpu()) CUDA_CHECK(cudaStreamSynchronize(s));
+  // The host may read (device to host) or reuse (host to device) its buffer,
+  // and another device may reuse the source block, as soon as this returns.
+  if (dst_device.is_cpu() || src_device.is_cpu() || dst_device.index != src_device.index)
+    CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
 namespace cuda {
@@ -153,9 +155,9 @@ std::string describe(int device) {
   CUDA_CHECK(cudaRuntimeGetVersion(&rt));
   const size_t cudnn = cudnnGetVersion();
   int cublas_major = 0, cublas_minor = 0, cublas_patch = 0;
-  cublasGetProperty(MAJOR_VERSION, &cublas_major);
-  cublasGetProperty(MINOR_VERSION, &cublas_minor);
-  cublasGetProperty(PATCH_LEVEL, &cublas_patch);
+  CUBLAS_CHECK(cublasGetProperty(MAJOR_VERSION, &cublas_major));
+  CUBLAS_CHECK(cublasGetProperty(MINOR_VERSION, &cublas_minor));
+  CUBLAS_CHECK(cublasGetProperty(PATCH_LEVEL, &cublas_patch));
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "%s (sm_%d%d, %d SMs, %.1f GiB), CUDA runtime %d.%d, cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d", prop.name,

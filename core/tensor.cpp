@@ -227,6 +227,7 @@ Tensor Tensor::squeeze(int64_t dim_) const {
 }
 
 Tensor Tensor::expand(const Shape& target) const {
+  check_shape(target);
   Shape b = broadcast_shapes(shape(), target);
   LRT_CHECK(b == target, "cannot expand shape ", to_string(shape()), " to ", to_string(target));
   Strides st(target.size(), 0);

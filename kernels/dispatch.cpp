@@ -118,6 +118,11 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, b
             (trans_a ? "^T" : ""), " @ ", to_string(b.shape()), (trans_b ? "^T" : ""), " -> ",
             to_string(out.shape()), " do not agree");
   if (out.numel() == 0) return;
+  if (k == 0) {  // an empty sum: out = beta * out (BLAS libraries reject the zero leading dimensions)
+    if (beta == 0.0) fill(out, 0.0);
+    else unary(UnaryOp::MulScalar, out, out, beta);
+    return;
+  }
   LRT_ROUTE(out.device(), matmul(a, b, out, trans_a, trans_b, alpha, beta));
 }
 

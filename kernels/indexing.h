@@ -35,6 +35,8 @@ Strides broadcast_strides(const Tensor& t, const Shape& shape);
 
 template <int N>
 OffsetCalc<N> make_offset_calc(const Shape& shape, const std::array<Strides, N>& strides) {
+  LRT_CHECK(shape.size() <= static_cast<size_t>(kMaxDims), "shape ", to_string(shape), " has more than ", kMaxDims,
+            " dimensions");
   OffsetCalc<N> c;
   c.ndim = static_cast<int>(shape.size());
   for (int d = 0; d < c.ndim; ++d) {

@@ -2,7 +2,9 @@
 // fill, copy/cast, unary and binary ops. Contiguous operands take a plain
 // loop the compiler vectorises; others go through OffsetCalc.
 #include <cstdint>
+#include <cstring>
 
+#include "kernels/cast.h"
 #include "kernels/indexing.h"
 #include "kernels/kernels.h"
 
@@ -35,6 +37,10 @@ void fill(const Tensor& out, double value) {
 }
 
 void copy(const Tensor& src, const Tensor& dst) {
+  if (src.dtype() == dst.dtype() && src.is_contiguous() && dst.is_contiguous() && src.shape() == dst.shape()) {
+    std::memcpy(dst.data_ptr(), src.data_ptr(), static_cast<size_t>(dst.numel()) * dtype_size(dst.dtype()));
+    return;
+  }
   dispatch_all(src.dtype(), "copy", [&](auto stag) {
     using S = typename decltype(stag)::type;
     dispatch_all(dst.dtype(), "copy", [&](auto dtag) {
@@ -44,7 +50,7 @@ void copy(const Tensor& src, const Tensor& dst) {
       const int64_t n = dst.numel();
       if (src.is_contiguous() && dst.is_contiguous() && src.shape() == dst.shape()) {
 #pragma omp parallel for if (n > kParallelMin)
-        for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]);
+        for (int64_t i = 0; i < n; ++i) d[i] = cast_value<D>(s[i]);
         return;
       }
       const auto calc = make_offset_calc<2>(dst.shape(), {dst.strides(), broadcast_strides(src, dst.shape())});
@@ -52,7 +58,7 @@ void copy(const Tensor& src, const Tensor& dst) {
       for (int64_t i = 0; i < n; ++i) {
         int64_t off[2];
         calc.get(i, off);
-        d[off[0]] = static_cast<D>(s[off[1]]);
+        d[off[0]] = cast_value<D>(s[off[1]]);
       }
     });
   });

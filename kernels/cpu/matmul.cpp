@@ -90,11 +90,6 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, b
     using T = typename decltype(tag)::type;
 #if LRT_HAVE_OPENBLAS
     const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-    if (k == 0) {
-      gemm_blocked<T>(trans_a, trans_b, m, n, k, T(alpha), a.data<T>(), lda, b.data<T>(), ldb, T(beta),
-                      out.data<T>(), ldc);
-      return;
-    }
     if constexpr (std::is_same_v<T, float>)
       cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, float(alpha), a.data<T>(), lda, b.data<T>(), ldb, float(beta),
                   out.data<T>(), ldc);

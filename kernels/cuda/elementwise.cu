@@ -2,6 +2,7 @@
 // per-element math of kernels/elementwise.h. Contiguous, 16-byte-aligned
 // operands take a vectorised grid-stride kernel (one Pack per load); others
 // go through OffsetCalc.
+#include "kernels/cast.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/elementwise.h"
 #include "kernels/indexing.h"
@@ -29,7 +30,7 @@ __global__ void fill_strided_kernel(T* y, int64_t n, T v, OffsetCalc<1> calc) {
 // ---- copy ----
 template <class S, class D>
 __global__ void copy_contig_kernel(const S* x, D* y, int64_t n) {
-  for (int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = static_cast<D>(x[i]);
+  for (int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = cast_value<D>(x[i]);
 }
 
 template <class S, class D>
@@ -37,7 +38,7 @@ __global__ void copy_strided_kernel(const S* x, D* y, int64_t n, OffsetCalc<2> c
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
     int64_t off[2];
     calc.get(i, off);
-    y[off[0]] = static_cast<D>(x[off[1]]);
+    y[off[0]] = cast_value<D>(x[off[1]]);
   }
 }
 

@@ -84,7 +84,7 @@ void launch(const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Ten
     // At least 64 elements a thread; enough threads for 2048 per SM.
     splits = std::clamp<int64_t>(std::min((r + 63) / 64, (sms * 2048 + n_out - 1) / n_out), 1, 65536);
   }
-  const int64_t chunk = (r + splits - 1) / splits;
+  const int64_t chunk = std::max<int64_t>(1, (r + splits - 1) / splits);
   splits = std::max<int64_t>(1, (r + chunk - 1) / chunk);
   Tensor partial;
   ReduceState* pp = nullptr;
