@@ -22,6 +22,11 @@ namespace lrt::testing {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Element counts that catch edge cases: a single element, a count that is no
+// multiple of a vector width, one past a power of two, and one large enough
+// to take the kernels' multi-threaded path.
+constexpr int64_t kEdgeSizes[] = {1, 7, 4097, (int64_t(1) << 20) + 3};
+
 // Standard normal values from a private generator, so each test's inputs do
 // not depend on which tests ran before it.
 inline Tensor normal(const Shape& shape, DType dtype, uint64_t seed, Device device = kCPU) {
