@@ -44,9 +44,33 @@ std::vector<Tensor> Node::apply(const Tensor& grad_out) {
 }
 
 void Node::release() {
-  inputs_.clear();
   fn_ = nullptr;
+  inputs_.clear();
   released_ = true;
+}
+
+Node::~Node() {
+  // Destroying a long chain recursively (tensor -> node -> input tensor ->
+  // node ...) would overflow the stack. Instead each dying node hands the
+  // nodes it alone keeps alive to a per-thread list, drained in a loop by the
+  // outermost destructor.
+  thread_local std::vector<std::shared_ptr<Node>> orphans;
+  thread_local bool draining = false;
+  fn_ = nullptr;  // its captures may hold the last other references to inputs
+  for (Tensor& t : inputs_) {
+    TensorImpl* impl = t.impl();
+    if (impl && t.impl_ptr().use_count() == 1 && impl->grad_fn && impl->grad_fn.use_count() == 1)
+      orphans.push_back(std::move(impl->grad_fn));
+  }
+  inputs_.clear();
+  if (draining) return;
+  draining = true;
+  while (!orphans.empty()) {
+    std::shared_ptr<Node> next = std::move(orphans.back());
+    orphans.pop_back();
+    next.reset();
+  }
+  draining = false;
 }
 
 bool grad_enabled() { return t_grad_enabled; }
@@ -81,9 +105,11 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
   }
 
   // Topological order: a node comes after every node that consumes its output.
-  std::vector<Node*> order;
+  // The order holds every node alive for the whole pass: releasing a node
+  // drops its inputs, which may be the last owners of nodes still to run.
+  std::vector<std::shared_ptr<Node>> order;
   std::unordered_set<Node*> seen;
-  std::vector<std::pair<Node*, size_t>> stack{{root.grad_fn().get(), 0}};
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root.grad_fn(), 0}};
   seen.insert(root.grad_fn().get());
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
@@ -91,11 +117,11 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     if (next < ins.size()) {
       const Tensor& in = ins[next++];
       if (in.defined() && in.requires_grad() && !in.is_leaf()) {
-        Node* child = in.grad_fn().get();
-        if (seen.insert(child).second) stack.push_back({child, 0});
+        const std::shared_ptr<Node>& child = in.grad_fn();
+        if (seen.insert(child.get()).second) stack.push_back({child, 0});
       }
     } else {
-      order.push_back(node);
+      order.push_back(std::move(node));
       stack.pop_back();
     }
   }
@@ -103,7 +129,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
   std::unordered_map<Node*, Tensor> pending;
   pending[root.grad_fn().get()] = seed;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* node = *it;
+    Node* node = it->get();
     auto found = pending.find(node);
     if (found == pending.end()) continue;  // no gradient reached it
     Tensor grad_out = std::move(found->second);

@@ -21,6 +21,9 @@ using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_out)>;
 class Node {
  public:
   Node(std::string name, std::vector<Tensor> inputs, BackwardFn fn);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
   const std::string& name() const { return name_; }
   const std::vector<Tensor>& inputs() const { return inputs_; }
   bool released() const { return released_; }

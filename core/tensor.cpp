@@ -72,6 +72,7 @@ TensorOptions Tensor::options() const {
 }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;
   const Shape& s = shape();
   const Strides& st = strides();
   int64_t expected = 1;
@@ -212,7 +213,7 @@ Tensor Tensor::slice(int64_t dim_, int64_t start, int64_t end, int64_t step) con
 }
 
 Tensor Tensor::unsqueeze(int64_t dim_) const {
-  const int d = wrap_dim(dim_ < 0 ? dim_ + dim() + 1 : dim_, dim() + 1);
+  const int d = wrap_dim(dim_, dim() + 1);
   Shape s = shape();
   s.insert(s.begin() + d, 1);
   return reshape(s);
