@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "core/hd.h"
 #include "kernels/math.h"
@@ -51,5 +52,20 @@ LRT_HD void reduce_step(ReduceState& a, double x, int64_t idx) {
 }
 
 constexpr bool reduce_returns_index(ReduceOp op) { return op == ReduceOp::ArgMax || op == ReduceOp::ArgMin; }
+
+template <ReduceOp OP>
+using ReduceTag = std::integral_constant<ReduceOp, OP>;
+
+// Calls f(ReduceTag<op>{}) with the op as a compile-time constant.
+template <class F>
+void dispatch_reduce(ReduceOp op, F&& f) {
+  switch (op) {
+    case ReduceOp::Sum: f(ReduceTag<ReduceOp::Sum>{}); return;
+    case ReduceOp::Max: f(ReduceTag<ReduceOp::Max>{}); return;
+    case ReduceOp::Min: f(ReduceTag<ReduceOp::Min>{}); return;
+    case ReduceOp::ArgMax: f(ReduceTag<ReduceOp::ArgMax>{}); return;
+    case ReduceOp::ArgMin: f(ReduceTag<ReduceOp::ArgMin>{}); return;
+  }
+}
 
 }  // namespace lrt::kernels

@@ -55,14 +55,9 @@ void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inn
             double scale) {
   dispatch_floating(in.dtype(), "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* x = in.data<T>();
-    switch (op) {
-      case ReduceOp::Sum: return reduce_typed<ReduceOp::Sum, T>(x, outer, r, inner, out, scale);
-      case ReduceOp::Max: return reduce_typed<ReduceOp::Max, T>(x, outer, r, inner, out, scale);
-      case ReduceOp::Min: return reduce_typed<ReduceOp::Min, T>(x, outer, r, inner, out, scale);
-      case ReduceOp::ArgMax: return reduce_typed<ReduceOp::ArgMax, T>(x, outer, r, inner, out, scale);
-      case ReduceOp::ArgMin: return reduce_typed<ReduceOp::ArgMin, T>(x, outer, r, inner, out, scale);
-    }
+    dispatch_reduce(op, [&](auto optag) {
+      reduce_typed<decltype(optag)::value, T>(in.data<T>(), outer, r, inner, out, scale);
+    });
   });
 }
 

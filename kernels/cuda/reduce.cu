@@ -116,13 +116,7 @@ void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inn
   LRT_CHECK(inner > 1 || outer <= (int64_t(1) << 31) - 1, "reduce: ", outer, " rows are more than one launch takes");
   dispatch_floating(in.dtype(), "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    switch (op) {
-      case ReduceOp::Sum: return launch<ReduceOp::Sum, T>(in, outer, r, inner, out, scale);
-      case ReduceOp::Max: return launch<ReduceOp::Max, T>(in, outer, r, inner, out, scale);
-      case ReduceOp::Min: return launch<ReduceOp::Min, T>(in, outer, r, inner, out, scale);
-      case ReduceOp::ArgMax: return launch<ReduceOp::ArgMax, T>(in, outer, r, inner, out, scale);
-      case ReduceOp::ArgMin: return launch<ReduceOp::ArgMin, T>(in, outer, r, inner, out, scale);
-    }
+    dispatch_reduce(op, [&](auto optag) { launch<decltype(optag)::value, T>(in, outer, r, inner, out, scale); });
   });
 }
 
