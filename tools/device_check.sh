@@ -41,7 +41,7 @@ elapsed() { echo "$(( $(date +%s) - start ))s"; }
 
 # ---- environment ----
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
-row "gpu" "${gpu:+ok}" "${gpu:-nvidia-smi found no GPU}"
+if [ -n "$gpu" ]; then row "gpu" "ok" "$gpu"; else row "gpu" "FAIL" "nvidia-smi found no GPU"; fi
 cudnn_root=""
 if [ -n "${CUDNN_ROOT:-}" ]; then
   cudnn_root=$CUDNN_ROOT
@@ -81,8 +81,9 @@ if [ -x "$build/tests/lrt_tests" ]; then
     row "ctest" "FAIL" "$summary (see $logs/ctest.log)"
   fi
   "$build/tests/lrt_cuda_tests" >"$logs/cuda_tests.log" 2>&1
-  row "cuda parity cases" "$([ $? -eq 0 ] && echo ok || echo FAIL)" \
-    "$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | sed 's/\[doctest\] //' | paste -sd';' -)"
+  status=$([ $? -eq 0 ] && echo ok || echo FAIL)
+  detail=$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | sed 's/\[doctest\] //' | paste -sd';' -)
+  row "cuda parity cases" "$status" "${detail:-$(head -1 "$logs/cuda_tests.log")}"
 else
   row "ctest" "FAIL" "not built"
 fi
