@@ -246,3 +246,17 @@ TEST_CASE("CUDA requested in a CPU-only build throws an Error mentioning CUDA" *
 }
 
 }  // namespace lrt
+
+namespace lrt {
+
+// Skipped where a GPU answers (the parity suite covers that machine).
+TEST_CASE("CUDA requested with the CUDA backend built but no device found names the missing device" *
+          doctest::skip(!cuda_built() || cuda_available())) {
+  CHECK(cuda_device_count() == 0);
+  CHECK(contains(error_of([] { zeros({2}, Device("cuda")); }), "no CUDA device was found"));
+  CHECK(contains(error_of([] { ones({2}).to(Device("cuda:0")); }), "cuda:0"));
+  CHECK_THROWS_AS(cuda_allocator(0), Error);
+  CHECK_THROWS_AS(randn({2}, Device("cuda")), Error);
+}
+
+}  // namespace lrt
