@@ -18,13 +18,17 @@ Loader::Loader(std::shared_ptr<const CifarSplit> split, const LoaderOptions& opt
   LRT_CHECK(split_->size() > 0, "Loader: the data split is empty");
   LRT_CHECK(static_cast<int64_t>(split_->images.size()) == split_->size() * kImageBytes,
             "Loader: the split holds ", split_->images.size(), " image bytes for ", split_->size(), " labels");
-  if (opts_.device.is_cuda()) {
+  if (opts_.device.is_cuda())
     LRT_CHECK(LRT_HAVE_CUDA, "Loader: device ", opts_.device,
               " requested, but this build of lrt has no CUDA backend");
+  resident_ = opts_.device.is_cuda() && opts_.gpu_resident;
+  if (resident_) {
     const Tensor host = from_vector<uint8_t>(split_->images, {split_->size(), kImageBytes}, DType::UInt8);
     device_images_ = host.to(opts_.device);
     device_labels_ = from_vector<int64_t>(split_->labels, {split_->size()}, DType::Int64).to(opts_.device);
   } else {
+    if (opts_.device.is_cuda())
+      staging_ = std::make_unique<detail::PinnedStaging>(opts_.device.index, staging_bytes());
     worker_ = std::thread([this] { worker_loop(); });
   }
 }
@@ -39,6 +43,12 @@ Loader::~Loader() {
     worker_.join();
   }
 }
+
+size_t Loader::images_bytes() const {
+  return (static_cast<size_t>(opts_.batch_size) * kImageBytes * sizeof(float) + 63) / 64 * 64;
+}
+
+size_t Loader::staging_bytes() const { return images_bytes() + static_cast<size_t>(opts_.batch_size) * 8; }
 
 int64_t Loader::batches_per_epoch() const {
   const int64_t n = size(), b = opts_.batch_size;
@@ -57,7 +67,7 @@ void Loader::start_epoch(int64_t epoch) {
   epoch_ = epoch;
   next_ = 0;
   order_ = epoch_order(size(), opts_.seed, static_cast<uint64_t>(epoch), opts_.shuffle);
-  if (opts_.device.is_cuda())
+  if (resident_)
     device_order_ = from_vector<int64_t>(order_, {size()}, DType::Int64).to(opts_.device);
   if (worker_.joinable() && batches_per_epoch() > 0) request(0);
 }
@@ -73,9 +83,16 @@ Batch Loader::make_batch(int64_t k) {
   const TensorOptions on = TensorOptions(DType::Float32).with_device(opts_.device);
   b.images = empty(shape, on);
   b.labels = empty({count}, on.with_dtype(DType::Int64));
-  if (opts_.device.is_cuda()) {
+  if (resident_) {
     detail::fill_batch_cuda(device_images_, device_labels_, device_order_, first, count, opts_.seed,
                             static_cast<uint64_t>(epoch_), opts_.augment, norm_, opts_.layout, b.images, b.labels);
+  } else if (staging_) {
+    const int slot = static_cast<int>(k % 2);
+    char* host = static_cast<char*>(staging_->slot(slot));
+    const size_t labels_at = images_bytes();
+    fill_batch_cpu(*split_, order_.data(), first, count, opts_.seed, static_cast<uint64_t>(epoch_), opts_.augment,
+                   norm_, opts_.layout, reinterpret_cast<float*>(host), reinterpret_cast<int64_t*>(host + labels_at));
+    staging_->upload(slot, {{0, &b.images}, {labels_at, &b.labels}});
   } else {
     fill_batch_cpu(*split_, order_.data(), first, count, opts_.seed, static_cast<uint64_t>(epoch_), opts_.augment,
                    norm_, opts_.layout, b.images.data<float>(), b.labels.data<int64_t>());
@@ -135,6 +152,15 @@ bool Loader::next(Batch& batch) {
 
 #if !LRT_HAVE_CUDA
 namespace detail {
+struct PinnedStaging::Impl {};
+PinnedStaging::PinnedStaging(int, size_t) {
+  LRT_THROW("pinned staging needs the CUDA backend, which this build of lrt does not have");
+}
+PinnedStaging::~PinnedStaging() = default;
+void* PinnedStaging::slot(int) { LRT_THROW("pinned staging needs the CUDA backend"); }
+void PinnedStaging::upload(int, const std::vector<std::pair<size_t, const Tensor*>>&) {
+  LRT_THROW("pinned staging needs the CUDA backend");
+}
 void fill_batch_cuda(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, uint64_t, uint64_t, bool,
                      const Normalization&, Layout, const Tensor&, const Tensor&) {
   LRT_THROW("GPU-resident batches need the CUDA backend, which this build of lrt does not have");

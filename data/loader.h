@@ -2,9 +2,11 @@
 // and no augmentation, batch k of an epoch holds records k*B .. (k+1)*B - 1 in
 // file order (tools rely on this). On the CPU a background thread prepares the
 // next batch while the current one is used. On CUDA the whole uint8 split is
-// uploaded once (GPU-resident mode) and one kernel crops, flips, normalises
-// and lays out each batch from the same Philox draws as the CPU, so both give
-// identical batches for the same seed.
+// uploaded once (GPU-resident mode, the default) and one kernel crops, flips,
+// normalises and lays out each batch from the same Philox draws as the CPU, so
+// both give identical batches for the same seed. With gpu_resident off, CUDA
+// batches are made on the host by the background thread in pinned buffers and
+// copied on a separate stream.
 #pragma once
 
 #include <condition_variable>
@@ -17,6 +19,7 @@
 #include "core/tensor.h"
 #include "data/augment.h"
 #include "data/cifar.h"
+#include "data/staging.h"
 
 namespace lrt::data {
 
@@ -28,7 +31,8 @@ struct LoaderOptions {
   Normalize normalize = Normalize::MeanStd;
   Layout layout = Layout::NCHW;
   uint64_t seed = 0;
-  Device device = kCPU;  // cuda: GPU-resident batches
+  Device device = kCPU;
+  bool gpu_resident = true;  // on CUDA: keep the split on the GPU (else stage through pinned host memory)
 };
 
 struct Batch {
@@ -55,6 +59,8 @@ class Loader {
 
  private:
   Batch make_batch(int64_t k);
+  size_t images_bytes() const;   // a full batch's floats, rounded up to 64 bytes
+  size_t staging_bytes() const;  // images + labels
   void worker_loop();
   void request(int64_t k);
 
@@ -64,7 +70,9 @@ class Loader {
   int64_t epoch_ = -1;
   int64_t next_ = 0;
   std::vector<int64_t> order_;
+  bool resident_ = false;
   Tensor device_images_, device_labels_, device_order_;  // GPU-resident mode
+  std::unique_ptr<detail::PinnedStaging> staging_;      // CUDA without residency
 
   // The prefetch thread (CPU path): one batch requested, one ready.
   std::thread worker_;

@@ -1,6 +1,7 @@
-// GPU-resident batches against the CPU loader: for the same seed, options
-// and epoch, every batch is identical to the bit, in both layouts, with and
-// without shuffling and augmentation.
+// CUDA batches against the CPU loader: for the same seed, options and epoch,
+// every GPU-resident batch and every batch staged through pinned memory is
+// identical to the bit, in both layouts, with and without shuffling and
+// augmentation.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -33,20 +34,28 @@ TEST_CASE("CUDA: GPU-resident batches equal the CPU loader's for the same seed")
         Loader cpu(split, o);
         o.device = Device("cuda:0");
         Loader gpu(split, o);
+        o.gpu_resident = false;
+        Loader staged(split, o);
         for (int64_t epoch : {0, 5}) {
           cpu.start_epoch(epoch);
           gpu.start_epoch(epoch);
-          Batch a, b;
+          staged.start_epoch(epoch);
+          Batch a, b, c;
           int batches = 0;
           while (cpu.next(a)) {
             REQUIRE(gpu.next(b));
+            REQUIRE(staged.next(c));
             CHECK(b.images.device().is_cuda());
+            CHECK(c.images.device().is_cuda());
             CHECK(a.images.shape() == b.images.shape());
             CHECK(a.images.to_vector<float>() == b.images.to_vector<float>());
             CHECK(a.labels.to_vector<int64_t>() == b.labels.to_vector<int64_t>());
+            CHECK(a.images.to_vector<float>() == c.images.to_vector<float>());
+            CHECK(a.labels.to_vector<int64_t>() == c.labels.to_vector<int64_t>());
             ++batches;
           }
           CHECK_FALSE(gpu.next(b));
+          CHECK_FALSE(staged.next(c));
           CHECK(batches == 3);
         }
       }
