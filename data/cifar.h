@@ -33,8 +33,8 @@ struct CifarDataset {
 
 struct CifarLoadOptions {
   CifarKind kind = CifarKind::Cifar10;
-  int64_t train_subset = -1;  // the first N training records; -1 for all
-  int64_t test_subset = -1;   // the first M test records; -1 for all
+  int64_t train_subset = -1;  // the first N training records (fewer if the data has fewer); -1 for all
+  int64_t test_subset = -1;   // the first M test records (fewer if the data has fewer); -1 for all
   bool coarse_labels = false;  // CIFAR-100: the 20 coarse classes instead of the 100 fine ones
 };
 

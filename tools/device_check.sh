@@ -111,6 +111,24 @@ PY
 else
   row "bench_kernels" "FAIL" "not built"
 fi
+if [ -x "$build/apps/bench_data" ]; then
+  if "$build/apps/bench_data" >"$logs/bench_data.json" 2>"$logs/bench_data.err"; then
+    while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_data.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = d["targets"]
+for r in d["results"]:
+    target = t["gpu_resident_images_per_s_min"] if r["path"] == "gpu-resident" else t["cpu_images_per_s_min"]
+    ok = "ok" if r["images_per_s"] >= target else "MISS"
+    print(f'{"data " + r["path"]:<28} {ok:<8} {r["images_per_s"]:.0f} images/s at batch {d["batch_size"]} (target >= {target}; setup {r["setup_s"]:.3f} s)')
+PY
+)
+  else
+    row "bench_data" "FAIL" "see $logs/bench_data.err"
+  fi
+else
+  row "bench_data" "FAIL" "not built"
+fi
 row "total time" "info" "$(elapsed)"
 
 echo
