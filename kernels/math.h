@@ -30,4 +30,22 @@ LRT_HD bool isnan(T x) {
   return x != x;
 }
 
+// Products and sums rounded on their own. nvcc contracts a * b + c into one
+// fused multiply-add by default while the host compiler (ISO C++, no -mfma)
+// does not; math that must agree to the last bit on both devices uses these.
+LRT_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+LRT_HD float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
 }  // namespace lrt::math

@@ -1,0 +1,160 @@
+// The fused optimizer step: one multi-tensor launch updates every parameter
+// of every group. Tensors are cut into chunks of 65,536 elements, one block a
+// chunk; the metadata (per-tensor pointers, sizes, learning rate, weight
+// decay and bias corrections; block -> tensor and chunk maps) travels by value
+// in the kernel arguments (up to 32 KB on CUDA >= 12.1), and a new launch
+// starts only when it is full. Where every pointer of a tensor is 16-byte
+// aligned, threads move four floats per load. The per-element math is
+// optim/update.h, the CPU's.
+#include <cstring>
+
+#include "kernels/cuda/launch.cuh"
+#include "optim/optimizer.h"
+#include "optim/update.h"
+
+namespace lrt::optim::detail {
+
+namespace {
+
+constexpr int kMaxTensors = 224;
+constexpr int kMaxBlocks = 1024;
+constexpr int64_t kChunk = 65536;
+constexpr int kBlockThreads = 512;
+
+struct FusedMeta {
+  float* param[kMaxTensors];
+  const float* grad[kMaxTensors];
+  float* m[kMaxTensors];
+  float* v[kMaxTensors];
+  float* vmax[kMaxTensors];
+  int64_t n[kMaxTensors];
+  float lr[kMaxTensors];
+  float wd[kMaxTensors];
+  float decay[kMaxTensors];
+  float bc1[kMaxTensors];
+  float bc2s[kMaxTensors];
+  uint8_t first[kMaxTensors];
+  uint8_t aligned[kMaxTensors];
+  int16_t block_tensor[kMaxBlocks];
+  int32_t block_chunk[kMaxBlocks];
+};
+static_assert(sizeof(FusedMeta) + 64 < 32764, "kernel arguments over CUDA's 32 KB limit");
+
+struct FusedConst {
+  float beta2, one_minus_beta1, one_minus_beta2, eps, momentum;
+  bool adam, decoupled, amsgrad, nesterov;
+};
+
+__device__ __forceinline__ AdamArgs adam_args(const FusedMeta& meta, const FusedConst& c, int t) {
+  return AdamArgs{meta.lr[t],    c.beta2,         c.one_minus_beta1, c.one_minus_beta2, c.eps,
+                  meta.wd[t],    meta.decay[t],   meta.bc1[t],       meta.bc2s[t],      c.decoupled,
+                  c.amsgrad};
+}
+
+__device__ __forceinline__ void update_one(const FusedMeta& meta, const FusedConst& c, int t, int64_t i) {
+  if (c.adam) {
+    const AdamArgs a = adam_args(meta, c, t);
+    float unused = 0.0f;
+    adam_update(meta.param[t][i], meta.grad[t][i], meta.m[t][i], meta.v[t][i], c.amsgrad ? meta.vmax[t][i] : unused,
+                a);
+  } else {
+    const SgdArgs a{meta.lr[t], c.momentum, meta.wd[t], c.nesterov, meta.first[t] != 0};
+    float unused = 0.0f;
+    sgd_update(meta.param[t][i], meta.grad[t][i], meta.m[t] ? meta.m[t][i] : unused, a);
+  }
+}
+
+__global__ void __launch_bounds__(kBlockThreads) fused_step_kernel(const __grid_constant__ FusedMeta meta,
+                                                                   FusedConst c) {
+  const int t = meta.block_tensor[blockIdx.x];
+  const int64_t start = static_cast<int64_t>(meta.block_chunk[blockIdx.x]) * kChunk;
+  const int64_t end = min(meta.n[t], start + kChunk);
+  using P = kernels::cuda::Pack<float, 4>;
+  if (meta.aligned[t]) {
+    // Chunks start at multiples of 65,536 elements, so start is 16-byte aligned too.
+    const int64_t packs = (end - start) / 4;
+    for (int64_t k = threadIdx.x; k < packs; k += blockDim.x) {
+      const int64_t i = start + 4 * k;
+      P p = *reinterpret_cast<const P*>(meta.param[t] + i);
+      const P g = *reinterpret_cast<const P*>(meta.grad[t] + i);
+      P m{}, v{}, vm{};
+      if (c.adam || meta.m[t]) m = *reinterpret_cast<const P*>(meta.m[t] + i);
+      if (c.adam) v = *reinterpret_cast<const P*>(meta.v[t] + i);
+      if (c.amsgrad) vm = *reinterpret_cast<const P*>(meta.vmax[t] + i);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if (c.adam) {
+          const AdamArgs a = adam_args(meta, c, t);
+          adam_update(p.v[e], g.v[e], m.v[e], v.v[e], vm.v[e], a);
+        } else {
+          const SgdArgs a{meta.lr[t], c.momentum, meta.wd[t], c.nesterov, meta.first[t] != 0};
+          sgd_update(p.v[e], g.v[e], m.v[e], a);
+        }
+      }
+      *reinterpret_cast<P*>(meta.param[t] + i) = p;
+      if (c.adam || meta.m[t]) *reinterpret_cast<P*>(meta.m[t] + i) = m;
+      if (c.adam) *reinterpret_cast<P*>(meta.v[t] + i) = v;
+      if (c.amsgrad) *reinterpret_cast<P*>(meta.vmax[t] + i) = vm;
+    }
+    for (int64_t i = start + packs * 4 + threadIdx.x; i < end; i += blockDim.x) update_one(meta, c, t, i);
+  } else {
+    for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) update_one(meta, c, t, i);
+  }
+}
+
+bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
+int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, int device) {
+  lrt::cuda::DeviceGuard guard(device);
+  cudaStream_t stream = lrt::cuda::stream(device);
+  const FusedConst c{static_cast<float>(cfg.beta2),    static_cast<float>(1.0 - cfg.beta1),
+                     static_cast<float>(1.0 - cfg.beta2), static_cast<float>(cfg.eps),
+                     static_cast<float>(cfg.momentum),    cfg.kind != OptimizerKind::Sgd,
+                     cfg.kind == OptimizerKind::AdamW,    cfg.amsgrad,
+                     cfg.nesterov};
+  FusedMeta meta;
+  int tensors = 0, blocks = 0, launches = 0;
+  auto launch = [&] {
+    if (blocks == 0) return;
+    fused_step_kernel<<<blocks, kBlockThreads, 0, stream>>>(meta, c);
+    LRT_LAUNCH_CHECK();
+    ++launches;
+    tensors = blocks = 0;
+  };
+  for (const UpdateItem& it : items) {
+    if (it.n == 0) continue;
+    const int64_t chunks = (it.n + kChunk - 1) / kChunk;
+    int64_t chunk = 0;
+    while (chunk < chunks) {
+      if (tensors == kMaxTensors || blocks == kMaxBlocks) launch();
+      const int t = tensors++;
+      meta.param[t] = it.param;
+      meta.grad[t] = it.grad;
+      meta.m[t] = it.m;
+      meta.v[t] = it.v;
+      meta.vmax[t] = it.vmax;
+      meta.n[t] = it.n;
+      meta.lr[t] = it.lr;
+      meta.wd[t] = it.weight_decay;
+      meta.decay[t] = it.decay_factor;
+      meta.bc1[t] = it.bias_correction1;
+      meta.bc2s[t] = it.bias_correction2_sqrt;
+      meta.first[t] = it.first ? 1 : 0;
+      meta.aligned[t] = aligned16(it.param) && aligned16(it.grad) && aligned16(it.m) && aligned16(it.v) &&
+                        aligned16(it.vmax);
+      // A tensor whose chunks do not fit the remaining blocks continues in the
+      // next launch, listed again.
+      for (; chunk < chunks && blocks < kMaxBlocks; ++chunk) {
+        meta.block_tensor[blocks] = static_cast<int16_t>(t);
+        meta.block_chunk[blocks] = static_cast<int32_t>(chunk);
+        ++blocks;
+      }
+    }
+  }
+  launch();
+  return launches;
+}
+
+}  // namespace lrt::optim::detail

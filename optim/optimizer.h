@@ -1,0 +1,96 @@
+// Optimizers over parameter groups: Adam, AdamW and SGD with torch.optim's
+// semantics. The learning rate of a parameter at a step is the schedule's
+// value x its group's multiplier x its ParamSpec lr_mult, so the ratios
+// between groups hold through every restart; weight decay is scaled by
+// decay_mult (and 0 for 1-D parameters, i.e. BN weights and biases, with
+// no_decay_bn_bias). Groups with multiplier 0 and parameters with lr_mult 0
+// are frozen: requires_grad is cleared so no gradient is computed, and no
+// state is allocated. On CUDA one multi-tensor launch updates every parameter
+// (more launches only when the kernel-argument space is full).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "optim/param_groups.h"
+
+namespace lrt::optim {
+
+enum class OptimizerKind { Adam, AdamW, Sgd };
+
+OptimizerKind parse_optimizer_kind(const std::string& name);  // "adam" / "adamw" / "sgd"
+const char* optimizer_kind_name(OptimizerKind kind);
+
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::Adam;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // Adam/AdamW
+  double weight_decay = 0.0;
+  double momentum = 0.0;  // SGD
+  bool nesterov = false;
+  bool amsgrad = false;
+  bool no_decay_bn_bias = false;
+};
+
+class Optimizer {
+ public:
+  // Validates the configuration (errors name the flag: --beta1, --eps, ...).
+  Optimizer(std::vector<ParamGroup> groups, const OptimizerConfig& config);
+
+  // One update of every trainable parameter that has a gradient, with base
+  // learning rate lr (the schedule's value for this step).
+  void step(double lr);
+  // Drops every parameter's gradient.
+  void zero_grad();
+
+  const OptimizerConfig& config() const { return config_; }
+  size_t num_groups() const { return group_mults_.size(); }
+  // lr of each group for a base rate (before per-parameter lr_mult).
+  std::vector<double> group_lrs(double lr) const;
+  // Parameters updated (not frozen) and their total element count.
+  size_t num_trainable() const { return slots_.size(); }
+  int64_t trainable_elements() const;
+
+  // Optimizer state for checkpoints: "<param>.step" (0-d int64), and per kind
+  // "<param>.exp_avg", "<param>.exp_avg_sq", "<param>.max_exp_avg_sq",
+  // "<param>.momentum_buffer" (each only once allocated), on the parameters'
+  // device.
+  std::vector<std::pair<std::string, Tensor>> state() const;
+  // Restores state(); every name, shape and dtype is checked and an unknown or
+  // missing entry is an error naming it.
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& state);
+
+  struct Slot {
+    std::string name;
+    Tensor param;
+    float lr_scale = 1.0f;  // group multiplier x lr_mult
+    float weight_decay = 0.0f;
+    int64_t step = 0;
+    Tensor exp_avg, exp_avg_sq, max_exp_avg_sq, momentum_buffer;
+  };
+
+ private:
+  OptimizerConfig config_;
+  std::vector<double> group_mults_;
+  std::vector<Slot> slots_;
+};
+
+namespace detail {
+// The per-tensor work of one step, for the CPU loop and the fused CUDA launch.
+struct UpdateItem {
+  float* param;
+  const float* grad;
+  float* m;   // exp_avg, or the momentum buffer for SGD
+  float* v;   // exp_avg_sq (Adam)
+  float* vmax;  // max_exp_avg_sq (AMSGrad)
+  int64_t n;
+  float lr, weight_decay, decay_factor, bias_correction1, bias_correction2_sqrt;
+  bool first;  // SGD: the momentum buffer starts as the gradient
+};
+void apply_updates_cpu(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items);
+// Returns the number of kernel launches used.
+int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, int device);
+}  // namespace detail
+
+}  // namespace lrt::optim
