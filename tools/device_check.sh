@@ -129,6 +129,33 @@ PY
 else
   row "bench_data" "FAIL" "not built"
 fi
+if [ -x "$build/apps/bench_adam" ]; then
+  "$build/apps/bench_adam" >"$logs/bench_adam.json" 2>"$logs/bench_adam.err" || row "bench_adam" "FAIL" "see $logs/bench_adam.err"
+  python3 tools/bench_pytorch_adam.py >"$logs/bench_pytorch_adam.json" 2>"$logs/bench_pytorch_adam.err" || true
+  while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_adam.json" "$logs/bench_pytorch_adam.json" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception as e:
+    print(f'{"bench_adam":<28} {"FAIL":<8} unreadable JSON ({e})'); sys.exit()
+r = {x["variant"]: x for x in d["results"] if x["device"].startswith("cuda")}
+for x in d["results"]:
+    print(f'{"adam " + x["device"] + " " + x["variant"]:<28} {"info":<8} {x["median_ms"]:.3f} ms, {x["gbps"]:.0f} GB/s')
+if "fused" in r and "copy_d2d" in r:
+    ratio = r["fused"]["gbps"] / r["copy_d2d"]["gbps"]
+    print(f'{"adam fused / d2d copy":<28} {"ok" if ratio >= 0.8 else "MISS":<8} {ratio:.3f} (target >= 0.8)')
+try:
+    t = {x["variant"]: x for x in json.load(open(sys.argv[2]))["results"]}
+    if "fused" in r and "torch_fused" in t:
+        sp = t["torch_fused"]["median_ms"] / r["fused"]["median_ms"]
+        print(f'{"adam fused vs torch fused":<28} {"ok" if sp >= 1.0 else "MISS":<8} {sp:.2f}x ({t["torch_fused"]["median_ms"]:.3f} ms in PyTorch)')
+except Exception:
+    print(f'{"bench_pytorch_adam":<28} {"info":<8} not run (see bench_pytorch_adam.err)')
+PY
+)
+else
+  row "bench_adam" "FAIL" "not built"
+fi
 row "total time" "info" "$(elapsed)"
 
 echo
