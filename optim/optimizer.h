@@ -55,7 +55,8 @@ class Optimizer {
   // Optimizer state for checkpoints: "<param>.step" (0-d int64), and per kind
   // "<param>.exp_avg", "<param>.exp_avg_sq", "<param>.max_exp_avg_sq",
   // "<param>.momentum_buffer" (each only once allocated), on the parameters'
-  // device.
+  // device. The moment tensors are the optimizer's own buffers, not copies:
+  // clone them to keep a snapshot.
   std::vector<std::pair<std::string, Tensor>> state() const;
   // Restores state(); every name, shape and dtype is checked and an unknown or
   // missing entry is an error naming it.
