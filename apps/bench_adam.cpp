@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_cli.h"
 #include "core/random.h"
 #include "core/tensor.h"
 #include "lrt_config.h"
@@ -50,10 +51,7 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-[[noreturn]] void die(const std::string& msg) {
-  std::fprintf(stderr, "bench_adam: %s\n", msg.c_str());
-  std::exit(2);
-}
+[[noreturn]] void die(const std::string& msg) { lrt::bench::die("bench_adam", msg); }
 
 }  // namespace
 
@@ -73,11 +71,7 @@ int main(int argc, char** argv) {
       device = argv[++i];
       if (device != "cpu" && device != "cuda" && device != "all") die("--device expects cpu, cuda or all, got '" + device + "'");
     } else if (a == "--repeat" && i + 1 < argc) {
-      char* end = nullptr;
-      errno = 0;
-      const long v = std::strtol(argv[++i], &end, 10);
-      if (errno || *end || v < 1 || v > 100000) die(std::string("--repeat expects 1 to 100000, got '") + argv[i] + "'");
-      repeat = static_cast<int>(v);
+      repeat = static_cast<int>(lrt::bench::parse_int("bench_adam", a, argv[++i], 1, 100000));
     } else {
       die("unknown or incomplete option '" + a + "' (see --help)");
     }

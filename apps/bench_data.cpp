@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_cli.h"
 #include "core/tensor.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
@@ -30,19 +31,10 @@ struct Options {
   int epochs = 5;
 };
 
-[[noreturn]] void die(const std::string& msg) {
-  std::fprintf(stderr, "bench_data: %s\n", msg.c_str());
-  std::exit(2);
-}
+[[noreturn]] void die(const std::string& msg) { lrt::bench::die("bench_data", msg); }
 
 int64_t parse_int(const std::string& flag, const char* text, int64_t lo, int64_t hi) {
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(text, &end, 10);
-  if (errno || !end || *end || v < lo || v > hi)
-    die(flag + " expects an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got '" + text +
-        "'");
-  return v;
+  return lrt::bench::parse_int("bench_data", flag, text, lo, hi);
 }
 
 Options parse(int argc, char** argv) {

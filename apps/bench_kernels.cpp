@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_cli.h"
 #include "core/ops.h"
 #include "core/random.h"
 #include "core/tensor.h"
@@ -47,19 +48,10 @@ void usage() {
       "  -h, --help              this text\n");
 }
 
-[[noreturn]] void die(const std::string& msg) {
-  std::fprintf(stderr, "bench_kernels: %s\n", msg.c_str());
-  std::exit(2);
-}
+[[noreturn]] void die(const std::string& msg) { lrt::bench::die("bench_kernels", msg); }
 
 int64_t parse_int(const char* flag, const char* text, int64_t lo, int64_t hi) {
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(text, &end, 10);
-  if (errno || !end || *end || v < lo || v > hi)
-    die(std::string(flag) + " expects an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
-        ", got '" + text + "'");
-  return v;
+  return lrt::bench::parse_int("bench_kernels", flag, text, lo, hi);
 }
 
 Options parse(int argc, char** argv) {

@@ -129,4 +129,31 @@ inline void check_gradients(const std::function<Tensor(const std::vector<Tensor>
   CHECK(r.ok);
 }
 
+// The message of the lrt::Error that f throws; fails the test when f throws
+// nothing or something else.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  } catch (...) {
+    FAIL("threw something other than lrt::Error");
+    return "";
+  }
+  FAIL("did not throw");
+  return "";
+}
+
+// Checks that msg contains every part, showing msg when one is missing.
+inline void check_mentions(const std::string& msg, const std::vector<std::string>& parts) {
+  INFO("message: ", msg);
+  for (const std::string& part : parts) {
+    INFO("expected part: ", part);
+    CHECK(msg.find(part) != std::string::npos);
+  }
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 }  // namespace lrt::testing

@@ -19,18 +19,8 @@ namespace lrt {
 
 namespace {
 
-// The message of the lrt::Error that f throws ("" if it throws nothing).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using testing::contains;
+using testing::error_of;
 
 // "file.cpp:123: ..." with no directory in the file part.
 bool has_location_prefix(const std::string& what) {

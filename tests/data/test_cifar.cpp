@@ -15,8 +15,12 @@
 
 #include "core/error.h"
 #include "data/cifar.h"
+#include "testing.h"
 
 namespace lrt::data {
+
+using testing::check_mentions;
+using testing::error_of;
 
 namespace {
 
@@ -112,31 +116,6 @@ void write_cifar100_set(const fs::path& folder) {
   fs::create_directories(folder);
   write_bytes(folder / "train.bin", concat({record({3, 17}, 0), record({19, 99}, 1), record({0, 0}, 2)}));
   write_bytes(folder / "test.bin", concat({record({8, 42}, 100)}));
-}
-
-// The message of the lrt::Error that f throws; fails the test when f throws
-// nothing or something else.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (...) {
-    FAIL("threw something other than lrt::Error");
-    return "";
-  }
-  FAIL("did not throw");
-  return "";
-}
-
-// Checks that msg contains every part, showing msg when one is missing.
-void check_mentions(const std::string& msg, const std::vector<std::string>& parts) {
-  INFO("message: ", msg);
-  for (const std::string& part : parts) {
-    INFO("expected part: ", part);
-    CHECK(msg.find(part) != std::string::npos);
-  }
 }
 
 void check_image(const CifarSplit& split, int64_t i, int offset) {

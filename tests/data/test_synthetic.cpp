@@ -19,8 +19,12 @@
 #include "core/error.h"
 #include "data/cifar.h"
 #include "data/synthetic.h"
+#include "testing.h"
 
 namespace lrt::data {
+
+using testing::check_mentions;
+using testing::error_of;
 
 namespace {
 
@@ -157,28 +161,6 @@ EdgeEnergy edge_energy(const uint8_t* img) {
         e.vertical += std::abs(p[kImageSide] - p[0]);
       }
   return e;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (...) {
-    FAIL("threw something other than lrt::Error");
-    return "";
-  }
-  FAIL("did not throw");
-  return "";
-}
-
-void check_mentions(const std::string& msg, const std::vector<std::string>& parts) {
-  INFO("message: ", msg);
-  for (const std::string& part : parts) {
-    INFO("expected part: ", part);
-    CHECK(msg.find(part) != std::string::npos);
-  }
 }
 
 }  // namespace
