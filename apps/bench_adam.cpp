@@ -17,6 +17,7 @@
 #include "apps/bench_cli.h"
 #include "core/random.h"
 #include "core/tensor.h"
+#include "layers/resnet50_spec.h"
 #include "lrt_config.h"
 #include "optim/optimizer.h"
 
@@ -25,26 +26,6 @@
 #endif
 
 namespace {
-
-// Element counts of a CIFAR-stem ResNet50's parameters in registration order.
-std::vector<int64_t> resnet50_param_sizes(int64_t classes) {
-  std::vector<int64_t> s{3 * 64 * 9, 64, 64};
-  int64_t in = 64;
-  const int blocks[] = {3, 4, 6, 3};
-  for (int layer = 0; layer < 4; ++layer) {
-    const int64_t w = 64 << layer;
-    for (int b = 0; b < blocks[layer]; ++b) {
-      for (int64_t n : {in * w, w, w, w * w * 9, w, w, w * 4 * w, 4 * w, 4 * w}) s.push_back(n);
-      if (b == 0) {
-        for (int64_t n : {in * 4 * w, 4 * w, 4 * w}) s.push_back(n);
-      }
-      in = 4 * w;
-    }
-  }
-  s.push_back(2048 * classes);
-  s.push_back(classes);
-  return s;
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -76,9 +57,12 @@ int main(int argc, char** argv) {
       die("unknown or incomplete option '" + a + "' (see --help)");
     }
   }
-  const std::vector<int64_t> sizes = resnet50_param_sizes(10);
+  std::vector<int64_t> sizes;
   int64_t total = 0;
-  for (int64_t n : sizes) total += n;
+  for (const ParamShape& p : resnet50_parameter_shapes(ResNetStem::Cifar, ResNetHead::Linear, 10)) {
+    sizes.push_back(numel_of(p.shape));
+    total += sizes.back();
+  }
   std::vector<Device> devices;
   if (device != "cuda") devices.push_back(kCPU);
   if (device != "cpu") {
