@@ -24,31 +24,11 @@ using testing::error_of;
 
 namespace {
 
-namespace fs = std::filesystem;
-
-// A fresh folder under the system temp folder, removed with everything in it
-// when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ =
-        fs::temp_directory_path() / ("lrt-test-cifar-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
+struct TempDir : testing::TempDir {
+  TempDir() : testing::TempDir("cifar") {}
 };
+
+namespace fs = std::filesystem;
 
 // The pixel a hand-made record holds at plane c, row y, column x: every
 // plane, row and column gives a different byte, so a swapped plane, a

@@ -28,34 +28,14 @@ using testing::error_of;
 
 namespace {
 
+struct TempDir : testing::TempDir {
+  TempDir() : testing::TempDir("synthetic") {}
+};
+
 namespace fs = std::filesystem;
 
 // The writer numbers test images from 2^40 (see data/synthetic.cpp).
 constexpr uint64_t kTestIndexBase = uint64_t(1) << 40;
-
-// A fresh folder under the system temp folder, removed with everything in it
-// when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("lrt-test-synthetic-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
 
 std::set<std::string> file_names(const fs::path& folder) {
   std::set<std::string> names;
