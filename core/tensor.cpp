@@ -67,6 +67,7 @@ const std::shared_ptr<Storage>& Tensor::storage() const { check_defined(); retur
 TensorOptions Tensor::options() const {
   TensorOptions o;
   o.dtype = dtype();
+  o.dtype_given = true;
   o.device = device();
   return o;
 }
@@ -420,7 +421,7 @@ Tensor arange(double start, double end, double step, TensorOptions opts) {
   const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
   std::vector<double> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[i] = start + static_cast<double>(i) * step;
-  return from_vector<double>(v, {n}, opts);
+  return from_vector<double>(v, {n}, opts.with_dtype(opts.dtype));  // float32 unless asked otherwise
 }
 
 namespace {
@@ -452,7 +453,7 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptio
   const DType src_type = dtype_of<T>::value;
   Tensor host = empty(shape, TensorOptions(src_type));
   if (!values.empty()) std::memcpy(host.data_ptr(), values.data(), values.size() * sizeof(T));
-  Tensor t = host.to(opts.dtype).to(opts.device);
+  Tensor t = host.to(opts.dtype_given ? opts.dtype : src_type).to(opts.device);
   if (rg) t.set_requires_grad(true);
   return t;
 }

@@ -27,16 +27,19 @@ class Node;
 class Generator;
 struct TensorImpl;
 
+// What a new tensor should be: dtype (float32 unless given; from_vector<T>
+// takes T's dtype unless one is given), device and requires_grad.
 struct TensorOptions {
   DType dtype = DType::Float32;
   Device device = kCPU;
   bool requires_grad = false;
+  bool dtype_given = false;
 
   TensorOptions() = default;
-  TensorOptions(DType t) : dtype(t) {}
+  TensorOptions(DType t) : dtype(t), dtype_given(true) {}
   TensorOptions(Device d) : device(d) {}
   TensorOptions(const char* d) : device(d) {}
-  TensorOptions with_dtype(DType t) const { auto o = *this; o.dtype = t; return o; }
+  TensorOptions with_dtype(DType t) const { auto o = *this; o.dtype = t; o.dtype_given = true; return o; }
   TensorOptions with_device(Device d) const { auto o = *this; o.device = d; return o; }
   TensorOptions with_requires_grad(bool r = true) const { auto o = *this; o.requires_grad = r; return o; }
 };
@@ -164,7 +167,7 @@ Tensor arange(double start, double end, double step, TensorOptions opts = {});
 // and CUDA. Without a generator the default one (lrt::manual_seed) is used.
 Tensor randn(const Shape& shape, TensorOptions opts = {}, Generator* gen = nullptr);
 Tensor rand(const Shape& shape, TensorOptions opts = {}, Generator* gen = nullptr);
-// A tensor holding a copy of host values.
+// A tensor holding a copy of host values, of T's dtype unless opts names one.
 template <class T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions opts = {});
 Tensor scalar_tensor(double value, TensorOptions opts = {});

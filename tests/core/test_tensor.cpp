@@ -328,3 +328,20 @@ TEST_CASE("copying a handle shares the tensor") {
 }
 
 }  // namespace lrt
+
+namespace lrt {
+
+TEST_CASE("from_vector keeps the element type of its values unless a dtype is given") {
+  CHECK(from_vector<int64_t>({1, 2}, {2}).dtype() == DType::Int64);
+  CHECK(from_vector<uint8_t>({1, 2}, {2}).dtype() == DType::UInt8);
+  CHECK(from_vector<double>({1.5, 2.5}, {2}).dtype() == DType::Float64);
+  CHECK(from_vector<float>({1.5f}, {1}).dtype() == DType::Float32);
+  CHECK(from_vector<int64_t>({3, -4}, {2}, TensorOptions(kCPU)).dtype() == DType::Int64);
+  const Tensor f = from_vector<int64_t>({3, -4}, {2}, DType::Float32);
+  CHECK(f.dtype() == DType::Float32);
+  CHECK(f.to_vector<float>() == std::vector<float>{3.0f, -4.0f});
+  CHECK(from_vector<double>({0.25}, {1}, TensorOptions().with_requires_grad()).dtype() == DType::Float64);
+  CHECK(arange(3).dtype() == DType::Float32);  // factories still default to float32
+}
+
+}  // namespace lrt
