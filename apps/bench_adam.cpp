@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
           it.n = p.tensor.numel();
           it.lr = 1e-3f;
           it.decay_factor = 1.0f;
-          it.bias_correction1 = 0.1f;
+          it.step_size = 1e-2f;
           it.bias_correction2_sqrt = 0.0316f;
           items.push_back(it);
         }

@@ -48,7 +48,8 @@ LRT_HD SampleAug sample_augmentation(uint64_t seed, uint64_t epoch, uint64_t pos
 }
 
 // byte * scale + shift rounded once per operation on both devices (nvcc
-// would otherwise fuse it into one FMA and differ from the CPU in the last bit).
+// would otherwise fuse it into one FMA and differ from the CPU in the last
+// bit; host code is built with -ffp-contract=off).
 LRT_HD float scale_shift(float byte, float scale, float shift) {
 #if defined(__CUDA_ARCH__)
   return __fadd_rn(__fmul_rn(byte, scale), shift);

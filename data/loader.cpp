@@ -63,6 +63,7 @@ void Loader::start_epoch(int64_t epoch) {
     cv_.wait(lock, [this] { return requested_ < 0; });
     ready_index_ = -1;
     ready_ = Batch();
+    error_ = nullptr;
   }
   epoch_ = epoch;
   next_ = 0;
@@ -133,6 +134,12 @@ void Loader::worker_loop() {
 
 bool Loader::next(Batch& batch) {
   LRT_CHECK(epoch_ >= 0, "Loader: call start_epoch() before next()");
+  {
+    // A failed batch fails every later next() of the epoch, rather than
+    // leaving the caller waiting for a batch nobody prepares.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_) std::rethrow_exception(error_);
+  }
   if (next_ >= batches_per_epoch()) return false;
   const int64_t k = next_++;
   if (!worker_.joinable()) {
@@ -142,7 +149,7 @@ bool Loader::next(Batch& batch) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this, k] { return ready_index_ == k && requested_ < 0; });
-    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    if (error_) std::rethrow_exception(error_);
     batch = std::move(ready_);
     ready_index_ = -1;
   }

@@ -31,8 +31,9 @@ LRT_HD bool isnan(T x) {
 }
 
 // Products and sums rounded on their own. nvcc contracts a * b + c into one
-// fused multiply-add by default while the host compiler (ISO C++, no -mfma)
-// does not; math that must agree to the last bit on both devices uses these.
+// fused multiply-add by default; host code is built with -ffp-contract=off
+// (see CMakeLists.txt). Math that must agree to the last bit on both devices
+// uses these.
 LRT_HD float mul_rn(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fmul_rn(a, b);

@@ -59,6 +59,10 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, const OptimizerConfig& conf
       LRT_CHECK(p.tensor.is_contiguous(), "optimizer: parameter '", p.name, "' is not contiguous");
       LRT_CHECK(p.spec.lr_mult >= 0.0 && p.spec.decay_mult >= 0.0, "optimizer: parameter '", p.name,
                 "' has a negative lr_mult or decay_mult");
+      for (const Slot& other : slots_)
+        LRT_CHECK(other.name != p.name && other.param.data_ptr() != p.tensor.data_ptr(),
+                  "optimizer: parameter '", p.name, "' is listed twice (or shares its data with '", other.name,
+                  "')");
       const double scale = g.multiplier * p.spec.lr_mult;
       Tensor t = p.tensor;
       if (scale == 0.0) {
@@ -129,7 +133,7 @@ void Optimizer::step(double lr) {
     it.weight_decay = s.weight_decay;
     it.decay_factor = static_cast<float>(1.0 - lr * s.lr_scale * static_cast<double>(s.weight_decay));
     const double t = static_cast<double>(s.step);
-    it.bias_correction1 = static_cast<float>(1.0 - std::pow(config_.beta1, t));
+    it.step_size = static_cast<float>(lr * s.lr_scale / (1.0 - std::pow(config_.beta1, t)));
     it.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t)));
     it.first = first;
     by_device[s.param.device().is_cuda() ? s.param.device().index : -1].push_back(it);
@@ -198,14 +202,14 @@ namespace detail {
 
 namespace {
 AdamArgs adam_args(const OptimizerConfig& cfg, const UpdateItem& it) {
-  return AdamArgs{it.lr,
+  return AdamArgs{static_cast<float>(cfg.beta1),
                   static_cast<float>(cfg.beta2),
                   static_cast<float>(1.0 - cfg.beta1),
                   static_cast<float>(1.0 - cfg.beta2),
                   static_cast<float>(cfg.eps),
                   it.weight_decay,
                   it.decay_factor,
-                  it.bias_correction1,
+                  it.step_size,
                   it.bias_correction2_sqrt,
                   cfg.kind == OptimizerKind::AdamW,
                   cfg.amsgrad};

@@ -54,8 +54,8 @@ class Optimizer {
 
   // Optimizer state for checkpoints: "<param>.step" (0-d int64), and per kind
   // "<param>.exp_avg", "<param>.exp_avg_sq", "<param>.max_exp_avg_sq",
-  // "<param>.momentum_buffer" (each only once allocated), on the parameters'
-  // device. The moment tensors are the optimizer's own buffers, not copies:
+  // "<param>.momentum_buffer" (each only once allocated); the moments on the
+  // parameters' device, the step on the CPU. The moment tensors are the optimizer's own buffers, not copies:
   // clone them to keep a snapshot.
   std::vector<std::pair<std::string, Tensor>> state() const;
   // Restores state(); every name, shape and dtype is checked and an unknown or
@@ -86,7 +86,9 @@ struct UpdateItem {
   float* v;   // exp_avg_sq (Adam)
   float* vmax;  // max_exp_avg_sq (AMSGrad)
   int64_t n;
-  float lr, weight_decay, decay_factor, bias_correction1, bias_correction2_sqrt;
+  float lr, weight_decay, decay_factor;
+  float step_size;  // Adam: lr / (1 - beta1^t), computed in double
+  float bias_correction2_sqrt;
   bool first;  // SGD: the momentum buffer starts as the gradient
 };
 void apply_updates_cpu(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items);

@@ -31,7 +31,7 @@ struct FusedMeta {
   float lr[kMaxTensors];
   float wd[kMaxTensors];
   float decay[kMaxTensors];
-  float bc1[kMaxTensors];
+  float step_size[kMaxTensors];
   float bc2s[kMaxTensors];
   uint8_t first[kMaxTensors];
   uint8_t aligned[kMaxTensors];
@@ -41,13 +41,13 @@ struct FusedMeta {
 static_assert(sizeof(FusedMeta) + 64 < 32764, "kernel arguments over CUDA's 32 KB limit");
 
 struct FusedConst {
-  float beta2, one_minus_beta1, one_minus_beta2, eps, momentum;
+  float beta1, beta2, one_minus_beta1, one_minus_beta2, eps, momentum;
   bool adam, decoupled, amsgrad, nesterov;
 };
 
 __device__ __forceinline__ AdamArgs adam_args(const FusedMeta& meta, const FusedConst& c, int t) {
-  return AdamArgs{meta.lr[t],    c.beta2,         c.one_minus_beta1, c.one_minus_beta2, c.eps,
-                  meta.wd[t],    meta.decay[t],   meta.bc1[t],       meta.bc2s[t],      c.decoupled,
+  return AdamArgs{c.beta1,    c.beta2,       c.one_minus_beta1,  c.one_minus_beta2, c.eps,
+                  meta.wd[t], meta.decay[t], meta.step_size[t], meta.bc2s[t],      c.decoupled,
                   c.amsgrad};
 }
 
@@ -109,12 +109,13 @@ bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_
 int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, int device) {
   lrt::cuda::DeviceGuard guard(device);
   cudaStream_t stream = lrt::cuda::stream(device);
-  const FusedConst c{static_cast<float>(cfg.beta2),    static_cast<float>(1.0 - cfg.beta1),
+  const FusedConst c{static_cast<float>(cfg.beta1),    static_cast<float>(cfg.beta2),
+                     static_cast<float>(1.0 - cfg.beta1),
                      static_cast<float>(1.0 - cfg.beta2), static_cast<float>(cfg.eps),
                      static_cast<float>(cfg.momentum),    cfg.kind != OptimizerKind::Sgd,
                      cfg.kind == OptimizerKind::AdamW,    cfg.amsgrad,
                      cfg.nesterov};
-  FusedMeta meta;
+  FusedMeta meta{};
   int tensors = 0, blocks = 0, launches = 0;
   auto launch = [&] {
     if (blocks == 0) return;
@@ -139,7 +140,7 @@ int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>
       meta.lr[t] = it.lr;
       meta.wd[t] = it.weight_decay;
       meta.decay[t] = it.decay_factor;
-      meta.bc1[t] = it.bias_correction1;
+      meta.step_size[t] = it.step_size;
       meta.bc2s[t] = it.bias_correction2_sqrt;
       meta.first[t] = it.first ? 1 : 0;
       meta.aligned[t] = aligned16(it.param) && aligned16(it.grad) && aligned16(it.m) && aligned16(it.v) &&

@@ -264,6 +264,12 @@ TEST_CASE("bad optimizer state and configuration are errors naming the culprit")
   CHECK_THROWS_WITH_AS(parse_optimizer_kind("rmsprop"), doctest::Contains("'rmsprop'"), Error);
   CHECK_THROWS_AS(opt.step(-1.0), Error);
   CHECK_THROWS_AS(Optimizer({ParamGroup{{NamedParameter{"i", zeros({2}, DType::Float64), {}}}, 1.0}}, {}), Error);
+  // The same tensor twice would be updated twice (and race on CUDA).
+  Tensor q = ones({2});
+  CHECK_THROWS_WITH_AS(Optimizer({ParamGroup{{NamedParameter{"q", q, {}}}, 1.0},
+                                  ParamGroup{{NamedParameter{"q2", q, {}}}, 1.0}},
+                                 {}),
+                       doctest::Contains("'q2' is listed twice"), Error);
 }
 
 }  // namespace lrt::optim

@@ -51,10 +51,10 @@ Model make_model(Device dev, const std::vector<Tensor>& host_values) {
   return m;
 }
 
-void check_config(const OptimizerConfig& cfg) {
+void check_config(const OptimizerConfig& cfg, const std::vector<int64_t>& sizes = ragged_sizes()) {
   Generator gen(99);
   std::vector<Tensor> values;
-  for (int64_t n : ragged_sizes()) values.push_back(randn({n}, {}, &gen));
+  for (int64_t n : sizes) values.push_back(randn({n}, {}, &gen));
   Model cpu = make_model(kCPU, values), gpu = make_model(Device("cuda:0"), values);
   Optimizer ocpu(cpu.groups, cfg), ogpu(gpu.groups, cfg);
   for (int step = 0; step < 3; ++step) {
@@ -105,6 +105,16 @@ TEST_CASE("CUDA: the fused AdamW and SGD steps equal the CPU's bit for bit") {
   check_config(c);
 }
 
+TEST_CASE("CUDA: steps that need several launches (over 224 tensors, over 1,024 chunks) equal the CPU's") {
+  // 300 tensors, one of 1,100 chunks of 65,536 floats: both limits of one launch are crossed.
+  std::vector<int64_t> sizes(300, 5);
+  sizes[17] = int64_t(1100) * 65536 + 9;
+  OptimizerConfig c;
+  c.amsgrad = true;
+  c.weight_decay = 1e-3;
+  check_config(c, sizes);
+}
+
 TEST_CASE("CUDA: ResNet50's parameter set takes one fused launch") {
   // 161 tensors, 23.5 M floats: the shapes of a CIFAR-stem ResNet50's parameters.
   std::vector<detail::UpdateItem> items;
@@ -119,10 +129,13 @@ TEST_CASE("CUDA: ResNet50's parameter set takes one fused launch") {
     it.n = t.numel();
     it.lr = 0.0f;
     it.decay_factor = 1.0f;
-    it.bias_correction1 = it.bias_correction2_sqrt = 1.0f;
+    it.step_size = 0.0f;
+    it.bias_correction2_sqrt = 1.0f;
     items.push_back(it);
   }
   CHECK(detail::apply_updates_cuda(OptimizerConfig{}, items, 0) == 1);
+  // Reading a result back waits for the kernel and surfaces any fault here.
+  CHECK(keep.front().to(kCPU).to_vector<float>().front() == 0.0f);
 }
 
 }  // namespace lrt::optim
