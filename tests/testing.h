@@ -184,4 +184,17 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+constexpr DType kFloatTypes[] = {DType::Float32, DType::Float64};
+constexpr DType kAllTypes[] = {DType::Float32, DType::Float64, DType::Int64, DType::UInt8};
+
+// Values in [0, 200) representable in every dtype's range, fractional for
+// the floating ones: inputs for cast tests.
+inline Tensor cast_source(DType dt, const Shape& shape, uint64_t seed) {
+  Tensor u = uniform(shape, 0.0, 200.0, DType::Float64, seed);
+  if (is_floating(dt)) return u.to(dt);
+  std::vector<int64_t> ints;
+  for (double x : host(u)) ints.push_back(static_cast<int64_t>(x));
+  return from_vector<int64_t>(ints, shape, TensorOptions(dt));
+}
+
 }  // namespace lrt::testing

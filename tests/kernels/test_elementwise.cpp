@@ -149,16 +149,6 @@ std::vector<double> raw_values(const Tensor& t) {
   return {};
 }
 
-// Values in [0, 200) representable in every dtype's range, fractional for
-// the floating ones.
-Tensor cast_source(DType dt, const Shape& shape, uint64_t seed) {
-  Tensor u = testing::uniform(shape, 0.0, 200.0, DType::Float64, seed);
-  if (is_floating(dt)) return u.to(dt);
-  std::vector<int64_t> ints;
-  for (double x : host(u)) ints.push_back(static_cast<int64_t>(x));
-  return from_vector<int64_t>(ints, shape, TensorOptions(dt));
-}
-
 // The value v (held exactly in double) after C++'s conversion to dt.
 double converted(double v, DType dt) {
   switch (dt) {
@@ -169,8 +159,9 @@ double converted(double v, DType dt) {
   }
 }
 
-constexpr DType kFloatTypes[] = {DType::Float32, DType::Float64};
-constexpr DType kAllTypes[] = {DType::Float32, DType::Float64, DType::Int64, DType::UInt8};
+using testing::cast_source;
+using testing::kAllTypes;
+using testing::kFloatTypes;
 
 }  // namespace
 

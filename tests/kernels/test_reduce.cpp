@@ -99,7 +99,7 @@ void check_reduction(const std::string& op, const Tensor& x, std::optional<int64
   testing::check_close(host(y), want.values, rtol, atol, op);
 }
 
-constexpr DType kFloatTypes[] = {DType::Float32, DType::Float64};
+using testing::kFloatTypes;
 
 }  // namespace
 

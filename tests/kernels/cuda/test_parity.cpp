@@ -40,8 +40,9 @@ namespace {
 
 const Device kCuda("cuda");
 
-constexpr DType kFloatTypes[] = {DType::Float32, DType::Float64};
-constexpr DType kAllTypes[] = {DType::Float32, DType::Float64, DType::Int64, DType::UInt8};
+using testing::cast_source;
+using testing::kAllTypes;
+using testing::kFloatTypes;
 
 double math_tolerance(DType dt) { return dt == DType::Float32 ? 1e-5 : 1e-12; }
 
@@ -136,15 +137,6 @@ void check_binary(const BinaryCase& c, const Tensor& a, const Tensor& b, const T
   kernels::binary(c.op, a_cuda, b_cuda, got);
   if (c.exact) check_same(got, want, c.name);
   else check_close(got, want, math_tolerance(a.dtype()), c.name);
-}
-
-// Values that every dtype can hold, fractional where floating.
-Tensor cast_source(DType dt, const Shape& shape, uint64_t seed) {
-  Tensor u = testing::uniform(shape, 0.0, 200.0, DType::Float64, seed);
-  if (is_floating(dt)) return u.to(dt);
-  std::vector<int64_t> ints;
-  for (double x : host(u)) ints.push_back(static_cast<int64_t>(x));
-  return from_vector<int64_t>(ints, shape, TensorOptions(dt));
 }
 
 }  // namespace
