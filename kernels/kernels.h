@@ -59,6 +59,12 @@ LRT_KERNEL_DECLS
 template <class T>
 void gemm_blocked(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                   int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+// The GEMM matmul runs (OpenBLAS when built with it, else gemm_blocked), on
+// raw row-major buffers with leading dimensions: for kernels that multiply
+// parts of tensors, such as the convolution's column matrices.
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc);
 // Which CPU GEMM matmul uses: "openblas" or "blocked".
 const char* gemm_backend();
 }  // namespace cpu

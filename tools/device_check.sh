@@ -156,6 +156,27 @@ PY
 else
   row "bench_adam" "FAIL" "not built"
 fi
+if [ -x "$build/apps/bench_resnet50" ]; then
+  # ResNet50 training steps (forward, loss, backward), lrt then PyTorch fp32 on the same GPU.
+  python3 tools/bench_pytorch_resnet50.py --device cuda --batch 256 --lrt "$build/apps/bench_resnet50" \
+    >"$logs/bench_resnet50.json" 2>"$logs/bench_resnet50.err" || true
+  while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_resnet50.json" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+except Exception as e:
+    print(f'{"bench_resnet50":<28} {"FAIL":<8} no result ({e}; see bench_resnet50.err)'); sys.exit()
+for x in d["results"]:
+    name = "resnet50 " + ("lrt" if x["framework"] == "lrt" else "torch") + " b" + str(x["batch"]) + " " + x["precision"]
+    print(f'{name:<28} {"info":<8} {x["images_per_s"]:.0f} img/s, {x["median_ms"]:.2f} ms/step, peak {x["peak_memory_mib"]:.0f} MiB')
+if "ratios" in d:
+    r = d["ratios"]["images_per_s_lrt_over_torch"]
+    print(f'{"resnet50 lrt/torch fp32":<28} {"info":<8} {r:.2f}x images/s, {d["ratios"]["peak_memory_lrt_over_torch"]:.2f}x peak memory')
+PY
+)
+else
+  row "bench_resnet50" "FAIL" "not built"
+fi
 row "total time" "info" "$(elapsed)"
 
 echo

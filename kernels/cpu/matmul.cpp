@@ -82,24 +82,32 @@ template void gemm_blocked<double>(bool, bool, int64_t, int64_t, int64_t, double
 
 const char* gemm_backend() { return LRT_HAVE_OPENBLAS ? "openblas" : "blocked"; }
 
+template <class T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc) {
+#if LRT_HAVE_OPENBLAS
+  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+  gemm_blocked<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                          float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
+                           int64_t, double, double*, int64_t);
+
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b, double alpha,
             double beta) {
   const int64_t m = out.size(0), n = out.size(1), k = trans_a ? a.size(0) : a.size(1);
   const int64_t lda = a.size(1), ldb = b.size(1), ldc = n;
   dispatch_floating(a.dtype(), "matmul", [&](auto tag) {
     using T = typename decltype(tag)::type;
-#if LRT_HAVE_OPENBLAS
-    const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-    if constexpr (std::is_same_v<T, float>)
-      cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, float(alpha), a.data<T>(), lda, b.data<T>(), ldb, float(beta),
-                  out.data<T>(), ldc);
-    else
-      cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a.data<T>(), lda, b.data<T>(), ldb, beta, out.data<T>(),
-                  ldc);
-#else
-    gemm_blocked<T>(trans_a, trans_b, m, n, k, T(alpha), a.data<T>(), lda, b.data<T>(), ldb, T(beta), out.data<T>(),
-                    ldc);
-#endif
+    gemm<T>(trans_a, trans_b, m, n, k, T(alpha), a.data<T>(), lda, b.data<T>(), ldb, T(beta), out.data<T>(), ldc);
   });
 }
 

@@ -1,0 +1,159 @@
+// bench_resnet50: training steps of the CIFAR-stem ResNet50 (forward,
+// cross-entropy, backward; with --adam also the fused Adam step) at a given
+// batch size on CPU and/or CUDA. Prints one JSON object: images/s from the
+// median step time after warm-up (CUDA events on CUDA, the steady clock on
+// CPU), and peak memory (the CUDA caching allocator's peak, or the process's
+// peak resident set on CPU). tools/bench_pytorch_resnet50.py times the same
+// model in PyTorch and prints the ratios.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "apps/bench_cli.h"
+#include "core/allocator.h"
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "layers/functional.h"
+#include "layers/resnet50.h"
+#include "lrt_config.h"
+#include "optim/optimizer.h"
+
+#if LRT_HAVE_CUDA
+#include "core/cuda_context.h"
+#endif
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+[[noreturn]] void die(const std::string& msg) { lrt::bench::die("bench_resnet50", msg); }
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace lrt;
+  std::string device = "cpu", stem = "cifar";
+  int64_t batch = 0;
+  int repeat = 0, warmup = 2;
+  bool adam = false, benchmark_mode = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::printf(
+          "usage: bench_resnet50 [--device cpu|cuda] [--batch B] [--repeat R] [--warmup W] [--stem cifar|imagenet]\n"
+          "                      [--adam] [--no-conv-benchmark]\n"
+          "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
+          "optimizer step) and prints JSON with images/s and peak memory.\n"
+          "  --device     cpu (default) or cuda\n"
+          "  --batch      images per step (default 32 on cpu, 256 on cuda)\n"
+          "  --repeat     timed steps, median reported (default 5 on cpu, 30 on cuda)\n"
+          "  --warmup     untimed steps first (default 2)\n"
+          "  --stem       cifar (default) or imagenet\n"
+          "  --no-conv-benchmark  CUDA: cuDNN heuristics instead of a timed algorithm search\n");
+      return 0;
+    } else if (a == "--device" && i + 1 < argc) {
+      device = argv[++i];
+      if (device != "cpu" && device != "cuda") die("--device expects cpu or cuda, got '" + device + "'");
+    } else if (a == "--batch" && i + 1 < argc) {
+      batch = lrt::bench::parse_int("bench_resnet50", a, argv[++i], 1, 65536);
+    } else if (a == "--repeat" && i + 1 < argc) {
+      repeat = static_cast<int>(lrt::bench::parse_int("bench_resnet50", a, argv[++i], 1, 100000));
+    } else if (a == "--warmup" && i + 1 < argc) {
+      warmup = static_cast<int>(lrt::bench::parse_int("bench_resnet50", a, argv[++i], 0, 100000));
+    } else if (a == "--stem" && i + 1 < argc) {
+      stem = argv[++i];
+      if (stem != "cifar" && stem != "imagenet") die("--stem expects cifar or imagenet, got '" + stem + "'");
+    } else if (a == "--adam") {
+      adam = true;
+    } else if (a == "--no-conv-benchmark") {
+      benchmark_mode = false;
+    } else {
+      die("unknown or incomplete option '" + a + "' (see --help)");
+    }
+  }
+  const bool cuda = device == "cuda";
+  if (cuda && !cuda_available()) die(cuda_built() ? "no CUDA device found" : "this build has no CUDA backend");
+  if (batch == 0) batch = cuda ? 256 : 32;
+  if (repeat == 0) repeat = cuda ? 30 : 5;
+  try {
+    const Device dev = cuda ? Device("cuda:0") : kCPU;
+    set_conv_benchmark(cuda && benchmark_mode);
+    ResNet50 model({parse_resnet_stem(stem), ResNetHead::Linear, 10, 0.5, 1});
+    model.to(dev);
+    model.train();
+    Generator gen(2);
+    const Tensor x = randn({batch, 3, 32, 32}, TensorOptions(dev), &gen);
+    std::vector<int64_t> label_values(static_cast<size_t>(batch));
+    for (int64_t i = 0; i < batch; ++i) label_values[static_cast<size_t>(i)] = (i * 7) % 10;
+    const Tensor labels = from_vector<int64_t>(label_values, {batch}).to(dev);
+    std::unique_ptr<optim::Optimizer> opt;
+    if (adam) opt = std::make_unique<optim::Optimizer>(std::vector<optim::ParamGroup>{{model.named_parameters(), 1.0}},
+                                                       optim::OptimizerConfig{});
+    double loss = 0;
+    auto step = [&] {
+      model.zero_grad();
+      Tensor l = cross_entropy(model.forward(x), labels);
+      l.backward();
+      if (opt) opt->step(1e-3);
+      return l;
+    };
+    std::vector<double> ms;
+#if LRT_HAVE_CUDA
+    if (cuda) {
+      cudaStream_t s = lrt::cuda::stream(dev.index);
+      for (int i = 0; i < warmup; ++i) step();
+      lrt::cuda::synchronize(dev.index);
+      cudaEvent_t a, b;
+      CUDA_CHECK(cudaEventCreate(&a));
+      CUDA_CHECK(cudaEventCreate(&b));
+      for (int i = 0; i < repeat; ++i) {
+        CUDA_CHECK(cudaEventRecord(a, s));
+        Tensor l = step();
+        CUDA_CHECK(cudaEventRecord(b, s));
+        CUDA_CHECK(cudaEventSynchronize(b));
+        float v = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&v, a, b));
+        ms.push_back(v);
+        loss = l.item();
+      }
+      CUDA_CHECK(cudaEventDestroy(a));
+      CUDA_CHECK(cudaEventDestroy(b));
+    }
+#endif
+    if (!cuda) {
+      for (int i = 0; i < warmup; ++i) step();
+      for (int i = 0; i < repeat; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        Tensor l = step();
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        loss = l.item();
+      }
+    }
+    const double med = median(ms);
+    const double peak_mib =
+        cuda ? static_cast<double>(allocator_for(dev).stats().peak_bytes) / (1024.0 * 1024.0) : peak_rss_mib();
+    std::printf(
+        "{\"benchmark\": \"bench_resnet50\", \"framework\": \"lrt\", \"device\": \"%s\", \"stem\": \"%s\", "
+        "\"batch\": %lld, \"precision\": \"fp32\", \"optimizer\": %s, \"steps\": %d, \"median_ms\": %.3f, "
+        "\"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, \"memory_kind\": \"%s\", \"loss\": %.6f}\n",
+        dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), adam ? "\"adam\"" : "null", repeat, med,
+        static_cast<double>(batch) / (med * 1e-3), peak_mib, cuda ? "cuda_allocator_peak" : "process_peak_rss", loss);
+  } catch (const Error& e) {
+    die(e.what());
+  }
+  return 0;
+}

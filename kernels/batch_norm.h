@@ -1,0 +1,217 @@
+// Batch normalisation kernels: the per-channel statistics, the normalisation
+// and the backward pass, with their math written once here for the CPU loops
+// (kernels/cpu/batch_norm.cpp) and the CUDA kernels (kernels/cuda/
+// batch_norm.cu).
+//
+// Conventions. x is contiguous and viewed as (N, C, HW): (N, C, H, W) with
+// HW = H * W, or (N, C) with HW = 1; channel c of sample n is a run of HW
+// values. mean and invstd (C) hold the batch mean and 1 / sqrt(var + eps) in
+// x's dtype; running_mean and running_var (C) too. Reductions accumulate in
+// double whatever x's dtype. The variance comes from per-thread (per-task on
+// the CPU) sums shifted by the run's first value, merged with Chan et al.'s
+// pairwise formula: one read of x, and no E[x^2] - E[x]^2 cancellation (by
+// Samuelson's inequality the shift is within sqrt(n) standard deviations of
+// the mean, so the shifted sums lose at most log2(n) bits of double's 53).
+// Partial results merge in a fixed order set by the shape alone, so results
+// do not depend on thread counts or scheduling.
+//
+// Per-element products and sums are rounded one at a time (no fused
+// multiply-add) so that, given the same per-channel values, CPU and CUDA give
+// the same bits: eval mode, whose per-channel values come from the running
+// statistics, agrees exactly.
+//
+// The entry points assume checked arguments (layers/batch_norm.cpp checks
+// shapes, dtypes and devices): x, y, gy, gx contiguous of one shape, the (C)
+// tensors contiguous, everything of x's dtype on x's device.
+#pragma once
+
+#include <cstdint>
+
+#include "core/hd.h"
+#include "core/tensor.h"
+#include "kernels/math.h"
+
+namespace lrt::kernels {
+
+// ---- rounding one operation at a time ----
+template <class T>
+LRT_HD T bn_mul(T a, T b) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(T) == 4) return __fmul_rn(a, b);
+  else return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+template <class T>
+LRT_HD T bn_add(T a, T b) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(T) == 4) return __fadd_rn(a, b);
+  else return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+// ---- statistics ----
+// The partial-result structs are plain aggregates (zeroed with {}), as CUDA
+// shared memory takes no constructors.
+//
+// Sums of one run of values shifted by its first value.
+struct BnShiftedSums {
+  double shift, s1, s2;
+  int64_t n;
+};
+
+LRT_HD BnShiftedSums bn_shifted_start(double first) { return BnShiftedSums{first, 0.0, 0.0, 0}; }
+
+LRT_HD void bn_accumulate(BnShiftedSums& s, double x) {
+  const double d = x - s.shift;
+  s.s1 += d;
+  s.s2 += d * d;
+  s.n += 1;
+}
+
+// Count, mean and sum of squared deviations from the mean.
+struct BnMoments {
+  double n, mean, m2;
+};
+
+LRT_HD BnMoments bn_moments(const BnShiftedSums& s) {
+  BnMoments m{};
+  if (s.n == 0) return m;
+  m.n = static_cast<double>(s.n);
+  const double d = s.s1 / m.n;
+  m.mean = s.shift + d;
+  const double m2 = s.s2 - s.s1 * d;
+  m.m2 = m2 > 0.0 ? m2 : 0.0;  // rounding may leave a tiny negative for constant runs
+  return m;
+}
+
+// a = a merged with b (Chan, Golub and LeVeque's pairwise update).
+LRT_HD void bn_merge(BnMoments& a, const BnMoments& b) {
+  if (b.n == 0.0) return;
+  if (a.n == 0.0) {
+    a = b;
+    return;
+  }
+  const double n = a.n + b.n, delta = b.mean - a.mean, wb = b.n / n;
+  a.mean += delta * wb;
+  a.m2 += b.m2 + delta * delta * a.n * wb;
+  a.n = n;
+}
+
+LRT_HD double bn_invstd(double var, double eps) { return 1.0 / math::sqrt(var + eps); }
+
+// PyTorch's update: running = momentum * batch + (1 - momentum) * running.
+LRT_HD double bn_running(double running, double batch, double momentum) {
+  return momentum * batch + (1.0 - momentum) * running;
+}
+
+// The per-channel results of the statistics pass, in x's dtype. The running
+// variance takes the unbiased variance m2 / (n - 1); normalising uses the
+// biased m2 / n. (n > 1 is checked by the caller.)
+template <class T>
+LRT_HD void bn_finish_stats(const BnMoments& m, double eps, double momentum, T* mean, T* invstd, T* running_mean,
+                            T* running_var) {
+  *mean = static_cast<T>(m.mean);
+  *invstd = static_cast<T>(bn_invstd(m.m2 / m.n, eps));
+  if (running_mean) {
+    *running_mean = static_cast<T>(bn_running(static_cast<double>(*running_mean), m.mean, momentum));
+    *running_var = static_cast<T>(bn_running(static_cast<double>(*running_var), m.m2 / (m.n - 1.0), momentum));
+  }
+}
+
+// ---- forward ----
+// y = (x - mean) * scale + shift with scale = invstd * weight, shift = bias.
+template <class T>
+LRT_HD T bn_scale(const T* invstd, const T* weight, int64_t c) {
+  return weight ? bn_mul(invstd[c], weight[c]) : invstd[c];
+}
+
+template <class T>
+LRT_HD T bn_apply(T x, T mean, T scale, T shift) {
+  return bn_add(bn_mul(x - mean, scale), shift);
+}
+
+// ---- backward ----
+// Per-channel sums of gy and gy * (x - mean).
+struct BnGradSums {
+  double gy, gy_xmu;
+};
+
+LRT_HD void bn_accumulate_grad(BnGradSums& s, double gy, double x, double mean) {
+  s.gy += gy;
+  s.gy_xmu += gy * (x - mean);
+}
+
+LRT_HD void bn_merge_grad(BnGradSums& a, const BnGradSums& b) {
+  a.gy += b.gy;
+  a.gy_xmu += b.gy_xmu;
+}
+
+// With batch statistics, mean and invstd depend on x:
+//   gx = scale * (gy - mean(gy) - xhat * mean(gy * xhat)),  xhat = (x - mean) invstd
+//      = scale * (gy - mean_gy - (x - mean) * k),  k = invstd^2 sum(gy (x - mean)) / n.
+// With running statistics they are constants and gx = scale * gy.
+// gweight = sum(gy * xhat) and gbias = sum(gy) either way.
+template <class T>
+struct BnGradCoef {
+  T scale, mean_gy, k;
+};
+
+template <class T>
+LRT_HD void bn_finish_grad(const BnGradSums& s, double n, T invstd, const T* weight, int64_t c, BnGradCoef<T>* coef,
+                           T* gweight, T* gbias) {
+  const double is = static_cast<double>(invstd);
+  if (gweight) *gweight = static_cast<T>(s.gy_xmu * is);
+  if (gbias) *gbias = static_cast<T>(s.gy);
+  if (coef) {
+    const double w = weight ? static_cast<double>(weight[c]) : 1.0;
+    coef->scale = static_cast<T>(w * is);
+    coef->mean_gy = static_cast<T>(s.gy / n);
+    coef->k = static_cast<T>(is * is * s.gy_xmu / n);
+  }
+}
+
+template <class T>
+LRT_HD T bn_grad_input(T gy, T x, T mean, const BnGradCoef<T>& coef) {
+  return bn_mul((gy - coef.mean_gy) - bn_mul(x - mean, coef.k), coef.scale);
+}
+
+template <class T>
+LRT_HD T bn_grad_input_eval(T gy, T scale) {
+  return bn_mul(gy, scale);
+}
+
+// ---- entry points ----
+// batch_norm_stats: mean and invstd of each channel over N and HW; when
+//   running_mean and running_var are defined, updates them in place with
+//   momentum (unbiased variance). N * HW > 1.
+// batch_norm_invstd: invstd = 1 / sqrt(var + eps) per channel (eval mode).
+// batch_norm_apply: y = (x - mean) * invstd * weight + bias; weight and bias
+//   may be undefined (1 and 0).
+// batch_norm_backward: from gy (x's shape) and the mean and invstd forward
+//   used, writes whichever of gx, gweight, gbias is defined. training: mean
+//   and invstd were the batch's (they depend on x); else the running ones.
+#define LRT_BATCH_NORM_DECLS                                                                                      \
+  void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps,                   \
+                        const Tensor& running_mean, const Tensor& running_var, double momentum);                  \
+  void batch_norm_invstd(const Tensor& var, const Tensor& invstd, double eps);                                    \
+  void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,          \
+                        const Tensor& bias, const Tensor& y);                                                     \
+  void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& invstd,           \
+                           const Tensor& weight, bool training, const Tensor& gx, const Tensor& gweight,          \
+                           const Tensor& gbias);
+
+namespace cpu {
+LRT_BATCH_NORM_DECLS
+}  // namespace cpu
+
+namespace cuda {
+LRT_BATCH_NORM_DECLS
+}  // namespace cuda
+
+#undef LRT_BATCH_NORM_DECLS
+
+}  // namespace lrt::kernels

@@ -1,0 +1,436 @@
+// CUDA kernels for batch normalisation over the math of kernels/batch_norm.h.
+//
+// Reductions (statistics, and the sums of the backward pass) give each
+// channel `splits` blocks; a block walks a contiguous range of the channel's
+// N * HW values in (n, hw) order, its threads reading neighbouring values,
+// so a warp reads runs of HW contiguous values (NCHW keeps a channel's values
+// of one sample together). Each thread keeps its own partial in double; the
+// block merges its threads in a fixed tree, and with splits > 1 a second
+// kernel merges the blocks in order: results are the same from run to run
+// (splits follows the device's SM count and occupancy, so another GPU model
+// may round differently).
+// Elementwise passes (normalise, input gradient) take a grid of (packs of
+// one sample, samples); the channel of a pack is its index / (HW / V).
+// Where HW is a multiple of the 16-byte pack width and the pointers are
+// aligned, values move in 16-byte packs; otherwise one at a time.
+#include <algorithm>
+#include <initializer_list>
+#include <type_traits>
+
+#include "kernels/batch_norm.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/indexing.h"
+
+namespace lrt::kernels::cuda {
+
+namespace {
+
+constexpr int kUnroll = 4;  // loads a thread has in flight in the reductions
+
+// x viewed as (n, c, hw).
+struct Dims {
+  int64_t n, c, hw;
+};
+
+Dims dims_of(const Tensor& x) {
+  const int64_t n = x.size(0), c = x.size(1);
+  return Dims{n, c, x.numel() / (n * c)};
+}
+
+// Position in one channel's values, counted in packs of V: sample n, pack h
+// of that sample's run. advance() moves by `step` packs.
+template <int V>
+struct Cursor {
+  int64_t n, h, dn, dh, hwv, sample_stride, base;
+
+  __device__ Cursor(const Dims& d, int64_t c, int64_t k, int64_t step)
+      : hwv(d.hw / V), sample_stride(d.c * d.hw), base(c * d.hw) {
+    n = k / hwv;
+    h = k % hwv;
+    dn = step / hwv;
+    dh = step % hwv;
+  }
+  __device__ int64_t offset() const { return base + n * sample_stride + h * V; }
+  __device__ void advance() {
+    h += dh;
+    n += dn;
+    if (h >= hwv) {
+      h -= hwv;
+      ++n;
+    }
+  }
+};
+
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
+  return *reinterpret_cast<const Pack<T, V>*>(p);
+}
+
+// Merges the block's per-thread values in shared memory (a fixed tree);
+// thread 0 returns the block's total.
+template <class S, class Merge>
+__device__ S block_merge(S* sh, S v, Merge merge) {
+  sh[threadIdx.x] = v;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) merge(sh[threadIdx.x], sh[threadIdx.x + stride]);
+    __syncthreads();
+  }
+  return sh[0];
+}
+
+// grid.x = C * splits: block b takes range b % splits of channel b / splits.
+template <class T, int V>
+__global__ void __launch_bounds__(kThreads)
+    bn_stats_kernel(const T* __restrict__ x, Dims d, int64_t splits, int64_t chunk, BnMoments* partial, T* mean,
+                    T* invstd, T* running_mean, T* running_var, double eps, double momentum) {
+  __shared__ BnMoments sh[kThreads];
+  const int64_t c = blockIdx.x / splits, s = blockIdx.x % splits;
+  const int64_t packs = d.n * (d.hw / V);
+  const int64_t end = min(packs, (s + 1) * chunk);
+  int64_t k = s * chunk + threadIdx.x;
+  BnMoments m{};
+  if (k < end) {
+    Cursor<V> cur(d, c, k, blockDim.x);
+    BnShiftedSums acc = bn_shifted_start(static_cast<double>(x[cur.offset()]));
+    while (k < end) {
+      Pack<T, V> p[kUnroll];
+      int got = 0;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (k < end) {
+          p[u] = load_pack<T, V>(x + cur.offset());
+          cur.advance();
+          k += blockDim.x;
+          got = u + 1;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (u < got) {
+#pragma unroll
+          for (int v = 0; v < V; ++v) bn_accumulate(acc, static_cast<double>(p[u].v[v]));
+        }
+      }
+    }
+    m = bn_moments(acc);
+  }
+  const BnMoments total = block_merge(sh, m, [](BnMoments& a, const BnMoments& b) { bn_merge(a, b); });
+  if (threadIdx.x != 0) return;
+  if (splits > 1) {
+    partial[blockIdx.x] = total;
+    return;
+  }
+  bn_finish_stats(total, eps, momentum, mean + c, invstd + c, running_mean ? running_mean + c : nullptr,
+                  running_var ? running_var + c : nullptr);
+}
+
+template <class T>
+__global__ void bn_stats_finish_kernel(const BnMoments* partial, int64_t channels, int64_t splits, T* mean, T* invstd,
+                                       T* running_mean, T* running_var, double eps, double momentum) {
+  for (int64_t c = global_thread(); c < channels; c += grid_threads()) {
+    BnMoments m{};
+    for (int64_t s = 0; s < splits; ++s) bn_merge(m, partial[c * splits + s]);
+    bn_finish_stats(m, eps, momentum, mean + c, invstd + c, running_mean ? running_mean + c : nullptr,
+                    running_var ? running_var + c : nullptr);
+  }
+}
+
+template <class T>
+__global__ void bn_invstd_kernel(const T* var, T* invstd, int64_t channels, double eps) {
+  for (int64_t c = global_thread(); c < channels; c += grid_threads())
+    invstd[c] = static_cast<T>(bn_invstd(static_cast<double>(var[c]), eps));
+}
+
+// grid = (packs of a sample, samples); sample_packs = C * HW / V < 2^32.
+template <class T, int V>
+__global__ void bn_apply_kernel(const T* __restrict__ x, T* __restrict__ y, const T* mean, const T* invstd,
+                                const T* weight, const T* bias, int64_t samples, uint32_t hwv, uint32_t sample_packs) {
+  using P = Pack<T, V>;
+  for (int64_t n = blockIdx.y; n < samples; n += gridDim.y) {
+    const P* xs = reinterpret_cast<const P*>(x) + n * sample_packs;
+    P* ys = reinterpret_cast<P*>(y) + n * sample_packs;
+    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < sample_packs; j += gridDim.x * blockDim.x) {
+      const uint32_t c = j / hwv;
+      const T m = mean[c], scale = bn_scale(invstd, weight, c), shift = bias ? bias[c] : T(0);
+      P v = xs[j];
+#pragma unroll
+      for (int i = 0; i < V; ++i) v.v[i] = bn_apply(v.v[i], m, scale, shift);
+      ys[j] = v;
+    }
+  }
+}
+
+// Sums of gy and gy * (x - mean) per channel, laid out as bn_stats_kernel.
+template <class T, int V>
+__global__ void __launch_bounds__(kThreads)
+    bn_grad_sums_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* mean, const T* invstd,
+                        const T* weight, Dims d, int64_t splits, int64_t chunk, BnGradSums* partial,
+                        BnGradCoef<T>* coef, T* gweight, T* gbias) {
+  __shared__ BnGradSums sh[kThreads];
+  const int64_t c = blockIdx.x / splits, s = blockIdx.x % splits;
+  const int64_t packs = d.n * (d.hw / V);
+  const int64_t end = min(packs, (s + 1) * chunk);
+  int64_t k = s * chunk + threadIdx.x;
+  BnGradSums acc{};
+  if (k < end) {
+    const double mc = static_cast<double>(mean[c]);
+    Cursor<V> cur(d, c, k, blockDim.x);
+    while (k < end) {
+      Pack<T, V> pg[kUnroll], px[kUnroll];
+      int got = 0;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (k < end) {
+          pg[u] = load_pack<T, V>(gy + cur.offset());
+          px[u] = load_pack<T, V>(x + cur.offset());
+          cur.advance();
+          k += blockDim.x;
+          got = u + 1;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (u < got) {
+#pragma unroll
+          for (int v = 0; v < V; ++v)
+            bn_accumulate_grad(acc, static_cast<double>(pg[u].v[v]), static_cast<double>(px[u].v[v]), mc);
+        }
+      }
+    }
+  }
+  const BnGradSums total = block_merge(sh, acc, [](BnGradSums& a, const BnGradSums& b) { bn_merge_grad(a, b); });
+  if (threadIdx.x != 0) return;
+  if (splits > 1) {
+    partial[blockIdx.x] = total;
+    return;
+  }
+  bn_finish_grad(total, static_cast<double>(d.n * d.hw), invstd[c], weight, c, coef ? coef + c : nullptr,
+                 gweight ? gweight + c : nullptr, gbias ? gbias + c : nullptr);
+}
+
+template <class T>
+__global__ void bn_grad_finish_kernel(const BnGradSums* partial, int64_t channels, int64_t splits, double n,
+                                      const T* invstd, const T* weight, BnGradCoef<T>* coef, T* gweight, T* gbias) {
+  for (int64_t c = global_thread(); c < channels; c += grid_threads()) {
+    BnGradSums s{};
+    for (int64_t k = 0; k < splits; ++k) bn_merge_grad(s, partial[c * splits + k]);
+    bn_finish_grad(s, n, invstd[c], weight, c, coef ? coef + c : nullptr, gweight ? gweight + c : nullptr,
+                   gbias ? gbias + c : nullptr);
+  }
+}
+
+// TRAINING: gx from the coefficients of bn_finish_grad; else gx = gy * scale.
+template <class T, int V, bool TRAINING>
+__global__ void bn_grad_input_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* mean, const T* invstd,
+                                     const T* weight, const BnGradCoef<T>* coef, T* __restrict__ gx, int64_t samples,
+                                     uint32_t hwv, uint32_t sample_packs) {
+  using P = Pack<T, V>;
+  for (int64_t n = blockIdx.y; n < samples; n += gridDim.y) {
+    const int64_t first = n * sample_packs;
+    for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < sample_packs; j += gridDim.x * blockDim.x) {
+      const uint32_t c = j / hwv;
+      P g = reinterpret_cast<const P*>(gy)[first + j];
+      if constexpr (TRAINING) {
+        const BnGradCoef<T> k = coef[c];
+        const T m = mean[c];
+        const P v = reinterpret_cast<const P*>(x)[first + j];
+#pragma unroll
+        for (int i = 0; i < V; ++i) g.v[i] = bn_grad_input(g.v[i], v.v[i], m, k);
+      } else {
+        const T scale = bn_scale(invstd, weight, c);
+#pragma unroll
+        for (int i = 0; i < V; ++i) g.v[i] = bn_grad_input_eval(g.v[i], scale);
+      }
+      reinterpret_cast<P*>(gx)[first + j] = g;
+    }
+  }
+}
+
+template <class T>
+T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? t.data<T>() : nullptr;
+}
+
+// The pack width for x's shape and these pointers: 16 bytes where HW allows
+// and every pointer is aligned, else 1.
+template <class T>
+int pack_width(const Dims& d, std::initializer_list<const Tensor*> ts) {
+  if (d.hw % kVec<T> != 0) return 1;
+  for (const Tensor* t : ts)
+    if (t->defined() && !aligned16(t->data_ptr())) return 1;
+  return kVec<T>;
+}
+
+// Calls f(std::integral_constant<int, V>) for V = the pack width or 1.
+template <class T, class F>
+void with_width(int v, F&& f) {
+  if (v == kVec<T>)
+    f(std::integral_constant<int, kVec<T>>{});
+  else
+    f(std::integral_constant<int, 1>{});
+}
+
+// Resident blocks of a reduction kernel on one SM.
+template <class K>
+int64_t blocks_per_sm(K kernel) {
+  int n = 0;
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0));
+  return std::max(n, 1);
+}
+
+// Blocks per channel of a reduction: as many as fit one wave of resident
+// blocks (`slots` on the whole device) over all channels, rounded down so no
+// nearly empty second wave follows, but at least 4 packs a thread.
+struct Split {
+  int64_t splits, chunk;
+};
+
+Split split_of(int64_t packs, int64_t channels, int64_t slots) {
+  const int64_t splits =
+      std::clamp<int64_t>(std::min(slots / channels, (packs + kThreads * 4 - 1) / (kThreads * 4)), 1, 1024);
+  const int64_t chunk = (packs + splits - 1) / splits;
+  return Split{(packs + chunk - 1) / chunk, chunk};
+}
+
+// Grid of an elementwise pass: enough blocks to cover one sample's packs,
+// and samples spread over grid.y up to 8 blocks (2048 threads) an SM in all.
+dim3 elementwise_grid(int64_t samples, int64_t sample_packs, int dev) {
+  const int64_t sms = lrt::cuda::sm_count(dev);
+  const int64_t bx = std::min<int64_t>((sample_packs + kThreads - 1) / kThreads, int64_t(1) << 20);
+  const int64_t by = std::clamp<int64_t>(sms * 8 / bx, 1, std::min<int64_t>(samples, 65535));
+  return dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by));
+}
+
+Tensor scratch(int64_t bytes, const Tensor& like) {
+  return empty({bytes}, TensorOptions(DType::UInt8).with_device(like.device()));
+}
+
+void check_sample_size(const Dims& d) {
+  LRT_CHECK(d.c * d.hw < (int64_t(1) << 32), "batch_norm: ", d.c * d.hw,
+            " values a sample are more than the CUDA kernels index");
+}
+
+}  // namespace
+
+void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps, const Tensor& running_mean,
+                      const Tensor& running_var, double momentum) {
+  const int dev = device_of(x);
+  DeviceGuard guard(dev);
+  cudaStream_t stream = lrt::cuda::stream(dev);
+  const Dims d = dims_of(x);
+  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    with_width<T>(pack_width<T>(d, {&x}), [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      static const int64_t occupancy = blocks_per_sm(bn_stats_kernel<T, V>);
+      const Split sp = split_of(d.n * (d.hw / V), d.c, occupancy * lrt::cuda::sm_count(dev));
+      Tensor partial;
+      BnMoments* pp = nullptr;
+      if (sp.splits > 1) {
+        partial = scratch(d.c * sp.splits * static_cast<int64_t>(sizeof(BnMoments)), x);
+        pp = static_cast<BnMoments*>(partial.data_ptr());
+      }
+      T* rm = ptr_or_null<T>(running_mean);
+      T* rv = ptr_or_null<T>(running_var);
+      bn_stats_kernel<T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
+          x.data<T>(), d, sp.splits, sp.chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
+      LRT_LAUNCH_CHECK();
+      if (sp.splits > 1) {
+        bn_stats_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
+            pp, d.c, sp.splits, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
+        LRT_LAUNCH_CHECK();
+      }
+    });
+  });
+}
+
+void batch_norm_invstd(const Tensor& var, const Tensor& invstd, double eps) {
+  const int dev = device_of(var);
+  DeviceGuard guard(dev);
+  cudaStream_t stream = lrt::cuda::stream(dev);
+  dispatch_floating(var.dtype(), "batch_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    bn_invstd_kernel<T><<<lrt::cuda::grid_for(var.numel(), kThreads, dev), kThreads, 0, stream>>>(
+        var.data<T>(), invstd.data<T>(), var.numel(), eps);
+    LRT_LAUNCH_CHECK();
+  });
+}
+
+void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
+                      const Tensor& bias, const Tensor& y) {
+  const int dev = device_of(x);
+  DeviceGuard guard(dev);
+  cudaStream_t stream = lrt::cuda::stream(dev);
+  const Dims d = dims_of(x);
+  check_sample_size(d);
+  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    with_width<T>(pack_width<T>(d, {&x, &y}), [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      const int64_t hwv = d.hw / V, sample_packs = d.c * hwv;
+      bn_apply_kernel<T, V><<<elementwise_grid(d.n, sample_packs, dev), kThreads, 0, stream>>>(
+          x.data<T>(), y.data<T>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(weight), ptr_or_null<T>(bias), d.n,
+          static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
+      LRT_LAUNCH_CHECK();
+    });
+  });
+}
+
+void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                         const Tensor& weight, bool training, const Tensor& gx, const Tensor& gweight,
+                         const Tensor& gbias) {
+  const int dev = device_of(x);
+  DeviceGuard guard(dev);
+  cudaStream_t stream = lrt::cuda::stream(dev);
+  const Dims d = dims_of(x);
+  check_sample_size(d);
+  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    with_width<T>(pack_width<T>(d, {&gy, &x, &gx}), [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      const int64_t hwv = d.hw / V, sample_packs = d.c * hwv;
+      const T* wp = ptr_or_null<T>(weight);
+      T* gw = ptr_or_null<T>(gweight);
+      T* gb = ptr_or_null<T>(gbias);
+      const bool want_coef = training && gx.defined();
+      Tensor coef_buf;
+      BnGradCoef<T>* coef = nullptr;
+      if (want_coef) {
+        coef_buf = scratch(d.c * static_cast<int64_t>(sizeof(BnGradCoef<T>)), x);
+        coef = static_cast<BnGradCoef<T>*>(coef_buf.data_ptr());
+      }
+      if (want_coef || gw || gb) {
+        static const int64_t occupancy = blocks_per_sm(bn_grad_sums_kernel<T, V>);
+        const Split sp = split_of(d.n * hwv, d.c, occupancy * lrt::cuda::sm_count(dev));
+        Tensor partial;
+        BnGradSums* pp = nullptr;
+        if (sp.splits > 1) {
+          partial = scratch(d.c * sp.splits * static_cast<int64_t>(sizeof(BnGradSums)), x);
+          pp = static_cast<BnGradSums*>(partial.data_ptr());
+        }
+        bn_grad_sums_kernel<T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
+            gy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, d, sp.splits, sp.chunk, pp, coef, gw, gb);
+        LRT_LAUNCH_CHECK();
+        if (sp.splits > 1) {
+          bn_grad_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
+              pp, d.c, sp.splits, static_cast<double>(d.n * d.hw), invstd.data<T>(), wp, coef, gw, gb);
+          LRT_LAUNCH_CHECK();
+        }
+      }
+      if (!gx.defined()) return;
+      const dim3 grid = elementwise_grid(d.n, sample_packs, dev);
+      if (training)
+        bn_grad_input_kernel<T, V, true><<<grid, kThreads, 0, stream>>>(
+            gy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, coef, gx.data<T>(), d.n,
+            static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
+      else
+        bn_grad_input_kernel<T, V, false><<<grid, kThreads, 0, stream>>>(
+            gy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, coef, gx.data<T>(), d.n,
+            static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
+      LRT_LAUNCH_CHECK();
+    });
+  });
+}
+
+}  // namespace lrt::kernels::cuda

@@ -1,0 +1,332 @@
+// CUDA convolutions through cuDNN's convolution API. One cudnnHandle_t per
+// device, bound to lrt's stream. Descriptors live in RAII wrappers and are
+// built per call (host-side structs, cheap). The algorithm of each pass is
+// chosen once per (pass, device, dtype, shapes, stride, padding, dilation,
+// search mode) and cached: by cuDNN's heuristics (cudnnGet..._v7, ranked by
+// expected speed), or in benchmark mode by timing the candidates
+// (cudnnFind...Ex) on the call's own buffers, whose outputs the pass then
+// overwrites. The first candidate that succeeded, fits kMaxWorkspace and
+// keeps full precision wins; its math type is set on the descriptor.
+//
+// Precision: float32 runs in plain FP32 (CUDNN_FMA_MATH). cuDNN's default
+// math lets Ampere and later GPUs round float32 inputs to TF32 (10-bit
+// mantissa, ~1e-3 relative error), which would break CPU parity at 1e-5 and
+// change training numerics behind the user's back; tensor-op candidates are
+// therefore skipped for float32. float64 takes whatever math cuDNN reports.
+//
+// Workspaces come from the caching allocator as uint8 tensors and are freed
+// as soon as the call is queued: the allocator's blocks are reused in the
+// order of lrt's one stream, after the work queued on it.
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "kernels/conv.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/indexing.h"
+
+namespace lrt::kernels::cuda {
+
+namespace {
+
+// Beyond this a candidate algorithm is passed over for one that needs less:
+// ResNet-sized convolutions find fast algorithms well within it.
+constexpr size_t kMaxWorkspace = size_t(1) << 30;
+
+cudnnHandle_t handle(int device) {
+  static std::array<cudnnHandle_t, 16> handles{};
+  static std::once_flag once[16];
+  std::call_once(once[device], [device] {
+    DeviceGuard guard(device);
+    CUDNN_CHECK(cudnnCreate(&handles[device]));
+    CUDNN_CHECK(cudnnSetStream(handles[device], lrt::cuda::stream(device)));
+  });
+  return handles[device];
+}
+
+template <class D, cudnnStatus_t (*Create)(D*), cudnnStatus_t (*Destroy)(D)>
+class Descriptor {
+ public:
+  Descriptor() { CUDNN_CHECK(Create(&d_)); }
+  ~Descriptor() { Destroy(d_); }
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  D get() const { return d_; }
+
+ private:
+  D d_ = nullptr;
+};
+
+using TensorDescriptor = Descriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
+using FilterDescriptor = Descriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
+using ConvolutionDescriptor =
+    Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor, cudnnDestroyConvolutionDescriptor>;
+
+int to_int(int64_t v, const char* what) {
+  LRT_CHECK(v <= INT_MAX, "conv2d: ", what, " ", v, " exceeds cuDNN's 32-bit limit");
+  return static_cast<int>(v);
+}
+
+cudnnDataType_t cudnn_type(DType dt) {
+  LRT_CHECK(dt == DType::Float32 || dt == DType::Float64, "conv2d: dtype ", dt,
+            " is not supported on CUDA (float32 or float64 expected)");
+  return dt == DType::Float32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+}
+
+bool is_tensor_op(cudnnMathType_t m) { return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION; }
+
+// float32: FMA only (see the top of the file); float64: as cuDNN says.
+cudnnMathType_t math_for(cudnnDataType_t type, cudnnMathType_t reported) {
+  return type == CUDNN_DATA_FLOAT ? CUDNN_FMA_MATH : reported;
+}
+
+void set_tensor(const TensorDescriptor& d, cudnnDataType_t type, const Shape& s) {
+  CUDNN_CHECK(cudnnSetTensor4dDescriptor(d.get(), CUDNN_TENSOR_NCHW, type, to_int(s[0], "size"), to_int(s[1], "size"),
+                                         to_int(s[2], "size"), to_int(s[3], "size")));
+}
+
+// The descriptors of one convolution: x (N, C, H, W), w (K, C, R, S), y (N,
+// K, P, Q); for the backward passes x and y hold the gradients' shapes.
+struct ConvSetup {
+  cudnnDataType_t type;
+  TensorDescriptor x, y;
+  FilterDescriptor w;
+  ConvolutionDescriptor conv;
+
+  ConvSetup(const Tensor& xt, const Tensor& wt, const Tensor& yt, const ConvParams& p)
+      : type(cudnn_type(xt.dtype())) {
+    LRT_CHECK(xt.numel() <= INT_MAX && yt.numel() <= INT_MAX, "conv2d: tensors of ", xt.numel(), " and ",
+              yt.numel(), " elements exceed cuDNN's 32-bit limit");
+    set_tensor(x, type, xt.shape());
+    set_tensor(y, type, yt.shape());
+    const Shape& ws = wt.shape();
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.get(), type, CUDNN_TENSOR_NCHW, to_int(ws[0], "size"),
+                                           to_int(ws[1], "size"), to_int(ws[2], "size"), to_int(ws[3], "size")));
+    const int pad = to_int(p.padding, "padding"), stride = to_int(p.stride, "stride");
+    const int dil = to_int(p.dilation, "dilation");
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv.get(), pad, pad, stride, stride, dil, dil,
+                                                CUDNN_CROSS_CORRELATION, type));
+    // The searches then consider full-precision candidates for float32.
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv.get(), math_for(type, CUDNN_DEFAULT_MATH)));
+  }
+};
+
+// Device buffers of one call, named as in the forward pass: for backward
+// data x is the gradient written, for backward filter w is.
+struct Buffers {
+  void* x;
+  void* w;
+  void* y;
+};
+
+enum class Pass { Forward, BackwardData, BackwardFilter };
+
+template <Pass P>
+struct PassApi;
+
+template <>
+struct PassApi<Pass::Forward> {
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  using Algo = cudnnConvolutionFwdAlgo_t;
+  static constexpr const char* kName = "forward";
+  static int max_count(cudnnHandle_t h) {
+    int n = 0;
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &n));
+    return n;
+  }
+  static void heuristics(cudnnHandle_t h, const ConvSetup& s, int n, int* got, Perf* perf) {
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, s.x.get(), s.w.get(), s.conv.get(), s.y.get(), n, got, perf));
+  }
+  static void find(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, int n, int* got, Perf* perf, void* ws,
+                   size_t bytes) {
+    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, s.x.get(), b.x, s.w.get(), b.w, s.conv.get(), s.y.get(), b.y,
+                                                       n, got, perf, ws, bytes));
+  }
+  static size_t workspace(cudnnHandle_t h, const ConvSetup& s, Algo a) {
+    size_t bytes = 0;
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, s.x.get(), s.w.get(), s.conv.get(), s.y.get(), a, &bytes));
+    return bytes;
+  }
+  static void run(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, Algo a, void* ws, size_t bytes,
+                  const void* one, const void* zero) {
+    CUDNN_CHECK(cudnnConvolutionForward(h, one, s.x.get(), b.x, s.w.get(), b.w, s.conv.get(), a, ws, bytes, zero,
+                                        s.y.get(), b.y));
+  }
+};
+
+template <>
+struct PassApi<Pass::BackwardData> {
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  using Algo = cudnnConvolutionBwdDataAlgo_t;
+  static constexpr const char* kName = "backward data";
+  static int max_count(cudnnHandle_t h) {
+    int n = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &n));
+    return n;
+  }
+  static void heuristics(cudnnHandle_t h, const ConvSetup& s, int n, int* got, Perf* perf) {
+    CUDNN_CHECK(
+        cudnnGetConvolutionBackwardDataAlgorithm_v7(h, s.w.get(), s.y.get(), s.conv.get(), s.x.get(), n, got, perf));
+  }
+  static void find(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, int n, int* got, Perf* perf, void* ws,
+                   size_t bytes) {
+    CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, s.w.get(), b.w, s.y.get(), b.y, s.conv.get(),
+                                                            s.x.get(), b.x, n, got, perf, ws, bytes));
+  }
+  static size_t workspace(cudnnHandle_t h, const ConvSetup& s, Algo a) {
+    size_t bytes = 0;
+    CUDNN_CHECK(
+        cudnnGetConvolutionBackwardDataWorkspaceSize(h, s.w.get(), s.y.get(), s.conv.get(), s.x.get(), a, &bytes));
+    return bytes;
+  }
+  static void run(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, Algo a, void* ws, size_t bytes,
+                  const void* one, const void* zero) {
+    CUDNN_CHECK(cudnnConvolutionBackwardData(h, one, s.w.get(), b.w, s.y.get(), b.y, s.conv.get(), a, ws, bytes, zero,
+                                             s.x.get(), b.x));
+  }
+};
+
+template <>
+struct PassApi<Pass::BackwardFilter> {
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  using Algo = cudnnConvolutionBwdFilterAlgo_t;
+  static constexpr const char* kName = "backward filter";
+  static int max_count(cudnnHandle_t h) {
+    int n = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &n));
+    return n;
+  }
+  static void heuristics(cudnnHandle_t h, const ConvSetup& s, int n, int* got, Perf* perf) {
+    CUDNN_CHECK(
+        cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, s.x.get(), s.y.get(), s.conv.get(), s.w.get(), n, got, perf));
+  }
+  static void find(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, int n, int* got, Perf* perf, void* ws,
+                   size_t bytes) {
+    CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, s.x.get(), b.x, s.y.get(), b.y, s.conv.get(),
+                                                              s.w.get(), b.w, n, got, perf, ws, bytes));
+  }
+  static size_t workspace(cudnnHandle_t h, const ConvSetup& s, Algo a) {
+    size_t bytes = 0;
+    CUDNN_CHECK(
+        cudnnGetConvolutionBackwardFilterWorkspaceSize(h, s.x.get(), s.y.get(), s.conv.get(), s.w.get(), a, &bytes));
+    return bytes;
+  }
+  static void run(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, Algo a, void* ws, size_t bytes,
+                  const void* one, const void* zero) {
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, one, s.x.get(), b.x, s.y.get(), b.y, s.conv.get(), a, ws, bytes,
+                                               zero, s.w.get(), b.w));
+  }
+};
+
+struct AlgoChoice {
+  int algo;
+  cudnnMathType_t math;
+};
+
+// pass, benchmark, device, dtype, x (N, C, H, W), w (K, R, S), stride, padding, dilation
+using AlgoKey = std::array<int64_t, 14>;
+
+std::mutex g_cache_mu;
+std::map<AlgoKey, AlgoChoice> g_cache;
+
+AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const ConvParams& p) {
+  return {static_cast<int64_t>(pass), p.benchmark, x.device().index, static_cast<int64_t>(x.dtype()),
+          x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), p.stride, p.padding,
+          p.dilation};
+}
+
+// A scratch buffer of `bytes` on the device (undefined for none).
+Tensor workspace(size_t bytes, Device device) {
+  if (bytes == 0) return Tensor();
+  return empty({static_cast<int64_t>(bytes)}, TensorOptions(DType::UInt8).with_device(device));
+}
+void* ptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+
+template <Pass P>
+AlgoChoice choose(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, const AlgoKey& key, bool benchmark,
+                  Device device) {
+  using Api = PassApi<P>;
+  {
+    std::lock_guard<std::mutex> lock(g_cache_mu);
+    auto it = g_cache.find(key);
+    if (it != g_cache.end()) return it->second;
+  }
+  const int n = Api::max_count(h);
+  std::vector<typename Api::Perf> perf(static_cast<size_t>(n));
+  int got = 0;
+  Api::heuristics(h, s, n, &got, perf.data());
+  if (benchmark) {
+    // The search gets the largest workspace any admissible candidate asks for.
+    size_t bytes = 0;
+    for (int i = 0; i < got; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspace)
+        bytes = std::max(bytes, perf[i].memory);
+    Tensor ws = workspace(bytes, device);
+    Api::find(h, s, b, n, &got, perf.data(), ptr(ws), bytes);
+  }
+  for (int i = 0; i < got; ++i) {
+    const auto& c = perf[i];
+    if (c.status != CUDNN_STATUS_SUCCESS || c.memory > kMaxWorkspace) continue;
+    if (s.type == CUDNN_DATA_FLOAT && is_tensor_op(c.mathType)) continue;
+    const AlgoChoice choice{static_cast<int>(c.algo), math_for(s.type, c.mathType)};
+    std::lock_guard<std::mutex> lock(g_cache_mu);
+    g_cache.emplace(key, choice);
+    return choice;
+  }
+  LRT_THROW("conv2d: cuDNN offers no ", Api::kName, " algorithm within ", kMaxWorkspace >> 20,
+            " MiB of workspace for x (", key[4], ", ", key[5], ", ", key[6], ", ", key[7], "), w (", key[8], ", ",
+            key[5], ", ", key[9], ", ", key[10], ")");
+}
+
+// Runs pass P of the convolution x (N, C, H, W) * w (K, C, R, S) -> y (N, K,
+// P, Q), the tensors being the pass's inputs and output as Buffers says.
+template <Pass P>
+void run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p) {
+  using Api = PassApi<P>;
+  const int dev = device_of(x);
+  DeviceGuard guard(dev);
+  cudnnHandle_t h = handle(dev);
+  ConvSetup s(x, w, y, p);
+  const Buffers b{x.data_ptr(), w.data_ptr(), y.data_ptr()};
+  const AlgoChoice choice = choose<P>(h, s, b, key_of(P, x, w, p), p.benchmark, x.device());
+  CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.get(), choice.math));
+  const auto algo = static_cast<typename Api::Algo>(choice.algo);
+  const size_t bytes = Api::workspace(h, s, algo);
+  Tensor ws = workspace(bytes, x.device());
+  dispatch_floating(x.dtype(), "conv2d", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T one = 1, zero = 0;
+    Api::run(h, s, b, algo, ptr(ws), bytes, &one, &zero);
+  });
+}
+
+}  // namespace
+
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvParams& p) {
+  run_pass<Pass::Forward>(x, w, y, p);
+  if (!bias.defined()) return;
+  const int dev = device_of(y);
+  DeviceGuard guard(dev);
+  const cudnnDataType_t type = cudnn_type(y.dtype());
+  TensorDescriptor bias_desc, y_desc;
+  set_tensor(bias_desc, type, {1, bias.size(0), 1, 1});
+  set_tensor(y_desc, type, y.shape());
+  dispatch_floating(y.dtype(), "conv2d", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T one = 1;
+    CUDNN_CHECK(cudnnAddTensor(handle(dev), &one, bias_desc.get(), bias.data_ptr(), &one, y_desc.get(), y.data_ptr()));
+  });
+}
+
+void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p) {
+  run_pass<Pass::BackwardData>(gx, w, gy, p);
+}
+
+void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const ConvParams& p) {
+  run_pass<Pass::BackwardFilter>(x, gw, gy, p);
+}
+
+}  // namespace lrt::kernels::cuda

@@ -1,0 +1,115 @@
+// lrt::batch_norm (declared in layers/functional.h): argument checks, the
+// kernels of kernels/batch_norm.h on the input's device, and the backward
+// closure. The running statistics are updated in place by the statistics
+// kernel, outside autograd. Backward keeps x, the mean and invstd forward
+// normalised with, and the weight; it computes only the gradients asked for.
+#include "kernels/batch_norm.h"
+
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "layers/functional.h"
+#include "lrt_config.h"
+
+namespace lrt {
+
+namespace {
+
+#if LRT_HAVE_CUDA
+#define LRT_BN_ROUTE(dev, call) \
+  do {                          \
+    if ((dev).is_cuda())        \
+      kernels::cuda::call;      \
+    else                        \
+      kernels::cpu::call;       \
+  } while (0)
+#else
+#define LRT_BN_ROUTE(dev, call) \
+  do {                          \
+    (void)(dev);                \
+    kernels::cpu::call;         \
+  } while (0)
+#endif
+
+// A per-channel tensor: undefined (when allowed) or 1-D of C elements,
+// contiguous, on x's device with x's dtype.
+void check_channel_tensor(const Tensor& t, const char* name, const Tensor& x, int64_t channels) {
+  if (!t.defined()) return;
+  LRT_CHECK(t.dim() == 1 && t.size(0) == channels, "batch_norm: ", name, " of shape ", to_string(t.shape()),
+            " does not match the ", channels, " channels of input ", to_string(x.shape()), " (expected ",
+            to_string(Shape{channels}), ")");
+  LRT_CHECK(t.device() == x.device(), "batch_norm: ", name, " is on ", t.device(), " but input on ", x.device());
+  LRT_CHECK(t.dtype() == x.dtype(), "batch_norm: ", name, " has dtype ", t.dtype(), " but input ", x.dtype());
+  LRT_CHECK(t.is_contiguous(), "batch_norm: ", name, " must be contiguous");
+}
+
+// The tensor's data, outside autograd (undefined stays undefined).
+Tensor plain(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
+  LRT_CHECK(x.defined(), "batch_norm: undefined input");
+  LRT_CHECK(x.dim() == 2 || x.dim() == 4, "batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape ",
+            to_string(x.shape()));
+  detail::check_floating(x, "batch_norm");
+  const int64_t channels = x.size(1);
+  check_channel_tensor(weight, "weight", x, channels);
+  check_channel_tensor(bias, "bias", x, channels);
+  check_channel_tensor(running_mean, "running_mean", x, channels);
+  check_channel_tensor(running_var, "running_var", x, channels);
+  LRT_CHECK(running_mean.defined() == running_var.defined(),
+            "batch_norm: running_mean and running_var must be both defined or both undefined");
+  LRT_CHECK(eps >= 0.0, "batch_norm: eps must not be negative, got ", eps);
+  const int64_t per_channel = channels == 0 ? 0 : x.numel() / channels;
+  if (training)
+    LRT_CHECK(per_channel > 1, "batch_norm: expected more than 1 value per channel when training, got input of shape ",
+              to_string(x.shape()));
+  else
+    LRT_CHECK(running_mean.defined(), "batch_norm: eval mode (training = false) needs running_mean and running_var");
+
+  // A strided input is copied once; the copy is recorded, so its gradient
+  // reaches x.
+  const Tensor xc = x.contiguous();
+  const Tensor xd = xc.detach();
+  const TensorOptions opts = x.options();
+  Tensor y = empty(x.shape(), opts);
+  Tensor mean = training ? empty({channels}, opts) : plain(running_mean);
+  Tensor invstd = empty({channels}, opts);
+  const Tensor w = plain(weight);
+  if (x.numel() > 0) {
+    if (training)
+      LRT_BN_ROUTE(x.device(),
+                   batch_norm_stats(xd, mean, invstd, eps, plain(running_mean), plain(running_var), momentum));
+    else
+      LRT_BN_ROUTE(x.device(), batch_norm_invstd(plain(running_var), invstd, eps));
+    LRT_BN_ROUTE(x.device(), batch_norm_apply(xd, mean, invstd, w, plain(bias), y));
+  }
+
+  if (!needs_grad({&xc, &weight, &bias})) return y;
+  // Eval mode normalised with running_mean, which a later training call
+  // would change in place before this backward runs: keep a copy.
+  if (!training) mean = mean.clone();
+  const bool want_gx = xc.requires_grad();
+  const bool want_gw = weight.defined() && weight.requires_grad();
+  const bool want_gb = bias.defined() && bias.requires_grad();
+  return record("batch_norm", y, {xc, weight, bias},
+                [xd, mean, invstd, w, training, want_gx, want_gw, want_gb](const Tensor& g) {
+                  const Tensor gy = g.contiguous();
+                  const TensorOptions o = xd.options();
+                  Tensor gx = want_gx ? empty(xd.shape(), o) : Tensor();
+                  Tensor gw = want_gw ? empty(mean.shape(), o) : Tensor();
+                  Tensor gb = want_gb ? empty(mean.shape(), o) : Tensor();
+                  if (xd.numel() > 0) {
+                    LRT_BN_ROUTE(xd.device(), batch_norm_backward(gy, xd, mean, invstd, w, training, gx, gw, gb));
+                  } else {  // an empty batch (eval mode): the sums are empty
+                    if (gw.defined()) gw.zero_();
+                    if (gb.defined()) gb.zero_();
+                  }
+                  return std::vector<Tensor>{gx, gw, gb};
+                });
+}
+
+}  // namespace lrt

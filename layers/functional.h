@@ -1,0 +1,75 @@
+// The neural-network ops with backward: convolution, batch normalisation,
+// pooling, linear, dropout, log-softmax and cross-entropy. Each checks its
+// inputs and names the op and the offending tensor on a mismatch, runs the
+// kernels of the inputs' device (cuDNN / cuBLAS on CUDA, im2col + GEMM and
+// plain loops on CPU), and records a backward closure when autograd needs
+// one. A gradient no input asks for is not computed: a frozen conv weight
+// (requires_grad false) costs no backward-filter pass.
+//
+// Layouts are PyTorch's: images (N, C, H, W), conv weights (K, C, R, S),
+// linear weights (out, in), logits (N, classes), labels int64 (N).
+// float32 and float64 on both devices.
+#pragma once
+
+#include <cstdint>
+
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace lrt {
+
+// ---- convolution ----
+struct Conv2dOptions {
+  int64_t stride = 1;
+  int64_t padding = 0;
+  int64_t dilation = 1;
+};
+// x (N, C, H, W), weight (K, C, R, S), bias (K) or undefined -> (N, K, P, Q)
+// with P = (H + 2 pad - dil (R - 1) - 1) / stride + 1 (and Q likewise).
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts = {});
+
+// How CUDA convolutions pick their algorithms: cuDNN's heuristics
+// (cudnnGet..._v7, the default) or, in benchmark mode, a timed search
+// (cudnnFind...) run once per shape and cached, as torch.backends.cudnn.benchmark.
+void set_conv_benchmark(bool on);
+bool conv_benchmark();
+
+// ---- batch normalisation ----
+// x (N, C, H, W) or (N, C); weight, bias, running_mean, running_var (C).
+// training: normalises with the batch statistics (biased variance) and, when
+// the running tensors are defined, updates them in place (not recorded):
+// running = (1 - momentum) running + momentum batch, with the unbiased
+// variance. Eval: normalises with the running statistics. PyTorch's
+// conventions (momentum 0.1, eps 1e-5). weight and bias may be undefined
+// (scale 1, shift 0).
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+
+// ---- pooling ----
+// Square windows; padding pads with -inf for max, with zeros counted in the
+// divisor for avg (PyTorch's count_include_pad = true); floor output sizes.
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0);
+// (N, C, H, W) -> (N, C): the mean over H and W.
+Tensor global_avg_pool(const Tensor& x);
+
+// ---- dense ----
+// x (N, in), weight (out, in), bias (out) or undefined -> (N, out).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// Flattens dims start_dim.. into one: (N, C, H, W) -> (N, C*H*W).
+Tensor flatten(const Tensor& x, int64_t start_dim = 1);
+
+// ---- regularisation ----
+// training: zeroes each element with probability p (Philox draws from gen,
+// or the default generator) and scales the rest by 1 / (1 - p); identity
+// when not training or p == 0. p in [0, 1).
+Tensor dropout(const Tensor& x, double p, bool training, Generator* gen = nullptr);
+
+// ---- classification ----
+// Over the last dim of a 2-D tensor, computed stably (x - max - log sum exp).
+Tensor log_softmax(const Tensor& x);
+// Mean over the batch of -log_softmax(logits)[i, labels[i]]; logits (N,
+// classes), labels int64 (N) in [0, classes). A 0-d tensor.
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+
+}  // namespace lrt

@@ -1,0 +1,58 @@
+// The hand-built ResNet50 (He et al. 2016, torchvision's v1.5 layout: stride
+// on the 3x3 conv of a bottleneck) with torchvision's child names, so its
+// state_dict names and order are exactly torchvision's and match
+// layers/resnet50_spec.h. Stems and heads as described there.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/modules.h"
+#include "layers/resnet50_spec.h"
+
+namespace lrt {
+
+// 1x1 (in -> width) -> 3x3 (width, stride) -> 1x1 (width -> 4 width), each
+// followed by BN, ReLU after the first two and after the residual add; the
+// shortcut is a 1x1 conv + BN ("downsample") when the shape changes.
+class Bottleneck : public Module {
+ public:
+  static constexpr int64_t kExpansion = 4;
+  Bottleneck(int64_t in_channels, int64_t width, int64_t stride, Generator* gen = nullptr);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::shared_ptr<Conv2d> conv1_, conv2_, conv3_;
+  std::shared_ptr<BatchNorm2d> bn1_, bn2_, bn3_;
+  std::shared_ptr<Sequential> downsample_;
+};
+
+struct ResNet50Options {
+  ResNetStem stem = ResNetStem::Cifar;
+  ResNetHead head = ResNetHead::Linear;
+  int64_t classes = 10;
+  double dropout = 0.5;  // the seed head's two dropouts
+  uint64_t seed = 0;     // initialisation (and the dropout masks' generator)
+};
+
+// Input (N, 3, H, W) float; output logits (N, classes).
+class ResNet50 : public Module {
+ public:
+  explicit ResNet50(const ResNet50Options& opts = {});
+  Tensor forward(const Tensor& x) override;
+  const ResNet50Options& options() const { return opts_; }
+  // The generator the dropout layers draw from (part of a run's RNG state).
+  Generator& dropout_generator() { return *dropout_gen_; }
+
+ private:
+  template <class M>
+  std::shared_ptr<M> add(const std::string& name, std::shared_ptr<M> m);
+
+  ResNet50Options opts_;
+  std::unique_ptr<Generator> dropout_gen_;
+  std::vector<std::shared_ptr<Module>> order_;  // children in forward order
+};
+
+}  // namespace lrt

@@ -1,0 +1,246 @@
+// CPU-vs-CUDA parity of batch normalisation (lrt_cuda_tests; runs only where
+// a CUDA device answers). The kernel entry points of kernels/batch_norm.h
+// run on both devices over the same random inputs, the CUDA outputs poisoned
+// with NaN first so an unwritten element shows; then lrt::batch_norm runs
+// end to end with autograd and running statistics on both devices. Shapes
+// cover ResNet50-on-CIFAR sizes ((256, 64, 32, 32) splits each channel over
+// many blocks; (8, 2048, 4, 4) gives one block a channel), batch 1 in eval,
+// 2-D input, spatial sizes that are no multiple of the 16-byte pack (the
+// one-value path), and a misaligned input.
+//
+// Tolerances (relative, norm-wise ||cuda - cpu|| / ||cpu||). The
+// statistics and the backward sums accumulate in double on both devices in
+// different orders, so the doubles agree to ~1e-13 (sums of up to 2^18
+// terms) and the float32 results to one rounding (6e-8): 1e-6 for float32,
+// 1e-11 for float64. Each per-element operation is rounded alone (no fused
+// multiply-add), so an elementwise pass given the same per-channel values
+// agrees to the bit: the kernel tests feed both devices the CPU's mean and
+// invstd and require identical y, and identical gx in eval mode (in training
+// gx takes coefficients from the sums: 1e-5 for float32, 1e-11 for float64).
+// End to end, training-mode y and gx follow from each device's own
+// statistics (same 1e-5 / 1e-11); eval mode takes its per-channel values from
+// the running statistics by the same double arithmetic on both devices, so y
+// and gx agree to the bit. CUDA results must also be identical from run to
+// run (fixed reduction order).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "kernels/batch_norm.h"
+#include "layers/functional.h"
+#include "lrt_config.h"
+#include "testing.h"
+
+namespace lrt {
+
+using testing::host;
+
+namespace {
+
+const Device kCuda("cuda");
+
+double sum_tolerance(DType dt) { return dt == DType::Float32 ? 1e-6 : 1e-11; }
+double value_tolerance(DType dt) { return dt == DType::Float32 ? 1e-5 : 1e-11; }
+
+void check_close(const Tensor& cuda_result, const Tensor& cpu_result, double tol, const std::string& what) {
+  CAPTURE(what);
+  CHECK(cuda_result.device().is_cuda());
+  REQUIRE(cuda_result.shape() == cpu_result.shape());
+  CHECK(cuda_result.dtype() == cpu_result.dtype());
+  const std::vector<double> got = host(cuda_result);
+  bool any_nan = false;
+  for (double v : got) any_nan = any_nan || std::isnan(v);
+  CHECK_FALSE(any_nan);
+  CHECK(rel_error(cuda_result, cpu_result) <= tol);
+}
+
+void check_same(const Tensor& cuda_result, const Tensor& cpu_result, const std::string& what) {
+  CHECK(cuda_result.device().is_cuda());
+  REQUIRE(cuda_result.shape() == cpu_result.shape());
+  testing::check_equal(host(cuda_result), host(cpu_result), what);
+}
+
+struct Case {
+  Shape shape;
+  bool training;  // false: eval mode only (a batch of one, as at inference)
+};
+
+const Case kCases[] = {
+    {{256, 64, 32, 32}, true}, {{8, 2048, 4, 4}, true}, {{1, 3, 5, 7}, false},  {{2, 128}, true},
+    {{4, 3, 5, 7}, true},      {{37, 6}, true},         {{64, 16, 8, 8}, true}, {{2, 1, 3, 2}, true},
+};
+
+Tensor input(const Shape& s, DType dt, uint64_t seed) { return testing::normal(s, dt, seed) * 1.7 + 0.4; }
+
+}  // namespace
+
+#if LRT_HAVE_CUDA
+
+namespace kb = kernels;
+
+namespace {
+
+// A contiguous copy of t on the CUDA device whose first element sits one
+// element past a 16-byte boundary.
+Tensor misaligned_cuda(const Tensor& t) {
+  Tensor buf = empty({t.numel() + 1}, TensorOptions(t.dtype()).with_device(kCuda));
+  Tensor v = buf.slice(0, 1, t.numel() + 1).reshape(t.shape());
+  v.copy_(t);
+  return v;
+}
+
+Tensor poisoned(const Shape& s, DType dt) { return full(s, testing::kNaN, TensorOptions(dt).with_device(kCuda)); }
+
+}  // namespace
+
+TEST_CASE("CUDA: batch_norm kernels match the CPU's, outputs poisoned first") {
+  uint64_t seed = 1000;
+  for (DType dt : testing::kFloatTypes)
+    for (const Case& cs : kCases)
+      for (bool misaligned : {false, true}) {
+        if (misaligned && numel_of(cs.shape) > (int64_t(1) << 20)) continue;
+        CAPTURE(dt);
+        CAPTURE(to_string(cs.shape));
+        CAPTURE(misaligned);
+        const int64_t c = cs.shape[1];
+        const double eps = 1e-5, momentum = 0.1;
+        Tensor x = input(cs.shape, dt, ++seed);
+        Tensor w = testing::uniform({c}, 0.5, 2.0, dt, ++seed), b = testing::normal({c}, dt, ++seed);
+        Tensor rm0 = testing::normal({c}, dt, ++seed), rv0 = testing::uniform({c}, 0.5, 3.0, dt, ++seed);
+        Tensor gy = testing::normal(cs.shape, dt, ++seed);
+        Tensor xg = misaligned ? misaligned_cuda(x) : x.to(kCuda);
+        Tensor gyg = misaligned ? misaligned_cuda(gy) : gy.to(kCuda);
+        Tensor wg = w.to(kCuda), bg = b.to(kCuda);
+
+        for (bool training : {true, false}) {
+          if (training && !cs.training) continue;
+          CAPTURE(training);
+          // Per-channel values: the batch's (with the running update) or the running ones.
+          Tensor mean = training ? empty({c}, dt) : rm0.clone(), invstd = empty({c}, dt);
+          Tensor rm = rm0.clone(), rv = rv0.clone();
+          Tensor mean_g = training ? poisoned({c}, dt) : rm0.to(kCuda), invstd_g = poisoned({c}, dt);
+          Tensor rm_g = rm0.to(kCuda), rv_g = rv0.to(kCuda);
+          if (training) {
+            kb::cpu::batch_norm_stats(x, mean, invstd, eps, rm, rv, momentum);
+            kb::cuda::batch_norm_stats(xg, mean_g, invstd_g, eps, rm_g, rv_g, momentum);
+            check_close(mean_g, mean, sum_tolerance(dt), "mean");
+            check_close(invstd_g, invstd, sum_tolerance(dt), "invstd");
+            check_close(rm_g, rm, sum_tolerance(dt), "running_mean");
+            check_close(rv_g, rv, sum_tolerance(dt), "running_var");
+          } else {
+            kb::cpu::batch_norm_invstd(rv, invstd, eps);
+            kb::cuda::batch_norm_invstd(rv_g, invstd_g, eps);
+            check_same(invstd_g, invstd, "invstd from running_var");
+          }
+          // From here on both devices get the CPU's per-channel values, so
+          // the elementwise passes are compared on their own.
+          mean_g = mean.to(kCuda);
+          invstd_g = invstd.to(kCuda);
+
+          for (bool affine : {true, false}) {
+            CAPTURE(affine);
+            const Tensor wc = affine ? w : Tensor(), bc = affine ? b : Tensor();
+            const Tensor wgc = affine ? wg : Tensor(), bgc = affine ? bg : Tensor();
+            Tensor y = empty(cs.shape, dt), y_g = poisoned(cs.shape, dt);
+            kb::cpu::batch_norm_apply(x, mean, invstd, wc, bc, y);
+            kb::cuda::batch_norm_apply(xg, mean_g, invstd_g, wgc, bgc, y_g);
+            check_same(y_g, y, "y");
+
+            Tensor gx = empty(cs.shape, dt), gw = empty({c}, dt), gb = empty({c}, dt);
+            Tensor gx_g = poisoned(cs.shape, dt), gw_g = poisoned({c}, dt), gb_g = poisoned({c}, dt);
+            kb::cpu::batch_norm_backward(gy, x, mean, invstd, wc, training, gx, gw, gb);
+            kb::cuda::batch_norm_backward(gyg, xg, mean_g, invstd_g, wgc, training, gx_g, gw_g, gb_g);
+            if (training)
+              check_close(gx_g, gx, value_tolerance(dt), "gx");
+            else
+              check_same(gx_g, gx, "gx");
+            check_close(gw_g, gw, sum_tolerance(dt), "gweight");
+            check_close(gb_g, gb, sum_tolerance(dt), "gbias");
+
+            // Each gradient alone (the others undefined) gives the same values.
+            Tensor gx_only = poisoned(cs.shape, dt), gb_only = poisoned({c}, dt);
+            kb::cuda::batch_norm_backward(gyg, xg, mean_g, invstd_g, wgc, training, gx_only, Tensor(), Tensor());
+            check_same(gx_only, gx_g.to(kCPU), "gx alone");
+            kb::cuda::batch_norm_backward(gyg, xg, mean_g, invstd_g, wgc, training, Tensor(), Tensor(), gb_only);
+            check_same(gb_only, gb_g.to(kCPU), "gbias alone");
+          }
+        }
+      }
+}
+
+TEST_CASE("CUDA: batch_norm kernels give the same bits from run to run") {
+  for (DType dt : testing::kFloatTypes)
+    for (const Shape& s : {Shape{256, 64, 32, 32}, Shape{8, 2048, 4, 4}}) {
+      CAPTURE(dt);
+      CAPTURE(to_string(s));
+      const int64_t c = s[1];
+      Tensor x = input(s, dt, 77).to(kCuda), gy = testing::normal(s, dt, 78).to(kCuda);
+      Tensor w = testing::uniform({c}, 0.5, 2.0, dt, 79).to(kCuda);
+      std::vector<std::vector<double>> runs[2];
+      for (auto& r : runs) {
+        Tensor mean = poisoned({c}, dt), invstd = poisoned({c}, dt),
+               rm = zeros({c}, TensorOptions(dt).with_device(kCuda)),
+               rv = ones({c}, TensorOptions(dt).with_device(kCuda));
+        kb::cuda::batch_norm_stats(x, mean, invstd, 1e-5, rm, rv, 0.1);
+        Tensor gx = poisoned(s, dt), gw = poisoned({c}, dt), gb = poisoned({c}, dt);
+        kb::cuda::batch_norm_backward(gy, x, mean, invstd, w, true, gx, gw, gb);
+        r = {host(mean), host(invstd), host(rm), host(rv), host(gx), host(gw), host(gb)};
+      }
+      CHECK(runs[0] == runs[1]);
+    }
+}
+
+#endif  // LRT_HAVE_CUDA
+
+TEST_CASE("CUDA: lrt::batch_norm forward, running statistics and backward match the CPU") {
+  uint64_t seed = 2000;
+  for (DType dt : testing::kFloatTypes)
+    for (const Case& cs : kCases)
+      for (bool training : {true, false}) {
+        if (training && !cs.training) continue;
+        CAPTURE(dt);
+        CAPTURE(to_string(cs.shape));
+        CAPTURE(training);
+        const int64_t c = cs.shape[1];
+        const Tensor x0 = input(cs.shape, dt, ++seed), gy = testing::normal(cs.shape, dt, ++seed);
+        const Tensor w0 = testing::uniform({c}, 0.5, 2.0, dt, ++seed), b0 = testing::normal({c}, dt, ++seed);
+        const Tensor rm0 = testing::normal({c}, dt, ++seed), rv0 = testing::uniform({c}, 0.5, 3.0, dt, ++seed);
+        struct Run {
+          Tensor y, rm, rv, gx, gw, gb;
+        };
+        auto run = [&](Device dev) {
+          Tensor x = x0.to(dev).detach().set_requires_grad(true);
+          Tensor w = w0.to(dev).detach().set_requires_grad(true), b = b0.to(dev).detach().set_requires_grad(true);
+          Run r{Tensor(), rm0.to(dev).clone(), rv0.to(dev).clone(), Tensor(), Tensor(), Tensor()};
+          // Two calls, so the running statistics are updated twice.
+          batch_norm(x, w, b, r.rm, r.rv, training, 0.1);
+          r.y = batch_norm(x, w, b, r.rm, r.rv, training, 0.1);
+          r.y.backward(gy.to(dev));
+          r.gx = x.grad();
+          r.gw = w.grad();
+          r.gb = b.grad();
+          return r;
+        };
+        const Run want = run(kCPU), got = run(kCuda);
+        if (training) {
+          check_close(got.y, want.y, value_tolerance(dt), "y");
+          check_close(got.rm, want.rm, sum_tolerance(dt), "running_mean");
+          check_close(got.rv, want.rv, sum_tolerance(dt), "running_var");
+          check_close(got.gx, want.gx, value_tolerance(dt), "gx");
+        } else {
+          check_same(got.y, want.y, "y");
+          check_same(got.rm, want.rm, "running_mean unchanged");
+          check_same(got.rv, want.rv, "running_var unchanged");
+          check_same(got.gx, want.gx, "gx");
+        }
+        check_close(got.gw, want.gw, sum_tolerance(dt), "gweight");
+        check_close(got.gb, want.gb, sum_tolerance(dt), "gbias");
+      }
+}
+
+}  // namespace lrt

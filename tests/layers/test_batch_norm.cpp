@@ -1,0 +1,382 @@
+// Tests of lrt::batch_norm on the CPU (layers/batch_norm.cpp over
+// kernels/cpu/batch_norm.cpp): forward in training and eval mode against a
+// naive float64 reference computed here, the running statistics after one
+// and two training calls (a hand-worked example and random ones), accuracy
+// for inputs far from zero, gradients by central differences in float64
+// (training and eval; batch 1, odd spatial sizes, one channel, two values a
+// channel, undefined weight and bias) and against the closed-form reference,
+// which gradients are computed, strided inputs, thread-count independence,
+// and every argument error.
+#include <doctest/doctest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "layers/functional.h"
+#include "testing.h"
+
+namespace lrt {
+
+using testing::check_close;
+using testing::check_mentions;
+using testing::error_of;
+using testing::host;
+
+namespace {
+
+constexpr double kEps = 1e-5;
+
+// x viewed as (n, c, hw); element (i, c, h) of a contiguous host copy.
+struct View {
+  int64_t n, c, hw;
+  explicit View(const Shape& s) : n(s[0]), c(s[1]), hw(1) {
+    for (size_t d = 2; d < s.size(); ++d) hw *= s[d];
+  }
+  int64_t at(int64_t i, int64_t ch, int64_t h) const { return (i * c + ch) * hw + h; }
+  double count() const { return static_cast<double>(n * hw); }
+};
+
+// Per-channel mean and biased variance by the two-pass formula, in double.
+struct Moments {
+  std::vector<double> mean, var;
+};
+
+Moments moments_of(const std::vector<double>& x, const View& v) {
+  Moments m{std::vector<double>(v.c, 0.0), std::vector<double>(v.c, 0.0)};
+  for (int64_t ch = 0; ch < v.c; ++ch) {
+    double s = 0.0;
+    for (int64_t i = 0; i < v.n; ++i)
+      for (int64_t h = 0; h < v.hw; ++h) s += x[v.at(i, ch, h)];
+    m.mean[ch] = s / v.count();
+    double q = 0.0;
+    for (int64_t i = 0; i < v.n; ++i)
+      for (int64_t h = 0; h < v.hw; ++h) q += (x[v.at(i, ch, h)] - m.mean[ch]) * (x[v.at(i, ch, h)] - m.mean[ch]);
+    m.var[ch] = q / v.count();
+  }
+  return m;
+}
+
+// y = (x - mean) / sqrt(var + eps) * w + b per channel; empty w or b mean 1, 0.
+std::vector<double> normalise(const std::vector<double>& x, const View& v, const std::vector<double>& mean,
+                              const std::vector<double>& var, const std::vector<double>& w,
+                              const std::vector<double>& b) {
+  std::vector<double> y(x.size());
+  for (int64_t i = 0; i < v.n; ++i)
+    for (int64_t ch = 0; ch < v.c; ++ch)
+      for (int64_t h = 0; h < v.hw; ++h) {
+        const int64_t k = v.at(i, ch, h);
+        y[k] = (x[k] - mean[ch]) / std::sqrt(var[ch] + kEps) * (w.empty() ? 1.0 : w[ch]) + (b.empty() ? 0.0 : b[ch]);
+      }
+  return y;
+}
+
+struct Grads {
+  std::vector<double> gx, gw, gb;
+};
+
+// The closed-form gradients: with batch statistics gx = w invstd (gy -
+// mean(gy) - xhat mean(gy xhat)); with running ones gx = w invstd gy.
+Grads reference_grads(const std::vector<double>& x, const std::vector<double>& gy, const View& v,
+                      const std::vector<double>& mean, const std::vector<double>& var, const std::vector<double>& w,
+                      bool training) {
+  Grads g{std::vector<double>(x.size()), std::vector<double>(v.c, 0.0), std::vector<double>(v.c, 0.0)};
+  for (int64_t ch = 0; ch < v.c; ++ch) {
+    const double invstd = 1.0 / std::sqrt(var[ch] + kEps), wc = w.empty() ? 1.0 : w[ch];
+    for (int64_t i = 0; i < v.n; ++i)
+      for (int64_t h = 0; h < v.hw; ++h) {
+        const int64_t k = v.at(i, ch, h);
+        g.gb[ch] += gy[k];
+        g.gw[ch] += gy[k] * (x[k] - mean[ch]) * invstd;
+      }
+    for (int64_t i = 0; i < v.n; ++i)
+      for (int64_t h = 0; h < v.hw; ++h) {
+        const int64_t k = v.at(i, ch, h);
+        const double xhat = (x[k] - mean[ch]) * invstd;
+        g.gx[k] =
+            training ? wc * invstd * (gy[k] - g.gb[ch] / v.count() - xhat * g.gw[ch] / v.count()) : wc * invstd * gy[k];
+      }
+  }
+  return g;
+}
+
+// v as stored in a tensor of dtype dt.
+double round_to(DType dt, double v) { return dt == DType::Float32 ? static_cast<double>(static_cast<float>(v)) : v; }
+
+double tol(DType dt) { return dt == DType::Float32 ? 2e-5 : 1e-12; }
+
+// Inputs with a mean and spread that differ per element, away from 0 and 1.
+Tensor input(const Shape& s, DType dt, uint64_t seed) { return testing::normal(s, dt, seed) * 1.7 + 0.4; }
+
+const Shape kShapes[] = {{4, 3, 5, 7}, {2, 128}, {3, 1, 4, 4}, {2, 3}, {1, 2, 1, 2}, {8, 5, 9, 11}, {37, 6}};
+
+}  // namespace
+
+TEST_CASE("batch_norm training forward matches a float64 reference") {
+  for (DType dt : testing::kFloatTypes)
+    for (const Shape& s : kShapes) {
+      CAPTURE(dt);
+      CAPTURE(to_string(s));
+      const View v(s);
+      Tensor x = input(s, dt, 10);
+      Tensor w = testing::uniform({v.c}, 0.5, 2.0, dt, 11), b = testing::normal({v.c}, dt, 12);
+      const Moments m = moments_of(host(x), v);
+      check_close(host(batch_norm(x, w, b, Tensor(), Tensor(), true)),
+                  normalise(host(x), v, m.mean, m.var, host(w), host(b)), tol(dt), tol(dt), "y");
+      check_close(host(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true)),
+                  normalise(host(x), v, m.mean, m.var, {}, {}), tol(dt), tol(dt), "y without weight and bias");
+    }
+}
+
+TEST_CASE("batch_norm eval forward uses the running statistics and leaves them unchanged") {
+  const Shape shapes[] = {{1, 3, 5, 7}, {1, 4}, {4, 3, 5, 7}, {2, 128}, {5, 1, 3, 3}};
+  for (DType dt : testing::kFloatTypes)
+    for (const Shape& s : shapes) {
+      CAPTURE(dt);
+      CAPTURE(to_string(s));
+      const View v(s);
+      Tensor x = input(s, dt, 20);
+      Tensor w = testing::uniform({v.c}, 0.5, 2.0, dt, 21), b = testing::normal({v.c}, dt, 22);
+      Tensor rm = testing::normal({v.c}, dt, 23), rv = testing::uniform({v.c}, 0.5, 3.0, dt, 24);
+      const std::vector<double> rm0 = host(rm), rv0 = host(rv);
+      check_close(host(batch_norm(x, w, b, rm, rv, false)), normalise(host(x), v, rm0, rv0, host(w), host(b)), tol(dt),
+                  tol(dt), "y");
+      check_close(host(batch_norm(x, Tensor(), Tensor(), rm, rv, false)), normalise(host(x), v, rm0, rv0, {}, {}),
+                  tol(dt), tol(dt), "y without weight and bias");
+      CHECK(host(rm) == rm0);
+      CHECK(host(rv) == rv0);
+    }
+}
+
+TEST_CASE("batch_norm running statistics: a hand-worked example over two training calls") {
+  // x = 1, 2, 3, 4 in one channel: mean 2.5, biased variance 1.25 (used to
+  // normalise), unbiased 5/3 (used for running_var). With momentum 0.1 from
+  // (0, 1): running_mean 0.25, running_var 0.9 + 0.1 * 5/3. Then x = 2, 4, 6,
+  // 8: mean 5, unbiased variance 20/3: running_mean 0.1 * 5 + 0.9 * 0.25 =
+  // 0.725, running_var 0.1 * 20/3 + 0.9 * (0.9 + 1/6).
+  Tensor rm = zeros({1}, DType::Float64), rv = ones({1}, DType::Float64);
+  Tensor x1 = from_vector<double>({1, 2, 3, 4}, {4, 1});
+  Tensor y1 = batch_norm(x1, Tensor(), Tensor(), rm, rv, true);
+  const double s1 = std::sqrt(1.25 + kEps);
+  check_close(host(y1), {-1.5 / s1, -0.5 / s1, 0.5 / s1, 1.5 / s1}, 1e-15, 1e-15, "y1");
+  check_close(host(rm), {0.25}, 1e-15, 0.0, "running_mean after one call");
+  check_close(host(rv), {0.9 + 0.1 * (5.0 / 3.0)}, 1e-15, 0.0, "running_var after one call");
+  Tensor x2 = from_vector<double>({2, 4, 6, 8}, {2, 1, 1, 2});
+  batch_norm(x2, Tensor(), Tensor(), rm, rv, true);
+  check_close(host(rm), {0.725}, 1e-15, 0.0, "running_mean after two calls");
+  check_close(host(rv), {0.1 * (20.0 / 3.0) + 0.9 * (0.9 + 0.1 * (5.0 / 3.0))}, 1e-15, 0.0,
+              "running_var after two calls");
+}
+
+TEST_CASE("batch_norm running statistics after one and two training calls match the formula") {
+  const double momenta[] = {0.1, 0.5};
+  for (DType dt : testing::kFloatTypes)
+    for (const Shape& s : {Shape{4, 3, 5, 7}, Shape{2, 128}, Shape{16, 8, 33, 33}})
+      for (double momentum : momenta) {
+        CAPTURE(dt);
+        CAPTURE(to_string(s));
+        CAPTURE(momentum);
+        const View v(s);
+        Tensor rm = testing::normal({v.c}, dt, 30), rv = testing::uniform({v.c}, 0.5, 3.0, dt, 31);
+        std::vector<double> want_m = host(rm), want_v = host(rv);
+        for (int call = 0; call < 2; ++call) {
+          Tensor x = input(s, dt, 32 + call);
+          batch_norm(x, Tensor(), Tensor(), rm, rv, true, momentum);
+          const Moments m = moments_of(host(x), v);
+          for (int64_t c = 0; c < v.c; ++c) {
+            const double unbiased = m.var[c] * v.count() / (v.count() - 1);
+            want_m[c] = round_to(dt, momentum * m.mean[c] + (1 - momentum) * want_m[c]);
+            want_v[c] = round_to(dt, momentum * unbiased + (1 - momentum) * want_v[c]);
+          }
+          const double t = dt == DType::Float32 ? 1e-6 : 1e-13;
+          check_close(host(rm), want_m, t, t, "running_mean after call " + std::to_string(call + 1));
+          check_close(host(rv), want_v, t, 0.0, "running_var after call " + std::to_string(call + 1));
+        }
+      }
+}
+
+TEST_CASE("batch_norm statistics stay accurate for float32 inputs far from zero") {
+  // Values 1e5 + N(0, 1): float32 holds them to 2^-7, and E[x^2] - E[x]^2
+  // would cancel 10 of float32's 24 bits (or lose ~1e-6 relative in double
+  // with 2^18 values). The shifted sums must match the two-pass variance of
+  // the same float32 values.
+  const Shape s{64, 2, 64, 64};
+  const View v(s);
+  Tensor x = testing::normal(s, DType::Float32, 40) + 1e5;
+  Tensor rm = zeros({2}), rv = zeros({2});
+  Tensor y = batch_norm(x, Tensor(), Tensor(), rm, rv, true, 1.0);
+  const Moments m = moments_of(host(x), v);
+  std::vector<double> unbiased;
+  for (double var : m.var) unbiased.push_back(var * v.count() / (v.count() - 1));
+  check_close(host(rm), m.mean, 1e-7, 0.0, "mean");
+  check_close(host(rv), unbiased, 1e-6, 0.0, "unbiased variance");
+  // y inherits the float32 rounding of the stored mean: 2^-8 absolute.
+  check_close(host(y), normalise(host(x), v, m.mean, m.var, {}, {}), 0.0, 5e-3, "y");
+}
+
+TEST_CASE("batch_norm gradients by central differences in training mode") {
+  for (const Shape& s : kShapes) {
+    CAPTURE(to_string(s));
+    const View v(s);
+    Tensor x = testing::leaf(input(s, DType::Float64, 50));
+    Tensor w = testing::leaf(testing::uniform({v.c}, 0.5, 2.0, DType::Float64, 51));
+    Tensor b = testing::leaf(testing::normal({v.c}, DType::Float64, 52));
+    Tensor rm = zeros({v.c}, DType::Float64), rv = ones({v.c}, DType::Float64);
+    testing::check_gradients(
+        [&](const std::vector<Tensor>& in) { return batch_norm(in[0], in[1], in[2], rm, rv, true); }, {x, w, b});
+    testing::check_gradients(
+        [](const std::vector<Tensor>& in) { return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true); },
+        {x});
+  }
+}
+
+TEST_CASE("batch_norm gradients by central differences in eval mode") {
+  const Shape shapes[] = {{1, 3, 5, 7}, {1, 4}, {3, 2, 3, 5}, {2, 1, 1, 1}};
+  for (const Shape& s : shapes) {
+    CAPTURE(to_string(s));
+    const View v(s);
+    Tensor x = testing::leaf(input(s, DType::Float64, 60));
+    Tensor w = testing::leaf(testing::uniform({v.c}, 0.5, 2.0, DType::Float64, 61));
+    Tensor b = testing::leaf(testing::normal({v.c}, DType::Float64, 62));
+    Tensor rm = testing::normal({v.c}, DType::Float64, 63), rv = testing::uniform({v.c}, 0.5, 3.0, DType::Float64, 64);
+    testing::check_gradients(
+        [&](const std::vector<Tensor>& in) { return batch_norm(in[0], in[1], in[2], rm, rv, false); }, {x, w, b});
+    testing::check_gradients(
+        [&](const std::vector<Tensor>& in) { return batch_norm(in[0], Tensor(), Tensor(), rm, rv, false); }, {x});
+  }
+}
+
+TEST_CASE("batch_norm backward matches the closed form in float32 and float64") {
+  for (DType dt : testing::kFloatTypes)
+    for (bool training : {true, false})
+      for (const Shape& s : {Shape{8, 5, 9, 11}, Shape{37, 6}, Shape{4, 16, 32, 32}}) {
+        CAPTURE(dt);
+        CAPTURE(training);
+        CAPTURE(to_string(s));
+        const View v(s);
+        Tensor x = input(s, dt, 70).set_requires_grad(true);
+        Tensor w = testing::uniform({v.c}, 0.5, 2.0, dt, 71).set_requires_grad(true);
+        Tensor b = testing::normal({v.c}, dt, 72).set_requires_grad(true);
+        Tensor rm = testing::normal({v.c}, dt, 73), rv = testing::uniform({v.c}, 0.5, 3.0, dt, 74);
+        const std::vector<double> rm0 = host(rm), rv0 = host(rv);
+        Tensor gy = testing::normal(s, dt, 75);
+        batch_norm(x, w, b, rm, rv, training).backward(gy);
+        Moments m{rm0, rv0};
+        if (training) m = moments_of(host(x), v);
+        const Grads want = reference_grads(host(x), host(gy), v, m.mean, m.var, host(w), training);
+        // gw and gb are sums of N * HW terms of size ~1: absolute errors grow with them.
+        const double t = dt == DType::Float32 ? 1e-4 : 1e-10;
+        check_close(host(x.grad()), want.gx, t, t, "gx");
+        check_close(host(w.grad()), want.gw, t, t, "gweight");
+        check_close(host(b.grad()), want.gb, t, t, "gbias");
+      }
+}
+
+TEST_CASE("batch_norm computes only the gradients that are asked for") {
+  const Shape s{4, 3, 5, 5};
+  Tensor x0 = input(s, DType::Float64, 80);
+  Tensor w0 = testing::uniform({3}, 0.5, 2.0, DType::Float64, 81), b0 = testing::normal({3}, DType::Float64, 82);
+  Tensor gy = testing::normal(s, DType::Float64, 83);
+  const View v(s);
+  const Moments m = moments_of(host(x0), v);
+  const Grads want = reference_grads(host(x0), host(gy), v, m.mean, m.var, host(w0), true);
+
+  SUBCASE("frozen weight") {
+    Tensor x = x0.clone().set_requires_grad(true), w = w0.clone(), b = b0.clone().set_requires_grad(true);
+    batch_norm(x, w, b, Tensor(), Tensor(), true).backward(gy);
+    CHECK_FALSE(w.grad().defined());
+    check_close(host(b.grad()), want.gb, 1e-12, 1e-12, "gbias");
+    check_close(host(x.grad()), want.gx, 1e-12, 1e-12, "gx");
+  }
+  SUBCASE("input without grad: only the parameters'") {
+    Tensor x = x0.clone(), w = w0.clone().set_requires_grad(true), b = b0.clone().set_requires_grad(true);
+    Tensor y = batch_norm(x, w, b, Tensor(), Tensor(), true);
+    CHECK(y.requires_grad());
+    y.backward(gy);
+    CHECK_FALSE(x.grad().defined());
+    check_close(host(w.grad()), want.gw, 1e-12, 1e-12, "gweight");
+    check_close(host(b.grad()), want.gb, 1e-12, 1e-12, "gbias");
+  }
+  SUBCASE("nothing requires grad, or grad mode is off: no graph") {
+    CHECK_FALSE(batch_norm(x0, w0, b0, Tensor(), Tensor(), true).requires_grad());
+    Tensor x = x0.clone().set_requires_grad(true);
+    NoGradGuard no_grad;
+    CHECK_FALSE(batch_norm(x, w0, b0, Tensor(), Tensor(), true).requires_grad());
+  }
+}
+
+TEST_CASE("batch_norm reads strided inputs and passes their gradient back") {
+  Tensor base = input({3, 4, 6, 5}, DType::Float64, 90).set_requires_grad(true);
+  Tensor x = base.transpose(2, 3);  // (3, 4, 5, 6), not contiguous
+  REQUIRE_FALSE(x.is_contiguous());
+  Tensor gy = testing::normal({3, 4, 5, 6}, DType::Float64, 91);
+  Tensor y = batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true);
+  y.backward(gy);
+  Tensor xc = x.detach().contiguous().set_requires_grad(true);
+  batch_norm(xc, Tensor(), Tensor(), Tensor(), Tensor(), true).backward(gy);
+  check_close(host(y), host(batch_norm(xc.detach(), Tensor(), Tensor(), Tensor(), Tensor(), true)), 0.0, 0.0, "y");
+  check_close(host(base.grad().transpose(2, 3)), host(xc.grad()), 0.0, 0.0, "gx");
+}
+
+TEST_CASE("batch_norm results do not depend on the number of threads") {
+  // 2^16 values a channel: each channel's sums split into several parts.
+  const Shape s{16, 6, 64, 64};
+  Tensor x = input(s, DType::Float32, 100).set_requires_grad(true);
+  Tensor w = testing::uniform({6}, 0.5, 2.0, DType::Float32, 101).set_requires_grad(true);
+  Tensor gy = testing::normal(s, DType::Float32, 102);
+  auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    x.zero_grad();
+    w.zero_grad();
+    Tensor rm = zeros({6}), rv = ones({6});
+    Tensor y = batch_norm(x, w, Tensor(), rm, rv, true);
+    y.backward(gy);
+    return std::vector<std::vector<double>>{host(y), host(rm), host(rv), host(x.grad()), host(w.grad())};
+  };
+  const int threads = omp_get_max_threads();
+  const auto one = run(1), many = run(std::max(2, threads));
+  omp_set_num_threads(threads);
+  CHECK(one == many);
+}
+
+TEST_CASE("batch_norm of an empty batch in eval mode is empty") {
+  Tensor rm = zeros({3}), rv = ones({3});
+  Tensor w = ones({3}).set_requires_grad(true);
+  Tensor y = batch_norm(zeros({0, 3, 4, 4}), w, Tensor(), rm, rv, false);
+  CHECK(y.shape() == Shape{0, 3, 4, 4});
+  sum(y).backward();
+  check_close(host(w.grad()), {0, 0, 0}, 0.0, 0.0, "gweight");
+}
+
+TEST_CASE("batch_norm rejects bad arguments with messages naming batch_norm") {
+  Tensor x = input({2, 3, 4, 4}, DType::Float32, 110);
+  Tensor c3 = ones({3}), c4 = ones({4});
+  auto bn = [&](const Tensor& in, const Tensor& w, const Tensor& b, const Tensor& rm, const Tensor& rv, bool training) {
+    return error_of([&] { batch_norm(in, w, b, rm, rv, training); });
+  };
+  check_mentions(bn(ones({2, 3, 4}), c3, c3, c3, c3, true), {"batch_norm", "2-D", "4-D", "(2, 3, 4)"});
+  check_mentions(bn(ones({6}), Tensor(), Tensor(), Tensor(), Tensor(), true), {"batch_norm", "(6,)"});
+  check_mentions(bn(x, c4, c3, c3, c3, true), {"batch_norm", "weight", "(4,)", "3 channels", "(2, 3, 4, 4)"});
+  check_mentions(bn(x, c3, c4, c3, c3, true), {"batch_norm", "bias", "(4,)"});
+  check_mentions(bn(x, c3, c3, c4, c3, false), {"batch_norm", "running_mean", "(4,)"});
+  check_mentions(bn(x, c3, c3, c3, ones({3, 1}), false), {"batch_norm", "running_var", "(3, 1)"});
+  check_mentions(bn(ones({1, 3, 1, 1}), c3, c3, c3, c3, true),
+                 {"batch_norm", "more than 1 value per channel when training", "(1, 3, 1, 1)"});
+  check_mentions(bn(ones({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), true),
+                 {"batch_norm", "more than 1 value per channel", "(1, 3)"});
+  check_mentions(bn(x, c3, c3, Tensor(), Tensor(), false), {"batch_norm", "eval", "running_mean", "running_var"});
+  check_mentions(bn(x, c3, c3, c3, Tensor(), true), {"batch_norm", "running_mean", "running_var"});
+  check_mentions(bn(x, ones({3}, DType::Float64), c3, c3, c3, true), {"batch_norm", "weight", "float64"});
+  check_mentions(bn(x.to(DType::Int64), Tensor(), Tensor(), Tensor(), Tensor(), true), {"batch_norm", "int64"});
+  check_mentions(error_of([&] { batch_norm(x, c3, c3, c3, c3, true, 0.1, -1.0); }), {"batch_norm", "eps"});
+  // Eval mode with a single value a channel is fine.
+  CHECK(batch_norm(ones({1, 3, 1, 1}), c3, c3, c3, c3, false).shape() == Shape{1, 3, 1, 1});
+}
+
+}  // namespace lrt

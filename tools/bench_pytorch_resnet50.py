@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Times PyTorch training steps of the same CIFAR-stem ResNet50 as
+bench_resnet50 (tools/torch_resnet50.py: forward, cross-entropy, backward;
+--adam adds a fused Adam step) on 32x32 images, and with --lrt BINARY also
+runs lrt's bench_resnet50 with the same settings right before, so the ratio
+is measured side by side on one machine. Prints JSON: each framework's
+images/s and peak memory, then the ratios.
+
+Memory: on CUDA the peak of each framework's allocator (PyTorch's
+max_memory_allocated, lrt's caching-allocator peak); on CPU each process's
+peak resident set (ru_maxrss), so both include the model, its gradients and
+the framework's own footprint.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def run_torch(args):
+    import torch
+    import torch.nn.functional as F
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_resnet50 import ResNet50
+
+    torch.manual_seed(1)
+    dev = torch.device("cuda:0" if args.device == "cuda" else "cpu")
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    else:
+        torch.backends.cudnn.benchmark = True
+    model = ResNet50(args.stem).to(dev).train()
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    x = torch.randn(args.batch, 3, 32, 32, device=dev).to(memory_format=fmt)
+    labels = (torch.arange(args.batch, device=dev) * 7) % 10
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True) if args.adam else None
+    fwd = torch.compile(model) if args.compile else model
+    use_bf16 = args.precision == "bf16"
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = F.cross_entropy(fwd(x), labels)
+        loss.backward()
+        if opt is not None:
+            opt.step()
+        return loss
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    loss = None
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        for _ in range(args.repeat):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            loss = step()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        kind = "torch_max_memory_allocated"
+    else:
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            loss = step()
+            times.append((time.perf_counter() - t0) * 1e3)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        kind = "process_peak_rss"
+    times.sort()
+    ms = times[len(times) // 2]
+    return {"benchmark": "bench_pytorch_resnet50", "framework": "torch " + torch.__version__,
+            "device": str(dev), "stem": args.stem, "batch": args.batch, "precision": args.precision,
+            "channels_last": args.channels_last, "compile": args.compile, "optimizer": "adam" if args.adam else None,
+            "steps": args.repeat, "median_ms": round(ms, 3), "images_per_s": round(args.batch / (ms * 1e-3), 1),
+            "peak_memory_mib": round(peak, 1), "memory_kind": kind, "loss": float(loss)}
+
+
+def run_lrt(args):
+    cmd = [args.lrt, "--device", args.device, "--batch", str(args.batch), "--repeat", str(args.repeat),
+           "--warmup", str(args.warmup), "--stem", args.stem]
+    if args.adam:
+        cmd.append("--adam")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--batch", type=int, default=None, help="default 32 on cpu, 256 on cuda")
+    ap.add_argument("--repeat", type=int, default=None, help="timed steps (default 5 on cpu, 30 on cuda)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--stem", choices=["cifar", "imagenet"], default="cifar")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="torch.compile (default mode)")
+    ap.add_argument("--adam", action="store_true", help="include a fused Adam step")
+    ap.add_argument("--lrt", metavar="BINARY", help="bench_resnet50 to run first with the same settings")
+    args = ap.parse_args()
+    args.batch = args.batch or (256 if args.device == "cuda" else 32)
+    args.repeat = args.repeat or (30 if args.device == "cuda" else 5)
+    try:
+        import torch
+    except ImportError:
+        print("bench_pytorch_resnet50: PyTorch is not installed (apt-get install python3-torch)", file=sys.stderr)
+        return 2
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("bench_pytorch_resnet50: no CUDA device", file=sys.stderr)
+        return 2
+    result = {"results": []}
+    if args.lrt:
+        try:
+            result["results"].append(run_lrt(args))
+        except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
+            print(f"bench_pytorch_resnet50: running {args.lrt} failed: {e}", file=sys.stderr)
+            return 2
+    result["results"].append(run_torch(args))
+    if args.lrt:
+        ours, theirs = result["results"]
+        result["ratios"] = {"images_per_s_lrt_over_torch": round(ours["images_per_s"] / theirs["images_per_s"], 3),
+                            "peak_memory_lrt_over_torch": round(ours["peak_memory_mib"] / theirs["peak_memory_mib"], 3)}
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
