@@ -1,4 +1,5 @@
-// Allocators. The CPU allocator hands out 64-byte-aligned blocks. The CUDA
+// Allocators. The CPU allocator hands out 64-byte-aligned blocks (caching
+// those of 1 MiB and more, see allocator.cpp). The CUDA
 // allocator is a caching allocator: freed blocks go to size-bucketed free lists
 // and are reused, so a training step makes no cudaMalloc/cudaFree calls once
 // warm; on out-of-memory it returns its cache to the driver and retries once.

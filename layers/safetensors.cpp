@@ -256,6 +256,10 @@ Json parse_header(const std::string& header, const std::string& file) {
     }
     return true;
   };
+  // nlohmann's lexer takes a NUL byte for the end of the input, so it would
+  // accept "{...}\0<anything>"; raw NUL is never valid JSON.
+  const size_t nul = header.find('\0');
+  LRT_CHECK(nul == std::string::npos, file, ": header holds a NUL byte at offset ", nul, ", which JSON does not allow");
   Json json;
   try {
     json = Json::parse(header, check);

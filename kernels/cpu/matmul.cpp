@@ -1,6 +1,8 @@
 // CPU matrix product: OpenBLAS's cblas_?gemm when the build found it, else a
 // cache-blocked GEMM (packed panels of B shared by all threads, packed blocks
 // of A per thread, a 4-row register kernel whose inner loop vectorises).
+#include <omp.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -86,11 +88,36 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc) {
 #if LRT_HAVE_OPENBLAS
+  // OpenBLAS runs single-threaded inside lrt's OpenMP threads, each on its
+  // own column panel of C: one thread pool for everything. OpenBLAS's own
+  // pthreads would otherwise compete for the cores with OpenMP threads that
+  // spin after every parallel loop (measured 1.8x slower on 2 cores).
+  static const bool single = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)single;
   const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  else
-    cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  auto run = [&](int64_t j0, int64_t nj) {
+    const T* bj = trans_b ? b + j0 * ldb : b + j0;
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemm(CblasRowMajor, ta, tb, m, nj, k, alpha, a, lda, bj, ldb, beta, c + j0, ldc);
+    else
+      cblas_dgemm(CblasRowMajor, ta, tb, m, nj, k, alpha, a, lda, bj, ldb, beta, c + j0, ldc);
+  };
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  // Panels of at least 64 columns (whole SIMD blocks) and enough work to pay
+  // for a thread each.
+  const int64_t panels = std::min<int64_t>(threads, std::max<int64_t>(1, std::min(n / 64, m * n * k / (1 << 18))));
+  if (panels <= 1) {
+    run(0, n);
+    return;
+  }
+#pragma omp parallel for num_threads(static_cast<int>(panels))
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t j0 = (n * p / panels) & ~int64_t(15), j1 = p + 1 == panels ? n : (n * (p + 1) / panels) & ~int64_t(15);
+    if (j1 > j0) run(j0, j1 - j0);
+  }
 #else
   gemm_blocked<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #endif

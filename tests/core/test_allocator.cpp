@@ -344,6 +344,30 @@ TEST_CASE("CPU allocator stats rise and fall with tensors") {
   CHECK(after.peak_bytes >= before.current_bytes + 8064);
   cpu.reset_peak();
   CHECK(cpu.stats().peak_bytes == cpu.stats().current_bytes);
+  CHECK(cpu.stats().cached_bytes == before.cached_bytes);  // small blocks are never cached
+}
+
+TEST_CASE("CPU allocator reuses freed blocks of 1 MiB and more instead of asking the system again") {
+  Allocator& cpu = cpu_allocator();
+  const int64_t n = (int64_t(3) << 20) / 4;  // 3 MiB of float32
+  void* first = nullptr;
+  {
+    Tensor t = empty({n});
+    first = t.data_ptr();
+    CHECK(reinterpret_cast<uintptr_t>(first) % 64 == 0);
+  }
+  const AllocatorStats after_free = cpu.stats();
+#if defined(__SANITIZE_ADDRESS__)
+  MESSAGE("AddressSanitizer build: large CPU blocks are not cached, reuse not checked");
+  CHECK(after_free.cached_bytes == 0);
+#else
+  CHECK(after_free.cached_bytes >= size_t(n) * 4);
+  Tensor again = empty({n});
+  CHECK(again.data_ptr() == first);
+  CHECK(cpu.stats().raw_allocs == after_free.raw_allocs);
+  CHECK(cpu.stats().current_bytes >= after_free.current_bytes + size_t(n) * 4);
+#endif
+  cpu.empty_cache();
   CHECK(cpu.stats().cached_bytes == 0);
 }
 

@@ -312,6 +312,9 @@ TEST_CASE("loading refuses headers that are not a JSON object") {
   check_mentions(load_error(dir, safetensors_bytes(" {}", "")), {"must begin with '{'"});
   check_mentions(load_error(dir, safetensors_bytes("{\"\xff\":1}", "")), {"not valid JSON"});
   check_mentions(load_error(dir, safetensors_bytes(R"({"a":{},"a":{}})", "")), {"key 'a' twice"});
+  // A JSON parser may stop at a NUL byte; what follows one must not be ignored.
+  check_mentions(load_error(dir, safetensors_bytes(std::string("{}\0junk", 7), "")), {"NUL byte at offset 2"});
+  check_mentions(load_error(dir, safetensors_bytes(std::string("{}    \0 ", 8), "")), {"NUL byte at offset 6"});
   check_mentions(load_error(dir, safetensors_bytes(std::string(50, '[') + std::string(50, ']'), "")),
                  {"nests deeper"});
 }
