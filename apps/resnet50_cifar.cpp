@@ -1,7 +1,11 @@
-// resnet50_cifar: the command-line app. Subcommands so far:
-//   schedule        print every group's learning rate at every step as CSV,
-//                   from the same flags training will take
-//   make-synthetic  write synthetic CIFAR data in the real binary format
+// resnet50_cifar: the command-line app.
+//   train           train ResNet50 (differential learning rates, SGDR,
+//                   checkpoints, snapshots); without --data, a short demo
+//   lr-find         the learning-rate range test, as CSV
+//   eval            accuracy of weights files and of their ensemble
+//   predict         class probabilities of every test image, as CSV
+//   schedule        every group's learning rate at every step, as CSV
+//   make-synthetic  synthetic CIFAR data in the real binary format
 // Bad input is one line on stderr naming the flag or file, exit code 2.
 #include <CLI/CLI.hpp>
 
@@ -9,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "apps/resnet50_cifar/evaluate.h"
+#include "apps/resnet50_cifar/flags.h"
+#include "apps/resnet50_cifar/train.h"
 #include "data/synthetic.h"
 #include "layers/resnet50_spec.h"
 #include "optim/param_groups.h"
@@ -106,6 +113,43 @@ int run_schedule(const ScheduleFlags& f) {
 int main(int argc, char** argv) {
   CLI::App app{"resnet50_cifar: ResNet50 on CIFAR with differential learning rates and SGDR"};
   app.require_subcommand(1);
+  app.footer(
+      "Run `resnet50_cifar train` with no flags for a three-minute demo on synthetic data.\n"
+      "Exit codes: 0 done, 2 bad input or a failed run, 3 stopped on a non-finite loss or gradient,\n"
+      "130/143 interrupted by SIGINT/SIGTERM (after saving a checkpoint when --checkpoint-dir is set).");
+
+  app::RunOptions train_o;
+  CLI::App* train = app.add_subcommand(
+      "train", "Train ResNet50 on CIFAR; without --data, a short demo on synthetic data (generated once)");
+  app::FlagSet train_flags(train, train_o, app::kAllTrainFlags);
+
+  app::RunOptions lf_o;
+  app::LrFindFlags lf;
+  CLI::App* lr_find = app.add_subcommand(
+      "lr-find", "LR range test: train with an exponentially growing rate, write lr,loss,smoothed CSV and suggest a rate");
+  app::FlagSet lf_flags(lr_find, lf_o, app::kAllTrainFlags & ~app::kOutputFlags);
+  lr_find->add_option("--start-lr", lf.start_lr, "first rate")->capture_default_str()->check(CLI::PositiveNumber);
+  lr_find->add_option("--end-lr", lf.end_lr, "last rate")->capture_default_str()->check(CLI::PositiveNumber);
+  lr_find->add_option("--steps", lf.steps, "steps (stops early when the loss diverges)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(2), int64_t(100000)));
+  lr_find->add_option("--out", lf.out, "CSV to write")->capture_default_str();
+
+  app::RunOptions ev_o;
+  std::string ev_weights;
+  CLI::App* eval = app.add_subcommand(
+      "eval", "Accuracy of each weights file on the test split, and of their averaged-softmax ensemble");
+  eval->add_option("--weights", ev_weights, "weights files A,B,C (safetensors)")->required();
+  app::FlagSet ev_flags(eval, ev_o, app::kDataFlags | app::kArchFlags | app::kDeviceFlags | app::kBatchFlag);
+
+  app::RunOptions pr_o;
+  std::string pr_weights, pr_out;
+  CLI::App* predict = app.add_subcommand(
+      "predict", "Class probabilities of every test image as CSV (index,label,pred,p0,p1,...)");
+  predict->add_option("--weights", pr_weights, "weights file (safetensors)")->required();
+  predict->add_option("--out", pr_out, "CSV to write")->required();
+  app::FlagSet pr_flags(predict, pr_o, app::kDataFlags | app::kArchFlags | app::kDeviceFlags | app::kBatchFlag);
+
   ScheduleFlags sf;
   CLI::App* schedule = app.add_subcommand(
       "schedule", "Print the learning rate of every parameter group at every step as CSV (step,epoch,lr0,lr1,...)");
@@ -129,6 +173,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (*train) {
+      train_flags.collect_given();
+      return app::run_train(train_o);
+    }
+    if (*lr_find) {
+      lf_flags.collect_given();
+      return app::run_lr_find(lf_o, lf);
+    }
+    if (*eval) return app::run_eval(ev_o, ev_weights);
+    if (*predict) return app::run_predict(pr_o, pr_weights, pr_out);
     if (*schedule) return run_schedule(sf);
     so.kind = data::parse_cifar_kind(dataset);
     const std::string folder = data::write_synthetic_cifar(out_dir, so);
@@ -136,6 +190,7 @@ int main(int argc, char** argv) {
                 static_cast<long long>(so.test), folder.c_str());
     return 0;
   } catch (const Error& e) {
+    std::fflush(stdout);
     std::fprintf(stderr, "resnet50_cifar: %s\n", e.message().c_str());
     return 2;
   }

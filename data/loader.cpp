@@ -55,8 +55,10 @@ int64_t Loader::batches_per_epoch() const {
   return opts_.drop_last ? n / b : (n + b - 1) / b;
 }
 
-void Loader::start_epoch(int64_t epoch) {
+void Loader::start_epoch(int64_t epoch, int64_t first_batch) {
   LRT_CHECK(epoch >= 0, "Loader: negative epoch ", epoch);
+  LRT_CHECK(first_batch >= 0 && first_batch <= batches_per_epoch(), "Loader: batch ", first_batch,
+            " is outside an epoch of ", batches_per_epoch(), " batches");
   if (worker_.joinable()) {
     // Wait out a prefetch of the previous epoch before its order changes.
     std::unique_lock<std::mutex> lock(mu_);
@@ -66,11 +68,11 @@ void Loader::start_epoch(int64_t epoch) {
     error_ = nullptr;
   }
   epoch_ = epoch;
-  next_ = 0;
+  next_ = first_batch;
   order_ = epoch_order(size(), opts_.seed, static_cast<uint64_t>(epoch), opts_.shuffle);
   if (resident_)
     device_order_ = from_vector<int64_t>(order_, {size()}, DType::Int64).to(opts_.device);
-  if (worker_.joinable() && batches_per_epoch() > 0) request(0);
+  if (worker_.joinable() && first_batch < batches_per_epoch()) request(first_batch);
 }
 
 Batch Loader::make_batch(int64_t k) {

@@ -52,8 +52,10 @@ class Loader {
   int64_t batches_per_epoch() const;
   const LoaderOptions& options() const { return opts_; }
 
-  // Starts epoch e (its order and augmentation draws depend on seed and e).
-  void start_epoch(int64_t epoch);
+  // Starts epoch e (its order and augmentation draws depend on seed and e) at
+  // batch first_batch, so a resumed run continues with exactly the batches
+  // an uninterrupted one would have seen.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the current epoch; false once the epoch is done.
   bool next(Batch& batch);
 

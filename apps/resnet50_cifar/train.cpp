@@ -1,0 +1,544 @@
+// train and lr-find. A training step: forward, cross-entropy, backward, a
+// finiteness check of the loss and the gradients, then the optimizer step at
+// the schedule's rate. Position and RNG state live in TrainState, so a
+// checkpoint taken after any step resumes bit-identically on the CPU.
+//
+// Signals: SIGINT/SIGTERM set a flag the loop reads after each step; the run
+// then saves a checkpoint (with --checkpoint-dir), prints the command that
+// resumes it and exits 130 (143 for SIGTERM). A second signal ends the
+// process at once (an atomic save can never be left half-written).
+#include "apps/resnet50_cifar/train.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "apps/resnet50_cifar/checkpoint.h"
+#include "apps/resnet50_cifar/progress.h"
+#include "apps/resnet50_cifar/setup.h"
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "layers/functional.h"
+#include "optim/lr_find.h"
+
+namespace lrt::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// ------------------------------------------------------------------ signals --
+
+std::atomic<int> g_signal{0};
+
+extern "C" void on_signal(int sig) {
+  if (g_signal.exchange(sig) != 0) _exit(128 + sig);
+}
+
+class SignalScope {
+ public:
+  SignalScope() {
+    g_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~SignalScope() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  SignalScope(const SignalScope&) = delete;
+  SignalScope& operator=(const SignalScope&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+// --------------------------------------------------------------------- JSON --
+
+std::string num(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+class JsonLog {
+ public:
+  JsonLog() = default;
+  void open(const std::string& path, bool append) {
+    if (path.empty()) return;
+    f_ = std::fopen(path.c_str(), append ? "a" : "w");
+    LRT_CHECK(f_ != nullptr, "--log: cannot open '", path, "' for writing: ", std::strerror(errno));
+    path_ = path;
+  }
+  ~JsonLog() {
+    if (f_) std::fclose(f_);
+  }
+  JsonLog(const JsonLog&) = delete;
+  JsonLog& operator=(const JsonLog&) = delete;
+  void write(const std::string& line) {
+    if (!f_) return;
+    if (std::fputs(line.c_str(), f_) < 0 || std::fputc('\n', f_) < 0 || std::fflush(f_) != 0)
+      LRT_THROW("--log: writing '", path_, "' failed: ", std::strerror(errno));
+  }
+
+ private:
+  std::FILE* f_ = nullptr;
+  std::string path_;
+};
+
+// ---------------------------------------------------------------- the step --
+
+struct StepOutcome {
+  double loss = 0.0;
+  int64_t correct = 0;
+  bool finite = true;
+};
+
+int64_t count_correct(const Tensor& logits, const Tensor& labels) {
+  const std::vector<int64_t> pred = argmax(logits, 1).to_vector<int64_t>();
+  const std::vector<int64_t> truth = labels.to_vector<int64_t>();
+  int64_t n = 0;
+  for (size_t i = 0; i < pred.size(); ++i) n += pred[i] == truth[i];
+  return n;
+}
+
+// Forward and backward of one batch; the gradients are left in the model.
+// finite is false when the loss or any gradient is NaN or infinite.
+StepOutcome forward_backward(ResNet50& model, const data::Batch& b) {
+  model.zero_grad();
+  const Tensor logits = model.forward(b.images);
+  const Tensor loss = cross_entropy(logits, b.labels);
+  loss.backward();
+  StepOutcome out;
+  out.loss = loss.item();
+  out.correct = count_correct(logits.detach(), b.labels);
+  if (!std::isfinite(out.loss)) {
+    out.finite = false;
+    return out;
+  }
+  // One scalar over every gradient: a NaN or an infinity anywhere survives
+  // the sums (inf - inf is NaN), so a single read-back tells.
+  NoGradGuard no_grad;
+  Tensor total;
+  for (const NamedParameter& p : model.named_parameters()) {
+    if (!p.tensor.grad().defined()) continue;
+    const Tensor s = sum(p.tensor.grad());
+    total = total.defined() ? total + s : s;
+  }
+  out.finite = !total.defined() || std::isfinite(total.item());
+  return out;
+}
+
+std::string oom_hint(const Error& e, int64_t batch) {
+  const std::string m = e.message();
+  if (m.find("out of memory") == std::string::npos) return m;
+  return m + " -- the batch size is " + std::to_string(batch) + "; try --batch-size " +
+         std::to_string(std::max<int64_t>(1, batch / 2));
+}
+
+// -------------------------------------------------------- the run's options --
+
+// The options a checkpoint must agree on to continue the same run.
+std::map<std::string, std::string> run_identity(const RunOptions& o, int64_t classes) {
+  return {{"stem", o.stem},
+          {"head", o.head},
+          {"dataset", o.dataset},
+          {"classes", std::to_string(classes)},
+          {"train_subset", std::to_string(o.train_subset)},
+          {"batch_size", std::to_string(o.batch_size)},
+          {"optimizer", o.optimizer},
+          {"lr_groups", o.lr_groups},
+          {"seed", std::to_string(o.seed)},
+          {"shuffle", o.no_shuffle ? "false" : "true"},
+          {"augment", o.no_augment ? "false" : "true"},
+          {"normalize", o.normalize}};
+}
+
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,") ==
+                        std::string::npos)
+    return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The folder must exist (created if needed) and take a file, checked before
+// any training time is spent.
+void check_writable_dir(const std::string& dir, const char* flag) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  LRT_CHECK(fs::is_directory(dir), flag, ": cannot create folder '", dir, "'",
+            ec ? ": " + ec.message() : std::string());
+  const std::string probe = dir + "/.lrt-write-test-" + std::to_string(::getpid());
+  std::FILE* f = std::fopen(probe.c_str(), "w");
+  LRT_CHECK(f != nullptr, flag, ": folder '", dir, "' is not writable: ", std::strerror(errno));
+  std::fclose(f);
+  std::remove(probe.c_str());
+}
+
+void check_writable_file(const std::string& path, const char* flag) {
+  const fs::path p(path);
+  const fs::path parent = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  LRT_CHECK(fs::is_directory(parent), flag, ": folder '", parent.string(), "' does not exist");
+  LRT_CHECK(!fs::is_directory(p), flag, ": '", path, "' is a folder");
+  LRT_CHECK(::access(parent.c_str(), W_OK) == 0, flag, ": folder '", parent.string(), "' is not writable");
+}
+
+}  // namespace
+
+// --------------------------------------------------------------- evaluation --
+
+EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  EvalResult r;
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  std::vector<Tensor> probs, labels;
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    const Tensor logits = model.forward(b.images);
+    const int64_t n = b.labels.numel();
+    loss_sum += cross_entropy(logits, b.labels).item() * static_cast<double>(n);
+    correct += count_correct(logits, b.labels);
+    r.count += n;
+    if (keep_probs) {
+      probs.push_back(exp(log_softmax(logits)).to(kCPU));
+      labels.push_back(b.labels.to(kCPU));
+    }
+  }
+  model.train(was_training);
+  if (r.count > 0) {
+    r.loss = loss_sum / static_cast<double>(r.count);
+    r.accuracy = static_cast<double>(correct) / static_cast<double>(r.count);
+  }
+  if (keep_probs && r.count > 0) {
+    const int64_t classes = probs[0].size(1);
+    r.probs = empty({r.count, classes});
+    r.labels = empty({r.count}, DType::Int64);
+    int64_t at = 0;
+    for (size_t i = 0; i < probs.size(); ++i) {
+      const int64_t n = probs[i].size(0);
+      r.probs.slice(0, at, at + n).copy_(probs[i]);
+      r.labels.slice(0, at, at + n).copy_(labels[i]);
+      at += n;
+    }
+  }
+  return r;
+}
+
+// -------------------------------------------------------------------- train --
+
+int run_train(RunOptions o) {
+  apply_preset(o);
+  if (is_demo(o)) apply_demo_defaults(o);
+  if (!o.checkpoint_dir.empty()) check_writable_dir(o.checkpoint_dir, "--checkpoint-dir");
+  if (!o.save_weights.empty()) check_writable_file(o.save_weights, "--save-weights");
+  if (!o.log.empty()) check_writable_file(o.log, "--log");
+  LRT_CHECK(o.resume.empty() || fs::exists(o.resume), "--resume: '", o.resume, "': no such checkpoint");
+  if (o.snapshots) LRT_CHECK(o.schedule == "sgdr", "--snapshots needs --schedule sgdr (snapshots are taken at cycle ends)");
+
+  const Device dev = resolve_device(o.device);
+  const data::CifarDataset ds = load_dataset(o);
+  if (is_demo(o))
+    std::printf(
+        "no --data given: a short demo on synthetic CIFAR-10-format data (%lld training / %lld test images)\n"
+        "  for real CIFAR-10, download the binary version (cifar-10-binary.tar.gz from\n"
+        "  https://www.cs.toronto.edu/~kriz/cifar.html), extract it and pass --data <folder>\n",
+        static_cast<long long>(ds.train.size()), static_cast<long long>(ds.test.size()));
+  LRT_CHECK(ds.train.size() > 0, "--data: no training images");
+  const int64_t classes = ds.num_classes;
+  auto model = build_model(o, classes, dev);
+  model->train();
+  optim::Optimizer opt(build_groups(o, *model), optimizer_config(o));
+
+  auto train_split = std::make_shared<const data::CifarSplit>(ds.train);
+  auto test_split = std::make_shared<const data::CifarSplit>(ds.test);
+  data::Loader train_loader(train_split, train_loader_options(o, dev));
+  data::Loader test_loader(test_split, test_loader_options(o, dev));
+  const int64_t spe = train_loader.batches_per_epoch();
+  const int64_t total_steps = o.max_steps > 0 ? std::min(o.max_steps, o.epochs * spe) : o.epochs * spe;
+  optim::Schedule sched(schedule_config(o, spe, total_steps));
+
+  TrainState st;
+  st.data_seed = o.seed;
+  st.dropout_seed = model->dropout_generator().seed();
+  double epoch_loss_sum = 0.0;
+  int64_t epoch_correct = 0, epoch_seen = 0;
+  const auto identity = run_identity(o, classes);
+  if (!o.resume.empty()) {
+    const Checkpoint ck = load_checkpoint(o.resume, *model, opt);
+    for (const auto& [key, value] : identity) {
+      auto it = ck.options.find(key);
+      LRT_CHECK(it != ck.options.end() && it->second == value, "--resume: the checkpoint was made with ", key, " ",
+                it == ck.options.end() ? std::string("(unknown)") : it->second, ", this run has ", value);
+    }
+    st = ck.state;
+    model->dropout_generator().set_offset(st.dropout_offset);
+    auto read = [&](const char* key) {
+      auto it = ck.options.find(key);
+      return it == ck.options.end() ? 0.0 : std::strtod(it->second.c_str(), nullptr);
+    };
+    epoch_loss_sum = read("progress.loss_sum");
+    epoch_correct = static_cast<int64_t>(read("progress.correct"));
+    epoch_seen = static_cast<int64_t>(read("progress.seen"));
+    std::printf("resumed from %s at step %lld (epoch %lld, batch %lld)\n", o.resume.c_str(),
+                static_cast<long long>(st.step), static_cast<long long>(st.epoch + 1),
+                static_cast<long long>(st.batch_in_epoch));
+  }
+
+  JsonLog log;
+  log.open(o.log, !o.resume.empty());
+  const std::string snapshot_dir =
+      !o.checkpoint_dir.empty() ? o.checkpoint_dir
+      : !o.save_weights.empty() ? (fs::path(o.save_weights).has_parent_path() ? fs::path(o.save_weights).parent_path().string() : ".")
+                                : ".";
+  if (o.snapshots) check_writable_dir(snapshot_dir, "--snapshots");
+
+  const std::string ck_path = o.checkpoint_dir.empty() ? "" : o.checkpoint_dir + "/" + kCheckpointFile;
+  auto save_ck = [&]() {
+    if (ck_path.empty()) return;
+    Checkpoint ck;
+    ck.state = st;
+    ck.state.dropout_offset = model->dropout_generator().offset();
+    ck.options = identity;
+    ck.options["progress.loss_sum"] = num(epoch_loss_sum);
+    ck.options["progress.correct"] = std::to_string(epoch_correct);
+    ck.options["progress.seen"] = std::to_string(epoch_seen);
+    save_checkpoint(ck_path, *model, opt, ck);
+  };
+
+  std::printf("training ResNet50 (%s stem, %s head, %lld parameters) on %s: %lld images, %lld steps/epoch, %lld "
+              "epochs, batch %lld, %s, lr %g, schedule %s, %zu lr group(s)\n",
+              o.stem.c_str(), o.head.c_str(), static_cast<long long>(model->num_parameters()), o.dataset.c_str(),
+              static_cast<long long>(ds.train.size()), static_cast<long long>(spe), static_cast<long long>(o.epochs),
+              static_cast<long long>(o.batch_size), o.optimizer.c_str(), o.lr, o.schedule.c_str(), opt.num_groups());
+  log.write("{\"event\":\"start\",\"step\":" + std::to_string(st.step) + ",\"steps_per_epoch\":" +
+            std::to_string(spe) + ",\"total_steps\":" + std::to_string(total_steps) + ",\"groups\":" +
+            std::to_string(opt.num_groups()) + ",\"device\":" + json_string(dev.str()) + "}");
+
+  SignalScope signals;
+  Progress progress(stdout_is_terminal());
+  const auto run_start = std::chrono::steady_clock::now();
+  bool stopped_early = false;
+
+  auto interrupted = [&]() -> int {
+    const int sig = g_signal.load();
+    progress.end_epoch();
+    if (!ck_path.empty()) {
+      save_ck();
+      std::printf("interrupted by %s after step %lld; checkpoint saved to %s\nresume with: resnet50_cifar train "
+                  "--resume %s [the same flags]\n",
+                  sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(st.step), ck_path.c_str(),
+                  shell_quote(ck_path).c_str());
+    } else {
+      std::printf("interrupted by %s after step %lld; nothing saved (use --checkpoint-dir to be able to resume)\n",
+                  sig == SIGTERM ? "SIGTERM" : "SIGINT", static_cast<long long>(st.step));
+    }
+    std::fflush(stdout);
+    return 128 + sig;
+  };
+
+  try {
+    while (st.epoch < o.epochs && st.step < total_steps) {
+      train_loader.start_epoch(st.epoch, st.batch_in_epoch);
+      progress.begin_epoch(st.epoch, o.epochs, spe);
+      data::Batch b;
+      while (train_loader.next(b)) {
+        const int64_t n = st.step + 1;
+        const double lr = sched.lr_at_step(n);
+        const std::vector<double> lrs = opt.group_lrs(lr);
+        const StepOutcome out = forward_backward(*model, b);
+        bool skipped = false;
+        if (!out.finite) {
+          if (!o.skip_nonfinite) {
+            progress.end_epoch();
+            log.write("{\"event\":\"nonfinite\",\"step\":" + std::to_string(n) + ",\"loss\":" + num(out.loss) + "}");
+            std::fprintf(stderr,
+                         "resnet50_cifar: step %lld (epoch %lld, batch %lld): the %s is not finite (loss %s); "
+                         "stopping. %s Use --skip-nonfinite to skip such steps, or lower --lr.\n",
+                         static_cast<long long>(n), static_cast<long long>(st.epoch + 1),
+                         static_cast<long long>(st.batch_in_epoch + 1), std::isfinite(out.loss) ? "gradient" : "loss",
+                         num(out.loss).c_str(),
+                         ck_path.empty() ? "" : ("The last good checkpoint, " + ck_path + ", is untouched.").c_str());
+            return kExitNonFinite;
+          }
+          skipped = true;
+          ++st.skipped_steps;
+          model->zero_grad();
+        } else {
+          opt.step(lr);
+          epoch_loss_sum += out.loss * static_cast<double>(b.labels.numel());
+          epoch_correct += out.correct;
+          epoch_seen += b.labels.numel();
+        }
+        st.step = n;
+        ++st.batch_in_epoch;
+        std::string line = "{\"event\":\"step\",\"step\":" + std::to_string(n) + ",\"epoch\":" +
+                           num(sched.epoch_at_step(n)) + ",\"loss\":" + num(out.loss) + ",\"lr\":[";
+        for (size_t g = 0; g < lrs.size(); ++g) line += (g ? "," : "") + num(lrs[g]);
+        line += "]";
+        if (skipped) line += ",\"skipped\":true,\"skipped_total\":" + std::to_string(st.skipped_steps);
+        log.write(line + "}");
+        progress.update(st.batch_in_epoch,
+                        epoch_seen ? epoch_loss_sum / static_cast<double>(epoch_seen) : out.loss,
+                        epoch_seen ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen) : 0.0, lrs,
+                        epoch_seen);
+
+        if (sched.is_cycle_end(n)) {
+          const int64_t cycle = sched.cycle_at_step(n);
+          std::string snap = "null";
+          if (o.snapshots) {
+            const std::string path = snapshot_dir + "/snapshot-cycle" + std::to_string(cycle + 1) + ".safetensors";
+            save_weights(*model, path, {{"step", std::to_string(n)}, {"cycle", std::to_string(cycle + 1)}});
+            snap = json_string(path);
+          }
+          log.write("{\"event\":\"cycle_end\",\"cycle\":" + std::to_string(cycle + 1) + ",\"step\":" +
+                    std::to_string(n) + ",\"snapshot\":" + snap + "}");
+        }
+        if (g_signal.load() != 0) return interrupted();
+        if (st.step >= total_steps) {
+          stopped_early = st.batch_in_epoch < spe;
+          break;
+        }
+      }
+      progress.end_epoch();
+
+      const double train_secs = progress.epoch_seconds();
+      const EvalResult test = ds.test.size() > 0 ? evaluate(*model, test_loader) : EvalResult{};
+      const double train_loss = epoch_seen ? epoch_loss_sum / static_cast<double>(epoch_seen) : NAN;
+      const double train_acc = epoch_seen ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen) : NAN;
+      const double ips = train_secs > 0 ? static_cast<double>(epoch_seen) / train_secs : 0.0;
+      std::printf("epoch %lld/%lld: train loss %.4f acc %.2f%% | test loss %s acc %s | %.0f img/s, %.1f s\n",
+                  static_cast<long long>(st.epoch + 1), static_cast<long long>(o.epochs), train_loss, 100 * train_acc,
+                  test.count ? num(test.loss).c_str() : "-",
+                  test.count ? (num(100 * test.accuracy) + "%").c_str() : "-", ips, progress.epoch_seconds());
+      std::fflush(stdout);
+      log.write("{\"event\":\"epoch\",\"epoch\":" + std::to_string(st.epoch + 1) + ",\"step\":" +
+                std::to_string(st.step) + ",\"train_loss\":" + num(train_loss) + ",\"train_acc\":" + num(train_acc) +
+                ",\"test_loss\":" + (test.count ? num(test.loss) : "null") + ",\"test_acc\":" +
+                (test.count ? num(test.accuracy) : "null") + ",\"images_per_s\":" + num(ips) + ",\"seconds\":" +
+                num(progress.epoch_seconds()) + (stopped_early ? ",\"partial\":true" : "") + "}");
+      epoch_loss_sum = 0.0;
+      epoch_correct = epoch_seen = 0;
+      if (!stopped_early) {
+        ++st.epoch;
+        st.batch_in_epoch = 0;
+      }
+      // At an epoch end, or where --max-steps stopped inside one (a later run
+      // with a larger --max-steps resumes from there).
+      save_ck();
+      if (g_signal.load() != 0) return interrupted();
+      if (stopped_early) break;
+    }
+  } catch (const Error& e) {
+    progress.end_epoch();
+    LRT_THROW(oom_hint(e, o.batch_size));
+  }
+
+  if (!o.save_weights.empty()) {
+    save_weights(*model, o.save_weights, {{"step", std::to_string(st.step)}});
+    std::printf("saved weights to %s\n", o.save_weights.c_str());
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+  log.write("{\"event\":\"end\",\"step\":" + std::to_string(st.step) + ",\"skipped_steps\":" +
+            std::to_string(st.skipped_steps) + ",\"seconds\":" + num(secs) + "}");
+  std::printf("done: %lld steps in %.1f s%s\n", static_cast<long long>(st.step), secs,
+              st.skipped_steps ? (", " + std::to_string(st.skipped_steps) + " non-finite steps skipped").c_str() : "");
+  return 0;
+}
+
+// ------------------------------------------------------------------ lr-find --
+
+int run_lr_find(RunOptions o, const LrFindFlags& f) {
+  apply_preset(o);
+  if (is_demo(o)) apply_demo_defaults(o);
+  check_writable_file(f.out, "--out");
+  const Device dev = resolve_device(o.device);
+  const data::CifarDataset ds = load_dataset(o);
+  auto model = build_model(o, ds.num_classes, dev);
+  model->train();
+  optim::Optimizer opt(build_groups(o, *model), optimizer_config(o));
+  data::Loader loader(std::make_shared<const data::CifarSplit>(ds.train), train_loader_options(o, dev));
+  int64_t epoch = 0;
+  loader.start_epoch(epoch);
+  optim::LrFindOptions lo;
+  lo.start_lr = f.start_lr;
+  lo.end_lr = f.end_lr;
+  lo.num_steps = f.steps;
+  std::printf("lr-find: %lld steps from %g to %g (batch %lld)\n", static_cast<long long>(f.steps), f.start_lr,
+              f.end_lr, static_cast<long long>(o.batch_size));
+  int64_t done = 0;
+  const optim::LrFindResult r = optim::lr_find(
+      [&](double lr) {
+        data::Batch b;
+        if (!loader.next(b)) {
+          loader.start_epoch(++epoch);
+          LRT_CHECK(loader.next(b), "lr-find: the training set is empty");
+        }
+        const StepOutcome out = forward_backward(*model, b);
+        if (out.finite) opt.step(lr);
+        if (++done % 10 == 0 || !stdout_is_terminal()) {
+          std::printf("  step %lld lr %.3g loss %s\n", static_cast<long long>(done), lr, num(out.loss).c_str());
+          std::fflush(stdout);
+        }
+        return out.finite ? out.loss : NAN;
+      },
+      model->parameters(), opt, lo);
+
+  const std::string tmp = f.out + ".tmp";
+  {
+    std::ofstream csv(tmp);
+    LRT_CHECK(csv.good(), "--out: cannot write '", tmp, "'");
+    csv << "lr,loss,smoothed\n";
+    char buf[96];
+    for (size_t i = 0; i < r.lrs.size(); ++i) {
+      std::snprintf(buf, sizeof buf, "%.9g,%s,%s\n", r.lrs[i], num(r.losses[i]).c_str(), num(r.smoothed[i]).c_str());
+      csv << buf;
+    }
+    csv.flush();
+    LRT_CHECK(csv.good(), "--out: writing '", tmp, "' failed");
+  }
+  fs::rename(tmp, f.out);
+  std::printf("wrote %zu points to %s%s\nsuggested lr: %.3g (steepest descent), %.3g (minimum / 10)\n", r.lrs.size(),
+              f.out.c_str(), r.diverged ? " (stopped when the loss diverged)" : "", r.suggestion_steepest,
+              r.suggestion_min_div10);
+  return 0;
+}
+
+}  // namespace lrt::app
