@@ -128,8 +128,8 @@ int main(int argc, char** argv) {
   CLI::App* lr_find = app.add_subcommand(
       "lr-find", "LR range test: train with an exponentially growing rate, write lr,loss,smoothed CSV and suggest a rate");
   app::FlagSet lf_flags(lr_find, lf_o, app::kAllTrainFlags & ~app::kOutputFlags);
-  lr_find->add_option("--start-lr", lf.start_lr, "first rate")->capture_default_str()->check(CLI::PositiveNumber);
-  lr_find->add_option("--end-lr", lf.end_lr, "last rate")->capture_default_str()->check(CLI::PositiveNumber);
+  lr_find->add_option("--start-lr", lf.start_lr, "first rate (> 0)")->capture_default_str();
+  lr_find->add_option("--end-lr", lf.end_lr, "last rate (> --start-lr)")->capture_default_str();
   lr_find->add_option("--steps", lf.steps, "steps (stops early when the loss diverges)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(2), int64_t(100000)));
@@ -165,6 +165,17 @@ int main(int argc, char** argv) {
   synth->add_option("--test", so.test, "test images")->capture_default_str();
   synth->add_option("--seed", so.seed, "random seed")->capture_default_str();
 
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == argv[1];
+    if (!known) {
+      std::fprintf(stderr,
+                   "resnet50_cifar: unknown command '%s' (expected train, lr-find, eval, predict, schedule or "
+                   "make-synthetic; see --help)\n",
+                   argv[1]);
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

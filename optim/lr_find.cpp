@@ -12,10 +12,10 @@ namespace lrt::optim {
 
 LrFindResult lr_find(const std::function<double(double lr)>& train_step, const std::vector<Tensor>& params,
                      Optimizer& opt, const LrFindOptions& o) {
-  LRT_CHECK(std::isfinite(o.start_lr) && o.start_lr > 0, "--lr-find-start must be > 0, got ", o.start_lr);
-  LRT_CHECK(std::isfinite(o.end_lr) && o.end_lr > o.start_lr, "--lr-find-end must be above the start rate ",
+  LRT_CHECK(std::isfinite(o.start_lr) && o.start_lr > 0, "--start-lr must be > 0, got ", o.start_lr);
+  LRT_CHECK(std::isfinite(o.end_lr) && o.end_lr > o.start_lr, "--end-lr must be above the start rate ",
             o.start_lr, ", got ", o.end_lr);
-  LRT_CHECK(o.num_steps >= 2, "--lr-find-steps must be >= 2, got ", o.num_steps);
+  LRT_CHECK(o.num_steps >= 2, "--steps must be >= 2, got ", o.num_steps);
   LRT_CHECK(o.smoothing >= 0 && o.smoothing < 1, "lr_find smoothing must be in [0, 1), got ", o.smoothing);
   LRT_CHECK(o.diverge_factor > 1, "lr_find divergence factor must be > 1, got ", o.diverge_factor);
 

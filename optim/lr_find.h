@@ -35,7 +35,7 @@ struct LrFindResult {
 
 // train_step(lr) performs one optimizer step at base rate lr and returns the
 // loss of that step. params are the tensors restored afterwards (with opt's
-// state). Errors name the option (--lr-find-start etc.) and the value.
+// state). Errors name the option (--start-lr etc.) and the value.
 LrFindResult lr_find(const std::function<double(double lr)>& train_step, const std::vector<Tensor>& params,
                      Optimizer& opt, const LrFindOptions& options = {});
 

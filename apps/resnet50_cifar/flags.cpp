@@ -1,11 +1,25 @@
 // The flags of train / lr-find / eval / predict, and the presets.
 #include "apps/resnet50_cifar/flags.h"
 
+#include <cmath>
+#include <cstdlib>
+
 #include "core/error.h"
 
 namespace lrt::app {
 
 namespace {
+
+// CLI11's PositiveNumber prints the whole double range in its message.
+const CLI::Validator kPositive(
+    [](std::string& text) {
+      char* end = nullptr;
+      const double v = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0' || !(v > 0.0) || !std::isfinite(v))
+        return "must be a positive number, got '" + text + "'";
+      return std::string();
+    },
+    "POSITIVE");
 
 std::string field_of(const std::string& flag) {
   std::string f = flag.substr(2);
@@ -66,7 +80,7 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
   }
   if (groups & kOptimFlags) {
     add("--optimizer", o.optimizer, "adam, adamw or sgd")->check(CLI::IsMember({"adam", "adamw", "sgd"}));
-    add("--lr", o.lr, "base (maximum) learning rate")->check(CLI::PositiveNumber);
+    add("--lr", o.lr, "base (maximum) learning rate")->check(kPositive);
     add("--beta1", o.beta1, "Adam beta1");
     add("--beta2", o.beta2, "Adam beta2");
     add("--eps", o.eps, "Adam epsilon");

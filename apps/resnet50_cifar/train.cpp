@@ -302,7 +302,13 @@ int run_train(RunOptions o) {
   int64_t epoch_correct = 0, epoch_seen = 0;
   const auto identity = run_identity(o, classes);
   if (!o.resume.empty()) {
-    const Checkpoint ck = load_checkpoint(o.resume, *model, opt);
+    Checkpoint ck;
+    try {
+      ck = load_checkpoint(o.resume, *model, opt);
+    } catch (const Error& e) {
+      LRT_THROW("--resume: ", e.message(), " (a checkpoint continues only the run that made it: same --stem, --head, "
+                "--dataset, --optimizer and --lr-groups)");
+    }
     for (const auto& [key, value] : identity) {
       auto it = ck.options.find(key);
       LRT_CHECK(it != ck.options.end() && it->second == value, "--resume: the checkpoint was made with ", key, " ",
@@ -411,7 +417,10 @@ int run_train(RunOptions o) {
         ++st.batch_in_epoch;
         std::string line = "{\"event\":\"step\",\"step\":" + std::to_string(n) + ",\"epoch\":" +
                            num(sched.epoch_at_step(n)) + ",\"loss\":" + num(out.loss) + ",\"lr\":[";
-        for (size_t g = 0; g < lrs.size(); ++g) line += (g ? "," : "") + num(lrs[g]);
+        for (size_t g = 0; g < lrs.size(); ++g) {
+          if (g) line += ',';
+          line += num(lrs[g]);
+        }
         line += "]";
         if (skipped) line += ",\"skipped\":true,\"skipped_total\":" + std::to_string(st.skipped_steps);
         log.write(line + "}");

@@ -82,13 +82,13 @@ TEST_CASE("lr_find restores the model when a step throws, and rejects bad option
   CHECK(w.to_vector<float>() == std::vector<float>(3, 1.0f));
   LrFindOptions o;
   o.start_lr = 0;
-  CHECK_THROWS_WITH_AS(lr_find(failing, {w}, opt, o), doctest::Contains("--lr-find-start"), Error);
+  CHECK_THROWS_WITH_AS(lr_find(failing, {w}, opt, o), doctest::Contains("--start-lr"), Error);
   o = {};
   o.end_lr = 1e-8;
-  CHECK_THROWS_WITH_AS(lr_find(failing, {w}, opt, o), doctest::Contains("--lr-find-end"), Error);
+  CHECK_THROWS_WITH_AS(lr_find(failing, {w}, opt, o), doctest::Contains("--end-lr"), Error);
   o = {};
   o.num_steps = 1;
-  CHECK_THROWS_WITH_AS(lr_find(failing, {w}, opt, o), doctest::Contains("--lr-find-steps"), Error);
+  CHECK_THROWS_WITH_AS(lr_find(failing, {w}, opt, o), doctest::Contains("--steps"), Error);
 }
 
 }  // namespace lrt::optim

@@ -1,0 +1,218 @@
+// resnet50_cifar train, end to end on the CPU over tiny synthetic data
+// (apps/resnet50_cifar/train.*): the loss falls, the JSONL log follows its
+// schema, presets fill only what the user did not give, and a run stopped
+// half-way and resumed from its checkpoint ends with weights bit-identical to
+// an uninterrupted run (data order, augmentation, dropout, BN statistics and
+// Adam moments all continue exactly).
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "apps/resnet50_cifar/options.h"
+#include "apps/resnet50_cifar/train.h"
+#include "core/ops.h"
+#include "data/synthetic.h"
+#include "layers/safetensors.h"
+#include "testing.h"
+
+namespace lrt::app {
+
+using testing::TempDir;
+
+namespace {
+
+// Synthetic CIFAR-10 of n training and m test images in dir.
+std::string make_data(const TempDir& dir, int64_t n, int64_t m) {
+  data::SyntheticOptions so;
+  so.train = n;
+  so.test = m;
+  so.seed = 3;
+  data::write_synthetic_cifar(dir.str() + "/data", so);
+  return dir.str() + "/data";
+}
+
+RunOptions tiny(const std::string& data) {
+  RunOptions o;
+  o.data = data;
+  o.device = "cpu";
+  o.batch_size = 4;
+  o.epochs = 2;
+  o.lr = 1e-3;
+  return o;
+}
+
+std::vector<nlohmann::json> read_log(const std::string& path) {
+  std::ifstream f(path);
+  REQUIRE(f.good());
+  std::vector<nlohmann::json> out;
+  std::string line;
+  while (std::getline(f, line)) {
+    INFO("line: ", line);
+    out.push_back(nlohmann::json::parse(line));  // throws (fails the test) on a malformed line
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> weights(const std::string& path) { return as_map(load_safetensors(path)); }
+
+}  // namespace
+
+TEST_CASE("train: the loss falls on a small synthetic set and the log follows its schema") {
+  TempDir dir("train-loss");
+  RunOptions o = tiny(make_data(dir, 16, 8));
+  o.epochs = 4;
+  o.no_augment = true;
+  o.schedule = "sgdr";
+  o.sgdr_t0 = 1;
+  o.sgdr_tmult = 2;
+  o.lr_groups = "layer3";
+  o.lr_mults = "0.1,1";
+  o.log = dir.str() + "/run.jsonl";
+  o.save_weights = dir.str() + "/final.safetensors";
+  REQUIRE(run_train(o) == 0);
+
+  const auto log = read_log(o.log);
+  std::vector<nlohmann::json> steps, epochs, cycles;
+  for (const auto& j : log) {
+    REQUIRE(j.contains("event"));
+    if (j["event"] == "step") steps.push_back(j);
+    if (j["event"] == "epoch") epochs.push_back(j);
+    if (j["event"] == "cycle_end") cycles.push_back(j);
+  }
+  REQUIRE(steps.size() == 16);  // 4 epochs of 4 batches
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto& s = steps[i];
+    CHECK(s["step"].get<int64_t>() == int64_t(i) + 1);
+    CHECK(s["epoch"].get<double>() == doctest::Approx(double(i) / 4.0));
+    CHECK(std::isfinite(s["loss"].get<double>()));
+    REQUIRE(s["lr"].is_array());
+    REQUIRE(s["lr"].size() == 2);
+    CHECK(s["lr"][0].get<double>() == doctest::Approx(0.1 * s["lr"][1].get<double>()));
+  }
+  CHECK(steps[0]["lr"][1].get<double>() == doctest::Approx(1e-3));  // cycle start: the full rate
+  CHECK(steps[4]["lr"][1].get<double>() == doctest::Approx(1e-3));  // restart after the 1-epoch cycle
+  REQUIRE(epochs.size() == 4);
+  for (size_t k = 0; k < epochs.size(); ++k) {
+    const auto& e = epochs[k];
+    CHECK(e["epoch"].get<int64_t>() == int64_t(k) + 1);
+    for (const char* key : {"train_loss", "train_acc", "test_loss", "test_acc", "images_per_s", "seconds"}) {
+      INFO(key);
+      CHECK(e[key].is_number());
+    }
+    CHECK(e["test_acc"].get<double>() >= 0.0);
+    CHECK(e["test_acc"].get<double>() <= 1.0);
+  }
+  // Cycles of 1 and 2 epochs end at steps 4 and 12.
+  REQUIRE(cycles.size() == 2);
+  CHECK(cycles[0]["cycle"].get<int64_t>() == 1);
+  CHECK(cycles[0]["step"].get<int64_t>() == 4);
+  CHECK(cycles[1]["step"].get<int64_t>() == 12);
+  CHECK(cycles[0]["snapshot"].is_null());
+  // Four passes over the same 16 images: the training loss must fall.
+  CHECK(epochs.back()["train_loss"].get<double>() < 0.8 * epochs.front()["train_loss"].get<double>());
+  const auto w = weights(o.save_weights);
+  CHECK(w.count("layer4.2.bn3.running_var") == 1);
+  CHECK(w.at("fc.weight").shape() == Shape{10, 2048});
+}
+
+TEST_CASE("train: N steps straight equal N/2 steps, a checkpoint, and N/2 more, bit for bit") {
+  TempDir dir("train-resume");
+  const std::string data = make_data(dir, 20, 4);
+  RunOptions o = tiny(data);
+  o.head = "seed";  // dropout: its generator's position must carry over
+  o.epochs = 3;
+  o.lr = 1e-3;
+  o.schedule = "sgdr";
+  o.sgdr_t0_steps = 3;
+  o.optimizer = "adamw";
+  o.weight_decay = 1e-2;
+  o.batch_size = 6;  // 4 batches per epoch, the last one short
+  o.seed = 9;
+
+  RunOptions straight = o;
+  straight.max_steps = 7;
+  straight.save_weights = dir.str() + "/straight.safetensors";
+  REQUIRE(run_train(straight) == 0);
+
+  RunOptions first = o;
+  first.max_steps = 3;  // stops inside epoch 1
+  first.checkpoint_dir = dir.str() + "/ck";
+  REQUIRE(run_train(first) == 0);
+  RunOptions second = o;
+  second.max_steps = 7;
+  second.resume = dir.str() + "/ck";
+  second.checkpoint_dir = dir.str() + "/ck";
+  second.save_weights = dir.str() + "/resumed.safetensors";
+  REQUIRE(run_train(second) == 0);
+
+  const auto a = weights(straight.save_weights), b = weights(second.save_weights);
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, t] : a) {
+    INFO(name);
+    REQUIRE(b.count(name) == 1);
+    CHECK(max_abs_diff(t, b.at(name)) == 0.0);
+  }
+  // A different run (another seed) does differ, so the comparison can fail.
+  RunOptions other = straight;
+  other.seed = 10;
+  other.save_weights = dir.str() + "/other.safetensors";
+  REQUIRE(run_train(other) == 0);
+  CHECK(max_abs_diff(a.at("conv1.weight"), weights(other.save_weights).at("conv1.weight")) > 0.0);
+}
+
+TEST_CASE("train: resuming with another architecture or batch size is refused, naming the option") {
+  TempDir dir("train-resume-mismatch");
+  RunOptions o = tiny(make_data(dir, 8, 4));
+  o.max_steps = 1;
+  o.checkpoint_dir = dir.str() + "/ck";
+  REQUIRE(run_train(o) == 0);
+  RunOptions other = o;
+  other.resume = dir.str() + "/ck";
+  other.batch_size = 2;
+  testing::check_mentions(testing::error_of([&] { run_train(other); }), {"--resume", "batch_size", "4", "2"});
+  RunOptions head = o;
+  head.resume = dir.str() + "/ck";
+  head.head = "seed";
+  testing::check_mentions(testing::error_of([&] { run_train(head); }), {"--resume"});
+}
+
+TEST_CASE("presets fill what was not given; explicit flags win") {
+  RunOptions o;
+  o.preset = "keras-seed";
+  o.lr = 5e-3;
+  o.given = {"lr"};
+  apply_preset(o);
+  CHECK(o.stem == "imagenet");
+  CHECK(o.head == "seed");
+  CHECK(o.lr == 5e-3);
+  CHECK(o.lr_groups == "layer3.0.conv1,fc_start");
+  CHECK(o.lr_mults == "1e-5,1e-2,1");
+  CHECK(o.schedule == "sgdr");
+  CHECK(o.sgdr_t0 == 1.0);
+  CHECK(o.sgdr_tmult == 2.0);
+  CHECK(o.batch_size == 8);
+  CHECK(o.epochs == 5);
+  CHECK(o.normalize == "unit");
+  CHECK(o.no_augment);
+
+  RunOptions c;
+  c.preset = "cifar";
+  apply_preset(c);
+  CHECK(c.stem == "cifar");
+  CHECK(c.schedule == "sgdr");
+  CHECK(c.epochs == 30);  // cycles of 2 + 4 + 8 + 16 epochs
+  CHECK(c.sgdr_t0 * (1 + c.sgdr_tmult + c.sgdr_tmult * c.sgdr_tmult + c.sgdr_tmult * c.sgdr_tmult * c.sgdr_tmult) ==
+        doctest::Approx(30.0));
+
+  RunOptions bad;
+  bad.preset = "imagenet";
+  testing::check_mentions(testing::error_of([&] { apply_preset(bad); }), {"--preset", "imagenet"});
+}
+
+}  // namespace lrt::app
