@@ -64,18 +64,20 @@ LrFindResult lr_find(const std::function<double(double lr)>& train_step, const s
   restore();
 
   // Steepest descent: the most negative slope of the smoothed loss against
-  // log(lr), over the steps before divergence.
+  // log(lr), over the steps before its minimum (past the minimum the loss is
+  // on its way up, and noise there can fake a steep descent at a rate far too
+  // high to train with).
   const size_t n = r.diverged ? r.lrs.size() - 1 : r.lrs.size();
-  size_t steepest = 0, lowest = 0;
-  double best_slope = std::numeric_limits<double>::infinity();
-  for (size_t i = 0; i < n; ++i) {
+  size_t lowest = 0;
+  for (size_t i = 0; i < n; ++i)
     if (r.smoothed[i] < r.smoothed[lowest]) lowest = i;
-    if (i + 1 < n) {
-      const double slope = (r.smoothed[i + 1] - r.smoothed[i]) / std::log(r.lrs[i + 1] / r.lrs[i]);
-      if (slope < best_slope) {
-        best_slope = slope;
-        steepest = i;
-      }
+  size_t steepest = 0;
+  double best_slope = std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i + 1 <= lowest; ++i) {
+    const double slope = (r.smoothed[i + 1] - r.smoothed[i]) / std::log(r.lrs[i + 1] / r.lrs[i]);
+    if (slope < best_slope) {
+      best_slope = slope;
+      steepest = i;
     }
   }
   r.suggestion_steepest = r.lrs[steepest];

@@ -177,6 +177,21 @@ PY
 else
   row "bench_resnet50" "FAIL" "not built"
 fi
+if [ -x "$build/apps/resnet50_cifar" ]; then
+  # One full CIFAR-10-sized epoch (50,000 synthetic images) of the cifar preset, test pass included.
+  if "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 >/dev/null 2>"$logs/epoch.err" &&
+     "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 1 --device cuda \
+       --log "$logs/epoch.jsonl" >"$logs/epoch.out" 2>>"$logs/epoch.err"; then
+    while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/epoch.jsonl" <<'PY'
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1]) if '"event":"epoch"' in l][-1]
+print(f'{"cifar preset epoch (50k)":<28} {"info":<8} {e["seconds"]:.2f} s train, {e["images_per_s"]:.0f} img/s, test acc {100 * (e["test_acc"] or 0):.1f}%')
+PY
+)
+  else
+    row "cifar preset epoch" "FAIL" "see $logs/epoch.err"
+  fi
+fi
 row "total time" "info" "$(elapsed)"
 
 echo

@@ -453,10 +453,12 @@ int run_train(RunOptions o) {
       const double train_loss = epoch_seen ? epoch_loss_sum / static_cast<double>(epoch_seen) : NAN;
       const double train_acc = epoch_seen ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen) : NAN;
       const double ips = train_secs > 0 ? static_cast<double>(epoch_seen) / train_secs : 0.0;
-      std::printf("epoch %lld/%lld: train loss %.4f acc %.2f%% | test loss %s acc %s | %.0f img/s, %.1f s\n",
+      char test_part[64] = "no test images";
+      if (test.count)
+        std::snprintf(test_part, sizeof test_part, "test loss %.4f acc %.2f%%", test.loss, 100 * test.accuracy);
+      std::printf("epoch %lld/%lld: train loss %.4f acc %.2f%% | %s | %.0f img/s, %.1f s\n",
                   static_cast<long long>(st.epoch + 1), static_cast<long long>(o.epochs), train_loss, 100 * train_acc,
-                  test.count ? num(test.loss).c_str() : "-",
-                  test.count ? (num(100 * test.accuracy) + "%").c_str() : "-", ips, progress.epoch_seconds());
+                  test_part, ips, progress.epoch_seconds());
       std::fflush(stdout);
       log.write("{\"event\":\"epoch\",\"epoch\":" + std::to_string(st.epoch + 1) + ",\"step\":" +
                 std::to_string(st.step) + ",\"train_loss\":" + num(train_loss) + ",\"train_acc\":" + num(train_acc) +

@@ -106,6 +106,24 @@ else
   fail "resume after SIGINT failed: $(tail -3 "$work/resume.out")"
 fi
 
+# A run that blows up: exit 3 naming the step, the last checkpoint untouched;
+# with --skip-nonfinite the steps are skipped and counted instead.
+before=$(md5sum "$work/ck/checkpoint.safetensors" | cut -d' ' -f1)
+"$bin" train --data "$data" --device cpu --batch-size 4 --epochs 50 --checkpoint-dir "$work/ck" --resume "$work/ck" \
+  --lr 1e38 --max-steps $((steps + 4)) >"$work/nan.out" 2>"$work/nan.err"
+rc=$?
+[ "$rc" -eq 3 ] || fail "non-finite loss: exit code $rc (expected 3): $(cat "$work/nan.err")"
+grep -q "resnet50_cifar: step [0-9]* .*not finite" "$work/nan.err" || fail "non-finite loss: no message naming the step: $(cat "$work/nan.err")"
+[ "$(md5sum "$work/ck/checkpoint.safetensors" | cut -d' ' -f1)" = "$before" ] || fail "non-finite loss: the checkpoint changed"
+if "$bin" train --data "$data" --device cpu --batch-size 4 --epochs 1 --lr 1e38 --max-steps 4 --skip-nonfinite \
+     --log "$work/skip.jsonl" >"$work/skip.out" 2>&1; then
+  grep -q '"skipped":true' "$work/skip.jsonl" || fail "--skip-nonfinite: no skipped step in the log"
+  grep -q "non-finite steps skipped" "$work/skip.out" || fail "--skip-nonfinite: no count in the summary"
+  echo "ok: non-finite steps stop the run (exit 3) or are skipped with --skip-nonfinite"
+else
+  fail "--skip-nonfinite run failed: $(tail -3 "$work/skip.out")"
+fi
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed"
   exit 1

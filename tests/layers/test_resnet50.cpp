@@ -9,6 +9,7 @@
 
 #include "core/ops.h"
 #include "layers/functional.h"
+#include "layers/module.h"
 #include "layers/resnet50.h"
 #include "testing.h"
 
@@ -90,6 +91,32 @@ TEST_CASE("ResNet50 trains a step on CPU: finite logits, a gradient for every un
     const Tensor a = model.forward(x), b = model.forward(x);
     CHECK(max_abs_diff(a, b) == 0.0);  // eval: no dropout, running statistics
   }
+}
+
+TEST_CASE("an ImageNet ResNet50 state_dict loads non-strictly into the ImageNet stem with a fresh 10-class fc") {
+  testing::TempDir dir("resnet50-transfer");
+  ResNet50 imagenet({ResNetStem::ImageNet, ResNetHead::Linear, 1000, 0.5, 3});
+  save_weights(imagenet, dir.str() + "/imagenet.safetensors");
+  ResNet50 model({ResNetStem::ImageNet, ResNetHead::Linear, 10, 0.5, 4});
+  const Tensor fc_before = model.named_parameters().back().tensor.clone();
+  testing::check_mentions(testing::error_of([&] { load_weights(model, dir.str() + "/imagenet.safetensors"); }),
+                          {"fc.weight", "(1000, 2048)", "(10, 2048)"});
+  const LoadReport r = load_weights(model, dir.str() + "/imagenet.safetensors", /*strict=*/false);
+  CHECK(r.loaded.size() == 318);
+  CHECK(r.missing.empty());
+  CHECK(r.unexpected.empty());
+  REQUIRE(r.mismatched.size() == 2);
+  testing::check_mentions(r.mismatched[0], {"fc.weight", "(1000, 2048)", "(10, 2048)"});
+  testing::check_mentions(r.mismatched[1], {"fc.bias", "(1000,)", "(10,)"});
+  CHECK(max_abs_diff(model.named_parameters()[0].tensor, imagenet.named_parameters()[0].tensor) == 0.0);
+  CHECK(max_abs_diff(model.named_parameters().back().tensor, fc_before) == 0.0);  // fc kept fresh
+
+  // The Keras original's setup: the seed head on ImageNet weights.
+  ResNet50 seed({ResNetStem::ImageNet, ResNetHead::Seed, 10, 0.5, 5});
+  const LoadReport rs = load_weights(seed, dir.str() + "/imagenet.safetensors", /*strict=*/false);
+  CHECK(rs.loaded.size() == 318);
+  CHECK(rs.unexpected.empty());
+  CHECK(rs.missing.size() == 8);  // fc_start, fc_mid (weight, bias), fc_bn (weight, bias, running statistics)
 }
 
 TEST_CASE("ResNet50 rejects inputs that are not 3-channel images") {

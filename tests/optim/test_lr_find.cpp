@@ -92,3 +92,28 @@ TEST_CASE("lr_find restores the model when a step throws, and rejects bad option
 }
 
 }  // namespace lrt::optim
+
+namespace lrt::optim {
+
+TEST_CASE("lr_find's steepest-descent suggestion lies before the loss minimum, not in the noise after it") {
+  Tensor w = zeros({1});
+  w.set_requires_grad(true);
+  Optimizer opt({ParamGroup{{NamedParameter{"w", w, {}}}, 1.0}}, OptimizerConfig{});
+  // A scripted loss over 12 steps: a fall to the minimum at step 6 (steepest
+  // from step 3 to 4), then a rise with a sharp dip (noise) that stays above
+  // the minimum at step 10.
+  const std::vector<double> losses = {2.0, 2.0, 1.9, 1.7, 1.5, 1.4, 1.6, 2.4, 3.2, 1.45, 3.5, 3.6};
+  size_t i = 0;
+  LrFindOptions o;
+  o.start_lr = 1e-4;
+  o.end_lr = 1.0;
+  o.num_steps = static_cast<int64_t>(losses.size());
+  o.smoothing = 0.0;  // no smoothing: the script is the smoothed curve
+  o.diverge_factor = 100.0;
+  const LrFindResult r = lr_find([&](double) { return losses[i++]; }, {w}, opt, o);
+  REQUIRE(r.lrs.size() == losses.size());
+  CHECK(r.suggestion_min_div10 == doctest::Approx(r.lrs[5] / 10.0));
+  CHECK(r.suggestion_steepest == doctest::Approx(r.lrs[2]));  // not r.lrs[8], the fall into the noise dip
+}
+
+}  // namespace lrt::optim
