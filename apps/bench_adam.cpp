@@ -27,11 +27,6 @@
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 [[noreturn]] void die(const std::string& msg) { lrt::bench::die("bench_adam", msg); }
 
 }  // namespace
@@ -115,7 +110,7 @@ int main(int argc, char** argv) {
           }
           CUDA_CHECK(cudaEventDestroy(a));
           CUDA_CHECK(cudaEventDestroy(b));
-          return median(ms);
+          return lrt::bench::median(ms);
         };
         row(dev.str(), "fused", time_cuda([&] { opt.step(1e-3); }), 1);
         // The same update, one launch per tensor.
@@ -157,7 +152,7 @@ int main(int argc, char** argv) {
         opt.step(1e-3);
         t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       }
-      row(dev.str(), "cpu-loop", median(t), 0);
+      row(dev.str(), "cpu-loop", lrt::bench::median(t), 0);
     }
   } catch (const Error& e) {
     die(e.what());

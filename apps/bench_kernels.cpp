@@ -83,12 +83,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 struct Result {
   std::string device, op, detail;
   double ms = 0, rate = 0;  // rate: GB/s for memory-bound ops, GFLOP/s for matmul
@@ -105,7 +99,7 @@ double time_cpu(const std::function<void()>& fn, int repeat) {
     const auto t1 = std::chrono::steady_clock::now();
     t.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
-  return median(t);
+  return lrt::bench::median(t);
 }
 
 #if LRT_HAVE_CUDA
@@ -128,7 +122,7 @@ double time_cuda(const std::function<void()>& fn, int repeat, int warmup = 3) {
     t.push_back(ms);
   }
   for (auto& e : ev) CUDA_CHECK(cudaEventDestroy(e));
-  return median(t);
+  return lrt::bench::median(t);
 }
 #endif
 

@@ -29,11 +29,6 @@
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 [[noreturn]] void die(const std::string& msg) { lrt::bench::die("bench_resnet50", msg); }
 
 double peak_rss_mib() {
@@ -143,7 +138,7 @@ int main(int argc, char** argv) {
         loss = l.item();
       }
     }
-    const double med = median(ms);
+    const double med = lrt::bench::median(ms);
     const double peak_mib =
         cuda ? static_cast<double>(allocator_for(dev).stats().peak_bytes) / (1024.0 * 1024.0) : peak_rss_mib();
     std::printf(

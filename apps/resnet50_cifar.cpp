@@ -15,6 +15,7 @@
 
 #include "apps/resnet50_cifar/evaluate.h"
 #include "apps/resnet50_cifar/flags.h"
+#include "apps/resnet50_cifar/setup.h"
 #include "apps/resnet50_cifar/train.h"
 #include "data/synthetic.h"
 #include "layers/resnet50_spec.h"
@@ -25,38 +26,33 @@ namespace {
 
 using namespace lrt;
 
+// The schedule command's flags: the training flags that shape the learning
+// rate, plus the run's length in steps.
 struct ScheduleFlags {
-  std::string stem = "cifar", head = "linear";
-  double lr = 1e-3;
-  std::string lr_groups, lr_mults;
-  std::string schedule = "constant";
-  double sgdr_t0 = 1.0;
-  int64_t sgdr_t0_steps = 0;
-  double sgdr_tmult = 1.0, sgdr_eta_min = 0.0, sgdr_decay = 1.0;
-  int64_t warmup_steps = 0;
+  app::RunOptions o;
   int64_t steps_per_epoch = 391;
   double epochs = 1.0;
 };
 
 void add_schedule_flags(CLI::App* app, ScheduleFlags& f) {
-  app->add_option("--stem", f.stem, "ResNet50 stem: cifar (3x3 conv, no max-pool) or imagenet")->capture_default_str();
-  app->add_option("--head", f.head, "head: linear (fc) or seed (the Keras original's fc_start/fc_mid/fc_bn/fc)")
+  app->add_option("--stem", f.o.stem, "ResNet50 stem: cifar (3x3 conv, no max-pool) or imagenet")->capture_default_str();
+  app->add_option("--head", f.o.head, "head: linear (fc) or seed (the Keras original's fc_start/fc_mid/fc_bn/fc)")
       ->capture_default_str();
-  app->add_option("--lr", f.lr, "base (maximum) learning rate")->capture_default_str();
-  app->add_option("--lr-groups", f.lr_groups,
+  app->add_option("--lr", f.o.lr, "base (maximum) learning rate")->capture_default_str();
+  app->add_option("--lr-groups", f.o.lr_groups,
                   "split points P1,P2,... as parameter-name prefixes (e.g. layer3.0.conv1,fc_start); K prefixes "
                   "make K+1 groups (default: one group)");
-  app->add_option("--lr-mults", f.lr_mults,
+  app->add_option("--lr-mults", f.o.lr_mults,
                   "group multipliers M0,M1,... (one per group) or START:STOP spread geometrically (default: all 1)");
-  app->add_option("--schedule", f.schedule, "constant, sgdr or onecycle")->capture_default_str();
-  app->add_option("--sgdr-t0", f.sgdr_t0, "SGDR: first cycle in epochs (real > 0)")->capture_default_str();
-  app->add_option("--sgdr-t0-steps", f.sgdr_t0_steps, "SGDR: first cycle in steps (overrides --sgdr-t0 when > 0)")
+  app->add_option("--schedule", f.o.schedule, "constant, sgdr or onecycle")->capture_default_str();
+  app->add_option("--sgdr-t0", f.o.sgdr_t0, "SGDR: first cycle in epochs (real > 0)")->capture_default_str();
+  app->add_option("--sgdr-t0-steps", f.o.sgdr_t0_steps, "SGDR: first cycle in steps (overrides --sgdr-t0 when > 0)")
       ->capture_default_str();
-  app->add_option("--sgdr-tmult", f.sgdr_tmult, "SGDR: cycle length multiplier (real >= 1)")->capture_default_str();
-  app->add_option("--sgdr-eta-min", f.sgdr_eta_min, "SGDR: minimum learning rate")->capture_default_str();
-  app->add_option("--sgdr-decay", f.sgdr_decay, "SGDR: peak of cycle i is lr * decay^i, decay in (0, 1]")
+  app->add_option("--sgdr-tmult", f.o.sgdr_tmult, "SGDR: cycle length multiplier (real >= 1)")->capture_default_str();
+  app->add_option("--sgdr-eta-min", f.o.sgdr_eta_min, "SGDR: minimum learning rate")->capture_default_str();
+  app->add_option("--sgdr-decay", f.o.sgdr_decay, "SGDR: peak of cycle i is lr * decay^i, decay in (0, 1]")
       ->capture_default_str();
-  app->add_option("--warmup-steps", f.warmup_steps, "linear warm-up steps before the schedule")
+  app->add_option("--warmup-steps", f.o.warmup_steps, "linear warm-up steps before the schedule")
       ->capture_default_str();
   app->add_option("--steps-per-epoch", f.steps_per_epoch,
                   "optimizer steps per epoch (391 = 50,000 CIFAR-10 images at batch 128)")
@@ -68,34 +64,23 @@ int run_schedule(const ScheduleFlags& f) {
   LRT_CHECK(f.epochs > 0 && f.epochs < 1e6, "--epochs must be > 0, got ", f.epochs);
   LRT_CHECK(f.steps_per_epoch > 0, "--steps-per-epoch must be > 0, got ", f.steps_per_epoch);
   std::vector<NamedParameter> params;
-  for (const ParamShape& p : resnet50_parameter_shapes(parse_resnet_stem(f.stem), parse_resnet_head(f.head)))
+  for (const ParamShape& p : resnet50_parameter_shapes(parse_resnet_stem(f.o.stem), parse_resnet_head(f.o.head)))
     params.push_back({p.name, Tensor(), {}});
-  const std::vector<std::string> prefixes = optim::parse_lr_groups(f.lr_groups);
+  const std::vector<std::string> prefixes = optim::parse_lr_groups(f.o.lr_groups);
   const std::vector<double> mults =
-      f.lr_mults.empty() ? std::vector<double>(prefixes.size() + 1, 1.0)
-                         : optim::parse_lr_mults(f.lr_mults, prefixes.size() + 1);
+      f.o.lr_mults.empty() ? std::vector<double>(prefixes.size() + 1, 1.0)
+                           : optim::parse_lr_mults(f.o.lr_mults, prefixes.size() + 1);
   optim::make_param_groups(params, prefixes, mults);  // validates the split points against the model's names
 
   const int64_t run_steps = static_cast<int64_t>(f.epochs * static_cast<double>(f.steps_per_epoch) + 0.5);
   LRT_CHECK(run_steps > 0, "--epochs ", f.epochs, " x --steps-per-epoch ", f.steps_per_epoch, " is no step");
-  optim::ScheduleConfig c;
-  c.kind = optim::parse_schedule_kind(f.schedule);
-  c.lr = f.lr;
-  c.steps_per_epoch = f.steps_per_epoch;
-  c.warmup_steps = f.warmup_steps;
-  c.sgdr_t0 = f.sgdr_t0;
-  c.sgdr_t0_steps = f.sgdr_t0_steps;
-  c.sgdr_tmult = f.sgdr_tmult;
-  c.sgdr_eta_min = f.sgdr_eta_min;
-  c.sgdr_decay = f.sgdr_decay;
-  c.total_steps = run_steps;
-  const optim::Schedule sched(c);
+  const optim::Schedule sched(app::schedule_config(f.o, f.steps_per_epoch, f.o.warmup_steps + run_steps));
 
   std::string line = "step,epoch";
   for (size_t g = 0; g < mults.size(); ++g) line += ",lr" + std::to_string(g);
   std::puts(line.c_str());
   char buf[64];
-  for (int64_t n = 1; n <= f.warmup_steps + run_steps; ++n) {
+  for (int64_t n = 1; n <= f.o.warmup_steps + run_steps; ++n) {
     const double lr = sched.lr_at_step(n);
     std::snprintf(buf, sizeof buf, "%lld,%.6f", static_cast<long long>(n), sched.epoch_at_step(n));
     line = buf;

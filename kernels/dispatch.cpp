@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/route.h"
 #include "kernels/indexing.h"
 #include "kernels/kernels.h"
 #include "lrt_config.h"
@@ -23,22 +24,6 @@ Strides broadcast_strides(const Tensor& t, const Shape& shape) {
 }
 
 namespace {
-
-#if LRT_HAVE_CUDA
-#define LRT_ROUTE(dev, call) \
-  do {                       \
-    if ((dev).is_cuda())     \
-      cuda::call;            \
-    else                     \
-      cpu::call;             \
-  } while (0)
-#else
-#define LRT_ROUTE(dev, call) \
-  do {                       \
-    (void)(dev);             \
-    cpu::call;               \
-  } while (0)
-#endif
 
 void check_defined(std::initializer_list<const Tensor*> ts, const char* op) {
   for (const Tensor* t : ts) LRT_CHECK(t->defined(), op, ": undefined tensor");

@@ -23,6 +23,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "kernels/route.h"
 #include "kernels/conv.h"
 #include "kernels/indexing.h"
 #include "kernels/kernels.h"
@@ -288,22 +289,6 @@ void check_conv(const Tensor& x, const Tensor& w, const Tensor& y, const ConvPar
             to_string(w.shape()), ", y ", to_string(y.shape()), ")");
 }
 
-#if LRT_HAVE_CUDA
-#define LRT_CONV_ROUTE(dev, call) \
-  do {                            \
-    if ((dev).is_cuda())          \
-      cuda::call;                 \
-    else                          \
-      cpu::call;                  \
-  } while (0)
-#else
-#define LRT_CONV_ROUTE(dev, call) \
-  do {                            \
-    (void)(dev);                  \
-    cpu::call;                    \
-  } while (0)
-#endif
-
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvParams& p) {
@@ -314,13 +299,13 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
               " does not match w ", to_string(w.shape()));
   }
   if (x.size(0) == 0) return;
-  LRT_CONV_ROUTE(x.device(), conv2d_forward(x, w, bias, y, p));
+  LRT_ROUTE(x.device(), conv2d_forward(x, w, bias, y, p));
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p) {
   check_conv(gx, w, gy, p, "conv2d_backward_data");
   if (gx.size(0) == 0) return;
-  LRT_CONV_ROUTE(gx.device(), conv2d_backward_data(gy, w, gx, p));
+  LRT_ROUTE(gx.device(), conv2d_backward_data(gy, w, gx, p));
 }
 
 void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const ConvParams& p) {
@@ -329,7 +314,7 @@ void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw,
     fill(gw, 0.0);
     return;
   }
-  LRT_CONV_ROUTE(x.device(), conv2d_backward_filter(x, gy, gw, p));
+  LRT_ROUTE(x.device(), conv2d_backward_filter(x, gy, gw, p));
 }
 
 void conv2d_backward_bias(const Tensor& gy, const Tensor& gb) {

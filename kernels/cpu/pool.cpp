@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "kernels/route.h"
 #include "kernels/indexing.h"
 #include "kernels/pool.h"
 #include "lrt_config.h"
@@ -115,48 +116,32 @@ void check_indices(const Tensor& indices, const Tensor& out, const char* op) {
             indices.dtype(), " and shape ", to_string(indices.shape()), ", expected int64 ", to_string(out.shape()));
 }
 
-#if LRT_HAVE_CUDA
-#define LRT_POOL_ROUTE(dev, call) \
-  do {                            \
-    if ((dev).is_cuda())          \
-      cuda::call;                 \
-    else                          \
-      cpu::call;                  \
-  } while (0)
-#else
-#define LRT_POOL_ROUTE(dev, call) \
-  do {                            \
-    (void)(dev);                  \
-    cpu::call;                    \
-  } while (0)
-#endif
-
 }  // namespace
 
 void max_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y, const Tensor& indices) {
   check_pool(x, y, g, "max_pool2d_forward");
   if (indices.defined()) check_indices(indices, y, "max_pool2d_forward");
   if (y.numel() == 0) return;
-  LRT_POOL_ROUTE(x.device(), max_pool2d_forward(x, g, y, indices));
+  LRT_ROUTE(x.device(), max_pool2d_forward(x, g, y, indices));
 }
 
 void max_pool2d_backward(const Tensor& gy, const Tensor& indices, const PoolGeometry& g, const Tensor& gx) {
   check_pool(gx, gy, g, "max_pool2d_backward");
   check_indices(indices, gy, "max_pool2d_backward");
   if (gx.numel() == 0) return;
-  LRT_POOL_ROUTE(gx.device(), max_pool2d_backward(gy, indices, g, gx));
+  LRT_ROUTE(gx.device(), max_pool2d_backward(gy, indices, g, gx));
 }
 
 void avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y) {
   check_pool(x, y, g, "avg_pool2d_forward");
   if (y.numel() == 0) return;
-  LRT_POOL_ROUTE(x.device(), avg_pool2d_forward(x, g, y));
+  LRT_ROUTE(x.device(), avg_pool2d_forward(x, g, y));
 }
 
 void avg_pool2d_backward(const Tensor& gy, const PoolGeometry& g, const Tensor& gx) {
   check_pool(gx, gy, g, "avg_pool2d_backward");
   if (gx.numel() == 0) return;
-  LRT_POOL_ROUTE(gx.device(), avg_pool2d_backward(gy, g, gx));
+  LRT_ROUTE(gx.device(), avg_pool2d_backward(gy, g, gx));
 }
 
 #undef LRT_POOL_ROUTE

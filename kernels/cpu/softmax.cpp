@@ -5,6 +5,7 @@
 // do not depend on the thread count.
 #include <cstdint>
 
+#include "kernels/route.h"
 #include "kernels/indexing.h"
 #include "kernels/softmax.h"
 #include "lrt_config.h"
@@ -113,29 +114,13 @@ void check_rows(const Tensor& x, const char* op) {
   check_tensor(x, x, x.shape(), x.dtype(), "input", op);
 }
 
-#if LRT_HAVE_CUDA
-#define LRT_SOFTMAX_ROUTE(dev, call) \
-  do {                               \
-    if ((dev).is_cuda())             \
-      cuda::call;                    \
-    else                             \
-      cpu::call;                     \
-  } while (0)
-#else
-#define LRT_SOFTMAX_ROUTE(dev, call) \
-  do {                               \
-    (void)(dev);                     \
-    cpu::call;                       \
-  } while (0)
-#endif
-
 }  // namespace
 
 void log_softmax_forward(const Tensor& x, const Tensor& y) {
   check_rows(x, "log_softmax_forward");
   check_tensor(y, x, x.shape(), x.dtype(), "output", "log_softmax_forward");
   if (x.numel() == 0) return;
-  LRT_SOFTMAX_ROUTE(x.device(), log_softmax_forward(x, y));
+  LRT_ROUTE(x.device(), log_softmax_forward(x, y));
 }
 
 void log_softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx) {
@@ -143,7 +128,7 @@ void log_softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx) {
   check_tensor(gy, y, y.shape(), y.dtype(), "gy", "log_softmax_backward");
   check_tensor(gx, y, y.shape(), y.dtype(), "gx", "log_softmax_backward");
   if (y.numel() == 0) return;
-  LRT_SOFTMAX_ROUTE(y.device(), log_softmax_backward(y, gy, gx));
+  LRT_ROUTE(y.device(), log_softmax_backward(y, gy, gx));
 }
 
 void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse) {
@@ -154,7 +139,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Ten
   check_tensor(loss, logits, {rows}, logits.dtype(), "loss", op);
   check_tensor(lse, logits, {rows, 2}, DType::Float64, "lse", op);
   if (rows == 0) return;
-  LRT_SOFTMAX_ROUTE(logits.device(), cross_entropy_forward(logits, labels, loss, lse));
+  LRT_ROUTE(logits.device(), cross_entropy_forward(logits, labels, loss, lse));
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, const Tensor& gloss,
@@ -167,7 +152,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Te
   check_tensor(gloss, logits, {rows}, logits.dtype(), "gloss", op);
   check_tensor(gx, logits, logits.shape(), logits.dtype(), "gx", op);
   if (logits.numel() == 0) return;
-  LRT_SOFTMAX_ROUTE(logits.device(), cross_entropy_backward(logits, labels, lse, gloss, gx));
+  LRT_ROUTE(logits.device(), cross_entropy_backward(logits, labels, lse, gloss, gx));
 }
 
 #undef LRT_SOFTMAX_ROUTE
