@@ -107,13 +107,21 @@ data::CifarDataset load_dataset(const RunOptions& o) {
   }
 }
 
-std::unique_ptr<ResNet50> build_model(const RunOptions& o, int64_t classes, Device dev, bool quiet) {
+namespace {
+
+ResNet50Options model_options(const RunOptions& o, int64_t classes) {
   ResNet50Options mo;
   mo.stem = parse_resnet_stem(o.stem);
   mo.head = parse_resnet_head(o.head);
   mo.classes = classes;
   mo.seed = o.seed;
-  auto model = std::make_unique<ResNet50>(mo);
+  return mo;
+}
+
+}  // namespace
+
+std::unique_ptr<ResNet50> build_model(const RunOptions& o, int64_t classes, Device dev, bool quiet) {
+  auto model = std::make_unique<ResNet50>(model_options(o, classes));
   if (!o.init_weights.empty()) {
     LoadReport r;
     try {
@@ -130,11 +138,7 @@ std::unique_ptr<ResNet50> build_model(const RunOptions& o, int64_t classes, Devi
 }
 
 std::unique_ptr<ResNet50> load_model(const RunOptions& o, const std::string& weights, int64_t classes, Device dev) {
-  ResNet50Options mo;
-  mo.stem = parse_resnet_stem(o.stem);
-  mo.head = parse_resnet_head(o.head);
-  mo.classes = classes;
-  auto model = std::make_unique<ResNet50>(mo);
+  auto model = std::make_unique<ResNet50>(model_options(o, classes));
   try {
     load_weights(*model, weights, /*strict=*/true);
   } catch (const Error& e) {
