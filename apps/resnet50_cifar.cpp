@@ -9,7 +9,10 @@
 // Bad input is one line on stderr naming the flag or file, exit code 2.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
+#include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -96,6 +99,11 @@ int run_schedule(const ScheduleFlags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write past the file-size limit (ulimit -f) would otherwise kill the
+  // process with SIGXFSZ in the middle of a save. Ignored, the write fails
+  // with EFBIG instead, and the save reports it, removes its temporary file
+  // and leaves the previous checkpoint as it was.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"resnet50_cifar: ResNet50 on CIFAR with differential learning rates and SGDR"};
   app.require_subcommand(1);
   app.footer(
@@ -191,6 +199,16 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "resnet50_cifar: %s\n", e.message().c_str());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "resnet50_cifar: out of host memory (try a smaller --batch-size)\n");
+    return 2;
+  } catch (const std::exception& e) {
+    // Everything lrt checks is an lrt::Error; anything else (a system error
+    // from the standard library) is still one line and exit code 2.
+    std::fflush(stdout);
+    std::fprintf(stderr, "resnet50_cifar: %s\n", e.what());
     return 2;
   }
 }

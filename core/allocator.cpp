@@ -37,7 +37,7 @@ class CpuRawMemory final : public RawMemory {
   void free(void* ptr) override { std::free(ptr); }
 };
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(LRT_ADDRESS_SANITIZER)
 constexpr size_t kCpuCacheFrom = SIZE_MAX;
 #else
 constexpr size_t kCpuCacheFrom = size_t(1) << 20;
@@ -115,8 +115,8 @@ class CpuAllocator final : public Allocator {
 
 }  // namespace
 
-CachingAllocator::CachingAllocator(RawMemory& raw, std::string device_name)
-    : raw_(raw), device_name_(std::move(device_name)) {}
+CachingAllocator::CachingAllocator(RawMemory& raw, std::string device_name, bool caching)
+    : raw_(raw), device_name_(std::move(device_name)), caching_(caching) {}
 
 CachingAllocator::~CachingAllocator() {
   // Blocks still live belong to tensors that outlive the allocator (static
@@ -167,8 +167,14 @@ void CachingAllocator::deallocate(void* ptr) {
   LRT_CHECK(it != live_.end(), device_name_, " allocator: freeing a pointer it did not allocate");
   const size_t size = it->second;
   live_.erase(it);
-  free_[size].push_back(ptr);
   stats_.current_bytes -= size;
+  if (!caching_) {
+    raw_.free(ptr);
+    ++stats_.raw_frees;
+    stats_.reserved_bytes -= size;
+    return;
+  }
+  free_[size].push_back(ptr);
   stats_.cached_bytes += size;
 }
 

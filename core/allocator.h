@@ -16,6 +16,17 @@
 
 #include "core/device.h"
 
+// Defined in an AddressSanitizer build (GCC says so with __SANITIZE_ADDRESS__,
+// clang through __has_feature): the CPU allocator then caches nothing, so a
+// use after free is always caught.
+#if defined(__SANITIZE_ADDRESS__)
+#define LRT_ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LRT_ADDRESS_SANITIZER 1
+#endif
+#endif
+
 namespace lrt {
 
 struct AllocatorStats {
@@ -50,7 +61,10 @@ class RawMemory {
 
 class CachingAllocator final : public Allocator {
  public:
-  CachingAllocator(RawMemory& raw, std::string device_name);
+  // With caching false every freed block goes straight back to the system
+  // (the size classes and statistics stay), so memory checkers such as
+  // compute-sanitizer see each use after free and each overrun.
+  CachingAllocator(RawMemory& raw, std::string device_name, bool caching = true);
   ~CachingAllocator() override;
   void* allocate(size_t nbytes) override;
   void deallocate(void* ptr) override;
@@ -67,6 +81,7 @@ class CachingAllocator final : public Allocator {
 
   RawMemory& raw_;
   std::string device_name_;
+  bool caching_;
   mutable std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;    // bucket size -> free blocks
   std::unordered_map<void*, size_t> live_;       // block -> bucket size
@@ -75,7 +90,8 @@ class CachingAllocator final : public Allocator {
 
 Allocator& cpu_allocator();
 // The caching allocator of a CUDA device; throws when the build or the machine
-// has no such device.
+// has no such device. With the environment variable LRT_CUDA_NO_CACHE set to
+// anything but empty or 0 it caches nothing (for compute-sanitizer runs).
 Allocator& cuda_allocator(int device);
 Allocator& allocator_for(Device d);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -76,7 +77,11 @@ Allocator& cuda_allocator(int device) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   CachingAllocator*& slot = (*allocs)[device];
-  if (!slot) slot = new CachingAllocator(*new CudaRawMemory(device), "cuda:" + std::to_string(device));
+  if (!slot) {
+    const char* no_cache = std::getenv("LRT_CUDA_NO_CACHE");
+    const bool caching = no_cache == nullptr || *no_cache == '\0' || std::strcmp(no_cache, "0") == 0;
+    slot = new CachingAllocator(*new CudaRawMemory(device), "cuda:" + std::to_string(device), caching);
+  }
   return *slot;
 }
 

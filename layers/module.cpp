@@ -8,6 +8,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "layers/checksum.h"
 #include "layers/safetensors.h"
 
 namespace lrt {
@@ -217,11 +218,21 @@ int Module::set_param_spec(const std::string& prefix, const ParamSpec& spec) {
 // ------------------------------------------------------------------ files --
 
 void save_weights(const Module& m, const std::string& path, const std::map<std::string, std::string>& metadata) {
-  save_safetensors(path, m.state_dict(), metadata);
+  const auto tensors = m.state_dict();
+  std::map<std::string, std::string> md = metadata;
+  md[kWeightsChecksumKey] = checksum_hex(tensors_checksum(tensors));
+  save_safetensors(path, tensors, md);
 }
 
 LoadReport load_weights(Module& m, const std::string& path, bool strict) {
   const SafetensorsFile file = load_safetensors(path);
+  // Files written by lrt carry a checksum; files from other tools do not
+  // and are taken on their header's validation alone.
+  const auto stored = file.metadata.find(kWeightsChecksumKey);
+  if (stored != file.metadata.end())
+    LRT_CHECK(stored->second == checksum_hex(tensors_checksum(file.tensors)), path,
+              ": checksum mismatch (file is corrupted): its tensors do not match the checksum stored when it was "
+              "saved");
   try {
     return m.load_state_dict(as_map(file), strict);
   } catch (const Error& e) {

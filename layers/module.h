@@ -116,11 +116,17 @@ class Module {
   bool training_ = true;
 };
 
+// The metadata key under which save_weights stores the FNV-1a 64 checksum of
+// the state_dict (layers/checksum.h).
+inline constexpr const char* kWeightsChecksumKey = "lrt.checksum";
+
 // Writes a module's state_dict as safetensors (atomically: temporary file,
-// flush, rename).
+// flush, rename), with metadata plus its checksum under kWeightsChecksumKey.
 void save_weights(const Module& m, const std::string& path, const std::map<std::string, std::string>& metadata = {});
 // Reads a safetensors file into a module (strict or not, as load_state_dict);
-// errors name the file.
+// errors name the file. A file with a checksum (any file save_weights wrote)
+// must match it, so a flipped bit anywhere in its tensors is refused; files
+// from other tools (PyTorch's safetensors) have none and load as they are.
 LoadReport load_weights(Module& m, const std::string& path, bool strict = true);
 
 }  // namespace lrt

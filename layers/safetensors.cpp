@@ -135,13 +135,13 @@ void read_exactly(int fd, void* dst, uint64_t n, const std::string& file, const 
   }
 }
 
-void write_all(int fd, const void* src, uint64_t n, const std::string& tmp) {
+void write_all(int fd, const void* src, uint64_t n, const std::string& file, const std::string& tmp) {
   const auto* p = static_cast<const char*>(src);
   while (n > 0) {
     const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n, uint64_t(1) << 30));
     const ssize_t put = ::write(fd, p, chunk);
     if (put < 0 && errno == EINTR) continue;
-    LRT_CHECK(put > 0, "writing '", tmp, "' failed: ", std::strerror(put < 0 ? errno : EIO));
+    LRT_CHECK(put > 0, "cannot save ", file, ": writing '", tmp, "' failed: ", std::strerror(put < 0 ? errno : EIO));
     p += put;
     n -= static_cast<uint64_t>(put);
   }
@@ -225,6 +225,13 @@ Entry parse_entry(const std::string& name, const Json& value, uint64_t buffer_si
             " of dtype ", file_dtype->name, " has more bytes than 64 bits can count (overflow)");
   LRT_CHECK(bytes == end - begin, where, ": shape ", to_string(shape), " of dtype ", file_dtype->name, " needs ",
             bytes, " bytes, but data_offsets [", begin, ", ", end, "] hold ", end - begin);
+  // An empty tensor holds no bytes whatever its other sizes, but lrt still
+  // multiplies them into strides (a zero size counting as 1) and the element
+  // count: those products must fit int64 too.
+  int64_t extent = 1;
+  for (int64_t size : shape)
+    LRT_CHECK(!__builtin_mul_overflow(extent, std::max<int64_t>(size, 1), &extent), where, ": shape ",
+              to_string(shape), " is too large to index: its sizes multiply past 2^63 - 1 (overflow)");
   return Entry{name, file_dtype, std::move(shape), begin, end};
 }
 
@@ -400,13 +407,13 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   FileDescriptor fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   LRT_CHECK(fd.get() >= 0, "cannot save ", file, ": cannot open '", tmp, "' for writing: ", std::strerror(errno));
   TempFileGuard guard(tmp);
-  write_all(fd.get(), &header_size, 8, tmp);
-  write_all(fd.get(), text.data(), header_size, tmp);
+  write_all(fd.get(), &header_size, 8, file, tmp);
+  write_all(fd.get(), text.data(), header_size, file, tmp);
   for (const auto& [name, t] : tensors) {
     // One tensor at a time on the host, so saving a GPU model does not need
     // a host copy of all of it.
     const Tensor host = t.to(kCPU).contiguous();
-    write_all(fd.get(), host.data_ptr(), static_cast<uint64_t>(host.numel()) * dtype_size(host.dtype()), tmp);
+    write_all(fd.get(), host.data_ptr(), static_cast<uint64_t>(host.numel()) * dtype_size(host.dtype()), file, tmp);
   }
   LRT_CHECK(::fsync(fd.get()) == 0, "cannot save ", file, ": flushing '", tmp, "' to disk failed: ",
             std::strerror(errno));

@@ -26,8 +26,12 @@ double parse_mult(const std::string& text, const std::string& spec) {
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(text.c_str(), &end);
-  LRT_CHECK(!text.empty() && errno == 0 && end && *end == '\0' && std::isfinite(v), "--lr-mults '", spec,
-            "': '", text, "' is not a number");
+  LRT_CHECK(!text.empty() && end && *end == '\0' && !std::isnan(v), "--lr-mults '", spec, "': '", text,
+            "' is not a number");
+  // Overflow, and underflow into the subnormals or to 0 (which would freeze
+  // a group the user meant to train slowly).
+  LRT_CHECK(errno != ERANGE && std::isfinite(v), "--lr-mults '", spec, "': '", text,
+            "' is out of range (non-zero multipliers must lie within 2.3e-308 and 1.7e308)");
   LRT_CHECK(v >= 0.0, "--lr-mults '", spec, "': multiplier ", text, " is negative");
   return v;
 }
@@ -54,9 +58,14 @@ std::vector<double> parse_lr_mults(const std::string& spec, size_t groups) {
     const double start = parse_mult(spec.substr(0, colon), spec), stop = parse_mult(spec.substr(colon + 1), spec);
     LRT_CHECK(start > 0.0 && stop > 0.0, "--lr-mults '", spec, "': START:STOP needs both values > 0");
     if (groups == 1) return {stop};
+    // Spread in log space: stop / start itself overflows to infinity or
+    // underflows to 0 for far-apart ends (1e-300:1e300), which made the
+    // inner multipliers infinite or 0, freezing their groups.
+    const double log_start = std::log(start), log_stop = std::log(stop);
     std::vector<double> out(groups);
     for (size_t i = 0; i < groups; ++i)
-      out[i] = start * std::pow(stop / start, static_cast<double>(i) / static_cast<double>(groups - 1));
+      out[i] = std::exp(log_start + (log_stop - log_start) * static_cast<double>(i) / static_cast<double>(groups - 1));
+    out.front() = start;
     out.back() = stop;
     return out;
   }

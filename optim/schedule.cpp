@@ -117,6 +117,11 @@ Schedule::Schedule(const ScheduleConfig& config) : config_(config) {
       const double t0_steps = sgdr_t0_in_steps(c);
       LRT_CHECK(c.sgdr_t0 > 0.0 && t0_steps > 0.0 && std::isfinite(t0_steps),
                 "--sgdr-t0 must be > 0 and finite (epochs), got ", c.sgdr_t0);
+      // The cycle walk takes one iteration per cycle: cycles of a sliver of
+      // a step (1e-300 epochs) growing by a T_mult just above 1 made it
+      // practically endless.
+      LRT_CHECK(t0_steps >= 1.0, "--sgdr-t0 must be at least one step (", 1.0 / static_cast<double>(c.steps_per_epoch),
+                " epochs at ", c.steps_per_epoch, " steps per epoch), got ", c.sgdr_t0);
     }
     LRT_CHECK(c.sgdr_tmult >= 1.0 && std::isfinite(c.sgdr_tmult), "--sgdr-tmult must be >= 1 and finite, got ",
               c.sgdr_tmult);

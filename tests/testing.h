@@ -11,7 +11,9 @@
 #include <cmath>
 #include <filesystem>
 #include <cstdint>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -183,6 +185,19 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// A whole file as bytes (REQUIRE that it opens), and bytes as a whole file.
+inline std::string read_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.is_open());
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+inline void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
 
 constexpr DType kFloatTypes[] = {DType::Float32, DType::Float64};
 constexpr DType kAllTypes[] = {DType::Float32, DType::Float64, DType::Int64, DType::UInt8};

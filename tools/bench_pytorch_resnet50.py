@@ -6,6 +6,14 @@ runs lrt's bench_resnet50 with the same settings right before, so the ratio
 is measured side by side on one machine. Prints JSON: each framework's
 images/s and peak memory, then the ratios.
 
+--matrix runs the comparison the speed work is judged by: for each batch
+size of --batches, lrt (--lrt, float32) and PyTorch at its best practical
+settings (cudnn.benchmark, fused Adam; float32 eager, then bf16 autocast +
+channels_last eager, then the same under torch.compile), each configuration
+in a fresh process, all with the Adam step. It prints JSON with every result
+and, last, a "table" of lrt's images/s and peak memory over each PyTorch
+configuration's.
+
 Memory: on CUDA the peak of each framework's allocator (PyTorch's
 max_memory_allocated, lrt's caching-allocator peak); on CPU each process's
 peak resident set (ru_maxrss), so both include the model, its gradients and
@@ -37,7 +45,8 @@ def run_torch(args):
     model = model.to(memory_format=fmt)
     x = torch.randn(args.batch, 3, 32, 32, device=dev).to(memory_format=fmt)
     labels = (torch.arange(args.batch, device=dev) * 7) % 10
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True) if args.adam else None
+    # fused Adam is CUDA-only (PyTorch 1.13 refuses it on the CPU)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=dev.type == "cuda") if args.adam else None
     fwd = torch.compile(model) if args.compile else model
     use_bf16 = args.precision == "bf16"
 
@@ -91,6 +100,92 @@ def run_lrt(args):
     return json.loads(out.stdout)
 
 
+def matmul_rate(args):
+    """bf16 matrix rate (TFLOP/s) of this device as PyTorch measures it: the
+    median of 20 square 8192 products (1024 on the CPU), for model FLOP
+    utilisation."""
+    import torch
+    dev = torch.device("cuda:0" if args.device == "cuda" else "cpu")
+    n = 8192 if dev.type == "cuda" else 1024
+    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    times = []
+    for i in range(25):
+        if dev.type == "cuda":
+            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            e0.record()
+            torch.mm(a, b)
+            e1.record()
+            e1.synchronize()
+            ms = e0.elapsed_time(e1)
+        else:
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            ms = (time.perf_counter() - t0) * 1e3
+        if i >= 5:
+            times.append(ms)
+    times.sort()
+    ms = times[len(times) // 2]
+    return {"benchmark": "bf16_matmul", "n": n, "median_ms": round(ms, 4), "tflops": round(2 * n**3 / (ms * 1e-3) / 1e12, 2)}
+
+
+# Training FLOPs per image of the CIFAR-stem ResNet50: 1.30 GMAC forward,
+# x2 FLOPs per MAC, x3 for forward + backward.
+FLOP_PER_TRAINING_IMAGE = 7.8e9
+
+
+def torch_configs():
+    """The PyTorch configurations of --matrix: (name, extra flags)."""
+    return [("torch fp32 eager", ["--precision", "fp32"]),
+            ("torch bf16 eager", ["--precision", "bf16", "--channels-last"]),
+            ("torch bf16 compile", ["--precision", "bf16", "--channels-last", "--compile"])]
+
+
+def run_matrix(args):
+    """Each configuration in its own process (clean peak memory, no compile
+    cache or cuDNN autotuning shared between them)."""
+    base = [sys.executable, os.path.abspath(__file__), "--device", args.device, "--stem", args.stem,
+            "--repeat", str(args.repeat), "--warmup", str(args.warmup)]
+    if args.threads:
+        base += ["--threads", str(args.threads)]
+    me = base + ["--adam"]
+    results, table, failures = [], [], []
+    for batch in args.batches:
+        if args.lrt:
+            try:
+                ours = run_lrt(argparse.Namespace(**{**vars(args), "batch": batch, "adam": True}))
+                ours["config"] = "lrt fp32"
+                results.append(ours)
+            except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
+                failures.append(f"lrt batch {batch}: {e}")
+                ours = None
+        else:
+            ours = None
+        for name, flags in torch_configs():
+            if args.skip_compile and "--compile" in flags:
+                continue
+            out = subprocess.run(me + ["--batch", str(batch)] + flags, capture_output=True, text=True)
+            if out.returncode != 0:
+                failures.append(f"{name} batch {batch}: exit {out.returncode}: {out.stderr.strip()[-300:]}")
+                continue
+            theirs = json.loads(out.stdout)["results"][-1]
+            theirs["config"] = name
+            results.append(theirs)
+            if ours is not None:
+                table.append({"batch": batch, "lrt": ours["config"], "torch": name,
+                              "images_per_s_ratio": round(ours["images_per_s"] / theirs["images_per_s"], 3),
+                              "peak_memory_ratio": round(ours["peak_memory_mib"] / theirs["peak_memory_mib"], 3)})
+    rate = None
+    out = subprocess.run(base + ["--matmul-rate"], capture_output=True, text=True)
+    if out.returncode == 0:
+        rate = json.loads(out.stdout)
+        for r in results:
+            r["mfu_bf16"] = round(r["images_per_s"] * FLOP_PER_TRAINING_IMAGE / (rate["tflops"] * 1e12), 4)
+    else:
+        failures.append(f"bf16 matmul rate: exit {out.returncode}: {out.stderr.strip()[-300:]}")
+    return {"results": results, "bf16_matmul": rate, "failures": failures, "table": table}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -104,7 +199,19 @@ def main():
     ap.add_argument("--compile", action="store_true", help="torch.compile (default mode)")
     ap.add_argument("--adam", action="store_true", help="include a fused Adam step")
     ap.add_argument("--lrt", metavar="BINARY", help="bench_resnet50 to run first with the same settings")
+    ap.add_argument("--matrix", action="store_true",
+                    help="lrt and three PyTorch configurations at each --batches size, ratios last")
+    ap.add_argument("--batches", default="256,512", help="batch sizes of --matrix (comma-separated)")
+    ap.add_argument("--skip-compile", action="store_true", help="--matrix without torch.compile")
+    ap.add_argument("--matmul-rate", action="store_true", help="only measure the bf16 matrix rate (JSON)")
     args = ap.parse_args()
+    try:
+        args.batches = [int(b) for b in args.batches.split(",")]
+        assert all(b > 0 for b in args.batches)
+    except (ValueError, AssertionError):
+        print(f"bench_pytorch_resnet50: --batches expects positive integers like 256,512, got '{args.batches}'",
+              file=sys.stderr)
+        return 2
     args.batch = args.batch or (256 if args.device == "cuda" else 32)
     args.repeat = args.repeat or (30 if args.device == "cuda" else 5)
     try:
@@ -115,6 +222,13 @@ def main():
     if args.device == "cuda" and not torch.cuda.is_available():
         print("bench_pytorch_resnet50: no CUDA device", file=sys.stderr)
         return 2
+    if args.matmul_rate:
+        print(json.dumps(matmul_rate(args)))
+        return 0
+    if args.matrix:
+        result = run_matrix(args)
+        print(json.dumps(result, indent=2))
+        return 1 if result["failures"] else 0
     result = {"results": []}
     if args.lrt:
         try:

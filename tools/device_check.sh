@@ -5,7 +5,12 @@
 # the CUDA cases (a skipped CUDA case is a failure here), runs the benchmarks,
 # and prints a summary table last. Full logs go to the log folder.
 #
-# usage: tools/device_check.sh [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
+# usage: tools/device_check.sh [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
+#   --sanitize    instead of the suite and the benchmarks, run the CUDA test
+#                 cases (lrt_cuda_tests) under compute-sanitizer: memcheck
+#                 and racecheck, the CUDA allocator's
+#                 cache off (LRT_CUDA_NO_CACHE=1) so every overrun and use
+#                 after free reaches the tool; any reported error is a FAIL
 #   --logs DIR    where logs and benchmark JSON go (default device-logs)
 #   --deps DIR    include folder holding header-only dependencies (doctest/,
 #                 CLI/, nlohmann/) for machines without them installed; see
@@ -19,13 +24,15 @@ logs=device-logs
 deps=""
 build=build-device
 arch=90
+sanitize=0
 while (($#)); do
   case "$1" in
+    --sanitize) sanitize=1; shift ;;
     --logs) logs=${2:?--logs needs a folder}; shift 2 ;;
     --deps) deps=${2:?--deps needs a folder}; shift 2 ;;
     --build) build=${2:?--build needs a folder}; shift 2 ;;
     --arch) arch=${2:?--arch needs a value}; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "device_check: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,6 +74,48 @@ if cmake --build "$build" -j "$(nproc)" >"$logs/build.log" 2>&1; then
   row "build" "ok" "$(elapsed) so far; warnings: $(grep -c 'warning' "$logs/build.log")"
 else
   row "build" "FAIL" "see $logs/build.log"
+fi
+
+# ---- compute-sanitizer (--sanitize) ----
+# One pass of the CUDA test cases per tool. Where the tool cannot attach to
+# the GPU at all ("Device not supported", as on some sandboxed machines) the
+# row says so and is not counted as a failure; any other failure to run is.
+sanitizer_pass() {  # sanitizer_pass TOOL EXTRA_ARGS...
+  local tool=$1 log="$logs/sanitize_$1.log" rc errors
+  shift
+  LRT_CUDA_NO_CACHE=1 timeout 900 compute-sanitizer --tool "$tool" "$@" --error-exitcode 99 --print-limit 20 \
+    "$build/tests/lrt_cuda_tests" --no-version >"$log" 2>&1
+  rc=$?
+  errors=$(sed -n 's/^========= ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$log" | tail -1)
+  if grep -q "Device not supported" "$log"; then
+    # The tool cannot attach to this GPU at all (some sandboxed machines).
+    row "compute-sanitizer $tool" "skip" "the tool does not support this machine's GPU: $(grep -m1 'not supported' "$log")"
+  elif ((rc == 124)); then
+    row "compute-sanitizer $tool" "FAIL" "over 15 minutes (see $log)"
+  elif [ -z "$errors" ]; then
+    row "compute-sanitizer $tool" "FAIL" "no error summary, exit $rc: $(grep -m1 -iE 'error|not supported' "$log")"
+  elif ((errors == 0 && rc == 0)); then
+    row "compute-sanitizer $tool" "ok" "0 errors; $(grep -E '^\[doctest\] test cases' "$log" | sed 's/\[doctest\] //')"
+  else
+    row "compute-sanitizer $tool" "FAIL" "$errors error(s), exit $rc (see $log)"
+  fi
+}
+if ((sanitize)); then
+  if ! command -v compute-sanitizer >/dev/null; then
+    row "compute-sanitizer" "FAIL" "not found in PATH (it ships with the CUDA toolkit)"
+  elif [ ! -x "$build/tests/lrt_cuda_tests" ]; then
+    row "compute-sanitizer" "FAIL" "lrt_cuda_tests not built"
+  else
+    sanitizer_pass memcheck
+    sanitizer_pass racecheck
+  fi
+  row "total time" "info" "$(elapsed)"
+  echo
+  echo "==== lrt device check summary, compute-sanitizer ($(date -u +%Y-%m-%dT%H:%MZ)) ===="
+  printf '%-28s %-8s %s\n' "check" "status" "detail"
+  printf '%s\n' "${rows[@]}"
+  printf '%s\n' "${rows[@]}" | grep -qE '^.{29}(FAIL|MISS)' && exit 1
+  exit 0
 fi
 
 # ---- tests ----
@@ -157,21 +206,40 @@ else
   row "bench_adam" "FAIL" "not built"
 fi
 if [ -x "$build/apps/bench_resnet50" ]; then
-  # ResNet50 training steps (forward, loss, backward), lrt then PyTorch fp32 on the same GPU.
-  python3 tools/bench_pytorch_resnet50.py --device cuda --batch 256 --lrt "$build/apps/bench_resnet50" \
-    >"$logs/bench_resnet50.json" 2>"$logs/bench_resnet50.err" || true
+  # ResNet50 training steps (forward, loss, backward, Adam) at batch 256 and
+  # 512: lrt beside PyTorch float32 eager, bf16 + channels_last eager and the
+  # same under torch.compile, each in a fresh process; ratios and model FLOP
+  # utilisation against the bf16 matrix rate measured in the same run.
+  python3 tools/bench_pytorch_resnet50.py --device cuda --matrix --batches 256,512 --lrt "$build/apps/bench_resnet50" \
+    >"$logs/bench_resnet50.json" 2>"$logs/bench_resnet50.err"
   while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_resnet50.json" <<'PY'
 import json, sys
 try:
     d = json.load(open(sys.argv[1]))
 except Exception as e:
     print(f'{"bench_resnet50":<28} {"FAIL":<8} no result ({e}; see bench_resnet50.err)'); sys.exit()
+rate = d.get("bf16_matmul") or {}
+if rate:
+    print(f'{"bf16 matmul (torch)":<28} {"info":<8} {rate["tflops"]:.0f} TFLOP/s ({rate["n"]}^3)')
 for x in d["results"]:
-    name = "resnet50 " + ("lrt" if x["framework"] == "lrt" else "torch") + " b" + str(x["batch"]) + " " + x["precision"]
-    print(f'{name:<28} {"info":<8} {x["images_per_s"]:.0f} img/s, {x["median_ms"]:.2f} ms/step, peak {x["peak_memory_mib"]:.0f} MiB')
-if "ratios" in d:
-    r = d["ratios"]["images_per_s_lrt_over_torch"]
-    print(f'{"resnet50 lrt/torch fp32":<28} {"info":<8} {r:.2f}x images/s, {d["ratios"]["peak_memory_lrt_over_torch"]:.2f}x peak memory')
+    mfu = f', MFU {100 * x["mfu_bf16"]:.1f}%' if "mfu_bf16" in x else ""
+    print(f'{"r50 " + x["config"] + " b" + str(x["batch"]):<28} {"info":<8} {x["images_per_s"]:.0f} img/s, '
+          f'{x["median_ms"]:.2f} ms/step, peak {x["peak_memory_mib"]:.0f} MiB{mfu}')
+# Targets (batch 256): >= 1.3x bf16 eager, >= 1.0x compile, >= 1.0x fp32
+# eager, peak memory <= bf16 eager's. Batch 512 is reported, not judged.
+targets = {"torch fp32 eager": 1.0, "torch bf16 eager": 1.3, "torch bf16 compile": 1.0}
+for t in d.get("table", []):
+    judged = t["batch"] == 256
+    need = targets.get(t["torch"], 1.0)
+    ok = ("ok" if t["images_per_s_ratio"] >= need else "MISS") if judged else "info"
+    target = f' (target >= {need})' if judged else ""
+    print(f'{"r50 lrt / " + t["torch"][6:] + " b" + str(t["batch"]):<28} {ok:<8} {t["images_per_s_ratio"]:.2f}x img/s{target}, '
+          f'{t["peak_memory_ratio"]:.2f}x peak memory')
+    if judged and t["torch"] == "torch bf16 eager":
+        mem_ok = "ok" if t["peak_memory_ratio"] <= 1.0 else "MISS"
+        print(f'{"r50 peak mem / bf16 eager":<28} {mem_ok:<8} {t["peak_memory_ratio"]:.2f}x (target <= 1.0)')
+for f in d.get("failures", []):
+    print(f'{"bench_resnet50":<28} {"FAIL":<8} {f[:200]}')
 PY
 )
 else

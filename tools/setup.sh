@@ -3,10 +3,12 @@
 # already present. The CUDA toolkit (with cuDNN and cuBLAS) is not a Debian
 # package here: when it is installed in /usr/local/cuda the build finds it,
 # otherwise a CPU-only framework is built.
+#   tools/setup.sh [PACKAGE...]   also installs the given packages when missing
+#                                 (tools/fuzz.sh asks for clang this way)
 set -euo pipefail
 
 packages=(cmake ninja-build g++ doctest-dev libopenblas-dev nlohmann-json3-dev libcli11-dev
-          python3-torch python3-numpy python3-matplotlib)
+          python3-torch python3-numpy python3-matplotlib "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

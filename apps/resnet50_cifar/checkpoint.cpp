@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "layers/checksum.h"
 #include "layers/safetensors.h"
 
 namespace lrt::app {
@@ -29,32 +30,6 @@ constexpr const char* kMetadataChecksumKey = "metadata_checksum";
 constexpr std::string_view kOptionPrefix = "option.";
 constexpr std::string_view kModelPrefix = "model.";
 constexpr std::string_view kOptimPrefix = "optim.";
-
-class Fnv1a64 {
- public:
-  void bytes(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) h_ = (h_ ^ p[i]) * 1099511628211ull;
-  }
-  // Fixed byte order, so the checksum does not depend on the host.
-  void int64_le(int64_t v) {
-    unsigned char b[8];
-    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(static_cast<uint64_t>(v) >> (8 * i));
-    bytes(b, 8);
-  }
-  void string(const std::string& s) { bytes(s.data(), s.size()); }
-  uint64_t value() const { return h_; }
-
- private:
-  uint64_t h_ = 14695981039346656037ull;
-};
-
-std::string hex16(uint64_t v) {
-  static const char digits[] = "0123456789abcdef";
-  std::string s(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<size_t>(i)] = digits[v & 0xf];
-  return s;
-}
 
 struct SignedField {
   const char* key;
@@ -106,16 +81,7 @@ TensorList host_copies(const TensorList& tensors, std::string_view prefix) {
 }  // namespace
 
 uint64_t checkpoint_checksum(const std::vector<std::pair<std::string, Tensor>>& tensors) {
-  Fnv1a64 h;
-  for (const auto& [name, t] : tensors) {
-    LRT_CHECK(t.defined(), "checkpoint checksum: tensor '", name, "' is undefined");
-    const Tensor host = t.to(kCPU).contiguous();
-    h.string(name);
-    h.string(dtype_name(host.dtype()));
-    for (int64_t d : host.shape()) h.int64_le(d);
-    h.bytes(host.data_ptr(), static_cast<size_t>(host.numel()) * dtype_size(host.dtype()));
-  }
-  return h.value();
+  return tensors_checksum(tensors);
 }
 
 uint64_t checkpoint_metadata_checksum(const std::map<std::string, std::string>& metadata) {
@@ -150,8 +116,8 @@ void save_checkpoint(const std::string& path, const Module& model, const optim::
     LRT_CHECK(!key.empty(), "cannot save checkpoint '", file, "': an option has an empty name");
     md[std::string(kOptionPrefix) + key] = value;
   }
-  md[kChecksumKey] = hex16(checkpoint_checksum(tensors));
-  md[kMetadataChecksumKey] = hex16(checkpoint_metadata_checksum(md));
+  md[kChecksumKey] = checksum_hex(checkpoint_checksum(tensors));
+  md[kMetadataChecksumKey] = checksum_hex(checkpoint_metadata_checksum(md));
   save_safetensors(file, tensors, md);
 }
 
@@ -174,11 +140,11 @@ Checkpoint load_checkpoint(const std::string& path, Module& model, optim::Optimi
 
   auto stored = md.find(kChecksumKey);
   LRT_CHECK(stored != md.end(), file, ": checkpoint has no checksum");
-  LRT_CHECK(stored->second == hex16(checkpoint_checksum(contents.tensors)), file,
+  LRT_CHECK(stored->second == checksum_hex(checkpoint_checksum(contents.tensors)), file,
             ": checksum mismatch (file is corrupted)");
   auto stored_md = md.find(kMetadataChecksumKey);
   LRT_CHECK(stored_md != md.end(), file, ": checkpoint has no metadata checksum");
-  LRT_CHECK(stored_md->second == hex16(checkpoint_metadata_checksum(md)), file,
+  LRT_CHECK(stored_md->second == checksum_hex(checkpoint_metadata_checksum(md)), file,
             ": metadata checksum mismatch (file is corrupted)");
 
   Checkpoint ck;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "apps/resnet50_cifar/files.h"
 #include "apps/resnet50_cifar/setup.h"
 #include "apps/resnet50_cifar/train.h"
 #include "core/error.h"
@@ -77,7 +78,7 @@ int run_predict(RunOptions o, const std::string& weights, const std::string& out
   check_eval_data(o);
   LRT_CHECK(std::filesystem::is_regular_file(weights), "--weights: '", weights, "': no such file");
   LRT_CHECK(!out_csv.empty(), "--out is required");
-  LRT_CHECK(!std::filesystem::is_directory(out_csv), "--out: '", out_csv, "' is a folder");
+  check_writable_file(out_csv, "--out");
   const Device dev = resolve_device(o.device);
   const data::CifarDataset ds = load_test_only(o);
   data::Loader loader(std::make_shared<const data::CifarSplit>(ds.test), test_loader_options(o, dev));
@@ -87,10 +88,7 @@ int run_predict(RunOptions o, const std::string& weights, const std::string& out
   const std::vector<int64_t> y = r.labels.to_vector<int64_t>();
   const std::vector<int64_t> pred = argmax(r.probs, 1).to_vector<int64_t>();
   const int64_t classes = r.probs.size(1);
-  const std::string tmp = out_csv + ".tmp";
-  {
-    std::ofstream csv(tmp);
-    LRT_CHECK(csv.good(), "--out: cannot write '", tmp, "'");
+  write_text_atomically(out_csv, "--out", [&](std::ostream& csv) {
     csv << "index,label,pred";
     for (int64_t c = 0; c < classes; ++c) csv << ",p" << c;
     csv << "\n";
@@ -103,10 +101,7 @@ int run_predict(RunOptions o, const std::string& weights, const std::string& out
       }
       csv << "\n";
     }
-    csv.flush();
-    LRT_CHECK(csv.good(), "--out: writing '", tmp, "' failed");
-  }
-  std::filesystem::rename(tmp, out_csv);
+  });
   std::printf("wrote probabilities of %lld test images to %s (accuracy %.2f%%)\n", static_cast<long long>(r.count),
               out_csv.c_str(), 100.0 * r.accuracy);
   return 0;

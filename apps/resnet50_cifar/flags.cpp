@@ -103,7 +103,8 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
     add("--sgdr-tmult", o.sgdr_tmult, "SGDR: each cycle is this many times longer than the previous (>= 1)");
     add("--sgdr-eta-min", o.sgdr_eta_min, "SGDR: minimum learning rate");
     add("--sgdr-decay", o.sgdr_decay, "SGDR: the peak of cycle i is lr * decay^i, decay in (0, 1]");
-    add("--warmup-steps", o.warmup_steps, "linear warm-up steps before the schedule starts");
+    add("--warmup-steps", o.warmup_steps, "linear warm-up steps before the schedule starts")
+        ->check(CLI::Range(int64_t(0), int64_t(1000000000)));
   }
   if (groups & kOutputFlags) {
     add("--log", o.log, "write one JSON object per step, epoch and cycle end to this file (JSONL)");

@@ -172,6 +172,9 @@ optim::OptimizerConfig optimizer_config(const RunOptions& o) {
 }
 
 optim::ScheduleConfig schedule_config(const RunOptions& o, int64_t steps_per_epoch, int64_t total_steps) {
+  // Checked here as well as by the Schedule, because the step count below
+  // subtracts it first.
+  LRT_CHECK(o.warmup_steps >= 0, "--warmup-steps must be >= 0, got ", o.warmup_steps);
   optim::ScheduleConfig c;
   c.kind = optim::parse_schedule_kind(o.schedule);
   c.lr = o.lr;

@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "apps/resnet50_cifar/checkpoint.h"
+#include "apps/resnet50_cifar/files.h"
 #include "apps/resnet50_cifar/progress.h"
 #include "apps/resnet50_cifar/setup.h"
 #include "core/autograd.h"
@@ -195,28 +196,6 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-// The folder must exist (created if needed) and take a file, checked before
-// any training time is spent.
-void check_writable_dir(const std::string& dir, const char* flag) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  LRT_CHECK(fs::is_directory(dir), flag, ": cannot create folder '", dir, "'",
-            ec ? ": " + ec.message() : std::string());
-  const std::string probe = dir + "/.lrt-write-test-" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(probe.c_str(), "w");
-  LRT_CHECK(f != nullptr, flag, ": folder '", dir, "' is not writable: ", std::strerror(errno));
-  std::fclose(f);
-  std::remove(probe.c_str());
-}
-
-void check_writable_file(const std::string& path, const char* flag) {
-  const fs::path p(path);
-  const fs::path parent = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  LRT_CHECK(fs::is_directory(parent), flag, ": folder '", parent.string(), "' does not exist");
-  LRT_CHECK(!fs::is_directory(p), flag, ": '", path, "' is a folder");
-  LRT_CHECK(::access(parent.c_str(), W_OK) == 0, flag, ": folder '", parent.string(), "' is not writable");
-}
-
 }  // namespace
 
 // --------------------------------------------------------------- evaluation --
@@ -272,6 +251,11 @@ int run_train(RunOptions o) {
   if (!o.log.empty()) check_writable_file(o.log, "--log");
   LRT_CHECK(o.resume.empty() || fs::exists(o.resume), "--resume: '", o.resume, "': no such checkpoint");
   if (o.snapshots) LRT_CHECK(o.schedule == "sgdr", "--snapshots needs --schedule sgdr (snapshots are taken at cycle ends)");
+  const std::string snapshot_dir =
+      !o.checkpoint_dir.empty() ? o.checkpoint_dir
+      : !o.save_weights.empty() ? (fs::path(o.save_weights).has_parent_path() ? fs::path(o.save_weights).parent_path().string() : ".")
+                                : ".";
+  if (o.snapshots) check_writable_dir(snapshot_dir, "--snapshots");
 
   const Device dev = resolve_device(o.device);
   const data::CifarDataset ds = load_dataset(o);
@@ -328,13 +312,11 @@ int run_train(RunOptions o) {
                 static_cast<long long>(st.batch_in_epoch));
   }
 
+  // Every input has been checked: only now are files and folders touched, so
+  // a refused run truncates no log and leaves no empty folder.
+  if (!o.checkpoint_dir.empty()) make_dir(o.checkpoint_dir, "--checkpoint-dir");
   JsonLog log;
   log.open(o.log, !o.resume.empty());
-  const std::string snapshot_dir =
-      !o.checkpoint_dir.empty() ? o.checkpoint_dir
-      : !o.save_weights.empty() ? (fs::path(o.save_weights).has_parent_path() ? fs::path(o.save_weights).parent_path().string() : ".")
-                                : ".";
-  if (o.snapshots) check_writable_dir(snapshot_dir, "--snapshots");
 
   const std::string ck_path = o.checkpoint_dir.empty() ? "" : o.checkpoint_dir + "/" + kCheckpointFile;
   auto save_ck = [&]() {
@@ -532,20 +514,14 @@ int run_lr_find(RunOptions o, const LrFindFlags& f) {
       },
       model->parameters(), opt, lo);
 
-  const std::string tmp = f.out + ".tmp";
-  {
-    std::ofstream csv(tmp);
-    LRT_CHECK(csv.good(), "--out: cannot write '", tmp, "'");
+  write_text_atomically(f.out, "--out", [&](std::ostream& csv) {
     csv << "lr,loss,smoothed\n";
     char buf[96];
     for (size_t i = 0; i < r.lrs.size(); ++i) {
       std::snprintf(buf, sizeof buf, "%.9g,%s,%s\n", r.lrs[i], num(r.losses[i]).c_str(), num(r.smoothed[i]).c_str());
       csv << buf;
     }
-    csv.flush();
-    LRT_CHECK(csv.good(), "--out: writing '", tmp, "' failed");
-  }
-  fs::rename(tmp, f.out);
+  });
   std::printf("wrote %zu points to %s%s\nsuggested lr: %.3g (steepest descent), %.3g (minimum / 10)\n", r.lrs.size(),
               f.out.c_str(), r.diverged ? " (stopped when the loss diverged)" : "", r.suggestion_steepest,
               r.suggestion_min_div10);

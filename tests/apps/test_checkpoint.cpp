@@ -35,6 +35,8 @@ using optim::OptimizerKind;
 using testing::check_mentions;
 using testing::error_of;
 using testing::TempDir;
+using testing::read_bytes;
+using testing::write_bytes;
 
 namespace {
 
@@ -94,17 +96,6 @@ void check_identical(const TensorList& got, const TensorList& want, const std::s
     REQUIRE(a.shape() == b.shape());
     CHECK(std::memcmp(a.data_ptr(), b.data_ptr(), static_cast<size_t>(a.numel()) * dtype_size(a.dtype())) == 0);
   }
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
 }
 
 // Flips one bit in place: rewriting the whole file each time is slow on

@@ -122,6 +122,26 @@ TEST_CASE("the caching allocator reuses freed blocks: 10,000 cycles make no raw 
   }
 }
 
+TEST_CASE("with caching off every freed block goes back to the system at once") {
+  FakeRawMemory raw;
+  CachingAllocator alloc(raw, "fake", /*caching=*/false);
+  churn(alloc, 200, 7);
+  const AllocatorStats s = alloc.stats();
+  CHECK(raw.allocs == 800);
+  CHECK(raw.frees == 800);
+  CHECK(raw.held_bytes() == 0);
+  CHECK(s.raw_allocs == 800);
+  CHECK(s.raw_frees == 800);
+  CHECK(s.current_bytes == 0);
+  CHECK(s.reserved_bytes == 0);
+  CHECK(s.cached_bytes == 0);
+  CHECK(s.peak_bytes > 0);
+  void* p = alloc.allocate(5000);
+  CHECK(raw.held_bytes() == CachingAllocator::bucket_size(5000));
+  alloc.deallocate(p);
+  CHECK(raw.held_bytes() == 0);
+}
+
 TEST_CASE("bucket_size rounds up to multiples of 512, at most 25% over above 1 MiB") {
   std::vector<size_t> sizes;
   for (size_t n = 0; n <= 5000; ++n) sizes.push_back(n);
@@ -357,7 +377,7 @@ TEST_CASE("CPU allocator reuses freed blocks of 1 MiB and more instead of asking
     CHECK(reinterpret_cast<uintptr_t>(first) % 64 == 0);
   }
   const AllocatorStats after_free = cpu.stats();
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(LRT_ADDRESS_SANITIZER)
   MESSAGE("AddressSanitizer build: large CPU blocks are not cached, reuse not checked");
   CHECK(after_free.cached_bytes == 0);
 #else

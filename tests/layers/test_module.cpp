@@ -8,6 +8,7 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "layers/checksum.h"
 #include "layers/modules.h"
 #include "layers/safetensors.h"
 #include "testing.h"
@@ -126,6 +127,36 @@ TEST_CASE("state_dict round-trips through safetensors into a fresh model") {
   a->eval();
   const Tensor x = testing::normal({2, 2, 4, 4}, DType::Float32, 9);
   CHECK(max_abs_diff(a->forward(x), b->forward(x)) == 0.0);
+}
+
+TEST_CASE("weights files carry a checksum: a flipped bit in any tensor is refused, files without one load") {
+  testing::TempDir dir("module");
+  auto a = small_net(1);
+  const std::string path = dir.str() + "/w.safetensors";
+  save_weights(*a, path, {{"step", "7"}});
+  SafetensorsFile file = load_safetensors(path);
+  CHECK(file.metadata.at("step") == "7");
+  CHECK(file.metadata.at(kWeightsChecksumKey) == checksum_hex(tensors_checksum(a->state_dict())));
+
+  // One bit of one float of the head's weight, inside the data buffer: still
+  // a well-formed safetensors file, so only the checksum can tell.
+  std::string bytes = testing::read_bytes(path);
+  const size_t data_start = 8 + static_cast<size_t>(*reinterpret_cast<const uint64_t*>(bytes.data()));
+  const size_t at = bytes.size() - 4 * 4 - 4 * 3 * 4 + 5;  // a byte of head.weight (before head.bias)
+  REQUIRE(at > data_start);
+  bytes[at] = static_cast<char>(bytes[at] ^ 0x10);
+  testing::write_bytes(path, bytes);
+  CHECK_NOTHROW(load_safetensors(path));
+  auto b = small_net(2);
+  const Tensor before = b->named_parameters()[0].tensor.clone();
+  check_mentions(error_of([&] { load_weights(*b, path); }), {path, "checksum mismatch", "corrupted"});
+  CHECK(max_abs_diff(b->named_parameters()[0].tensor, before) == 0.0);
+
+  // The same tensors written without lrt's checksum (as other tools write
+  // them) load on the header's validation alone.
+  save_safetensors(path, a->state_dict(), {});
+  CHECK(load_weights(*b, path).complete());
+  CHECK(max_abs_diff(b->named_parameters()[0].tensor, a->named_parameters()[0].tensor) == 0.0);
 }
 
 TEST_CASE("strict loading names what is missing, unexpected or mis-shaped and changes nothing") {

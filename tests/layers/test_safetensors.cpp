@@ -28,18 +28,8 @@ namespace fs = std::filesystem;
 using testing::check_mentions;
 using testing::error_of;
 using testing::TempDir;
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.is_open());
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing::read_bytes;
+using testing::write_bytes;
 
 // v as n little-endian bytes, written out by shifts so the test does not
 // rely on the host's byte order.
@@ -368,6 +358,20 @@ TEST_CASE("loading refuses bad shapes and sizes without overflowing") {
                  {"tensor 'w'", "needs 12 bytes", "[0, 8] hold 8"});
   check_mentions(load_entry_error(dir, R"({"dtype":"F32","shape":[0],"data_offsets":[0,8]})", eight),
                  {"tensor 'w'", "needs 0 bytes"});
+  // Empty tensors whose other sizes multiply past int64 (found by fuzzing:
+  // the strides, and the element count taken from the left, overflowed).
+  check_mentions(
+      load_entry_error(dir, R"({"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]})", ""),
+      {"tensor 'w'", "too large to index", "overflow"});
+  check_mentions(load_entry_error(dir, R"({"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]})", ""),
+                 {"tensor 'w'", "too large to index", "overflow"});
+  const std::string path = (dir.path() / "empty.safetensors").string();
+  write_bytes(path,
+              safetensors_bytes(R"({"w":{"dtype":"F32","shape":[0,4611686018427387904],"data_offsets":[0,0]}})", ""));
+  const SafetensorsFile file = load_safetensors(path);
+  REQUIRE(file.tensors.size() == 1);
+  CHECK(file.tensors[0].second.numel() == 0);
+  CHECK(file.tensors[0].second.shape() == Shape{0, 4611686018427387904});
 }
 
 TEST_CASE("loading refuses data offsets that are reversed, out of range, overlapping or leave holes") {

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "optim/param_groups.h"
 
@@ -59,6 +60,17 @@ TEST_CASE("--lr-mults takes a list or START:STOP spread geometrically") {
   for (size_t i = 0; i < 5; ++i) CHECK(g[i] == doctest::Approx(std::pow(10.0, -4.0 + static_cast<double>(i))));
   CHECK(g.back() == 1.0);
   CHECK(parse_lr_mults("0.1:1", 1) == std::vector<double>{1.0});
+  // Ends so far apart that STOP / START is not a double (found by fuzzing:
+  // the inner multipliers came out infinite or 0).
+  for (const std::string spec : {"1e-300:1e300", "1e300:1e-300", "2.3e-308:1.7e308"}) {
+    INFO(spec);
+    const auto wide = parse_lr_mults(spec, 5);
+    REQUIRE(wide.size() == 5);
+    for (double m : wide) CHECK((std::isfinite(m) && m > 0.0));
+    CHECK(wide.front() == std::strtod(spec.c_str(), nullptr));
+  }
+  const auto up = parse_lr_mults("1e-300:1e300", 3);
+  CHECK(up[1] == doctest::Approx(1.0));
   CHECK(parse_lr_mults("0,1", 2) == std::vector<double>{0.0, 1.0});
   CHECK(parse_lr_groups("layer3.0.conv1,fc_start") == std::vector<std::string>{"layer3.0.conv1", "fc_start"});
   CHECK(parse_lr_groups("").empty());
@@ -74,7 +86,14 @@ TEST_CASE("bad group and multiplier specs are errors naming the flag and the val
   CHECK_THROWS_WITH_AS(make_param_groups(params, {"fc"}, {1.0}), doctest::Contains("--lr-mults"), Error);
   CHECK_THROWS_WITH_AS(parse_lr_mults("1,2", 3), doctest::Contains("2 multipliers for 3"), Error);
   CHECK_THROWS_WITH_AS(parse_lr_mults("1,-2,3", 3), doctest::Contains("-2"), Error);
-  CHECK_THROWS_WITH_AS(parse_lr_mults("1,x,3", 3), doctest::Contains("'x'"), Error);
+  CHECK_THROWS_WITH_AS(parse_lr_mults("1,x,3", 3), doctest::Contains("'x' is not a number"), Error);
+  CHECK_THROWS_WITH_AS(parse_lr_mults("1,nan,3", 3), doctest::Contains("'nan' is not a number"), Error);
+  // Beyond a double's range, or so small it would be rounded to a subnormal
+  // or to 0 (freezing the group): named as out of range.
+  for (const char* bad : {"1e999", "inf", "4.9e-324", "1e-400"}) {
+    INFO(std::string(bad));
+    CHECK_THROWS_WITH_AS(parse_lr_mults(std::string("1,") + bad, 2), doctest::Contains("out of range"), Error);
+  }
   CHECK_THROWS_WITH_AS(parse_lr_mults("0:1", 3), doctest::Contains("> 0"), Error);
   CHECK_THROWS_WITH_AS(parse_lr_mults("1:", 3), doctest::Contains("--lr-mults"), Error);
   CHECK_THROWS_WITH_AS(parse_lr_groups("a,,b"), doctest::Contains("empty prefix"), Error);

@@ -481,6 +481,12 @@ TEST_CASE("every invalid schedule setting is an Error naming its flag and the ba
       {"--sgdr-t0", "0", with(sgdr, [](ScheduleConfig& c) { c.sgdr_t0 = 0.0; })},
       {"--sgdr-t0", "-2.5", with(sgdr, [](ScheduleConfig& c) { c.sgdr_t0 = -2.5; })},
       {"--sgdr-t0", "inf", with(sgdr, [&](ScheduleConfig& c) { c.sgdr_t0 = inf; })},
+      // Shorter than one step (0.5 steps; 1e-300 epochs hung the cycle walk).
+      {"--sgdr-t0", "0.05", with(sgdr, [](ScheduleConfig& c) { c.sgdr_t0 = 0.05; })},
+      {"--sgdr-t0", "1e-300", with(sgdr, [](ScheduleConfig& c) {
+         c.sgdr_t0 = 1e-300;
+         c.sgdr_tmult = 1.0000001;
+       })},
       {"--sgdr-t0-steps", "-3", with(sgdr, [](ScheduleConfig& c) { c.sgdr_t0_steps = -3; })},
       {"--sgdr-tmult", "0.5", with(sgdr, [](ScheduleConfig& c) { c.sgdr_tmult = 0.5; })},
       {"--sgdr-tmult", "inf", with(sgdr, [&](ScheduleConfig& c) { c.sgdr_tmult = inf; })},

@@ -1,0 +1,56 @@
+// resnet50_cifar's flags (apps/resnet50_cifar/flags.*) and the schedule
+// configuration made from them (setup.*): ranges checked when the command
+// line is parsed, before any arithmetic on the values.
+#include <doctest/doctest.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "apps/resnet50_cifar/flags.h"
+#include "apps/resnet50_cifar/setup.h"
+#include "core/error.h"
+
+namespace lrt::app {
+
+namespace {
+
+// Parses args (after the program name) with the training flags.
+RunOptions parse_train_flags(std::vector<std::string> args) {
+  CLI::App app{"test"};
+  RunOptions o;
+  FlagSet flags(&app, o, kAllTrainFlags);
+  args.insert(args.begin(), "test");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  flags.collect_given();
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("--warmup-steps is refused outside [0, 1e9] when parsed") {
+  CHECK(parse_train_flags({"--warmup-steps", "500"}).warmup_steps == 500);
+  CHECK(parse_train_flags({"--warmup-steps", "1000000000"}).warmup_steps == 1000000000);
+  // Found by fuzzing: the step counts add and subtract the warm-up, which
+  // overflowed int64 for values near its ends.
+  for (const char* bad : {"-1", "-9223372036854775808", "9223372036854775807", "1000000001"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(parse_train_flags({"--warmup-steps", bad}), CLI::ParseError);
+  }
+}
+
+TEST_CASE("schedule_config refuses a negative warm-up before computing the step count with it") {
+  RunOptions o;
+  o.schedule = "onecycle";
+  o.warmup_steps = 10;
+  CHECK(schedule_config(o, 5, 100).total_steps == 90);
+  o.warmup_steps = std::numeric_limits<int64_t>::min();
+  CHECK_THROWS_WITH_AS(schedule_config(o, 5, 100), doctest::Contains("--warmup-steps must be >= 0"), Error);
+}
+
+}  // namespace lrt::app
