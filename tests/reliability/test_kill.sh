@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fault injection by SIGKILL: the trainer is killed 50 times at random
-# moments (during start-up, while loading a checkpoint, mid-step, and above
-# all while a checkpoint is being written), each run resuming from what the
-# previous one left. After every kill:
+# moments (during start-up, while loading a checkpoint, mid-step, above all
+# while a checkpoint is being written, and just after the new one has been
+# renamed into place), each run resuming from what the previous one left.
+# After every kill:
 #   - checkpoint.safetensors, if present, is complete (its size is what its
-#     header says), never a partial file;
+#     header says), never a partial file, and a kill after the rename finds
+#     the new checkpoint (the step after the one resumed from);
 #   - it loads: the next run resumes from it (--resume), and resuming
 #     verifies both checksums and restores model and optimizer before the run
 #     writes its "start" record to the log. A run that is killed before that
@@ -119,24 +121,28 @@ chain() {
     step=$(ck_step "$ck")
     rm -f "$log"
 
-    # Where to aim: 40% anywhere in the run (its length in the calibration,
+    # Where to aim: 35% anywhere in the run (its length in the calibration,
     # which did not load a checkpoint, so few runs end before their kill);
-    # 45% inside the checkpoint write, once the .tmp holds a random number of
+    # 40% inside the checkpoint write, once the .tmp holds a random number of
     # bytes from 0 to all of them (all: during its fsync, before the rename);
     # 15% just after the epoch record (the save's copies and checksum, before
-    # the temporary file is opened).
+    # the temporary file is opened); 10% the moment the new checkpoint has
+    # been renamed into place (the folder's fsync, the exit), which must
+    # leave the new checkpoint whole and lets the chain move on a step.
     r=$((RANDOM % 20))
     delay_ms=0
     target=0
-    if [ "$r" -lt 8 ]; then
+    if [ "$r" -lt 7 ]; then
       mode=anywhere
       delay_ms=$((RANDOM * run_ms / 32768))
-    elif [ "$r" -lt 17 ]; then
+    elif [ "$r" -lt 15 ]; then
       mode=in-write
       target=$((RANDOM * (8 + $(header_length "$ck") + data_bytes) / 32767))
-    else
+    elif [ "$r" -lt 18 ]; then
       mode=epoch-end
       delay_ms=$((RANDOM % 300))
+    else
+      mode=after-save
     fi
 
     # A .tmp newer than this file is one this run wrote to (opening it with
@@ -160,6 +166,10 @@ chain() {
         ;;
       epoch-end)
         while kill -0 "$pid" 2>/dev/null && ! has "$log" '"event":"epoch"'; do nap 0.01; done
+        ;;
+      after-save)
+        # The rename keeps the .tmp's modification time, which is this run's.
+        while kill -0 "$pid" 2>/dev/null && ! [ "$ck" -nt "$ref" ]; do nap 0.01; done
         ;;
     esac
     nap_ms "$delay_ms"
@@ -195,6 +205,11 @@ chain() {
     expected=$((8 + $(header_length "$ck") + data_bytes))
     if [ "$size" -ne "$expected" ]; then
       fail "$tag kill $kills: checkpoint.safetensors is $size bytes, its header says $expected: a partial file"
+      break
+    fi
+    if [ "$mode" = after-save ] && [ "$(ck_step "$ck")" != $((step + 1)) ]; then
+      fail "$tag kill $kills: killed after the new checkpoint was renamed into place, but it holds step" \
+        "$(ck_step "$ck"), not $((step + 1))"
       break
     fi
     ok "$tag kill $kills ($mode) after $at_ms ms${hit}, checkpoint at step $(ck_step "$ck") complete;" \
