@@ -220,7 +220,7 @@ except Exception as e:
     print(f'{"bench_resnet50":<28} {"FAIL":<8} no result ({e}; see bench_resnet50.err)'); sys.exit()
 rate = d.get("bf16_matmul") or {}
 if rate:
-    print(f'{"bf16 matmul (torch)":<28} {"info":<8} {rate["tflops"]:.0f} TFLOP/s ({rate["n"]}^3)')
+    print(f'{"bf16 matmul (torch)":<28} {"info":<8} {rate["tflops"]:.3g} TFLOP/s ({rate["n"]}^3)')
 for x in d["results"]:
     mfu = f', MFU {100 * x["mfu_bf16"]:.1f}%' if "mfu_bf16" in x else ""
     print(f'{"r50 " + x["config"] + " b" + str(x["batch"]):<28} {"info":<8} {x["images_per_s"]:.0f} img/s, '
