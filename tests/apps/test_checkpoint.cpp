@@ -25,6 +25,7 @@
 #include "layers/modules.h"
 #include "layers/safetensors.h"
 #include "optim/param_groups.h"
+#include "small_net.h"
 #include "testing.h"
 
 namespace lrt::app {
@@ -34,23 +35,12 @@ using optim::OptimizerConfig;
 using optim::OptimizerKind;
 using testing::check_mentions;
 using testing::error_of;
+using testing::small_net;
 using testing::TempDir;
 using testing::read_bytes;
 using testing::write_bytes;
 
 namespace {
-
-// conv (in -> mid, 3x3) + BN + ReLU + global pool + linear (mid -> 4).
-std::shared_ptr<Sequential> small_net(uint64_t seed, int64_t mid = 3) {
-  Generator gen(seed);
-  auto net = std::make_shared<Sequential>();
-  net->push_back(std::make_shared<Conv2d>(Conv2dConfig{2, mid, 3, 1, 1, 1, false}, &gen));
-  net->push_back(std::make_shared<BatchNorm2d>(mid));
-  net->push_back(std::make_shared<ReLU>());
-  net->push_back(std::make_shared<GlobalAvgPool>());
-  net->push_back(std::make_shared<Linear>(mid, 4, true, &gen), "head");
-  return net;
-}
 
 OptimizerConfig config_for(OptimizerKind kind) {
   OptimizerConfig c;

@@ -21,6 +21,7 @@
 #include "fuzz.h"
 #include "layers/modules.h"
 #include "layers/safetensors.h"
+#include "../small_net.h"
 #include "optim/param_groups.h"
 
 namespace {
@@ -28,18 +29,8 @@ namespace {
 using namespace lrt;
 using namespace lrt::app;
 
-// conv (2 -> 3, 3x3) + BN + ReLU + global pool + linear (3 -> 4), as in
-// tests/apps/test_checkpoint.cpp.
-std::shared_ptr<Sequential> small_net() {
-  Generator gen(7);
-  auto net = std::make_shared<Sequential>();
-  net->push_back(std::make_shared<Conv2d>(Conv2dConfig{2, 3, 3, 1, 1, 1, false}, &gen));
-  net->push_back(std::make_shared<BatchNorm2d>(3));
-  net->push_back(std::make_shared<ReLU>());
-  net->push_back(std::make_shared<GlobalAvgPool>());
-  net->push_back(std::make_shared<Linear>(3, 4, true, &gen), "head");
-  return net;
-}
+// The seeded conv + BN + linear model of tests/small_net.h.
+std::shared_ptr<Sequential> small_net() { return testing::small_net(7); }
 
 std::unique_ptr<optim::Optimizer> make_opt(const Module& net, uint8_t mode) {
   optim::OptimizerConfig c;

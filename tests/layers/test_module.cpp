@@ -11,26 +11,16 @@
 #include "layers/checksum.h"
 #include "layers/modules.h"
 #include "layers/safetensors.h"
+#include "small_net.h"
 #include "testing.h"
 
 namespace lrt {
 
 using testing::check_mentions;
 using testing::error_of;
+using testing::small_net;
 
 namespace {
-
-// conv (2 -> 3, 3x3) + BN + ReLU + global pool + linear (3 -> 4).
-std::shared_ptr<Sequential> small_net(uint64_t seed = 1) {
-  Generator gen(seed);
-  auto net = std::make_shared<Sequential>();
-  net->push_back(std::make_shared<Conv2d>(Conv2dConfig{2, 3, 3, 1, 1, 1, false}, &gen));
-  net->push_back(std::make_shared<BatchNorm2d>(3));
-  net->push_back(std::make_shared<ReLU>());
-  net->push_back(std::make_shared<GlobalAvgPool>());
-  net->push_back(std::make_shared<Linear>(3, 4, true, &gen), "head");
-  return net;
-}
 
 std::vector<std::string> names_of(const TensorList& list) {
   std::vector<std::string> out;
