@@ -40,6 +40,10 @@ def run_torch(args):
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
     else:
         torch.backends.cudnn.benchmark = True
+        # PyTorch's default lets cuDNN convolutions use TF32 in "fp32" runs;
+        # --no-tf32 makes them true float32, as lrt's are.
+        torch.backends.cudnn.allow_tf32 = not args.no_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False if args.no_tf32 else torch.backends.cuda.matmul.allow_tf32
     model = ResNet50(args.stem).to(dev).train()
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -88,7 +92,8 @@ def run_torch(args):
             "device": str(dev), "stem": args.stem, "batch": args.batch, "precision": args.precision,
             "channels_last": args.channels_last, "compile": args.compile, "optimizer": "adam" if args.adam else None,
             "steps": args.repeat, "median_ms": round(ms, 3), "images_per_s": round(args.batch / (ms * 1e-3), 1),
-            "peak_memory_mib": round(peak, 1), "memory_kind": kind, "loss": float(loss)}
+            "peak_memory_mib": round(peak, 1), "memory_kind": kind, "loss": float(loss),
+            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32) if dev.type == "cuda" else None}
 
 
 def run_lrt(args):
@@ -198,6 +203,9 @@ def main():
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile (default mode)")
     ap.add_argument("--adam", action="store_true", help="include a fused Adam step")
+    ap.add_argument("--no-tf32", action="store_true",
+                    help="CUDA: forbid TF32 in cuDNN convolutions and matmuls (PyTorch allows it in convolutions by "
+                         "default; lrt's float32 never uses it)")
     ap.add_argument("--lrt", metavar="BINARY", help="bench_resnet50 to run first with the same settings")
     ap.add_argument("--matrix", action="store_true",
                     help="lrt and three PyTorch configurations at each --batches size, ratios last")

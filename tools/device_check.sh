@@ -223,6 +223,8 @@ if rate:
     print(f'{"bf16 matmul (torch)":<28} {"info":<8} {rate["tflops"]:.3g} TFLOP/s ({rate["n"]}^3)')
 for x in d["results"]:
     mfu = f', MFU {100 * x["mfu_bf16"]:.1f}%' if "mfu_bf16" in x else ""
+    if x.get("cudnn_allow_tf32") and x.get("precision") == "fp32":
+        mfu += ", TF32 convolutions (PyTorch's default)"
     print(f'{"r50 " + x["config"] + " b" + str(x["batch"]):<28} {"info":<8} {x["images_per_s"]:.0f} img/s, '
           f'{x["median_ms"]:.2f} ms/step, peak {x["peak_memory_mib"]:.0f} MiB{mfu}')
 # Targets (batch 256): >= 1.3x bf16 eager, >= 1.0x compile, >= 1.0x fp32
