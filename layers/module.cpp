@@ -218,10 +218,13 @@ int Module::set_param_spec(const std::string& prefix, const ParamSpec& spec) {
 // ------------------------------------------------------------------ files --
 
 void save_weights(const Module& m, const std::string& path, const std::map<std::string, std::string>& metadata) {
-  const auto tensors = m.state_dict();
+  // One host copy (none for a CPU model) serves both the checksum and the
+  // write, so a GPU model is not copied to the host twice.
+  TensorList host;
+  for (const auto& [name, t] : m.state_dict()) host.emplace_back(name, t.to(kCPU).contiguous());
   std::map<std::string, std::string> md = metadata;
-  md[kWeightsChecksumKey] = checksum_hex(tensors_checksum(tensors));
-  save_safetensors(path, tensors, md);
+  md[kWeightsChecksumKey] = checksum_hex(tensors_checksum(host));
+  save_safetensors(path, host, md);
 }
 
 LoadReport load_weights(Module& m, const std::string& path, bool strict) {
