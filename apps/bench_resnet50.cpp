@@ -3,7 +3,9 @@
 // batch size on CPU and/or CUDA. Prints one JSON object: images/s from the
 // median step time after warm-up (CUDA events on CUDA, the steady clock on
 // CPU), and peak memory (the CUDA caching allocator's peak, or the process's
-// peak resident set on CPU). tools/bench_pytorch_resnet50.py times the same
+// peak resident set on CPU, with the CPU allocator's peak beside it).
+// --no-fuse runs BN, the residual add and ReLU as separate ops, to measure
+// what the fused BN + ReLU and BN + add + ReLU save. tools/bench_pytorch_resnet50.py times the same
 // model in PyTorch and prints the ratios.
 #include <sys/resource.h>
 
@@ -44,13 +46,13 @@ int main(int argc, char** argv) {
   std::string device = "cpu", stem = "cifar";
   int64_t batch = 0;
   int repeat = 0, warmup = 2;
-  bool adam = false, benchmark_mode = true;
+  bool adam = false, benchmark_mode = true, fuse = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::printf(
           "usage: bench_resnet50 [--device cpu|cuda] [--batch B] [--repeat R] [--warmup W] [--stem cifar|imagenet]\n"
-          "                      [--adam] [--no-conv-benchmark]\n"
+          "                      [--adam] [--no-conv-benchmark] [--no-fuse]\n"
           "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
           "optimizer step) and prints JSON with images/s and peak memory.\n"
           "  --device     cpu (default) or cuda\n"
@@ -58,7 +60,8 @@ int main(int argc, char** argv) {
           "  --repeat     timed steps, median reported (default 5 on cpu, 30 on cuda)\n"
           "  --warmup     untimed steps first (default 2)\n"
           "  --stem       cifar (default) or imagenet\n"
-          "  --no-conv-benchmark  CUDA: cuDNN heuristics instead of a timed algorithm search\n");
+          "  --no-conv-benchmark  CUDA: cuDNN heuristics instead of a timed algorithm search\n"
+          "  --no-fuse    BN, residual add and ReLU as separate ops (default: fused, one pass each)\n");
       return 0;
     } else if (a == "--device" && i + 1 < argc) {
       device = argv[++i];
@@ -76,6 +79,8 @@ int main(int argc, char** argv) {
       adam = true;
     } else if (a == "--no-conv-benchmark") {
       benchmark_mode = false;
+    } else if (a == "--no-fuse") {
+      fuse = false;
     } else {
       die("unknown or incomplete option '" + a + "' (see --help)");
     }
@@ -87,7 +92,9 @@ int main(int argc, char** argv) {
   try {
     const Device dev = cuda ? Device("cuda:0") : kCPU;
     set_conv_benchmark(cuda && benchmark_mode);
-    ResNet50 model({parse_resnet_stem(stem), ResNetHead::Linear, 10, 0.5, 1});
+    ResNet50Options mo{parse_resnet_stem(stem), ResNetHead::Linear, 10, 0.5, 1};
+    mo.fuse_bn_act = fuse;
+    ResNet50 model(mo);
     model.to(dev);
     model.train();
     Generator gen(2);
@@ -139,14 +146,16 @@ int main(int argc, char** argv) {
       }
     }
     const double med = lrt::bench::median(ms);
-    const double peak_mib =
-        cuda ? static_cast<double>(allocator_for(dev).stats().peak_bytes) / (1024.0 * 1024.0) : peak_rss_mib();
+    const double alloc_peak_mib = static_cast<double>(allocator_for(dev).stats().peak_bytes) / (1024.0 * 1024.0);
+    const double peak_mib = cuda ? alloc_peak_mib : peak_rss_mib();
     std::printf(
         "{\"benchmark\": \"bench_resnet50\", \"framework\": \"lrt\", \"device\": \"%s\", \"stem\": \"%s\", "
-        "\"batch\": %lld, \"precision\": \"fp32\", \"optimizer\": %s, \"steps\": %d, \"median_ms\": %.3f, "
-        "\"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, \"memory_kind\": \"%s\", \"loss\": %.6f}\n",
-        dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), adam ? "\"adam\"" : "null", repeat, med,
-        static_cast<double>(batch) / (med * 1e-3), peak_mib, cuda ? "cuda_allocator_peak" : "process_peak_rss", loss);
+        "\"batch\": %lld, \"precision\": \"fp32\", \"fused_bn_act\": %s, \"optimizer\": %s, \"steps\": %d, "
+        "\"median_ms\": %.3f, \"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, \"memory_kind\": \"%s\", "
+        "\"allocator_peak_mib\": %.1f, \"loss\": %.6f}\n",
+        dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), fuse ? "true" : "false",
+        adam ? "\"adam\"" : "null", repeat, med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
+        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss);
   } catch (const Error& e) {
     die(e.what());
   }

@@ -1,12 +1,16 @@
 // Element types. float32 is the compute type everywhere; float64 runs on CPU
 // and CUDA for gradient checks; int64 holds indices (argmax, labels); uint8
-// holds raw image bytes; bfloat16 is reserved (storage only, no kernels yet).
+// holds raw image bytes; bfloat16 (core/bfloat16.h) is stored, filled,
+// copied and converted on both devices, while compute kernels take float32
+// and float64.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <ostream>
 #include <string>
+
+#include "core/bfloat16.h"
 
 namespace lrt {
 
@@ -22,5 +26,6 @@ template <> struct dtype_of<float> { static constexpr DType value = DType::Float
 template <> struct dtype_of<double> { static constexpr DType value = DType::Float64; };
 template <> struct dtype_of<int64_t> { static constexpr DType value = DType::Int64; };
 template <> struct dtype_of<uint8_t> { static constexpr DType value = DType::UInt8; };
+template <> struct dtype_of<BFloat16> { static constexpr DType value = DType::BFloat16; };
 
 }  // namespace lrt

@@ -286,7 +286,8 @@ double Tensor::item() const {
     case DType::Float64: return *c.data<double>();
     case DType::Int64: return static_cast<double>(*c.data<int64_t>());
     case DType::UInt8: return *c.data<uint8_t>();
-    default: LRT_THROW("item(): dtype ", c.dtype(), " has no host conversion yet");
+    case DType::BFloat16: return static_cast<float>(*c.data<BFloat16>());
+    default: LRT_THROW("item(): unknown dtype ", c.dtype());
   }
 }
 
@@ -376,7 +377,7 @@ std::string Tensor::str() const {
   os << "tensor(shape=" << to_string(shape()) << ", dtype=" << dtype() << ", device=" << device();
   if (requires_grad()) os << ", requires_grad";
   os << ")";
-  if (numel() <= 64 && dtype() != DType::BFloat16) {
+  if (numel() <= 64) {
     std::vector<double> v = to_vector<double>();
     os << " [";
     for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << std::setprecision(6) << v[i];

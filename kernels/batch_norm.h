@@ -3,6 +3,12 @@
 // (kernels/cpu/batch_norm.cpp) and the CUDA kernels (kernels/cuda/
 // batch_norm.cu).
 //
+// The normalisation can end in a residual add and a ReLU in the same pass
+// (y = relu(bn(x) + residual), ResNet's block endings), and its backward then
+// takes the ReLU's output y for the mask and writes the residual's gradient
+// too: one read of x and residual and one write of y instead of three passes
+// and two intermediate tensors.
+//
 // Conventions. x is contiguous and viewed as (N, C, HW): (N, C, H, W) with
 // HW = H * W, or (N, C) with HW = 1; channel c of sample n is a run of HW
 // values. mean and invstd (C) hold the batch mean and 1 / sqrt(var + eps) in
@@ -134,7 +140,23 @@ LRT_HD T bn_apply(T x, T mean, T scale, T shift) {
   return bn_add(bn_mul(x - mean, scale), shift);
 }
 
+// The fused ending: an optional residual added, then an optional ReLU, with
+// the same rounding and NaN handling as the separate add and relu ops, so
+// fused and unfused results are the same bits.
+template <class T>
+LRT_HD T bn_epilogue(T v, const T* residual, bool relu) {
+  if (residual) v = bn_add(v, *residual);
+  return relu ? (v > T(0) ? v : T(0)) : v;
+}
+
 // ---- backward ----
+// The gradient reaching the normalisation through the fused ReLU, whose
+// output was y (the relu op's backward rule).
+template <class T>
+LRT_HD T bn_relu_grad(T gy, T y) {
+  return y > T(0) ? gy : T(0);
+}
+
 // Per-channel sums of gy and gy * (x - mean).
 struct BnGradSums {
   double gy, gy_xmu;
@@ -190,19 +212,23 @@ LRT_HD T bn_grad_input_eval(T gy, T scale) {
 //   momentum (unbiased variance). N * HW > 1.
 // batch_norm_invstd: invstd = 1 / sqrt(var + eps) per channel (eval mode).
 // batch_norm_apply: y = (x - mean) * invstd * weight + bias; weight and bias
-//   may be undefined (1 and 0).
+//   may be undefined (1 and 0). Then, when defined, + residual (x's shape);
+//   then, when relu, max(y, 0).
 // batch_norm_backward: from gy (x's shape) and the mean and invstd forward
-//   used, writes whichever of gx, gweight, gbias is defined. training: mean
-//   and invstd were the batch's (they depend on x); else the running ones.
+//   used, writes whichever of gx, gweight, gbias, gresidual is defined.
+//   training: mean and invstd were the batch's (they depend on x); else the
+//   running ones. relu_out: forward's output when it ended in a ReLU
+//   (undefined otherwise); gy is masked by relu_out > 0 first. gresidual
+//   receives that masked gradient (the residual's, as it was added).
 #define LRT_BATCH_NORM_DECLS                                                                                      \
   void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps,                   \
                         const Tensor& running_mean, const Tensor& running_var, double momentum);                  \
   void batch_norm_invstd(const Tensor& var, const Tensor& invstd, double eps);                                    \
   void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,          \
-                        const Tensor& bias, const Tensor& y);                                                     \
-  void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& invstd,           \
-                           const Tensor& weight, bool training, const Tensor& gx, const Tensor& gweight,          \
-                           const Tensor& gbias);
+                        const Tensor& bias, const Tensor& residual, bool relu, const Tensor& y);                  \
+  void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean,         \
+                           const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gx,           \
+                           const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual);
 
 namespace cpu {
 LRT_BATCH_NORM_DECLS

@@ -2,19 +2,25 @@
 // float-to-integer conversion of NaN and out-of-range values undefined (x86
 // and CUDA really do differ), so it is defined here once: NaN becomes 0 and
 // other values saturate to the integer type's range before truncation.
+// bfloat16 converts through float (core/bfloat16.h: round to nearest even).
 #pragma once
 
 #include <cstdint>
 #include <limits>
 #include <type_traits>
 
+#include "core/bfloat16.h"
 #include "core/hd.h"
 
 namespace lrt::kernels {
 
 template <class D, class S>
 LRT_HD D cast_value(S x) {
-  if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
+  if constexpr (std::is_same_v<S, BFloat16>) {
+    return cast_value<D>(static_cast<float>(x));
+  } else if constexpr (std::is_same_v<D, BFloat16>) {
+    return BFloat16(static_cast<float>(x));
+  } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
     if (x != x) return D(0);
     constexpr double lo = static_cast<double>(std::numeric_limits<D>::lowest());
     constexpr double hi = static_cast<double>(std::numeric_limits<D>::max());

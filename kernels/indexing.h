@@ -61,7 +61,7 @@ void dispatch_floating(DType dt, const char* op, F&& f) {
   }
 }
 
-// Calls f(TypeTag<T>{}) for every dtype that has kernels (not bfloat16 yet).
+// Calls f(TypeTag<T>{}) for every dtype (fill and copy; bfloat16 is BFloat16).
 template <class F>
 void dispatch_all(DType dt, const char* op, F&& f) {
   switch (dt) {
@@ -69,7 +69,8 @@ void dispatch_all(DType dt, const char* op, F&& f) {
     case DType::Float64: f(TypeTag<double>{}); return;
     case DType::Int64: f(TypeTag<int64_t>{}); return;
     case DType::UInt8: f(TypeTag<uint8_t>{}); return;
-    default: LRT_THROW(op, ": dtype ", dtype_name(dt), " has no kernels yet");
+    case DType::BFloat16: f(TypeTag<BFloat16>{}); return;
+    default: LRT_THROW(op, ": dtype ", dtype_name(dt), " has no kernels");
   }
 }
 

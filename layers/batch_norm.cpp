@@ -1,8 +1,10 @@
-// lrt::batch_norm (declared in layers/functional.h): argument checks, the
-// kernels of kernels/batch_norm.h on the input's device, and the backward
-// closure. The running statistics are updated in place by the statistics
-// kernel, outside autograd. Backward keeps x, the mean and invstd forward
-// normalised with, and the weight; it computes only the gradients asked for.
+// lrt::batch_norm and lrt::batch_norm_act (declared in layers/functional.h):
+// argument checks, the kernels of kernels/batch_norm.h on the input's
+// device, and the backward closure. The running statistics are updated in
+// place by the statistics kernel, outside autograd. Backward keeps x, the
+// mean and invstd forward normalised with, the weight and, after a fused
+// ReLU, the output (its mask; the next layer keeps it anyway); it computes
+// only the gradients asked for.
 #include "kernels/batch_norm.h"
 
 #include <vector>
@@ -51,6 +53,12 @@ Tensor plain(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
+  return batch_norm_act(x, weight, bias, running_mean, running_var, training, Tensor(), false, momentum, eps);
+}
+
+Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                      const Tensor& running_var, bool training, const Tensor& residual, bool relu, double momentum,
+                      double eps) {
   LRT_CHECK(x.defined(), "batch_norm: undefined input");
   LRT_CHECK(x.dim() == 2 || x.dim() == 4, "batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape ",
             to_string(x.shape()));
@@ -63,6 +71,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   LRT_CHECK(running_mean.defined() == running_var.defined(),
             "batch_norm: running_mean and running_var must be both defined or both undefined");
   LRT_CHECK(eps >= 0.0, "batch_norm: eps must not be negative, got ", eps);
+  if (residual.defined()) {
+    LRT_CHECK(residual.shape() == x.shape(), "batch_norm: residual of shape ", to_string(residual.shape()),
+              " does not match input ", to_string(x.shape()));
+    LRT_CHECK(residual.device() == x.device(), "batch_norm: residual is on ", residual.device(), " but input on ",
+              x.device());
+    LRT_CHECK(residual.dtype() == x.dtype(), "batch_norm: residual has dtype ", residual.dtype(), " but input ",
+              x.dtype());
+  }
   const int64_t per_channel = channels == 0 ? 0 : x.numel() / channels;
   if (training)
     LRT_CHECK(per_channel > 1, "batch_norm: expected more than 1 value per channel when training, got input of shape ",
@@ -74,6 +90,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   // reaches x.
   const Tensor xc = x.contiguous();
   const Tensor xd = xc.detach();
+  const Tensor rc = residual.defined() ? residual.contiguous() : Tensor();
   const TensorOptions opts = x.options();
   Tensor y = empty(x.shape(), opts);
   Tensor mean = training ? empty({channels}, opts) : plain(running_mean);
@@ -85,30 +102,35 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
                    batch_norm_stats(xd, mean, invstd, eps, plain(running_mean), plain(running_var), momentum));
     else
       LRT_BN_ROUTE(x.device(), batch_norm_invstd(plain(running_var), invstd, eps));
-    LRT_BN_ROUTE(x.device(), batch_norm_apply(xd, mean, invstd, w, plain(bias), y));
+    LRT_BN_ROUTE(x.device(), batch_norm_apply(xd, mean, invstd, w, plain(bias), plain(rc), relu, y));
   }
 
-  if (!needs_grad({&xc, &weight, &bias})) return y;
+  if (!needs_grad({&xc, &weight, &bias, &rc})) return y;
   // Eval mode normalised with running_mean, which a later training call
   // would change in place before this backward runs: keep a copy.
   if (!training) mean = mean.clone();
   const bool want_gx = xc.requires_grad();
   const bool want_gw = weight.defined() && weight.requires_grad();
   const bool want_gb = bias.defined() && bias.requires_grad();
-  return record("batch_norm", y, {xc, weight, bias},
-                [xd, mean, invstd, w, training, want_gx, want_gw, want_gb](const Tensor& g) {
+  const bool want_gr = rc.defined() && rc.requires_grad();
+  const Tensor relu_out = relu ? y.detach() : Tensor();
+  return record(relu ? (rc.defined() ? "batch_norm_add_relu" : "batch_norm_relu") : "batch_norm", y,
+                {xc, weight, bias, rc},
+                [xd, mean, invstd, w, relu_out, training, want_gx, want_gw, want_gb, want_gr](const Tensor& g) {
                   const Tensor gy = g.contiguous();
                   const TensorOptions o = xd.options();
                   Tensor gx = want_gx ? empty(xd.shape(), o) : Tensor();
                   Tensor gw = want_gw ? empty(mean.shape(), o) : Tensor();
                   Tensor gb = want_gb ? empty(mean.shape(), o) : Tensor();
+                  Tensor gr = want_gr ? empty(xd.shape(), o) : Tensor();
                   if (xd.numel() > 0) {
-                    LRT_BN_ROUTE(xd.device(), batch_norm_backward(gy, xd, mean, invstd, w, training, gx, gw, gb));
+                    LRT_BN_ROUTE(xd.device(),
+                                 batch_norm_backward(gy, relu_out, xd, mean, invstd, w, training, gx, gw, gb, gr));
                   } else {  // an empty batch (eval mode): the sums are empty
                     if (gw.defined()) gw.zero_();
                     if (gb.defined()) gb.zero_();
                   }
-                  return std::vector<Tensor>{gx, gw, gb};
+                  return std::vector<Tensor>{gx, gw, gb, gr};
                 });
 }
 

@@ -44,6 +44,14 @@ bool conv_benchmark();
 // (scale 1, shift 0).
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// batch_norm with the block ending fused into its pass:
+// relu(batch_norm(x) + residual) when relu, batch_norm(x) + residual when
+// not; residual (x's shape, device and dtype) may be undefined. The same
+// values and gradients as the separate ops (the same bits on CPU) with one
+// pass over memory instead of three and no intermediate tensors.
+Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                      const Tensor& running_var, bool training, const Tensor& residual, bool relu,
+                      double momentum = 0.1, double eps = 1e-5);
 
 // ---- pooling ----
 // Square windows; padding pads with -inf for max, with zeros counted in the

@@ -61,11 +61,13 @@ BatchNorm::BatchNorm(int64_t channels, int rank, double eps, double momentum)
 
 int64_t BatchNorm::batches_tracked() const { return tracked_->item<int64_t>(); }
 
-Tensor BatchNorm::forward(const Tensor& x) {
+Tensor BatchNorm::forward(const Tensor& x) { return forward_act(x, Tensor(), false); }
+
+Tensor BatchNorm::forward_act(const Tensor& x, const Tensor& residual, bool relu) {
   LRT_CHECK(x.defined() && x.dim() == rank_, "BatchNorm", rank_ == 4 ? "2d" : "1d", ": expects ",
             rank_ == 4 ? "(N, C, H, W)" : "(N, C)", " input, got shape ", shape_str(x));
   if (is_training()) tracked_->fill_(double(tracked_->item<int64_t>() + 1));
-  return batch_norm(x, *weight_, *bias_, *mean_, *var_, is_training(), momentum_, eps_);
+  return batch_norm_act(x, *weight_, *bias_, *mean_, *var_, is_training(), residual, relu, momentum_, eps_);
 }
 
 // ------------------------------------------------------------------ Linear --

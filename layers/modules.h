@@ -49,6 +49,9 @@ class BatchNorm : public Module {
  public:
   BatchNorm(int64_t channels, int rank, double eps = 1e-5, double momentum = 0.1);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x) + residual) (residual may be undefined; relu optional)
+  // in one pass: lrt::batch_norm_act.
+  Tensor forward_act(const Tensor& x, const Tensor& residual, bool relu);
   int64_t channels() const { return channels_; }
   Tensor& weight() { return *weight_; }
   Tensor& bias() { return *bias_; }

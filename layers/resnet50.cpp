@@ -18,7 +18,7 @@ std::shared_ptr<Conv2d> make_conv(int64_t in, int64_t out, int64_t k, int64_t st
 
 // ---------------------------------------------------------------- Bottleneck --
 
-Bottleneck::Bottleneck(int64_t in, int64_t width, int64_t stride, Generator* gen) {
+Bottleneck::Bottleneck(int64_t in, int64_t width, int64_t stride, Generator* gen, bool fused) : fused_(fused) {
   conv1_ = register_module("conv1", make_conv(in, width, 1, 1, 0, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(width));
   conv2_ = register_module("conv2", make_conv(width, width, 3, stride, 1, gen));
@@ -34,6 +34,11 @@ Bottleneck::Bottleneck(int64_t in, int64_t width, int64_t stride, Generator* gen
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
+  if (fused_) {
+    Tensor h = bn1_->forward_act(conv1_->forward(x), Tensor(), true);
+    h = bn2_->forward_act(conv2_->forward(h), Tensor(), true);
+    return bn3_->forward_act(conv3_->forward(h), downsample_ ? downsample_->forward(x) : x, true);
+  }
   Tensor h = relu(bn1_->forward(conv1_->forward(x)));
   h = relu(bn2_->forward(conv2_->forward(h)));
   h = bn3_->forward(conv3_->forward(h));
@@ -58,8 +63,8 @@ ResNet50::ResNet50(const ResNet50Options& opts)
   } else {
     add("conv1", make_conv(3, 64, 7, 2, 3, gen));
   }
-  add("bn1", std::make_shared<BatchNorm2d>(64));
-  add("relu", std::make_shared<ReLU>());
+  stem_bn_ = add("bn1", std::make_shared<BatchNorm2d>(64));
+  stem_relu_ = add("relu", std::make_shared<ReLU>());
   if (opts.stem == ResNetStem::ImageNet) add("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
 
   int64_t in = 64;
@@ -68,7 +73,8 @@ ResNet50::ResNet50(const ResNet50Options& opts)
     const int64_t width = int64_t(64) << stage;
     auto layer = std::make_shared<Sequential>();
     for (int b = 0; b < blocks[stage]; ++b) {
-      layer->push_back(std::make_shared<Bottleneck>(in, width, (stage > 0 && b == 0) ? 2 : 1, gen));
+      layer->push_back(
+          std::make_shared<Bottleneck>(in, width, (stage > 0 && b == 0) ? 2 : 1, gen, opts.fuse_bn_act));
       in = width * Bottleneck::kExpansion;
     }
     add("layer" + std::to_string(stage + 1), layer);
@@ -93,7 +99,15 @@ Tensor ResNet50::forward(const Tensor& x) {
   LRT_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 3, "ResNet50: expects images (N, 3, H, W), got shape ",
             x.defined() ? to_string(x.shape()) : std::string("undefined"));
   Tensor h = x;
-  for (const auto& m : order_) h = m->forward(h);
+  for (size_t i = 0; i < order_.size(); ++i) {
+    // The stem's BN and the ReLU after it run as one pass.
+    if (opts_.fuse_bn_act && i + 1 < order_.size() && order_[i] == stem_bn_ && order_[i + 1] == stem_relu_) {
+      h = stem_bn_->forward_act(h, Tensor(), true);
+      ++i;
+      continue;
+    }
+    h = order_[i]->forward(h);
+  }
   return h;
 }
 

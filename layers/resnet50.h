@@ -16,14 +16,18 @@ namespace lrt {
 
 // 1x1 (in -> width) -> 3x3 (width, stride) -> 1x1 (width -> 4 width), each
 // followed by BN, ReLU after the first two and after the residual add; the
-// shortcut is a 1x1 conv + BN ("downsample") when the shape changes.
+// shortcut is a 1x1 conv + BN ("downsample") when the shape changes. fused:
+// each BN runs with what follows it (ReLU; residual add + ReLU) in one pass
+// (lrt::batch_norm_act); the same results as separate ops, less memory
+// traffic.
 class Bottleneck : public Module {
  public:
   static constexpr int64_t kExpansion = 4;
-  Bottleneck(int64_t in_channels, int64_t width, int64_t stride, Generator* gen = nullptr);
+  Bottleneck(int64_t in_channels, int64_t width, int64_t stride, Generator* gen = nullptr, bool fused = true);
   Tensor forward(const Tensor& x) override;
 
  private:
+  bool fused_;
   std::shared_ptr<Conv2d> conv1_, conv2_, conv3_;
   std::shared_ptr<BatchNorm2d> bn1_, bn2_, bn3_;
   std::shared_ptr<Sequential> downsample_;
@@ -35,6 +39,9 @@ struct ResNet50Options {
   int64_t classes = 10;
   double dropout = 0.5;  // the seed head's two dropouts
   uint64_t seed = 0;     // initialisation (and the dropout masks' generator)
+  // BN + ReLU and BN + residual add + ReLU in one pass each (Bottleneck's
+  // fused; also the stem's BN + ReLU). Off only to measure what it saves.
+  bool fuse_bn_act = true;
 };
 
 // Input (N, 3, H, W) float; output logits (N, classes).
@@ -53,6 +60,8 @@ class ResNet50 : public Module {
   ResNet50Options opts_;
   std::unique_ptr<Generator> dropout_gen_;
   std::vector<std::shared_ptr<Module>> order_;  // children in forward order
+  std::shared_ptr<BatchNorm2d> stem_bn_;  // with stem_relu_, one fused pass
+  std::shared_ptr<ReLU> stem_relu_;
 };
 
 }  // namespace lrt

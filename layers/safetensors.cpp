@@ -35,7 +35,7 @@ constexpr uint64_t kMaxHeaderBytes = uint64_t(100) << 20;
 constexpr int kMaxJsonDepth = 8;
 constexpr const char* kMetadataKey = "__metadata__";
 
-enum class Encoding { Raw, F16, BF16, I32 };
+enum class Encoding { Raw, F16, I32 };
 
 struct FileDType {
   const char* name;
@@ -46,7 +46,7 @@ struct FileDType {
 
 constexpr FileDType kFileDTypes[] = {
     {"F32", 4, DType::Float32, Encoding::Raw}, {"F64", 8, DType::Float64, Encoding::Raw},
-    {"F16", 2, DType::Float32, Encoding::F16}, {"BF16", 2, DType::Float32, Encoding::BF16},
+    {"F16", 2, DType::Float32, Encoding::F16}, {"BF16", 2, DType::BFloat16, Encoding::Raw},
     {"I64", 8, DType::Int64, Encoding::Raw},   {"I32", 4, DType::Int64, Encoding::I32},
     {"U8", 1, DType::UInt8, Encoding::Raw},
 };
@@ -64,6 +64,7 @@ const char* saved_dtype_name(DType t) {
     case DType::Float64: return "F64";
     case DType::Int64: return "I64";
     case DType::UInt8: return "U8";
+    case DType::BFloat16: return "BF16";
     default: return nullptr;
   }
 }
@@ -81,9 +82,6 @@ float half_to_float(uint16_t h) {
   if (exponent == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));  // inf, NaN (payload kept)
   return std::bit_cast<float>(sign | ((exponent - 15 + 127) << 23) | (mantissa << 13));
 }
-
-// bfloat16 is the top half of a float32.
-float bfloat16_to_float(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
 
 class FileDescriptor {
  public:
@@ -303,7 +301,7 @@ Tensor read_tensor(int fd, const Entry& e, const std::string& file) {
   for (int64_t i = 0; i < n; ++i) {
     uint16_t v;
     std::memcpy(&v, raw.data() + 2 * i, 2);
-    out[i] = e.dtype->encoding == Encoding::F16 ? half_to_float(v) : bfloat16_to_float(v);
+    out[i] = half_to_float(v);
   }
   return t;
 }
@@ -387,7 +385,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     LRT_CHECK(names.insert(name).second, "cannot save ", file, ": the name '", name, "' is given to two tensors");
     LRT_CHECK(t.defined(), where, " is undefined");
     const char* dtype = saved_dtype_name(t.dtype());
-    LRT_CHECK(dtype, where, " has dtype ", t.dtype(), "; lrt saves float32, float64, int64 and uint8");
+    LRT_CHECK(dtype, where, " has dtype ", t.dtype(), "; lrt saves float32, float64, bfloat16, int64 and uint8");
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype());
     header[name] = Json{{"dtype", dtype}, {"shape", t.shape()}, {"data_offsets", Json::array({offset, offset + bytes})}};
     offset += bytes;

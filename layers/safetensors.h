@@ -22,7 +22,7 @@
 
 namespace lrt {
 
-// Writes float32 (F32), float64 (F64), int64 (I64) and uint8 (U8) tensors from
+// Writes float32 (F32), float64 (F64), bfloat16 (BF16), int64 (I64) and uint8 (U8) tensors from
 // any device, in the given order, packed without gaps after a header padded
 // with spaces to a multiple of 8 bytes (so every tensor starts 8-byte
 // aligned). Names must be unique and not "__metadata__". The file is written
@@ -37,7 +37,7 @@ struct SafetensorsFile {
 };
 
 // Reads every tensor into a CPU tensor: F32 -> float32, F64 -> float64,
-// F16 and BF16 -> float32 (exact), I64 and I32 -> int64, U8 -> uint8.
+// BF16 -> bfloat16, F16 -> float32 (exact), I64 and I32 -> int64, U8 -> uint8.
 SafetensorsFile load_safetensors(const std::string& path);
 
 std::map<std::string, Tensor> as_map(const SafetensorsFile& file);

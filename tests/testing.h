@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -200,7 +201,34 @@ inline void write_bytes(const std::filesystem::path& path, const std::string& by
 }
 
 constexpr DType kFloatTypes[] = {DType::Float32, DType::Float64};
-constexpr DType kAllTypes[] = {DType::Float32, DType::Float64, DType::Int64, DType::UInt8};
+constexpr DType kAllTypes[] = {DType::Float32, DType::Float64, DType::Int64, DType::UInt8, DType::BFloat16};
+
+// The value of a bfloat16 bit pattern, with the pattern just past the
+// largest finite one (0x7f80, infinity) read as 2^128, which is what IEEE
+// round-to-nearest compares an overflowing value against.
+inline double bf16_pattern_value(uint16_t b) {
+  if ((b & 0x7fffu) == 0x7f80u) return (b & 0x8000u) ? -std::ldexp(1.0, 128) : std::ldexp(1.0, 128);
+  uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return static_cast<double>(f);
+}
+
+// An oracle for float -> bfloat16 written apart from core/bfloat16.h: of the
+// truncated pattern and the next one away from zero, the nearer (compared in
+// double); on a tie, the even one. f must not be NaN.
+inline uint16_t bf16_round_oracle(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  const uint16_t lo = static_cast<uint16_t>(u >> 16);
+  if ((u & 0xffffu) == 0 || std::isinf(f)) return lo;
+  const uint16_t hi = static_cast<uint16_t>(lo + 1);
+  const double x = static_cast<double>(f), dlo = std::fabs(x - bf16_pattern_value(lo));
+  const double dhi = std::fabs(bf16_pattern_value(hi) - x);
+  if (dlo < dhi) return lo;
+  if (dhi < dlo) return hi;
+  return (lo & 1u) ? hi : lo;
+}
 
 // Values in [0, 200) representable in every dtype's range, fractional for
 // the floating ones: inputs for cast tests.

@@ -244,6 +244,21 @@ for f in d.get("failures", []):
     print(f'{"bench_resnet50":<28} {"FAIL":<8} {f[:200]}')
 PY
 )
+  # Fused BN + ReLU / BN + add + ReLU against separate ops, side by side.
+  for mode in "" --no-fuse; do
+    "$build/apps/bench_resnet50" --device cuda --batch 256 --adam $mode 2>>"$logs/bench_fuse.err" || echo '{"failed": true}'
+  done >"$logs/bench_fuse.json"
+  while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_fuse.json" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+if len(runs) != 2 or any("failed" in r for r in runs):
+    print(f'{"r50 fused bn+act":<28} {"FAIL":<8} see bench_fuse.err'); sys.exit()
+f, u = runs
+print(f'{"r50 fused bn+act b256":<28} {"info":<8} {f["images_per_s"] / u["images_per_s"]:.3f}x img/s '
+      f'({f["images_per_s"]:.0f} vs {u["images_per_s"]:.0f} unfused), peak {f["peak_memory_mib"]:.0f} vs '
+      f'{u["peak_memory_mib"]:.0f} MiB')
+PY
+)
 else
   row "bench_resnet50" "FAIL" "not built"
 fi

@@ -111,9 +111,10 @@ void stats_typed(const Tensor& xt, const Tensor& mean, const Tensor& invstd, dou
 
 template <class T>
 void apply_typed(const Tensor& xt, const Tensor& mean, const Tensor& invstd, const Tensor& weight, const Tensor& bias,
-                 const Tensor& yt) {
+                 const Tensor& residual, bool relu, const Tensor& yt) {
   const Dims d = dims_of(xt);
   const T* x = xt.data<T>();
+  const T* r = residual.defined() ? residual.data<T>() : nullptr;
   T* y = yt.data<T>();
   const T* mp = mean.data<T>();
   const T* ip = invstd.data<T>();
@@ -126,20 +127,38 @@ void apply_typed(const Tensor& xt, const Tensor& mean, const Tensor& invstd, con
     const T m = mp[c], scale = bn_scale(ip, wp, c), shift = bp ? bp[c] : T(0);
     const T* xs = x + p * d.hw;
     T* ys = y + p * d.hw;
-    for (int64_t h = 0; h < d.hw; ++h) ys[h] = bn_apply(xs[h], m, scale, shift);
+    const T* rs = r ? r + p * d.hw : nullptr;
+    if (!rs && !relu) {
+      for (int64_t h = 0; h < d.hw; ++h) ys[h] = bn_apply(xs[h], m, scale, shift);
+    } else if (!rs) {
+      for (int64_t h = 0; h < d.hw; ++h) ys[h] = bn_epilogue(bn_apply(xs[h], m, scale, shift), rs, true);
+    } else if (relu) {
+      for (int64_t h = 0; h < d.hw; ++h) ys[h] = bn_epilogue(bn_apply(xs[h], m, scale, shift), rs + h, true);
+    } else {
+      for (int64_t h = 0; h < d.hw; ++h) ys[h] = bn_epilogue(bn_apply(xs[h], m, scale, shift), rs + h, false);
+    }
   }
 }
 
-template <class T>
-void backward_typed(const Tensor& gyt, const Tensor& xt, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
-                    bool training, const Tensor& gxt, const Tensor& gweight, const Tensor& gbias) {
+// MASK: forward ended in a ReLU whose output relu_out masks gy (a template
+// flag, so the unmasked loops stay as simple as before).
+template <class T, bool MASK>
+void backward_typed(const Tensor& gyt, const Tensor& relu_out, const Tensor& xt, const Tensor& mean,
+                    const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gxt, const Tensor& gweight,
+                    const Tensor& gbias, const Tensor& gresidual) {
   const Dims d = dims_of(xt);
   const T* gy = gyt.data<T>();
+  const T* yo = relu_out.defined() ? relu_out.data<T>() : nullptr;
   const T* x = xt.data<T>();
   const T* mp = mean.data<T>();
   const T* ip = invstd.data<T>();
   const T* wp = weight.defined() ? weight.data<T>() : nullptr;
   const bool want_gx = gxt.defined();
+  // The gradient at the normalisation's output.
+  auto grad_at = [gy, yo](int64_t i) {
+    if constexpr (MASK) return bn_relu_grad(gy[i], yo[i]);
+    else return gy[i];
+  };
   std::vector<BnGradCoef<T>> coef;
   if ((training && want_gx) || gweight.defined() || gbias.defined()) {
     const Split sp = split_of(d);
@@ -147,13 +166,13 @@ void backward_typed(const Tensor& gyt, const Tensor& xt, const Tensor& mean, con
       BnGradSums lane[kLanes] = {};
       const double m = static_cast<double>(mp[c]);
       for_each_run(d, c, begin, end, [&](int64_t off, int64_t len) {
-        const T* g = gy + off;
         const T* v = x + off;
         int64_t i = 0;
         for (; i + kLanes <= len; i += kLanes)
           for (int l = 0; l < kLanes; ++l)
-            bn_accumulate_grad(lane[l], static_cast<double>(g[i + l]), static_cast<double>(v[i + l]), m);
-        for (; i < len; ++i) bn_accumulate_grad(lane[0], static_cast<double>(g[i]), static_cast<double>(v[i]), m);
+            bn_accumulate_grad(lane[l], static_cast<double>(grad_at(off + i + l)), static_cast<double>(v[i + l]), m);
+        for (; i < len; ++i)
+          bn_accumulate_grad(lane[0], static_cast<double>(grad_at(off + i)), static_cast<double>(v[i]), m);
       });
       for (int l = 1; l < kLanes; ++l) bn_merge_grad(lane[0], lane[l]);
       return lane[0];
@@ -169,19 +188,23 @@ void backward_typed(const Tensor& gyt, const Tensor& xt, const Tensor& mean, con
                      gb ? gb + c : nullptr);
     }
   }
-  if (!want_gx) return;
-  T* gx = gxt.data<T>();
+  T* gr = gresidual.defined() ? gresidual.data<T>() : nullptr;
+  if (!want_gx && !gr) return;
+  T* gx = want_gx ? gxt.data<T>() : nullptr;
   const int64_t planes = d.n * d.c;
 #pragma omp parallel for if (xt.numel() > kParallelMin)
   for (int64_t p = 0; p < planes; ++p) {
     const int64_t c = p % d.c, o = p * d.hw;
+    if (gr)
+      for (int64_t h = 0; h < d.hw; ++h) gr[o + h] = grad_at(o + h);
+    if (!gx) continue;
     if (training) {
       const BnGradCoef<T> k = coef[c];
       const T m = mp[c];
-      for (int64_t h = 0; h < d.hw; ++h) gx[o + h] = bn_grad_input(gy[o + h], x[o + h], m, k);
+      for (int64_t h = 0; h < d.hw; ++h) gx[o + h] = bn_grad_input(grad_at(o + h), x[o + h], m, k);
     } else {
       const T scale = bn_scale(ip, wp, c);
-      for (int64_t h = 0; h < d.hw; ++h) gx[o + h] = bn_grad_input_eval(gy[o + h], scale);
+      for (int64_t h = 0; h < d.hw; ++h) gx[o + h] = bn_grad_input_eval(grad_at(o + h), scale);
     }
   }
 }
@@ -205,16 +228,21 @@ void batch_norm_invstd(const Tensor& var, const Tensor& invstd, double eps) {
 }
 
 void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
-                      const Tensor& bias, const Tensor& y) {
-  dispatch_floating(x.dtype(), "batch_norm",
-                    [&](auto tag) { apply_typed<typename decltype(tag)::type>(x, mean, invstd, weight, bias, y); });
+                      const Tensor& bias, const Tensor& residual, bool relu, const Tensor& y) {
+  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+    apply_typed<typename decltype(tag)::type>(x, mean, invstd, weight, bias, residual, relu, y);
+  });
 }
 
-void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& invstd,
-                         const Tensor& weight, bool training, const Tensor& gx, const Tensor& gweight,
-                         const Tensor& gbias) {
+void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean,
+                         const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gx,
+                         const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual) {
   dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
-    backward_typed<typename decltype(tag)::type>(gy, x, mean, invstd, weight, training, gx, gweight, gbias);
+    using T = typename decltype(tag)::type;
+    if (relu_out.defined())
+      backward_typed<T, true>(gy, relu_out, x, mean, invstd, weight, training, gx, gweight, gbias, gresidual);
+    else
+      backward_typed<T, false>(gy, relu_out, x, mean, invstd, weight, training, gx, gweight, gbias, gresidual);
   });
 }
 

@@ -143,28 +143,40 @@ __global__ void bn_invstd_kernel(const T* var, T* invstd, int64_t channels, doub
 }
 
 // grid = (packs of a sample, samples); sample_packs = C * HW / V < 2^32.
+// residual (x's shape) may be null; relu ends with max(y, 0).
 template <class T, int V>
-__global__ void bn_apply_kernel(const T* __restrict__ x, T* __restrict__ y, const T* mean, const T* invstd,
-                                const T* weight, const T* bias, int64_t samples, uint32_t hwv, uint32_t sample_packs) {
+__global__ void bn_apply_kernel(const T* __restrict__ x, const T* __restrict__ residual, T* __restrict__ y,
+                                const T* mean, const T* invstd, const T* weight, const T* bias, bool relu,
+                                int64_t samples, uint32_t hwv, uint32_t sample_packs) {
   using P = Pack<T, V>;
   for (int64_t n = blockIdx.y; n < samples; n += gridDim.y) {
     const P* xs = reinterpret_cast<const P*>(x) + n * sample_packs;
+    const P* rs = residual ? reinterpret_cast<const P*>(residual) + n * sample_packs : nullptr;
     P* ys = reinterpret_cast<P*>(y) + n * sample_packs;
     for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < sample_packs; j += gridDim.x * blockDim.x) {
       const uint32_t c = j / hwv;
       const T m = mean[c], scale = bn_scale(invstd, weight, c), shift = bias ? bias[c] : T(0);
       P v = xs[j];
+      if (rs) {
+        const P r = rs[j];
 #pragma unroll
-      for (int i = 0; i < V; ++i) v.v[i] = bn_apply(v.v[i], m, scale, shift);
+        for (int i = 0; i < V; ++i) v.v[i] = bn_epilogue(bn_apply(v.v[i], m, scale, shift), &r.v[i], relu);
+      } else {
+#pragma unroll
+        for (int i = 0; i < V; ++i)
+          v.v[i] = bn_epilogue(bn_apply(v.v[i], m, scale, shift), static_cast<const T*>(nullptr), relu);
+      }
       ys[j] = v;
     }
   }
 }
 
-// Sums of gy and gy * (x - mean) per channel, laid out as bn_stats_kernel.
+// Sums of gy and gy * (x - mean) per channel, laid out as bn_stats_kernel;
+// gy masked by relu_out > 0 when relu_out is not null.
 template <class T, int V>
 __global__ void __launch_bounds__(kThreads)
-    bn_grad_sums_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* mean, const T* invstd,
+    bn_grad_sums_kernel(const T* __restrict__ gy, const T* __restrict__ relu_out, const T* __restrict__ x,
+                        const T* mean, const T* invstd,
                         const T* weight, Dims d, int64_t splits, int64_t chunk, BnGradSums* partial,
                         BnGradCoef<T>* coef, T* gweight, T* gbias) {
   __shared__ BnGradSums sh[kThreads];
@@ -183,6 +195,11 @@ __global__ void __launch_bounds__(kThreads)
       for (int u = 0; u < kUnroll; ++u) {
         if (k < end) {
           pg[u] = load_pack<T, V>(gy + cur.offset());
+          if (relu_out) {
+            const Pack<T, V> py = load_pack<T, V>(relu_out + cur.offset());
+#pragma unroll
+            for (int v = 0; v < V; ++v) pg[u].v[v] = bn_relu_grad(pg[u].v[v], py.v[v]);
+          }
           px[u] = load_pack<T, V>(x + cur.offset());
           cur.advance();
           k += blockDim.x;
@@ -221,16 +238,26 @@ __global__ void bn_grad_finish_kernel(const BnGradSums* partial, int64_t channel
 }
 
 // TRAINING: gx from the coefficients of bn_finish_grad; else gx = gy * scale.
+// gy is masked by relu_out > 0 when relu_out is not null; gresidual (may be
+// null) receives the masked gy, gx (may be null) the input gradient.
 template <class T, int V, bool TRAINING>
-__global__ void bn_grad_input_kernel(const T* __restrict__ gy, const T* __restrict__ x, const T* mean, const T* invstd,
-                                     const T* weight, const BnGradCoef<T>* coef, T* __restrict__ gx, int64_t samples,
-                                     uint32_t hwv, uint32_t sample_packs) {
+__global__ void bn_grad_input_kernel(const T* __restrict__ gy, const T* __restrict__ relu_out,
+                                     const T* __restrict__ x, const T* mean, const T* invstd, const T* weight,
+                                     const BnGradCoef<T>* coef, T* __restrict__ gx, T* __restrict__ gresidual,
+                                     int64_t samples, uint32_t hwv, uint32_t sample_packs) {
   using P = Pack<T, V>;
   for (int64_t n = blockIdx.y; n < samples; n += gridDim.y) {
     const int64_t first = n * sample_packs;
     for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < sample_packs; j += gridDim.x * blockDim.x) {
       const uint32_t c = j / hwv;
       P g = reinterpret_cast<const P*>(gy)[first + j];
+      if (relu_out) {
+        const P y = reinterpret_cast<const P*>(relu_out)[first + j];
+#pragma unroll
+        for (int i = 0; i < V; ++i) g.v[i] = bn_relu_grad(g.v[i], y.v[i]);
+      }
+      if (gresidual) reinterpret_cast<P*>(gresidual)[first + j] = g;
+      if (!gx) continue;
       if constexpr (TRAINING) {
         const BnGradCoef<T> k = coef[c];
         const T m = mean[c];
@@ -358,7 +385,7 @@ void batch_norm_invstd(const Tensor& var, const Tensor& invstd, double eps) {
 }
 
 void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
-                      const Tensor& bias, const Tensor& y) {
+                      const Tensor& bias, const Tensor& residual, bool relu, const Tensor& y) {
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
@@ -366,20 +393,20 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
   check_sample_size(d);
   dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    with_width<T>(pack_width<T>(d, {&x, &y}), [&](auto width) {
+    with_width<T>(pack_width<T>(d, {&x, &residual, &y}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t hwv = d.hw / V, sample_packs = d.c * hwv;
       bn_apply_kernel<T, V><<<elementwise_grid(d.n, sample_packs, dev), kThreads, 0, stream>>>(
-          x.data<T>(), y.data<T>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(weight), ptr_or_null<T>(bias), d.n,
-          static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
+          x.data<T>(), ptr_or_null<T>(residual), y.data<T>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(weight),
+          ptr_or_null<T>(bias), relu, d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
       LRT_LAUNCH_CHECK();
     });
   });
 }
 
-void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, const Tensor& invstd,
-                         const Tensor& weight, bool training, const Tensor& gx, const Tensor& gweight,
-                         const Tensor& gbias) {
+void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean,
+                         const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gx,
+                         const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual) {
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
@@ -387,10 +414,11 @@ void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, 
   check_sample_size(d);
   dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    with_width<T>(pack_width<T>(d, {&gy, &x, &gx}), [&](auto width) {
+    with_width<T>(pack_width<T>(d, {&gy, &relu_out, &x, &gx, &gresidual}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t hwv = d.hw / V, sample_packs = d.c * hwv;
       const T* wp = ptr_or_null<T>(weight);
+      const T* yo = ptr_or_null<T>(relu_out);
       T* gw = ptr_or_null<T>(gweight);
       T* gb = ptr_or_null<T>(gbias);
       const bool want_coef = training && gx.defined();
@@ -410,7 +438,8 @@ void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, 
           pp = static_cast<BnGradSums*>(partial.data_ptr());
         }
         bn_grad_sums_kernel<T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
-            gy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, d, sp.splits, sp.chunk, pp, coef, gw, gb);
+            gy.data<T>(), yo, x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, d, sp.splits, sp.chunk, pp, coef, gw,
+            gb);
         LRT_LAUNCH_CHECK();
         if (sp.splits > 1) {
           bn_grad_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
@@ -418,16 +447,16 @@ void batch_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& mean, 
           LRT_LAUNCH_CHECK();
         }
       }
-      if (!gx.defined()) return;
+      if (!gx.defined() && !gresidual.defined()) return;
       const dim3 grid = elementwise_grid(d.n, sample_packs, dev);
       if (training)
         bn_grad_input_kernel<T, V, true><<<grid, kThreads, 0, stream>>>(
-            gy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, coef, gx.data<T>(), d.n,
-            static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
+            gy.data<T>(), yo, x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<T>(gx),
+            ptr_or_null<T>(gresidual), d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
       else
         bn_grad_input_kernel<T, V, false><<<grid, kThreads, 0, stream>>>(
-            gy.data<T>(), x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, coef, gx.data<T>(), d.n,
-            static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
+            gy.data<T>(), yo, x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<T>(gx),
+            ptr_or_null<T>(gresidual), d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
       LRT_LAUNCH_CHECK();
     });
   });

@@ -144,6 +144,11 @@ std::vector<double> raw_values(const Tensor& t) {
     case DType::Float64: return read(t.data<double>());
     case DType::Int64: return read(t.data<int64_t>());
     case DType::UInt8: return read(t.data<uint8_t>());
+    case DType::BFloat16: {
+      std::vector<double> v(static_cast<size_t>(t.numel()));
+      for (int64_t i = 0; i < t.numel(); ++i) v[i] = testing::bf16_pattern_value(t.data<BFloat16>()[i].bits);
+      return v;
+    }
     default: FAIL("no raw reader for dtype " << dtype_name(t.dtype()));
   }
   return {};
@@ -155,6 +160,7 @@ double converted(double v, DType dt) {
     case DType::Float32: return static_cast<float>(v);
     case DType::Int64: return static_cast<double>(static_cast<int64_t>(v));
     case DType::UInt8: return static_cast<uint8_t>(v);
+    case DType::BFloat16: return testing::bf16_pattern_value(testing::bf16_round_oracle(static_cast<float>(v)));
     default: return v;
   }
 }

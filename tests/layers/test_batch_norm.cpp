@@ -6,7 +6,8 @@
 // (training and eval; batch 1, odd spatial sizes, one channel, two values a
 // channel, undefined weight and bias) and against the closed-form reference,
 // which gradients are computed, strided inputs, thread-count independence,
-// and every argument error.
+// and every argument error. batch_norm_act (the fused residual add and ReLU):
+// the same bits as the separate ops, central differences, and its errors.
 #include <doctest/doctest.h>
 #include <omp.h>
 
@@ -377,6 +378,122 @@ TEST_CASE("batch_norm rejects bad arguments with messages naming batch_norm") {
   check_mentions(error_of([&] { batch_norm(x, c3, c3, c3, c3, true, 0.1, -1.0); }), {"batch_norm", "eps"});
   // Eval mode with a single value a channel is fine.
   CHECK(batch_norm(ones({1, 3, 1, 1}), c3, c3, c3, c3, false).shape() == Shape{1, 3, 1, 1});
+}
+
+// ------------------------------------------------------------ batch_norm_act --
+
+namespace {
+
+// The block endings batch_norm_act fuses: {residual, relu}.
+struct Ending {
+  bool residual, relu;
+};
+constexpr Ending kEndings[] = {{false, true}, {true, false}, {true, true}, {false, false}};
+
+}  // namespace
+
+TEST_CASE("batch_norm_act gives the separate ops' values and gradients bit for bit") {
+  uint64_t seed = 300;
+  for (DType dt : testing::kFloatTypes)
+    for (bool training : {true, false})
+      for (const Ending& e : kEndings)
+        for (const Shape& s : {Shape{4, 3, 5, 7}, Shape{8, 16, 8, 8}, Shape{37, 6}}) {
+          CAPTURE(dt);
+          CAPTURE(training);
+          CAPTURE(e.residual);
+          CAPTURE(e.relu);
+          CAPTURE(to_string(s));
+          const int64_t c = s[1];
+          const Tensor x0 = input(s, dt, ++seed), r0 = testing::normal(s, dt, ++seed);
+          const Tensor w0 = testing::uniform({c}, 0.5, 2.0, dt, ++seed), b0 = testing::normal({c}, dt, ++seed);
+          const Tensor gy = testing::normal(s, dt, ++seed);
+          struct Run {
+            std::vector<double> y, rm, rv, gx, gw, gb, gr;
+          };
+          auto run = [&](bool fused) {
+            Tensor x = x0.clone().set_requires_grad(true), r = r0.clone().set_requires_grad(true);
+            Tensor w = w0.clone().set_requires_grad(true), b = b0.clone().set_requires_grad(true);
+            Tensor rm = zeros({c}, dt), rv = ones({c}, dt);
+            const Tensor res = e.residual ? r : Tensor();
+            Tensor y;
+            if (fused) {
+              y = batch_norm_act(x, w, b, rm, rv, training, res, e.relu);
+            } else {
+              y = batch_norm(x, w, b, rm, rv, training);
+              if (e.residual) y = y + r;
+              if (e.relu) y = relu(y);
+            }
+            y.backward(gy);
+            return Run{host(y), host(rm), host(rv), host(x.grad()), host(w.grad()), host(b.grad()),
+                       e.residual ? host(r.grad()) : std::vector<double>{}};
+          };
+          const Run fused = run(true), separate = run(false);
+          CHECK(fused.y == separate.y);
+          CHECK(fused.rm == separate.rm);
+          CHECK(fused.rv == separate.rv);
+          CHECK(fused.gx == separate.gx);
+          CHECK(fused.gw == separate.gw);
+          CHECK(fused.gb == separate.gb);
+          CHECK(fused.gr == separate.gr);
+          if (e.relu) {  // the mask did something: some outputs were clamped
+            CHECK(std::count(fused.y.begin(), fused.y.end(), 0.0) > 0);
+          }
+        }
+}
+
+TEST_CASE("batch_norm_act gradients by central differences") {
+  for (bool training : {true, false})
+    for (const Ending& e : kEndings)
+      for (const Shape& s : {Shape{4, 3, 5, 7}, Shape{2, 3}, Shape{3, 2, 3, 5}}) {
+        CAPTURE(training);
+        CAPTURE(e.residual);
+        CAPTURE(e.relu);
+        CAPTURE(to_string(s));
+        const int64_t c = s[1];
+        Tensor x = testing::leaf(input(s, DType::Float64, 70));
+        Tensor w = testing::leaf(testing::uniform({c}, 0.5, 2.0, DType::Float64, 71));
+        Tensor b = testing::leaf(testing::normal({c}, DType::Float64, 72));
+        Tensor r = testing::leaf(testing::normal(s, DType::Float64, 73));
+        Tensor rm = testing::normal({c}, DType::Float64, 74), rv = testing::uniform({c}, 0.5, 3.0, DType::Float64, 75);
+        // Training updates the running statistics in place; they do not
+        // enter the output, so the differences are unaffected.
+        testing::check_gradients(
+            [&](const std::vector<Tensor>& in) {
+              return batch_norm_act(in[0], in[1], in[2], rm, rv, training, e.residual ? in[3] : Tensor(), e.relu);
+            },
+            {x, w, b, r});
+      }
+}
+
+TEST_CASE("batch_norm_act computes only the gradients asked for and leaves a frozen residual alone") {
+  Tensor x = input({4, 3, 5, 5}, DType::Float32, 80).set_requires_grad(true);
+  Tensor r = testing::normal({4, 3, 5, 5}, DType::Float32, 81);  // no requires_grad
+  Tensor w = ones({3}), b = zeros({3});
+  Tensor y = batch_norm_act(x, w, b, Tensor(), Tensor(), true, r, true);
+  y.backward(ones(y.shape()));
+  CHECK(x.grad().defined());
+  CHECK_FALSE(r.grad().defined());
+  // The residual alone asks for a gradient: it is the masked output gradient.
+  Tensor x2 = input({4, 3, 5, 5}, DType::Float32, 80);
+  Tensor r2 = testing::normal({4, 3, 5, 5}, DType::Float32, 81).set_requires_grad(true);
+  Tensor y2 = batch_norm_act(x2, w, b, Tensor(), Tensor(), true, r2, true);
+  const Tensor gy = testing::normal({4, 3, 5, 5}, DType::Float32, 82);
+  y2.backward(gy);
+  const std::vector<double> yv = host(y2), gv = host(gy), gr = host(r2.grad());
+  int64_t masked = 0;
+  for (size_t i = 0; i < yv.size(); ++i) {
+    CHECK(gr[i] == (yv[i] > 0 ? gv[i] : 0.0));
+    masked += yv[i] <= 0;
+  }
+  CHECK(masked > 0);
+  CHECK_FALSE(x2.grad().defined());
+}
+
+TEST_CASE("batch_norm_act rejects a residual that does not match the input") {
+  Tensor x = input({2, 3, 4, 4}, DType::Float32, 120), c3 = ones({3});
+  auto bn = [&](const Tensor& r) { return error_of([&] { batch_norm_act(x, c3, c3, c3, c3, true, r, true); }); };
+  check_mentions(bn(ones({2, 3, 4, 5})), {"batch_norm", "residual", "(2, 3, 4, 5)", "(2, 3, 4, 4)"});
+  check_mentions(bn(ones({2, 3, 4, 4}, DType::Float64)), {"batch_norm", "residual", "float64"});
 }
 
 }  // namespace lrt

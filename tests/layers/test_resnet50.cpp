@@ -93,6 +93,31 @@ TEST_CASE("ResNet50 trains a step on CPU: finite logits, a gradient for every un
   }
 }
 
+TEST_CASE("ResNet50 with fused BN + ReLU and BN + add + ReLU gives the unfused model's bits") {
+  for (ResNetStem stem : {ResNetStem::Cifar, ResNetStem::ImageNet}) {
+    CAPTURE(static_cast<int>(stem));
+    const Tensor x = testing::normal({2, 3, 32, 32}, DType::Float32, 6);
+    const Tensor labels = from_vector<int64_t>({1, 8}, {2});
+    auto run = [&](bool fuse) {
+      ResNet50Options o{stem, ResNetHead::Linear, 10, 0.5, 3};
+      o.fuse_bn_act = fuse;
+      ResNet50 model(o);
+      const Tensor logits = model.forward(x);
+      cross_entropy(logits, labels).backward();
+      std::vector<std::vector<double>> out{testing::host(logits)};
+      for (const auto& p : model.named_parameters()) out.push_back(testing::host(p.tensor.grad()));
+      for (const auto& b : model.named_buffers()) out.push_back(testing::host(b.second));
+      return out;
+    };
+    const auto fused = run(true), separate = run(false);
+    REQUIRE(fused.size() == separate.size());
+    for (size_t i = 0; i < fused.size(); ++i) {
+      CAPTURE(i);
+      CHECK(fused[i] == separate[i]);
+    }
+  }
+}
+
 TEST_CASE("an ImageNet ResNet50 state_dict loads non-strictly into the ImageNet stem with a fresh 10-class fc") {
   testing::TempDir dir("resnet50-transfer");
   ResNet50 imagenet({ResNetStem::ImageNet, ResNetHead::Linear, 1000, 0.5, 3});
