@@ -46,13 +46,13 @@ int main(int argc, char** argv) {
   std::string device = "cpu", stem = "cifar";
   int64_t batch = 0;
   int repeat = 0, warmup = 2;
-  bool adam = false, benchmark_mode = true, fuse = true;
+  bool adam = false, benchmark_mode = true, fuse = true, tf32 = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::printf(
           "usage: bench_resnet50 [--device cpu|cuda] [--batch B] [--repeat R] [--warmup W] [--stem cifar|imagenet]\n"
-          "                      [--adam] [--no-conv-benchmark] [--no-fuse]\n"
+          "                      [--adam] [--no-conv-benchmark] [--no-fuse] [--tf32]\n"
           "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
           "optimizer step) and prints JSON with images/s and peak memory.\n"
           "  --device     cpu (default) or cuda\n"
@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
           "  --warmup     untimed steps first (default 2)\n"
           "  --stem       cifar (default) or imagenet\n"
           "  --no-conv-benchmark  CUDA: cuDNN heuristics instead of a timed algorithm search\n"
-          "  --no-fuse    BN, residual add and ReLU as separate ops (default: fused, one pass each)\n");
+          "  --no-fuse    BN, residual add and ReLU as separate ops (default: fused, one pass each)\n"
+          "  --tf32       CUDA: let float32 convolutions use TF32 tensor cores (PyTorch's default)\n");
       return 0;
     } else if (a == "--device" && i + 1 < argc) {
       device = argv[++i];
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
       benchmark_mode = false;
     } else if (a == "--no-fuse") {
       fuse = false;
+    } else if (a == "--tf32") {
+      tf32 = true;
     } else {
       die("unknown or incomplete option '" + a + "' (see --help)");
     }
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
   try {
     const Device dev = cuda ? Device("cuda:0") : kCPU;
     set_conv_benchmark(cuda && benchmark_mode);
+    set_conv_allow_tf32(tf32);
     ResNet50Options mo{parse_resnet_stem(stem), ResNetHead::Linear, 10, 0.5, 1};
     mo.fuse_bn_act = fuse;
     ResNet50 model(mo);
@@ -150,10 +154,11 @@ int main(int argc, char** argv) {
     const double peak_mib = cuda ? alloc_peak_mib : peak_rss_mib();
     std::printf(
         "{\"benchmark\": \"bench_resnet50\", \"framework\": \"lrt\", \"device\": \"%s\", \"stem\": \"%s\", "
-        "\"batch\": %lld, \"precision\": \"fp32\", \"fused_bn_act\": %s, \"optimizer\": %s, \"steps\": %d, "
+        "\"batch\": %lld, \"precision\": \"%s\", \"fused_bn_act\": %s, \"optimizer\": %s, \"steps\": %d, "
         "\"median_ms\": %.3f, \"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, \"memory_kind\": \"%s\", "
         "\"allocator_peak_mib\": %.1f, \"loss\": %.6f}\n",
-        dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), fuse ? "true" : "false",
+        dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), tf32 && cuda ? "tf32" : "fp32",
+        fuse ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
         cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss);
   } catch (const Error& e) {

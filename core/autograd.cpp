@@ -34,8 +34,20 @@ void accumulate_leaf_grad(const Tensor& leaf, const Tensor& g) {
 }
 }  // namespace
 
-Node::Node(std::string name, std::vector<Tensor> inputs, BackwardFn fn)
-    : name_(std::move(name)), inputs_(std::move(inputs)), fn_(std::move(fn)) {}
+Node::Node(std::string name, std::vector<Tensor> inputs, BackwardFn fn) : name_(std::move(name)), fn_(std::move(fn)) {
+  edges_.reserve(inputs.size());
+  for (const Tensor& t : inputs) {
+    Edge e;
+    if (t.defined() && !t.is_leaf()) {
+      e.fn = t.grad_fn();
+      e.shape = t.shape();
+    } else if (t.defined() && t.requires_grad()) {
+      e.leaf = t;
+      e.shape = t.shape();
+    }
+    edges_.push_back(std::move(e));
+  }
+}
 
 std::vector<Tensor> Node::apply(const Tensor& grad_out) {
   LRT_CHECK(!released_, "backward through the graph a second time (at ", name_,
@@ -45,24 +57,21 @@ std::vector<Tensor> Node::apply(const Tensor& grad_out) {
 
 void Node::release() {
   fn_ = nullptr;
-  inputs_.clear();
+  edges_.clear();
   released_ = true;
 }
 
 Node::~Node() {
-  // Destroying a long chain recursively (tensor -> node -> input tensor ->
-  // node ...) would overflow the stack. Instead each dying node hands the
-  // nodes it alone keeps alive to a per-thread list, drained in a loop by the
-  // outermost destructor.
+  // Destroying a long chain recursively (node -> edge -> node ...) would
+  // overflow the stack. Instead each dying node hands the nodes it alone
+  // keeps alive to a per-thread list, drained in a loop by the outermost
+  // destructor.
   thread_local std::vector<std::shared_ptr<Node>> orphans;
   thread_local bool draining = false;
-  fn_ = nullptr;  // its captures may hold the last other references to inputs
-  for (Tensor& t : inputs_) {
-    TensorImpl* impl = t.impl();
-    if (impl && t.impl_ptr().use_count() == 1 && impl->grad_fn && impl->grad_fn.use_count() == 1)
-      orphans.push_back(std::move(impl->grad_fn));
-  }
-  inputs_.clear();
+  fn_ = nullptr;  // its captures may hold the last other references to input tensors
+  for (Edge& e : edges_)
+    if (e.fn && e.fn.use_count() == 1) orphans.push_back(std::move(e.fn));
+  edges_.clear();
   if (draining) return;
   draining = true;
   while (!orphans.empty()) {
@@ -106,20 +115,17 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
 
   // Topological order: a node comes after every node that consumes its output.
   // The order holds every node alive for the whole pass: releasing a node
-  // drops its inputs, which may be the last owners of nodes still to run.
+  // drops its edges, which may be the last owners of nodes still to run.
   std::vector<std::shared_ptr<Node>> order;
   std::unordered_set<Node*> seen;
   std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root.grad_fn(), 0}};
   seen.insert(root.grad_fn().get());
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
-    const auto& ins = node->inputs();
-    if (next < ins.size()) {
-      const Tensor& in = ins[next++];
-      if (in.defined() && in.requires_grad() && !in.is_leaf()) {
-        const std::shared_ptr<Node>& child = in.grad_fn();
-        if (seen.insert(child.get()).second) stack.push_back({child, 0});
-      }
+    const auto& edges = node->edges();
+    if (next < edges.size()) {
+      const std::shared_ptr<Node>& child = edges[next++].fn;
+      if (child && seen.insert(child.get()).second) stack.push_back({child, 0});
     } else {
       order.push_back(std::move(node));
       stack.pop_back();
@@ -135,19 +141,19 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     Tensor grad_out = std::move(found->second);
     pending.erase(found);
     std::vector<Tensor> grads = node->apply(grad_out);
-    const auto& ins = node->inputs();
-    LRT_CHECK(grads.size() == ins.size(), "backward of ", node->name(), " returned ", grads.size(),
-              " gradients for ", ins.size(), " inputs");
-    for (size_t i = 0; i < ins.size(); ++i) {
-      const Tensor& in = ins[i];
+    const auto& edges = node->edges();
+    LRT_CHECK(grads.size() == edges.size(), "backward of ", node->name(), " returned ", grads.size(),
+              " gradients for ", edges.size(), " inputs");
+    for (size_t i = 0; i < edges.size(); ++i) {
+      const Edge& e = edges[i];
       const Tensor& g = grads[i];
-      if (!in.defined() || !in.requires_grad() || !g.defined()) continue;
-      LRT_CHECK(g.shape() == in.shape(), "backward of ", node->name(), " gave input ", i, " a gradient of shape ",
-                to_string(g.shape()), " for an input of shape ", to_string(in.shape()));
-      if (in.is_leaf()) {
-        accumulate_leaf_grad(in, g);
+      if (!e.live() || !g.defined()) continue;
+      LRT_CHECK(g.shape() == e.shape, "backward of ", node->name(), " gave input ", i, " a gradient of shape ",
+                to_string(g.shape()), " for an input of shape ", to_string(e.shape));
+      if (e.leaf.defined()) {
+        accumulate_leaf_grad(e.leaf, g);
       } else {
-        Node* child = in.grad_fn().get();
+        Node* child = e.fn.get();
         auto slot = pending.find(child);
         if (slot == pending.end()) pending.emplace(child, g);
         else slot->second = grad_sum(slot->second, g);

@@ -1,6 +1,9 @@
-// Autograd as closures. Each result of a recorded op holds a Node with the
-// op's inputs, what its backward needs (captured by the closure) and the
-// closure itself. backward() orders the graph topologically once, feeds each
+// Autograd as closures. Each result of a recorded op holds a Node with an
+// edge per input (where that input's gradient goes: the node that produced
+// it, or the leaf tensor that accumulates it), what its backward needs
+// (captured by the closure) and the closure itself. A node does not keep its
+// inputs' tensors: an intermediate's memory is freed as soon as no closure
+// saved it, as in PyTorch. backward() orders the graph topologically once, feeds each
 // node the sum of the gradients reaching it, accumulates leaf gradients into
 // .grad() with +=, then frees the graph (unless retain_graph).
 #pragma once
@@ -18,6 +21,15 @@ namespace lrt {
 // undefined Tensor where an input gets none).
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_out)>;
 
+// Where a node sends the gradient of one input. Both empty: the input
+// gets none (undefined, or a leaf that does not require grad).
+struct Edge {
+  std::shared_ptr<Node> fn;  // the input was the result of this node
+  Tensor leaf;               // the input was this leaf, which requires grad
+  Shape shape;               // the input's shape, which its gradient must have
+  bool live() const { return fn != nullptr || leaf.defined(); }
+};
+
 class Node {
  public:
   Node(std::string name, std::vector<Tensor> inputs, BackwardFn fn);
@@ -25,14 +37,14 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
   const std::string& name() const { return name_; }
-  const std::vector<Tensor>& inputs() const { return inputs_; }
+  const std::vector<Edge>& edges() const { return edges_; }
   bool released() const { return released_; }
   std::vector<Tensor> apply(const Tensor& grad_out);
-  void release();  // drops inputs and saved values
+  void release();  // drops edges and saved values
 
  private:
   std::string name_;
-  std::vector<Tensor> inputs_;
+  std::vector<Edge> edges_;
   BackwardFn fn_;
   bool released_ = false;
 };

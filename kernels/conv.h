@@ -22,6 +22,10 @@ struct ConvParams {
   // CUDA only: pick algorithms by a timed search (cudnnFind...) run once per
   // shape and cached, instead of cuDNN's heuristics.
   bool benchmark = false;
+  // CUDA only: float32 convolutions may use TF32 tensor cores (inputs
+  // rounded to a 10-bit mantissa, fp32 accumulation), as PyTorch's default
+  // torch.backends.cudnn.allow_tf32 = True. Off: plain FP32 (FMA) math.
+  bool allow_tf32 = false;
 };
 
 // a / b rounded toward minus infinity (b > 0): padding makes numerators

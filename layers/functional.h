@@ -33,6 +33,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 // (cudnnFind...) run once per shape and cached, as torch.backends.cudnn.benchmark.
 void set_conv_benchmark(bool on);
 bool conv_benchmark();
+// Whether CUDA float32 convolutions may use TF32 tensor cores (off by
+// default: plain FP32, the CPU's results to ~1e-6; on: PyTorch's default,
+// ~1e-3 relative error, several times faster). CPU convolutions and float64
+// are unaffected.
+void set_conv_allow_tf32(bool on);
+bool conv_allow_tf32();
 
 // ---- batch normalisation ----
 // x (N, C, H, W) or (N, C); weight, bias, running_mean, running_var (C).

@@ -98,8 +98,12 @@ void Optimizer::zero_grad() {
   for (Slot& s : slots_) s.param.zero_grad();
 }
 
-void Optimizer::step(double lr) {
+void Optimizer::step(double lr, const Tensor& skip) {
   LRT_CHECK(std::isfinite(lr) && lr >= 0.0, "optimizer step: learning rate ", lr, " must be finite and >= 0");
+  if (skip.defined())
+    LRT_CHECK(skip.numel() == 1 && skip.dtype() == DType::Float32 && skip.is_contiguous(),
+              "optimizer step: the skip flag must be one float32 value, got ", skip.dtype(), " of shape ",
+              to_string(skip.shape()));
   NoGradGuard no_grad;
   const bool adam = config_.kind != OptimizerKind::Sgd;
   std::map<int, std::vector<detail::UpdateItem>> by_device;  // CUDA device index, or -1 for the CPU
@@ -139,8 +143,12 @@ void Optimizer::step(double lr) {
     by_device[s.param.device().is_cuda() ? s.param.device().index : -1].push_back(it);
   }
   for (const auto& [device, items] : by_device) {
-    if (device < 0) detail::apply_updates_cpu(config_, items);
-    else detail::apply_updates_cuda(config_, items, device);
+    const int skip_device = skip.defined() ? (skip.device().is_cuda() ? skip.device().index : -1) : device;
+    LRT_CHECK(skip_device == device, "optimizer step: the skip flag is on ", skip.device(),
+              " but the parameters on ", device < 0 ? std::string("cpu") : "cuda:" + std::to_string(device));
+    const float* flag = skip.defined() ? skip.data<float>() : nullptr;
+    if (device < 0) detail::apply_updates_cpu(config_, items, flag);
+    else detail::apply_updates_cuda(config_, items, device, flag);
   }
 }
 
@@ -216,7 +224,8 @@ AdamArgs adam_args(const OptimizerConfig& cfg, const UpdateItem& it) {
 }
 }  // namespace
 
-void apply_updates_cpu(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items) {
+void apply_updates_cpu(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, const float* skip) {
+  if (skip && *skip != 0.0f) return;
   const bool adam = cfg.kind != OptimizerKind::Sgd;
   for (const UpdateItem& it : items) {
     if (adam) {
@@ -235,7 +244,7 @@ void apply_updates_cpu(const OptimizerConfig& cfg, const std::vector<UpdateItem>
 }
 
 #if !LRT_HAVE_CUDA
-int apply_updates_cuda(const OptimizerConfig&, const std::vector<UpdateItem>&, int) {
+int apply_updates_cuda(const OptimizerConfig&, const std::vector<UpdateItem>&, int, const float*) {
   LRT_THROW("optimizer: CUDA parameters need the CUDA backend, which this build of lrt does not have");
 }
 #endif

@@ -40,7 +40,14 @@ class Optimizer {
 
   // One update of every trainable parameter that has a gradient, with base
   // learning rate lr (the schedule's value for this step).
-  void step(double lr);
+  //
+  // skip: undefined, or a one-element float32 tensor on the parameters'
+  // device read by the update itself, so the host need not wait for it:
+  // where it is nonzero, parameters and moments are left exactly as they
+  // were. The step counts still advance, so a set flag is for a run that
+  // then stops (the trainer's stop on a non-finite loss or gradient), not
+  // for skipping a step and going on.
+  void step(double lr, const Tensor& skip = Tensor());
   // Drops every parameter's gradient.
   void zero_grad();
 
@@ -91,9 +98,12 @@ struct UpdateItem {
   float bias_correction2_sqrt;
   bool first;  // SGD: the momentum buffer starts as the gradient
 };
-void apply_updates_cpu(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items);
+// skip (may be null): a device (or host, for the CPU) float; nonzero leaves
+// everything unchanged.
+void apply_updates_cpu(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, const float* skip = nullptr);
 // Returns the number of kernel launches used.
-int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, int device);
+int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, int device,
+                       const float* skip = nullptr);
 }  // namespace detail
 
 }  // namespace lrt::optim

@@ -41,7 +41,7 @@ def run_torch(args):
     else:
         torch.backends.cudnn.benchmark = True
         # PyTorch's default lets cuDNN convolutions use TF32 in "fp32" runs;
-        # --no-tf32 makes them true float32, as lrt's are.
+        # --no-tf32 makes them true float32, as lrt's are without --tf32.
         torch.backends.cudnn.allow_tf32 = not args.no_tf32
         torch.backends.cuda.matmul.allow_tf32 = False if args.no_tf32 else torch.backends.cuda.matmul.allow_tf32
     model = ResNet50(args.stem).to(dev).train()
@@ -96,11 +96,12 @@ def run_torch(args):
             "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32) if dev.type == "cuda" else None}
 
 
-def run_lrt(args):
+def run_lrt(args, extra=()):
     cmd = [args.lrt, "--device", args.device, "--batch", str(args.batch), "--repeat", str(args.repeat),
            "--warmup", str(args.warmup), "--stem", args.stem]
     if args.adam:
         cmd.append("--adam")
+    cmd += list(extra)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
@@ -156,16 +157,18 @@ def run_matrix(args):
     me = base + ["--adam"]
     results, table, failures = [], [], []
     for batch in args.batches:
-        if args.lrt:
+        # lrt in plain fp32, and on CUDA also with TF32 convolutions (compared
+        # with PyTorch's fp32, which uses TF32 convolutions by default).
+        lrt_runs = {}
+        lrt_configs = [("lrt fp32", [])] + ([("lrt tf32", ["--tf32"])] if args.device == "cuda" else [])
+        for config, extra in lrt_configs if args.lrt else []:
             try:
-                ours = run_lrt(argparse.Namespace(**{**vars(args), "batch": batch, "adam": True}))
-                ours["config"] = "lrt fp32"
-                results.append(ours)
+                run = run_lrt(argparse.Namespace(**{**vars(args), "batch": batch, "adam": True}), extra)
+                run["config"] = config
+                results.append(run)
+                lrt_runs[config] = run
             except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
-                failures.append(f"lrt batch {batch}: {e}")
-                ours = None
-        else:
-            ours = None
+                failures.append(f"{config} batch {batch}: {e}")
         for name, flags in torch_configs():
             if args.skip_compile and "--compile" in flags:
                 continue
@@ -176,8 +179,10 @@ def run_matrix(args):
             theirs = json.loads(out.stdout)["results"][-1]
             theirs["config"] = name
             results.append(theirs)
-            if ours is not None:
-                table.append({"batch": batch, "lrt": ours["config"], "torch": name,
+            for config, ours in lrt_runs.items():
+                if config == "lrt tf32" and name != "torch fp32 eager":
+                    continue
+                table.append({"batch": batch, "lrt": config, "torch": name,
                               "images_per_s_ratio": round(ours["images_per_s"] / theirs["images_per_s"], 3),
                               "peak_memory_ratio": round(ours["peak_memory_mib"] / theirs["peak_memory_mib"], 3)})
     rate = None
@@ -205,10 +210,11 @@ def main():
     ap.add_argument("--adam", action="store_true", help="include a fused Adam step")
     ap.add_argument("--no-tf32", action="store_true",
                     help="CUDA: forbid TF32 in cuDNN convolutions and matmuls (PyTorch allows it in convolutions by "
-                         "default; lrt's float32 never uses it)")
+                         "default; lrt's float32 uses it only with bench_resnet50 --tf32)")
     ap.add_argument("--lrt", metavar="BINARY", help="bench_resnet50 to run first with the same settings")
     ap.add_argument("--matrix", action="store_true",
-                    help="lrt and three PyTorch configurations at each --batches size, ratios last")
+                    help="lrt (fp32, and on CUDA fp32 with TF32 convolutions) and three PyTorch configurations at "
+                         "each --batches size, ratios last")
     ap.add_argument("--batches", default="256,512", help="batch sizes of --matrix (comma-separated)")
     ap.add_argument("--skip-compile", action="store_true", help="--matrix without torch.compile")
     ap.add_argument("--matmul-rate", action="store_true", help="only measure the bf16 matrix rate (JSON)")

@@ -235,7 +235,7 @@ for t in d.get("table", []):
     need = targets.get(t["torch"], 1.0)
     ok = ("ok" if t["images_per_s_ratio"] >= need else "MISS") if judged else "info"
     target = f' (target >= {need})' if judged else ""
-    print(f'{"r50 lrt / " + t["torch"][6:] + " b" + str(t["batch"]):<28} {ok:<8} {t["images_per_s_ratio"]:.2f}x img/s{target}, '
+    print(f'{"r50 " + t["lrt"][4:] + " / " + t["torch"][6:] + " b" + str(t["batch"]):<28} {ok:<8} {t["images_per_s_ratio"]:.2f}x img/s{target}, '
           f'{t["peak_memory_ratio"]:.2f}x peak memory')
     if judged and t["torch"] == "torch bf16 eager":
         mem_ok = "ok" if t["peak_memory_ratio"] <= 1.0 else "MISS"

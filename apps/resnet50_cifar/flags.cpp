@@ -117,6 +117,11 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
              "beside --save-weights, or the current folder)");
     add_flag("--skip-nonfinite", o.skip_nonfinite,
              "skip a step whose loss or gradient is not finite (counted in the log) instead of stopping");
+    add("--sync-every", o.sync_every,
+        "read the loss, accuracy and finiteness back from the device every N steps (0: every step on the CPU, "
+        "every 10 on CUDA); the device runs ahead in between and every step is still logged "
+        "(--skip-nonfinite reads back every step)")
+        ->check(CLI::Range(int64_t(0), int64_t(1000000)));
   }
   if (groups & kPresetFlag)
     add("--preset", o.preset,

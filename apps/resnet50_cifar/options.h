@@ -59,6 +59,7 @@ struct RunOptions {
   std::string resume;             // checkpoint file (or a checkpoint folder: its latest)
   bool snapshots = false;         // weights at each SGDR cycle end
   bool skip_nonfinite = false;    // skip steps with a non-finite loss or gradient instead of stopping
+  int64_t sync_every = 0;         // read the loss, accuracy and finiteness back every N steps (0: 1 on CPU, 10 on CUDA)
 
   std::string preset;             // keras-seed | cifar (empty: none)
 

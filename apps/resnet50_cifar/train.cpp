@@ -3,6 +3,16 @@
 // the schedule's rate. Position and RNG state live in TrainState, so a
 // checkpoint taken after any step resumes bit-identically on the CPU.
 //
+// The host does not wait for the device inside a step: the loss, the count
+// of correct predictions and the finiteness flag stay on the device and are
+// read back every --sync-every steps (and before anything that needs them:
+// a cycle end, an epoch end, a signal, a checkpoint), then logged step by
+// step as if read at once. The optimizer reads a sticky device flag set by
+// any non-finite step since the last read-back and leaves the model alone
+// from that step on, so the run stops with the model as it was before that
+// step, as when every step was read back. --skip-nonfinite must decide each
+// step before the optimizer runs, so it reads back every step.
+//
 // Signals: SIGINT/SIGTERM set a flag the loop reads after each step; the run
 // then saves a checkpoint (with --checkpoint-dir), prints the command that
 // resumes it and exits 130 (143 for SIGTERM). A second signal ends the
@@ -121,45 +131,53 @@ class JsonLog {
 
 // ---------------------------------------------------------------- the step --
 
+// What one step leaves on the model's device, 0-d float32 tensors: the
+// loss, the number of correct predictions, and 1 when the loss or any
+// gradient is NaN or infinite (else 0).
+struct StepTensors {
+  Tensor loss, correct, bad;
+};
+
+// The same, read back to the host (waits for the device).
 struct StepOutcome {
   double loss = 0.0;
   int64_t correct = 0;
   bool finite = true;
 };
 
-int64_t count_correct(const Tensor& logits, const Tensor& labels) {
-  const std::vector<int64_t> pred = argmax(logits, 1).to_vector<int64_t>();
-  const std::vector<int64_t> truth = labels.to_vector<int64_t>();
-  int64_t n = 0;
-  for (size_t i = 0; i < pred.size(); ++i) n += pred[i] == truth[i];
-  return n;
+// The number of rows whose largest logit is the label's, as a 0-d float32
+// tensor on the logits' device (exact below 2^24).
+Tensor count_correct(const Tensor& logits, const Tensor& labels) {
+  return sum(eq(argmax(logits, 1).to(DType::Float32), labels.to(DType::Float32)));
+}
+
+StepOutcome read_outcome(const StepTensors& t) {
+  StepOutcome out;
+  out.loss = t.loss.item();
+  out.correct = static_cast<int64_t>(t.correct.item());
+  out.finite = t.bad.item() == 0.0;
+  return out;
 }
 
 // Forward and backward of one batch; the gradients are left in the model.
-// finite is false when the loss or any gradient is NaN or infinite.
-StepOutcome forward_backward(ResNet50& model, const data::Batch& b) {
+// Nothing here waits for the device.
+StepTensors forward_backward(ResNet50& model, const data::Batch& b) {
   model.zero_grad();
   const Tensor logits = model.forward(b.images);
   const Tensor loss = cross_entropy(logits, b.labels);
   loss.backward();
-  StepOutcome out;
-  out.loss = loss.item();
-  out.correct = count_correct(logits.detach(), b.labels);
-  if (!std::isfinite(out.loss)) {
-    out.finite = false;
-    return out;
-  }
-  // One scalar over every gradient: a NaN or an infinity anywhere survives
-  // the sums (inf - inf is NaN), so a single read-back tells.
   NoGradGuard no_grad;
-  Tensor total;
-  for (const NamedParameter& p : model.named_parameters()) {
-    if (!p.tensor.grad().defined()) continue;
-    const Tensor s = sum(p.tensor.grad());
-    total = total.defined() ? total + s : s;
-  }
-  out.finite = !total.defined() || std::isfinite(total.item());
-  return out;
+  StepTensors t;
+  t.loss = loss.detach();
+  t.correct = count_correct(logits.detach(), b.labels);
+  // One scalar over the loss and every gradient: a NaN or an infinity
+  // anywhere survives the sums (inf - inf is NaN), and total * 0 is 0
+  // exactly when total is finite.
+  Tensor total = t.loss;
+  for (const NamedParameter& p : model.named_parameters())
+    if (p.tensor.grad().defined()) total = total + sum(p.tensor.grad());
+  t.bad = 1.0 - eq(total * 0.0, zeros({}, total.options()));
+  return t;
 }
 
 std::string oom_hint(const Error& e, int64_t batch) {
@@ -205,16 +223,18 @@ EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs) {
   const bool was_training = model.is_training();
   model.eval();
   EvalResult r;
-  double loss_sum = 0.0;
-  int64_t correct = 0;
+  // Each batch's mean loss and correct count stay on the device until the
+  // end, so the device is not waited for batch by batch.
+  std::vector<std::pair<Tensor, int64_t>> batch_loss;
+  std::vector<Tensor> batch_correct;
   std::vector<Tensor> probs, labels;
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
     const Tensor logits = model.forward(b.images);
     const int64_t n = b.labels.numel();
-    loss_sum += cross_entropy(logits, b.labels).item() * static_cast<double>(n);
-    correct += count_correct(logits, b.labels);
+    batch_loss.emplace_back(cross_entropy(logits, b.labels), n);
+    batch_correct.push_back(count_correct(logits, b.labels));
     r.count += n;
     if (keep_probs) {
       probs.push_back(exp(log_softmax(logits)).to(kCPU));
@@ -222,6 +242,10 @@ EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs) {
     }
   }
   model.train(was_training);
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  for (const auto& [loss, n] : batch_loss) loss_sum += loss.item() * static_cast<double>(n);
+  for (const Tensor& c : batch_correct) correct += static_cast<int64_t>(c.item());
   if (r.count > 0) {
     r.loss = loss_sum / static_cast<double>(r.count);
     r.accuracy = static_cast<double>(correct) / static_cast<double>(r.count);
@@ -345,7 +369,73 @@ int run_train(RunOptions o) {
   const auto run_start = std::chrono::steady_clock::now();
   bool stopped_early = false;
 
+  // Steps run but not yet read back (at most --sync-every; one with
+  // --skip-nonfinite), and the device flag the optimizer reads: set once any
+  // of them went non-finite.
+  struct PendingStep {
+    int64_t n, epoch, batch;  // step number; epoch and batch, counted from 0
+    std::vector<double> lrs;
+    int64_t images;
+    StepTensors t;
+  };
+  std::vector<PendingStep> pending;
+  Tensor bad_since_read;
+  // On the CPU a read-back waits for nothing, so the default reads every step.
+  const int64_t sync_every = o.sync_every > 0 ? o.sync_every : dev.is_cuda() ? 10 : 1;
+
+  // Logs a step read back and adds it to the epoch's figures.
+  auto record = [&](const PendingStep& p, const StepOutcome& out, bool skipped) {
+    if (!skipped) {
+      epoch_loss_sum += out.loss * static_cast<double>(p.images);
+      epoch_correct += out.correct;
+      epoch_seen += p.images;
+    }
+    std::string line = "{\"event\":\"step\",\"step\":" + std::to_string(p.n) + ",\"epoch\":" +
+                       num(sched.epoch_at_step(p.n)) + ",\"loss\":" + num(out.loss) + ",\"lr\":[";
+    for (size_t g = 0; g < p.lrs.size(); ++g) {
+      if (g) line += ',';
+      line += num(p.lrs[g]);
+    }
+    line += "]";
+    if (skipped) line += ",\"skipped\":true,\"skipped_total\":" + std::to_string(st.skipped_steps);
+    log.write(line + "}");
+    progress.update(p.batch + 1, epoch_seen ? epoch_loss_sum / static_cast<double>(epoch_seen) : out.loss,
+                    epoch_seen ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen) : 0.0, p.lrs,
+                    epoch_seen);
+  };
+
+  // Stops the run at a non-finite step; its checkpoint, if any, is untouched.
+  auto stop_nonfinite = [&](const PendingStep& p, const StepOutcome& out) {
+    progress.end_epoch();
+    log.write("{\"event\":\"nonfinite\",\"step\":" + std::to_string(p.n) + ",\"loss\":" + num(out.loss) + "}");
+    std::fprintf(stderr,
+                 "resnet50_cifar: step %lld (epoch %lld, batch %lld): the %s is not finite (loss %s); "
+                 "stopping. %s Use --skip-nonfinite to skip such steps, or lower --lr.\n",
+                 static_cast<long long>(p.n), static_cast<long long>(p.epoch + 1),
+                 static_cast<long long>(p.batch + 1), std::isfinite(out.loss) ? "gradient" : "loss",
+                 num(out.loss).c_str(),
+                 ck_path.empty() ? "" : ("The last good checkpoint, " + ck_path + ", is untouched.").c_str());
+    return kExitNonFinite;
+  };
+
+  // Reads back the pending steps in order; returns kExitNonFinite at the
+  // first non-finite one (the optimizer left it and every later one out),
+  // else 0.
+  auto read_back = [&]() -> int {
+    for (const PendingStep& p : pending) {
+      const StepOutcome out = read_outcome(p.t);
+      if (!out.finite) {
+        pending.clear();
+        return stop_nonfinite(p, out);
+      }
+      record(p, out, false);
+    }
+    pending.clear();
+    return 0;
+  };
+
   auto interrupted = [&]() -> int {
+    if (const int rc = read_back(); rc != 0) return rc;
     const int sig = g_signal.load();
     progress.end_epoch();
     if (!ck_path.empty()) {
@@ -370,48 +460,29 @@ int run_train(RunOptions o) {
       while (train_loader.next(b)) {
         const int64_t n = st.step + 1;
         const double lr = sched.lr_at_step(n);
-        const std::vector<double> lrs = opt.group_lrs(lr);
-        const StepOutcome out = forward_backward(*model, b);
-        bool skipped = false;
-        if (!out.finite) {
-          if (!o.skip_nonfinite) {
-            progress.end_epoch();
-            log.write("{\"event\":\"nonfinite\",\"step\":" + std::to_string(n) + ",\"loss\":" + num(out.loss) + "}");
-            std::fprintf(stderr,
-                         "resnet50_cifar: step %lld (epoch %lld, batch %lld): the %s is not finite (loss %s); "
-                         "stopping. %s Use --skip-nonfinite to skip such steps, or lower --lr.\n",
-                         static_cast<long long>(n), static_cast<long long>(st.epoch + 1),
-                         static_cast<long long>(st.batch_in_epoch + 1), std::isfinite(out.loss) ? "gradient" : "loss",
-                         num(out.loss).c_str(),
-                         ck_path.empty() ? "" : ("The last good checkpoint, " + ck_path + ", is untouched.").c_str());
-            return kExitNonFinite;
+        PendingStep p{n, st.epoch, st.batch_in_epoch, opt.group_lrs(lr), b.labels.numel(),
+                      forward_backward(*model, b)};
+        if (o.skip_nonfinite) {
+          const StepOutcome out = read_outcome(p.t);
+          if (out.finite) {
+            opt.step(lr);
+          } else {
+            ++st.skipped_steps;
+            model->zero_grad();
           }
-          skipped = true;
-          ++st.skipped_steps;
-          model->zero_grad();
+          record(p, out, !out.finite);
         } else {
-          opt.step(lr);
-          epoch_loss_sum += out.loss * static_cast<double>(b.labels.numel());
-          epoch_correct += out.correct;
-          epoch_seen += b.labels.numel();
+          bad_since_read = bad_since_read.defined() ? maximum(bad_since_read, p.t.bad) : p.t.bad;
+          opt.step(lr, bad_since_read);
+          pending.push_back(std::move(p));
+          if (static_cast<int64_t>(pending.size()) >= sync_every)
+            if (const int rc = read_back(); rc != 0) return rc;
         }
         st.step = n;
         ++st.batch_in_epoch;
-        std::string line = "{\"event\":\"step\",\"step\":" + std::to_string(n) + ",\"epoch\":" +
-                           num(sched.epoch_at_step(n)) + ",\"loss\":" + num(out.loss) + ",\"lr\":[";
-        for (size_t g = 0; g < lrs.size(); ++g) {
-          if (g) line += ',';
-          line += num(lrs[g]);
-        }
-        line += "]";
-        if (skipped) line += ",\"skipped\":true,\"skipped_total\":" + std::to_string(st.skipped_steps);
-        log.write(line + "}");
-        progress.update(st.batch_in_epoch,
-                        epoch_seen ? epoch_loss_sum / static_cast<double>(epoch_seen) : out.loss,
-                        epoch_seen ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen) : 0.0, lrs,
-                        epoch_seen);
 
         if (sched.is_cycle_end(n)) {
+          if (const int rc = read_back(); rc != 0) return rc;
           const int64_t cycle = sched.cycle_at_step(n);
           std::string snap = "null";
           if (o.snapshots) {
@@ -428,6 +499,7 @@ int run_train(RunOptions o) {
           break;
         }
       }
+      if (const int rc = read_back(); rc != 0) return rc;
       progress.end_epoch();
 
       const double train_secs = progress.epoch_seconds();
@@ -504,7 +576,7 @@ int run_lr_find(RunOptions o, const LrFindFlags& f) {
           loader.start_epoch(++epoch);
           LRT_CHECK(loader.next(b), "lr-find: the training set is empty");
         }
-        const StepOutcome out = forward_backward(*model, b);
+        const StepOutcome out = read_outcome(forward_backward(*model, b));
         if (out.finite) opt.step(lr);
         if (++done % 10 == 0 || !stdout_is_terminal()) {
           std::printf("  step %lld lr %.3g loss %s\n", static_cast<long long>(done), lr, num(out.loss).c_str());

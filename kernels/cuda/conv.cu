@@ -8,11 +8,14 @@
 // overwrites. The first candidate that succeeded, fits kMaxWorkspace and
 // keeps full precision wins; its math type is set on the descriptor.
 //
-// Precision: float32 runs in plain FP32 (CUDNN_FMA_MATH). cuDNN's default
-// math lets Ampere and later GPUs round float32 inputs to TF32 (10-bit
-// mantissa, ~1e-3 relative error), which would break CPU parity at 1e-5 and
-// change training numerics behind the user's back; tensor-op candidates are
-// therefore skipped for float32. float64 takes whatever math cuDNN reports.
+// Precision: float32 runs in plain FP32 (CUDNN_FMA_MATH) unless the call
+// allows TF32 (ConvParams::allow_tf32, lrt::set_conv_allow_tf32). cuDNN's
+// default math lets Ampere and later GPUs round float32 inputs to TF32
+// (10-bit mantissa, ~1e-3 relative error), which would break CPU parity at
+// 1e-5 and change training numerics behind the user's back, so without the
+// opt-in tensor-op candidates are skipped for float32. With it, and for
+// float64, the candidate's math is whatever cuDNN reports. The opt-in is
+// part of the cache key.
 //
 // Workspaces come from the caching allocator as uint8 tensors and are freed
 // as soon as the call is queued: the allocator's blocks are reused in the
@@ -78,9 +81,10 @@ cudnnDataType_t cudnn_type(DType dt) {
 
 bool is_tensor_op(cudnnMathType_t m) { return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION; }
 
-// float32: FMA only (see the top of the file); float64: as cuDNN says.
-cudnnMathType_t math_for(cudnnDataType_t type, cudnnMathType_t reported) {
-  return type == CUDNN_DATA_FLOAT ? CUDNN_FMA_MATH : reported;
+// float32: FMA only unless TF32 is allowed (see the top of the file);
+// otherwise as cuDNN says.
+cudnnMathType_t math_for(cudnnDataType_t type, bool allow_tf32, cudnnMathType_t reported) {
+  return type == CUDNN_DATA_FLOAT && !allow_tf32 ? CUDNN_FMA_MATH : reported;
 }
 
 void set_tensor(const TensorDescriptor& d, cudnnDataType_t type, const Shape& s) {
@@ -92,12 +96,13 @@ void set_tensor(const TensorDescriptor& d, cudnnDataType_t type, const Shape& s)
 // K, P, Q); for the backward passes x and y hold the gradients' shapes.
 struct ConvSetup {
   cudnnDataType_t type;
+  bool allow_tf32;
   TensorDescriptor x, y;
   FilterDescriptor w;
   ConvolutionDescriptor conv;
 
   ConvSetup(const Tensor& xt, const Tensor& wt, const Tensor& yt, const ConvParams& p)
-      : type(cudnn_type(xt.dtype())) {
+      : type(cudnn_type(xt.dtype())), allow_tf32(p.allow_tf32) {
     LRT_CHECK(xt.numel() <= INT_MAX && yt.numel() <= INT_MAX, "conv2d: tensors of ", xt.numel(), " and ",
               yt.numel(), " elements exceed cuDNN's 32-bit limit");
     set_tensor(x, type, xt.shape());
@@ -110,7 +115,7 @@ struct ConvSetup {
     CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv.get(), pad, pad, stride, stride, dil, dil,
                                                 CUDNN_CROSS_CORRELATION, type));
     // The searches then consider full-precision candidates for float32.
-    CUDNN_CHECK(cudnnSetConvolutionMathType(conv.get(), math_for(type, CUDNN_DEFAULT_MATH)));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv.get(), math_for(type, p.allow_tf32, CUDNN_DEFAULT_MATH)));
   }
 };
 
@@ -226,8 +231,8 @@ struct AlgoChoice {
   cudnnMathType_t math;
 };
 
-// pass, benchmark, device, dtype, x (N, C, H, W), w (K, R, S), stride, padding, dilation
-using AlgoKey = std::array<int64_t, 14>;
+// pass, benchmark, device, dtype, x (N, C, H, W), w (K, R, S), stride, padding, dilation, allow_tf32
+using AlgoKey = std::array<int64_t, 15>;
 
 std::mutex g_cache_mu;
 std::map<AlgoKey, AlgoChoice> g_cache;
@@ -235,7 +240,7 @@ std::map<AlgoKey, AlgoChoice> g_cache;
 AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const ConvParams& p) {
   return {static_cast<int64_t>(pass), p.benchmark, x.device().index, static_cast<int64_t>(x.dtype()),
           x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), p.stride, p.padding,
-          p.dilation};
+          p.dilation, p.allow_tf32};
 }
 
 // A scratch buffer of `bytes` on the device (undefined for none).
@@ -270,8 +275,8 @@ AlgoChoice choose(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, const A
   for (int i = 0; i < got; ++i) {
     const auto& c = perf[i];
     if (c.status != CUDNN_STATUS_SUCCESS || c.memory > kMaxWorkspace) continue;
-    if (s.type == CUDNN_DATA_FLOAT && is_tensor_op(c.mathType)) continue;
-    const AlgoChoice choice{static_cast<int>(c.algo), math_for(s.type, c.mathType)};
+    if (s.type == CUDNN_DATA_FLOAT && !s.allow_tf32 && is_tensor_op(c.mathType)) continue;
+    const AlgoChoice choice{static_cast<int>(c.algo), math_for(s.type, s.allow_tf32, c.mathType)};
     std::lock_guard<std::mutex> lock(g_cache_mu);
     g_cache.emplace(key, choice);
     return choice;

@@ -3,7 +3,9 @@
 // chunk; the metadata (per-tensor pointers, sizes, learning rate, weight
 // decay and bias corrections; block -> tensor and chunk maps) travels by value
 // in the kernel arguments (up to 32 KB on CUDA >= 12.1), and a new launch
-// starts only when it is full. Where every pointer of a tensor is 16-byte
+// starts only when it is full. A device flag (Optimizer::step's skip), read
+// by every block first, can turn the whole step into a no-op without the host
+// waiting for it. Where every pointer of a tensor is 16-byte
 // aligned, threads move four floats per load. The per-element math is
 // optim/update.h, the CPU's.
 #include <cstring>
@@ -43,6 +45,7 @@ static_assert(sizeof(FusedMeta) + 64 < 32764, "kernel arguments over CUDA's 32 K
 struct FusedConst {
   float beta1, beta2, one_minus_beta1, one_minus_beta2, eps, momentum;
   bool adam, decoupled, amsgrad, nesterov;
+  const float* skip;  // device flag, may be null: nonzero leaves everything unchanged
 };
 
 __device__ __forceinline__ AdamArgs adam_args(const FusedMeta& meta, const FusedConst& c, int t) {
@@ -66,6 +69,7 @@ __device__ __forceinline__ void update_one(const FusedMeta& meta, const FusedCon
 
 __global__ void __launch_bounds__(kBlockThreads) fused_step_kernel(const __grid_constant__ FusedMeta meta,
                                                                    FusedConst c) {
+  if (c.skip && *c.skip != 0.0f) return;
   const int t = meta.block_tensor[blockIdx.x];
   const int64_t start = static_cast<int64_t>(meta.block_chunk[blockIdx.x]) * kChunk;
   const int64_t end = min(meta.n[t], start + kChunk);
@@ -106,7 +110,8 @@ bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_
 
 }  // namespace
 
-int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, int device) {
+int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, int device,
+                       const float* skip) {
   lrt::cuda::DeviceGuard guard(device);
   cudaStream_t stream = lrt::cuda::stream(device);
   const FusedConst c{static_cast<float>(cfg.beta1),    static_cast<float>(cfg.beta2),
@@ -114,7 +119,7 @@ int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>
                      static_cast<float>(1.0 - cfg.beta2), static_cast<float>(cfg.eps),
                      static_cast<float>(cfg.momentum),    cfg.kind != OptimizerKind::Sgd,
                      cfg.kind == OptimizerKind::AdamW,    cfg.amsgrad,
-                     cfg.nesterov};
+                     cfg.nesterov,                        skip};
   FusedMeta meta{};
   int tensors = 0, blocks = 0, launches = 0;
   auto launch = [&] {

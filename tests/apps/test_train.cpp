@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -164,6 +165,73 @@ TEST_CASE("train: N steps straight equal N/2 steps, a checkpoint, and N/2 more, 
   other.save_weights = dir.str() + "/other.safetensors";
   REQUIRE(run_train(other) == 0);
   CHECK(max_abs_diff(a.at("conv1.weight"), weights(other.save_weights).at("conv1.weight")) > 0.0);
+}
+
+namespace {
+
+// The log without its timing fields, which differ from run to run, and with
+// snapshot paths cut to their file names (the runs write to other folders).
+std::vector<nlohmann::json> untimed(std::vector<nlohmann::json> log) {
+  for (auto& e : log) {
+    for (const char* k : {"seconds", "images_per_s"}) e.erase(k);
+    if (e.contains("snapshot") && e["snapshot"].is_string())
+      e["snapshot"] = std::filesystem::path(e["snapshot"].get<std::string>()).filename().string();
+  }
+  return log;
+}
+
+}  // namespace
+
+TEST_CASE("train: reading back every 7 steps logs and trains exactly as reading back every step") {
+  TempDir dir("train-sync");
+  RunOptions o = tiny(make_data(dir, 24, 4));
+  o.epochs = 3;  // 6 steps an epoch: read-backs fall inside epochs and across cycle ends
+  o.schedule = "sgdr";
+  o.sgdr_t0_steps = 4;
+  o.snapshots = true;
+  std::vector<std::vector<nlohmann::json>> logs;
+  std::vector<std::map<std::string, Tensor>> finals;
+  for (int64_t every : {1, 7}) {
+    CAPTURE(every);
+    RunOptions r = o;
+    r.sync_every = every;
+    r.checkpoint_dir = dir.str() + "/ck" + std::to_string(every);
+    r.log = dir.str() + "/run" + std::to_string(every) + ".jsonl";
+    r.save_weights = dir.str() + "/final" + std::to_string(every) + ".safetensors";
+    REQUIRE(run_train(r) == 0);
+    logs.push_back(untimed(read_log(r.log)));
+    finals.push_back(weights(r.save_weights));
+    // The snapshot at the first cycle end holds the weights after step 4.
+    CHECK(std::filesystem::exists(r.checkpoint_dir + "/snapshot-cycle1.safetensors"));
+  }
+  CHECK(logs[0].size() > 18);
+  CHECK(logs[0] == logs[1]);
+  for (const auto& [name, t] : finals[0]) {
+    INFO(name);
+    CHECK(max_abs_diff(t, finals[1].at(name)) == 0.0);
+  }
+  CHECK(max_abs_diff(weights(dir.str() + "/ck1/snapshot-cycle1.safetensors").at("fc.weight"),
+                     weights(dir.str() + "/ck7/snapshot-cycle1.safetensors").at("fc.weight")) == 0.0);
+}
+
+TEST_CASE("train: a non-finite step stops the run at that step however seldom the device is read") {
+  TempDir dir("train-nonfinite");
+  RunOptions o = tiny(make_data(dir, 24, 4));
+  o.lr = 1e38;  // the first update overflows the weights; a later loss is NaN
+  o.epochs = 1;
+  std::vector<std::vector<nlohmann::json>> logs;
+  for (int64_t every : {1, 5}) {
+    CAPTURE(every);
+    RunOptions r = o;
+    r.sync_every = every;
+    r.log = dir.str() + "/run" + std::to_string(every) + ".jsonl";
+    CHECK(run_train(r) == kExitNonFinite);
+    logs.push_back(untimed(read_log(r.log)));
+  }
+  CHECK(logs[0] == logs[1]);
+  REQUIRE(!logs[0].empty());
+  CHECK(logs[0].back()["event"] == "nonfinite");
+  CHECK(logs[0].back()["step"].get<int64_t>() < 6);  // stopped inside the epoch, before its read-back
 }
 
 TEST_CASE("train: resuming with another architecture or batch size is refused, naming the option") {

@@ -1,7 +1,8 @@
 // Tests of core/autograd.* and the backward closures of core/ops.* and the
 // views: composite expressions against central differences (gradcheck, float64
 // CPU), exact gradients of small hand-computed cases, accumulation, seeds,
-// grad mode, graph release and its errors, memory release and deep graphs.
+// grad mode, graph release and its errors, memory release (intermediates
+// freed during the forward pass) and deep graphs.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -413,6 +414,30 @@ TEST_CASE("a backpropagated graph frees its memory once the tensors go") {
     loss.backward();
     CHECK(x.grad().defined());
   }
+  CHECK(cpu_allocator().stats().current_bytes == before);
+}
+
+TEST_CASE("an intermediate no backward needs is freed during the forward pass, not kept by the graph") {
+  const size_t before = cpu_allocator().stats().current_bytes;
+  Tensor x = normal_leaf({256, 256}, 355);  // 512 KiB
+  const size_t with_x = cpu_allocator().stats().current_bytes;
+  // Each scalar add and multiply saves nothing for its backward, so only
+  // the newest intermediate is alive however long the chain: the graph keeps
+  // where gradients go, not the tensors that were its inputs.
+  Tensor y = x;
+  for (int i = 0; i < 8; ++i) y = (y + 1.0) * 0.5;
+  CHECK(cpu_allocator().stats().current_bytes - with_x == 512 * 1024);
+  std::weak_ptr<Storage> first;
+  {
+    Tensor h = x * 3.0;
+    first = h.storage();
+    y = h + 2.0;
+  }
+  CHECK(first.expired());
+  sum(y).backward();
+  testing::check_close(host(x.grad()), std::vector<double>(256 * 256, 3.0), 0.0, 0.0);
+  x = Tensor();
+  y = Tensor();
   CHECK(cpu_allocator().stats().current_bytes == before);
 }
 

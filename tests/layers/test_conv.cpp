@@ -287,6 +287,20 @@ TEST_CASE("conv_benchmark is a process-wide switch that leaves CPU results uncha
   set_conv_benchmark(before);
 }
 
+TEST_CASE("conv_allow_tf32 is off by default and leaves CPU results unchanged") {
+  CHECK_FALSE(conv_allow_tf32());
+  const ConvCase cc = kCases[0];
+  Tensor x = testing::normal(cc.x_shape(), DType::Float32, 43);
+  Tensor w = testing::normal(cc.w_shape(), DType::Float32, 44);
+  Tensor y0 = conv2d(x, w, Tensor(), cc.opts());
+  set_conv_allow_tf32(true);
+  CHECK(conv_allow_tf32());
+  Tensor y1 = conv2d(x, w, Tensor(), cc.opts());
+  set_conv_allow_tf32(false);
+  CHECK_FALSE(conv_allow_tf32());
+  testing::check_equal(host(y1), host(y0), "y");
+}
+
 TEST_CASE("conv2d rejects bad arguments, naming conv2d and the shapes") {
   using testing::check_mentions;
   using testing::error_of;

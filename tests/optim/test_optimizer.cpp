@@ -7,12 +7,14 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/random.h"
 #include "optim/optimizer.h"
+#include "testing.h"
 
 namespace lrt::optim {
 
@@ -192,6 +194,46 @@ TEST_CASE("parameters without a gradient are skipped and keep their own step cou
     else if (name == "b.step") CHECK(t.item() == 0.0);
   opt.zero_grad();
   CHECK_FALSE(a.grad().defined());
+}
+
+TEST_CASE("a set skip flag leaves parameters and moments unchanged; a clear one changes nothing about the step") {
+  for (OptimizerKind kind : {OptimizerKind::Adam, OptimizerKind::AdamW, OptimizerKind::Sgd}) {
+    CAPTURE(optimizer_kind_name(kind));
+    OptimizerConfig cfg;
+    cfg.kind = kind;
+    cfg.momentum = 0.9;
+    cfg.weight_decay = 0.01;
+    auto make = [&](Tensor& p) {
+      p = testing::normal({5, 3}, DType::Float32, 12);
+      return Optimizer({ParamGroup{{NamedParameter{"p", p, {}}}, 1.0}}, cfg);
+    };
+    Tensor pa, pb, pc;
+    Optimizer a = make(pa), b = make(pb), c = make(pc);
+    const Tensor g1 = testing::normal({5, 3}, DType::Float32, 13), g2 = testing::normal({5, 3}, DType::Float32, 14);
+    for (Tensor* p : {&pa, &pb, &pc}) p->set_grad(g1.clone());
+    a.step(0.1);
+    b.step(0.1, full({1}, 0.0));  // clear: the same step as no flag
+    c.step(0.1);
+    CHECK(pa.to_vector<float>() == pb.to_vector<float>());
+    const std::vector<float> before = pc.to_vector<float>();
+    std::vector<std::vector<double>> moments;
+    for (const auto& [name, t] : c.state())
+      if (name != "p.step") moments.push_back(t.to_vector<double>());
+    for (double flag : {1.0, std::numeric_limits<double>::quiet_NaN()}) {
+      pc.set_grad(g2.clone());
+      c.step(0.1, full({}, flag));
+      CHECK(pc.to_vector<float>() == before);
+      size_t k = 0;
+      for (const auto& [name, t] : c.state())
+        if (name != "p.step") CHECK(t.to_vector<double>() == moments[k++]);
+    }
+  }
+  Tensor p = ones({2});
+  Optimizer opt({ParamGroup{{NamedParameter{"p", p, {}}}, 1.0}}, OptimizerConfig{});
+  p.set_grad(ones({2}));
+  testing::check_mentions(testing::error_of([&] { opt.step(0.1, full({2}, 0.0)); }), {"skip flag", "(2,)"});
+  testing::check_mentions(testing::error_of([&] { opt.step(0.1, full({1}, 0.0, DType::Float64)); }),
+                          {"skip flag", "float64"});
 }
 
 TEST_CASE("restored optimizer state continues exactly where it was saved") {

@@ -13,13 +13,15 @@
 // per weight gradient), and cuDNN may pick Winograd or FFT algorithms whose
 // transforms add rounding of their own; norm-wise that stays within about
 // 1e-5, checked at 5e-5. TF32 tensor-core math (10-bit mantissa) would give
-// ~5e-4 and fail: kernels/cuda/conv.cu keeps float32 in FMA math. float64
+// ~5e-4 and fail: kernels/cuda/conv.cu keeps float32 in FMA math unless TF32
+// is allowed (set_conv_allow_tf32), which is checked at 3e-3. float64
 // sums of those lengths agree to ~1e-15, checked at 1e-12. The bias gradient
 // runs the same reduce kernels on both devices, summing in double: 1e-6 for
 // float32 covers one float rounding of the partial sums.
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -42,7 +44,9 @@ struct ConvCase {
   int64_t n, c, h, w, k, r, s, stride, padding, dilation;
   Shape x_shape() const { return {n, c, h, w}; }
   Shape w_shape() const { return {k, c, r, s}; }
-  kernels::ConvParams params(bool benchmark) const { return {stride, padding, dilation, benchmark}; }
+  kernels::ConvParams params(bool benchmark, bool tf32 = false) const {
+    return {stride, padding, dilation, benchmark, tf32};
+  }
   Conv2dOptions opts() const { return {stride, padding, dilation}; }
 };
 
@@ -60,7 +64,7 @@ const ConvCase kCases[] = {
     {"ResNet stage 3x3 64 -> 64 on 32x32", 8, 64, 32, 32, 64, 3, 3, 1, 1, 1},
 };
 
-double tolerance(DType dt) { return dt == DType::Float32 ? 5e-5 : 1e-12; }
+double tolerance(DType dt, bool tf32 = false) { return dt == DType::Float32 ? (tf32 ? 3e-3 : 5e-5) : 1e-12; }
 double bias_tolerance(DType dt) { return dt == DType::Float32 ? 1e-6 : 1e-12; }
 
 Tensor poisoned_cuda(const Shape& shape, DType dt) {
@@ -77,8 +81,8 @@ void check_close(const Tensor& cuda_result, const Tensor& cpu_result, double tol
 }
 
 // The kernels of kernels/conv.h on both devices, each CUDA output poisoned.
-void check_kernels(const ConvCase& cc, DType dt, bool benchmark, uint64_t seed) {
-  const kernels::ConvParams p = cc.params(benchmark);
+void check_kernels(const ConvCase& cc, DType dt, bool benchmark, uint64_t seed, bool tf32 = false) {
+  const kernels::ConvParams p = cc.params(benchmark, tf32);
   const Shape y_shape = kernels::conv2d_output_shape(cc.x_shape(), cc.w_shape(), p);
   Tensor x = testing::normal(cc.x_shape(), dt, seed), w = testing::normal(cc.w_shape(), dt, seed + 1);
   Tensor b = testing::normal({cc.k}, dt, seed + 2), gy = testing::normal(y_shape, dt, seed + 3);
@@ -89,17 +93,17 @@ void check_kernels(const ConvCase& cc, DType dt, bool benchmark, uint64_t seed) 
     Tensor want = empty(y_shape, dt), got = poisoned_cuda(y_shape, dt);
     kernels::conv2d_forward(x, w, with_bias ? b : Tensor(), want, p);
     kernels::conv2d_forward(xd, wd, with_bias ? bd : Tensor(), got, p);
-    check_close(got, want, tolerance(dt), "forward");
+    check_close(got, want, tolerance(dt, tf32), "forward");
   }
   Tensor gx_want = empty(cc.x_shape(), dt), gx_got = poisoned_cuda(cc.x_shape(), dt);
   kernels::conv2d_backward_data(gy, w, gx_want, p);
   kernels::conv2d_backward_data(gyd, wd, gx_got, p);
-  check_close(gx_got, gx_want, tolerance(dt), "backward data");
+  check_close(gx_got, gx_want, tolerance(dt, tf32), "backward data");
 
   Tensor gw_want = empty(cc.w_shape(), dt), gw_got = poisoned_cuda(cc.w_shape(), dt);
   kernels::conv2d_backward_filter(x, gy, gw_want, p);
   kernels::conv2d_backward_filter(xd, gyd, gw_got, p);
-  check_close(gw_got, gw_want, tolerance(dt), "backward filter");
+  check_close(gw_got, gw_want, tolerance(dt, tf32), "backward filter");
 
   Tensor gb_want = empty({cc.k}, dt), gb_got = poisoned_cuda({cc.k}, dt);
   kernels::conv2d_backward_bias(gy, gb_want);
@@ -152,6 +156,29 @@ TEST_CASE("CUDA: conv2d kernels agree with the CPU with algorithms from cuDNN's 
       check_autograd(cc, dt, seed + 5);
     }
   set_conv_benchmark(before);
+}
+
+TEST_CASE("CUDA: with TF32 allowed, float32 conv2d stays within TF32's error of the CPU, float64 exact as before") {
+  const bool before = conv_allow_tf32();
+  uint64_t seed = 6500;
+  for (bool benchmark : {false, true})
+    for (DType dt : testing::kFloatTypes)
+      for (const ConvCase& cc : kCases) {
+        CAPTURE(benchmark);
+        CAPTURE(dt);
+        CAPTURE(cc.name);
+        check_kernels(cc, dt, benchmark, seed += 10, true);
+      }
+  // The layer reads the switch; it is off again afterwards.
+  set_conv_allow_tf32(true);
+  CHECK(conv_allow_tf32());
+  const ConvCase& stage = kCases[std::size(kCases) - 1];
+  const Tensor x = testing::normal(stage.x_shape(), DType::Float32, 6600);
+  const Tensor w = testing::normal(stage.w_shape(), DType::Float32, 6601);
+  const Tensor want = conv2d(x, w, Tensor(), stage.opts());
+  check_close(conv2d(x.to(kCuda), w.to(kCuda), Tensor(), stage.opts()), want, 3e-3, "conv2d with TF32");
+  set_conv_allow_tf32(before);
+  CHECK(conv_allow_tf32() == before);
 }
 
 TEST_CASE("CUDA: conv2d and its gradients agree with the CPU") {

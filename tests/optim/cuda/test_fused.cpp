@@ -115,6 +115,37 @@ TEST_CASE("CUDA: steps that need several launches (over 224 tensors, over 1,024 
   check_config(c, sizes);
 }
 
+TEST_CASE("CUDA: a set device skip flag leaves every parameter and moment unchanged") {
+  const Device dev("cuda:0");
+  Generator gen(5);
+  std::vector<Tensor> values;
+  for (int64_t n : {int64_t(3), int64_t(70000), int64_t(1) << 20}) values.push_back(randn({n}, {}, &gen));
+  Model m = make_model(dev, values);
+  OptimizerConfig cfg;
+  cfg.amsgrad = true;
+  Optimizer opt(m.groups, cfg);
+  auto grads = [&] {
+    for (Tensor& p : m.params)
+      if (p.requires_grad()) p.set_grad(randn(p.shape(), {}, &gen).to(dev));
+  };
+  grads();
+  opt.step(1e-2, zeros({1}, dev));  // clear: a normal step
+  std::vector<std::vector<float>> params;
+  for (const Tensor& p : m.params) params.push_back(p.to_vector<float>());
+  std::vector<std::vector<double>> moments;  // host copies: state() hands out the live buffers
+  for (const auto& [name, t] : opt.state())
+    if (name.find(".step") == std::string::npos) moments.push_back(t.to_vector<double>());
+  grads();
+  opt.step(1e-2, ones({1}, dev));
+  for (size_t i = 0; i < m.params.size(); ++i) CHECK(m.params[i].to_vector<float>() == params[i]);
+  size_t k = 0;
+  for (const auto& [name, t] : opt.state())
+    if (name.find(".step") == std::string::npos) CHECK(t.to_vector<double>() == moments[k++]);
+  CHECK(k == moments.size());
+  // A flag on the wrong device is refused.
+  CHECK_THROWS(opt.step(1e-2, zeros({1})));
+}
+
 TEST_CASE("CUDA: ResNet50's parameter set takes one fused launch") {
   // 161 tensors, 23.5 M floats: the shapes of a CIFAR-stem ResNet50's parameters.
   std::vector<detail::UpdateItem> items;
