@@ -147,7 +147,10 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
       const Tensor& g = grads[i];
-      if (!e.live() || !g.defined()) continue;
+      // A leaf frozen (requires_grad cleared) after the op was recorded gets
+      // no gradient. One that starts requiring grad only after it has no
+      // edge: as in PyTorch, the graph recorded then decides.
+      if (!e.live() || !g.defined() || (e.leaf.defined() && !e.leaf.requires_grad())) continue;
       LRT_CHECK(g.shape() == e.shape, "backward of ", node->name(), " gave input ", i, " a gradient of shape ",
                 to_string(g.shape()), " for an input of shape ", to_string(e.shape));
       if (e.leaf.defined()) {

@@ -16,7 +16,9 @@ namespace lrt::kernels {
 
 template <class D, class S>
 LRT_HD D cast_value(S x) {
-  if constexpr (std::is_same_v<S, BFloat16>) {
+  if constexpr (std::is_same_v<S, D>) {
+    return x;  // bit for bit (a bfloat16 NaN keeps its payload)
+  } else if constexpr (std::is_same_v<S, BFloat16>) {
     return cast_value<D>(static_cast<float>(x));
   } else if constexpr (std::is_same_v<D, BFloat16>) {
     return BFloat16(static_cast<float>(x));

@@ -8,10 +8,11 @@
 // read back every --sync-every steps (and before anything that needs them:
 // a cycle end, an epoch end, a signal, a checkpoint), then logged step by
 // step as if read at once. The optimizer reads a sticky device flag set by
-// any non-finite step since the last read-back and leaves the model alone
-// from that step on, so the run stops with the model as it was before that
-// step, as when every step was read back. --skip-nonfinite must decide each
-// step before the optimizer runs, so it reads back every step.
+// any non-finite step since the last read-back and leaves the parameters and
+// its moments alone from that step on, so the run stops at that step with
+// them as they were before it (BN running statistics and RNG positions move
+// on; nothing is saved on that exit). --skip-nonfinite must decide each step
+// before the optimizer runs, so it reads back every step.
 //
 // Signals: SIGINT/SIGTERM set a flag the loop reads after each step; the run
 // then saves a checkpoint (with --checkpoint-dir), prints the command that
@@ -425,8 +426,9 @@ int run_train(RunOptions o) {
     for (const PendingStep& p : pending) {
       const StepOutcome out = read_outcome(p.t);
       if (!out.finite) {
+        const int rc = stop_nonfinite(p, out);
         pending.clear();
-        return stop_nonfinite(p, out);
+        return rc;
       }
       record(p, out, false);
     }
@@ -532,6 +534,13 @@ int run_train(RunOptions o) {
       if (stopped_early) break;
     }
   } catch (const Error& e) {
+    // Steps that ran before the error are still logged, and a non-finite one
+    // among them is reported as such (reading back may fail too after a
+    // device error; then only the error is reported).
+    try {
+      if (read_back() == kExitNonFinite) return kExitNonFinite;
+    } catch (const Error&) {
+    }
     progress.end_epoch();
     LRT_THROW(oom_hint(e, o.batch_size));
   }

@@ -417,6 +417,18 @@ TEST_CASE("a backpropagated graph frees its memory once the tensors go") {
   CHECK(cpu_allocator().stats().current_bytes == before);
 }
 
+TEST_CASE("a leaf frozen between forward and backward gets no gradient; one unfrozen after the op gets none either") {
+  Tensor x = normal_leaf({3}, 356), w = normal_leaf({3}, 357);
+  Tensor c = testing::normal({3}, kF64, 358);  // no requires_grad when recorded
+  Tensor y = sum(x * w + c * 2.0);
+  x.set_requires_grad(false);
+  c.set_requires_grad(true);
+  y.backward();
+  CHECK_FALSE(x.grad().defined());
+  CHECK_FALSE(c.grad().defined());
+  CHECK(host(w.grad()) == host(x));
+}
+
 TEST_CASE("an intermediate no backward needs is freed during the forward pass, not kept by the graph") {
   const size_t before = cpu_allocator().stats().current_bytes;
   Tensor x = normal_leaf({256, 256}, 355);  // 512 KiB

@@ -111,6 +111,16 @@ TEST_CASE("bfloat16 tensors: conversion both ways, fill, strided copy, item and 
   const Tensor want = b.to(DType::Float32).transpose(0, 1).contiguous();
   CHECK(t.to(DType::Float32).to_vector<float>() == want.to_vector<float>());
 
+  // bfloat16 to bfloat16 keeps every bit, strided too (a NaN's payload and sign included).
+  Tensor nan = empty({2, 2}, DType::BFloat16);
+  const uint16_t bits[] = {0x7fa1, 0xffc3, 0x3f80, 0x8001};
+  for (int i = 0; i < 4; ++i) nan.data<BFloat16>()[i] = BFloat16::from_bits(bits[i]);
+  const Tensor nt = nan.transpose(0, 1).contiguous();
+  CHECK(nt.data<BFloat16>()[0].bits == 0x7fa1);
+  CHECK(nt.data<BFloat16>()[1].bits == 0x3f80);
+  CHECK(nt.data<BFloat16>()[2].bits == 0xffc3);
+  CHECK(nt.data<BFloat16>()[3].bits == 0x8001);
+
   CHECK(f.str().find("bfloat16") != std::string::npos);
   CHECK(f.str().find("1.5") != std::string::npos);
 }
