@@ -155,7 +155,7 @@ void backward_typed(const Tensor& gyt, const Tensor& relu_out, const Tensor& xt,
   const T* wp = weight.defined() ? weight.data<T>() : nullptr;
   const bool want_gx = gxt.defined();
   // The gradient at the normalisation's output.
-  auto grad_at = [gy, yo](int64_t i) {
+  auto grad_at = [=](int64_t i) {
     if constexpr (MASK) return bn_relu_grad(gy[i], yo[i]);
     else return gy[i];
   };
