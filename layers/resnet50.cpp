@@ -99,14 +99,10 @@ Tensor ResNet50::forward(const Tensor& x) {
   LRT_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 3, "ResNet50: expects images (N, 3, H, W), got shape ",
             x.defined() ? to_string(x.shape()) : std::string("undefined"));
   Tensor h = x;
-  for (size_t i = 0; i < order_.size(); ++i) {
-    // The stem's BN and the ReLU after it run as one pass.
-    if (opts_.fuse_bn_act && i + 1 < order_.size() && order_[i] == stem_bn_ && order_[i + 1] == stem_relu_) {
-      h = stem_bn_->forward_act(h, Tensor(), true);
-      ++i;
-      continue;
-    }
-    h = order_[i]->forward(h);
+  const bool fuse = opts_.fuse_bn_act;
+  for (const auto& m : order_) {
+    if (fuse && m == stem_relu_) continue;  // ran inside the stem BN's pass
+    h = fuse && m == stem_bn_ ? stem_bn_->forward_act(h, Tensor(), true) : m->forward(h);
   }
   return h;
 }
