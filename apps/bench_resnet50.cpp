@@ -5,8 +5,10 @@
 // CPU), and peak memory (the CUDA caching allocator's peak, or the process's
 // peak resident set on CPU, with the CPU allocator's peak beside it).
 // --no-fuse runs BN, the residual add and ReLU as separate ops, to measure
-// what the fused BN + ReLU and BN + add + ReLU save. tools/bench_pytorch_resnet50.py times the same
-// model in PyTorch and prints the ratios.
+// what the fused BN + ReLU and BN + add + ReLU save; --precision bf16 runs
+// the mixed-precision model (bfloat16 activations, float32 weights).
+// tools/bench_pytorch_resnet50.py times the same model in PyTorch and prints
+// the ratios.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -46,13 +48,14 @@ int main(int argc, char** argv) {
   std::string device = "cpu", stem = "cifar";
   int64_t batch = 0;
   int repeat = 0, warmup = 2;
+  std::string precision = "fp32";
   bool adam = false, benchmark_mode = true, fuse = true, tf32 = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::printf(
           "usage: bench_resnet50 [--device cpu|cuda] [--batch B] [--repeat R] [--warmup W] [--stem cifar|imagenet]\n"
-          "                      [--adam] [--no-conv-benchmark] [--no-fuse] [--tf32]\n"
+          "                      [--adam] [--no-conv-benchmark] [--no-fuse] [--tf32] [--precision fp32|bf16]\n"
           "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
           "optimizer step) and prints JSON with images/s and peak memory.\n"
           "  --device     cpu (default) or cuda\n"
@@ -62,7 +65,9 @@ int main(int argc, char** argv) {
           "  --stem       cifar (default) or imagenet\n"
           "  --no-conv-benchmark  CUDA: cuDNN heuristics instead of a timed algorithm search\n"
           "  --no-fuse    BN, residual add and ReLU as separate ops (default: fused, one pass each)\n"
-          "  --tf32       CUDA: let float32 convolutions use TF32 tensor cores (PyTorch's default)\n");
+          "  --tf32       CUDA: let float32 convolutions use TF32 tensor cores (PyTorch's default)\n"
+          "  --precision  fp32 (default) or bf16 (bfloat16 activations and convolutions, float32 weights,\n"
+          "               BN statistics, head, loss and optimizer)\n");
       return 0;
     } else if (a == "--device" && i + 1 < argc) {
       device = argv[++i];
@@ -84,6 +89,9 @@ int main(int argc, char** argv) {
       fuse = false;
     } else if (a == "--tf32") {
       tf32 = true;
+    } else if (a == "--precision" && i + 1 < argc) {
+      precision = argv[++i];
+      if (precision != "fp32" && precision != "bf16") die("--precision expects fp32 or bf16, got '" + precision + "'");
     } else {
       die("unknown or incomplete option '" + a + "' (see --help)");
     }
@@ -98,6 +106,8 @@ int main(int argc, char** argv) {
     set_conv_allow_tf32(tf32);
     ResNet50Options mo{parse_resnet_stem(stem), ResNetHead::Linear, 10, 0.5, 1};
     mo.fuse_bn_act = fuse;
+    const bool bf16 = precision == "bf16";
+    if (bf16) mo.compute_dtype = DType::BFloat16;
     ResNet50 model(mo);
     model.to(dev);
     model.train();
@@ -157,7 +167,7 @@ int main(int argc, char** argv) {
         "\"batch\": %lld, \"precision\": \"%s\", \"fused_bn_act\": %s, \"optimizer\": %s, \"steps\": %d, "
         "\"median_ms\": %.3f, \"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, \"memory_kind\": \"%s\", "
         "\"allocator_peak_mib\": %.1f, \"loss\": %.6f}\n",
-        dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), tf32 && cuda ? "tf32" : "fp32",
+        dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : (tf32 && cuda ? "tf32" : "fp32"),
         fuse ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
         cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss);

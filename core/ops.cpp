@@ -22,7 +22,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char*
   LRT_CHECK(a.defined() && b.defined(), name, ": undefined tensor");
   detail::check_same_device(a, b, name);
   detail::check_same_dtype(a, b, name);
-  detail::check_floating(a, name);
+  detail::check_floating_or_bf16(a, name);
   Shape shape;
   try {
     shape = broadcast_shapes(a.shape(), b.shape());
@@ -36,7 +36,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char*
 
 Tensor unary_forward(UnaryOp op, const Tensor& a, const char* name, double s = 0.0) {
   LRT_CHECK(a.defined(), name, ": undefined tensor");
-  detail::check_floating(a, name);
+  detail::check_floating_or_bf16(a, name);
   Tensor out = empty(a.shape(), a.options());
   kernels::unary(op, a, out, s);
   return out;

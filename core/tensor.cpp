@@ -43,6 +43,11 @@ void check_floating(const Tensor& a, const char* op) {
             " is not supported (float32 or float64 expected)");
 }
 
+void check_floating_or_bf16(const Tensor& a, const char* op) {
+  LRT_CHECK(is_floating(a.dtype()), op, ": dtype ", a.dtype(),
+            " is not supported (float32, float64 or bfloat16 expected)");
+}
+
 }  // namespace detail
 
 void Tensor::check_defined() const { LRT_CHECK(impl_ != nullptr, "operation on an undefined tensor"); }

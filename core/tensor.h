@@ -177,6 +177,9 @@ namespace detail {
 void check_same_device(const Tensor& a, const Tensor& b, const char* op);
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op);
 void check_floating(const Tensor& a, const char* op);
+// float32, float64 or bfloat16: the ops with bfloat16 kernels (elementwise
+// math, convolution, batch normalisation).
+void check_floating_or_bf16(const Tensor& a, const char* op);
 Tensor make_tensor(std::shared_ptr<Storage> storage, Shape shape, Strides strides, int64_t offset, DType dtype);
 }  // namespace detail
 

@@ -48,7 +48,7 @@ void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar) {
   check_defined({&in, &out}, "unary");
   detail::check_same_device(in, out, "unary");
   detail::check_same_dtype(in, out, "unary");
-  detail::check_floating(in, "unary");
+  detail::check_floating_or_bf16(in, "unary");
   LRT_CHECK(in.shape() == out.shape(), "unary: input shape ", to_string(in.shape()), " and output shape ",
             to_string(out.shape()), " differ");
   LRT_CHECK(out.is_contiguous(), "unary: output must be contiguous");
@@ -62,7 +62,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   detail::check_same_device(a, out, "binary");
   detail::check_same_dtype(a, b, "binary");
   detail::check_same_dtype(a, out, "binary");
-  detail::check_floating(a, "binary");
+  detail::check_floating_or_bf16(a, "binary");
   LRT_CHECK(out.is_contiguous(), "binary: output must be contiguous");
   broadcast_strides(a, out.shape());
   broadcast_strides(b, out.shape());

@@ -7,6 +7,7 @@
 
 #include <type_traits>
 
+#include "core/bfloat16.h"
 #include "core/hd.h"
 #include "kernels/math.h"
 
@@ -74,6 +75,31 @@ LRT_HD T binary_apply(T a, T b) {
   else if constexpr (OP == BinaryOp::Eq) return a == b ? T(1) : T(0);
   else if constexpr (OP == BinaryOp::Gt) return a > b ? T(1) : T(0);
   else static_assert(!sizeof(T), "unhandled BinaryOp");
+}
+
+// Storage and arithmetic types: bfloat16 values are computed on in float
+// and rounded once per result; float and double compute in themselves.
+template <class T>
+struct compute_type {
+  using type = T;
+};
+template <>
+struct compute_type<BFloat16> {
+  using type = float;
+};
+template <class T>
+using compute_t = typename compute_type<T>::type;
+
+// unary_apply / binary_apply on stored values of type T.
+template <UnaryOp OP, class T>
+LRT_HD T unary_at(T x, compute_t<T> s) {
+  using C = compute_t<T>;
+  return T(unary_apply<OP, C>(static_cast<C>(x), s));
+}
+template <BinaryOp OP, class T>
+LRT_HD T binary_at(T a, T b) {
+  using C = compute_t<T>;
+  return T(binary_apply<OP, C>(static_cast<C>(a), static_cast<C>(b)));
 }
 
 template <UnaryOp OP>

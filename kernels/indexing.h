@@ -61,6 +61,18 @@ void dispatch_floating(DType dt, const char* op, F&& f) {
   }
 }
 
+// dispatch_floating plus bfloat16 (TypeTag<BFloat16>): the elementwise ops,
+// which compute bfloat16 values in float (kernels/elementwise.h).
+template <class F>
+void dispatch_floating_bf16(DType dt, const char* op, F&& f) {
+  switch (dt) {
+    case DType::Float32: f(TypeTag<float>{}); return;
+    case DType::Float64: f(TypeTag<double>{}); return;
+    case DType::BFloat16: f(TypeTag<BFloat16>{}); return;
+    default: LRT_THROW(op, ": dtype ", dtype_name(dt), " is not supported (float32, float64 or bfloat16 expected)");
+  }
+}
+
 // Calls f(TypeTag<T>{}) for every dtype (fill and copy; bfloat16 is BFloat16).
 template <class F>
 void dispatch_all(DType dt, const char* op, F&& f) {

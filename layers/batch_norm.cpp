@@ -34,15 +34,21 @@ namespace {
   } while (0)
 #endif
 
+// The dtype of the per-channel tensors (weight, bias, running statistics)
+// and of the per-channel results: x's, or float32 for a bfloat16 x (mixed
+// precision: bfloat16 activations, float32 parameters and statistics).
+DType channel_dtype(const Tensor& x) { return x.dtype() == DType::BFloat16 ? DType::Float32 : x.dtype(); }
+
 // A per-channel tensor: undefined (when allowed) or 1-D of C elements,
-// contiguous, on x's device with x's dtype.
+// contiguous, on x's device with channel_dtype(x).
 void check_channel_tensor(const Tensor& t, const char* name, const Tensor& x, int64_t channels) {
   if (!t.defined()) return;
   LRT_CHECK(t.dim() == 1 && t.size(0) == channels, "batch_norm: ", name, " of shape ", to_string(t.shape()),
             " does not match the ", channels, " channels of input ", to_string(x.shape()), " (expected ",
             to_string(Shape{channels}), ")");
   LRT_CHECK(t.device() == x.device(), "batch_norm: ", name, " is on ", t.device(), " but input on ", x.device());
-  LRT_CHECK(t.dtype() == x.dtype(), "batch_norm: ", name, " has dtype ", t.dtype(), " but input ", x.dtype());
+  LRT_CHECK(t.dtype() == channel_dtype(x), "batch_norm: ", name, " has dtype ", t.dtype(), " but input ", x.dtype(),
+            x.dtype() == DType::BFloat16 ? " (bfloat16 inputs take float32 parameters and statistics)" : "");
   LRT_CHECK(t.is_contiguous(), "batch_norm: ", name, " must be contiguous");
 }
 
@@ -62,7 +68,7 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   LRT_CHECK(x.defined(), "batch_norm: undefined input");
   LRT_CHECK(x.dim() == 2 || x.dim() == 4, "batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape ",
             to_string(x.shape()));
-  detail::check_floating(x, "batch_norm");
+  detail::check_floating_or_bf16(x, "batch_norm");
   const int64_t channels = x.size(1);
   check_channel_tensor(weight, "weight", x, channels);
   check_channel_tensor(bias, "bias", x, channels);
@@ -92,9 +98,10 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   const Tensor xd = xc.detach();
   const Tensor rc = residual.defined() ? residual.contiguous() : Tensor();
   const TensorOptions opts = x.options();
+  const TensorOptions channel_opts = opts.with_dtype(channel_dtype(x));
   Tensor y = empty(x.shape(), opts);
-  Tensor mean = training ? empty({channels}, opts) : plain(running_mean);
-  Tensor invstd = empty({channels}, opts);
+  Tensor mean = training ? empty({channels}, channel_opts) : plain(running_mean);
+  Tensor invstd = empty({channels}, channel_opts);
   const Tensor w = plain(weight);
   if (x.numel() > 0) {
     if (training)
@@ -118,10 +125,10 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
                 {xc, weight, bias, rc},
                 [xd, mean, invstd, w, relu_out, training, want_gx, want_gw, want_gb, want_gr](const Tensor& g) {
                   const Tensor gy = g.contiguous();
-                  const TensorOptions o = xd.options();
+                  const TensorOptions o = xd.options(), co = mean.options();
                   Tensor gx = want_gx ? empty(xd.shape(), o) : Tensor();
-                  Tensor gw = want_gw ? empty(mean.shape(), o) : Tensor();
-                  Tensor gb = want_gb ? empty(mean.shape(), o) : Tensor();
+                  Tensor gw = want_gw ? empty(mean.shape(), co) : Tensor();
+                  Tensor gb = want_gb ? empty(mean.shape(), co) : Tensor();
                   Tensor gr = want_gr ? empty(xd.shape(), o) : Tensor();
                   if (xd.numel() > 0) {
                     LRT_BN_ROUTE(xd.device(),

@@ -28,7 +28,9 @@ void check_conv2d_args(const Tensor& x, const Tensor& weight, const Tensor& bias
             weight.device(), "); move one with .to(device)");
   LRT_CHECK(x.dtype() == weight.dtype(), "conv2d: ", shapes, " have different dtypes (", x.dtype(), " and ",
             weight.dtype(), "); convert one with .to(dtype)");
-  detail::check_floating(x, "conv2d");
+  detail::check_floating_or_bf16(x, "conv2d");
+  LRT_CHECK(!(bias.defined() && x.dtype() == DType::BFloat16), "conv2d: ", shapes,
+            ": a bias is not supported with bfloat16 inputs (convolutions followed by batch norm need none)");
   LRT_CHECK(x.size(1) == weight.size(1), "conv2d: ", shapes, ": the input has ", x.size(1),
             " channels but the weight expects ", weight.size(1));
   LRT_CHECK(weight.numel() > 0, "conv2d: ", shapes, ": the weight is empty");

@@ -44,7 +44,9 @@ void Conv2d::kaiming_normal_fan_out(Generator* gen) {
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  return conv2d(x, *weight_, bias_ ? *bias_ : Tensor(), {cfg_.stride, cfg_.padding, cfg_.dilation});
+  const bool cast = x.defined() && x.dtype() == DType::BFloat16 && weight_->dtype() != DType::BFloat16;
+  return conv2d(x, cast ? weight_->to(DType::BFloat16) : *weight_, bias_ ? *bias_ : Tensor(),
+                {cfg_.stride, cfg_.padding, cfg_.dilation});
 }
 
 // --------------------------------------------------------------- BatchNorm --

@@ -26,7 +26,10 @@ struct Conv2dConfig {
 };
 
 // weight (out, in, k, k) [+ bias (out)]; PyTorch's default init:
-// uniform(+-1/sqrt(fan_in)) for both.
+// uniform(+-1/sqrt(fan_in)) for both. Mixed precision: given a bfloat16
+// input, the float32 weight is rounded to bfloat16 for the convolution (a
+// recorded cast, so its gradient comes back to the float32 weight), as
+// PyTorch's autocast does; the weight itself stays float32.
 class Conv2d : public Module {
  public:
   explicit Conv2d(const Conv2dConfig& cfg, Generator* gen = nullptr);

@@ -56,6 +56,8 @@ std::shared_ptr<M> ResNet50::add(const std::string& name, std::shared_ptr<M> m) 
 ResNet50::ResNet50(const ResNet50Options& opts)
     : opts_(opts), dropout_gen_(std::make_unique<Generator>(opts.seed ^ 0x9E3779B97F4A7C15ull)) {
   LRT_CHECK(opts.classes > 0, "ResNet50: the number of classes must be positive, got ", opts.classes);
+  LRT_CHECK(opts.compute_dtype == DType::Float32 || opts.compute_dtype == DType::BFloat16,
+            "ResNet50: compute dtype ", opts.compute_dtype, " is not supported (float32 or bfloat16)");
   Generator init(opts.seed);
   Generator* gen = &init;
   if (opts.stem == ResNetStem::Cifar) {
@@ -65,7 +67,7 @@ ResNet50::ResNet50(const ResNet50Options& opts)
   }
   stem_bn_ = add("bn1", std::make_shared<BatchNorm2d>(64));
   stem_relu_ = add("relu", std::make_shared<ReLU>());
-  if (opts.stem == ResNetStem::ImageNet) add("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
+  if (opts.stem == ResNetStem::ImageNet) maxpool_ = add("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
 
   int64_t in = 64;
   const int blocks[] = {3, 4, 6, 3};
@@ -79,7 +81,7 @@ ResNet50::ResNet50(const ResNet50Options& opts)
     }
     add("layer" + std::to_string(stage + 1), layer);
   }
-  add("avgpool", std::make_shared<GlobalAvgPool>());
+  avgpool_ = add("avgpool", std::make_shared<GlobalAvgPool>());
 
   if (opts.head == ResNetHead::Linear) {
     add("fc", std::make_shared<Linear>(in, opts.classes, true, gen));
@@ -98,11 +100,18 @@ ResNet50::ResNet50(const ResNet50Options& opts)
 Tensor ResNet50::forward(const Tensor& x) {
   LRT_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 3, "ResNet50: expects images (N, 3, H, W), got shape ",
             x.defined() ? to_string(x.shape()) : std::string("undefined"));
-  Tensor h = x;
+  // Mixed precision: bfloat16 from the input to the features; the input's
+  // own dtype (float32, or float64 for gradient checks) otherwise.
+  const bool bf16 = opts_.compute_dtype == DType::BFloat16;
+  Tensor h = bf16 ? x.to(DType::BFloat16) : x;
   const bool fuse = opts_.fuse_bn_act;
   for (const auto& m : order_) {
     if (fuse && m == stem_relu_) continue;  // ran inside the stem BN's pass
-    h = fuse && m == stem_bn_ ? stem_bn_->forward_act(h, Tensor(), true) : m->forward(h);
+    if (bf16 && m == avgpool_) h = h.to(DType::Float32);
+    if (bf16 && m == maxpool_)
+      h = m->forward(h.to(DType::Float32)).to(DType::BFloat16);
+    else
+      h = fuse && m == stem_bn_ ? stem_bn_->forward_act(h, Tensor(), true) : m->forward(h);
   }
   return h;
 }

@@ -42,9 +42,17 @@ struct ResNet50Options {
   // BN + ReLU and BN + residual add + ReLU in one pass each (Bottleneck's
   // fused; also the stem's BN + ReLU). Off only to measure what it saves.
   bool fuse_bn_act = true;
+  // The activations' dtype: float32, or bfloat16 for mixed precision
+  // (convolutions and batch norms on bfloat16 activations with float32
+  // accumulation; parameters, BN statistics, the head and the loss stay
+  // float32, and the optimizer updates the float32 parameters).
+  DType compute_dtype = DType::Float32;
 };
 
-// Input (N, 3, H, W) float; output logits (N, classes).
+// Input (N, 3, H, W) float; output logits (N, classes), float32. With
+// compute_dtype bfloat16 the input is rounded to bfloat16 first and the
+// features return to float32 before the global average pool (max pooling,
+// in the ImageNet stem, runs in float32 too).
 class ResNet50 : public Module {
  public:
   explicit ResNet50(const ResNet50Options& opts = {});
@@ -62,6 +70,7 @@ class ResNet50 : public Module {
   std::vector<std::shared_ptr<Module>> order_;  // children in forward order
   std::shared_ptr<BatchNorm2d> stem_bn_;  // with stem_relu_, one fused pass
   std::shared_ptr<ReLU> stem_relu_;
+  std::shared_ptr<Module> maxpool_, avgpool_;  // where bfloat16 features turn float32
 };
 
 }  // namespace lrt

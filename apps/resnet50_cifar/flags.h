@@ -17,7 +17,7 @@ namespace lrt::app {
 enum FlagGroups : unsigned {
   kDataFlags = 1,       // --data, --dataset, subsets, shuffle/augment, --normalize, --seed
   kModelFlags = 2,      // --stem, --head, --init-weights, --no-strict
-  kDeviceFlags = 4,     // --device
+  kDeviceFlags = 4,     // --device, --precision
   kLengthFlags = 8,     // --epochs, --batch-size, --max-steps
   kOptimFlags = 16,     // --optimizer ... --no-decay-bn-bias
   kLrFlags = 32,        // --lr-groups ... --warmup-steps

@@ -109,8 +109,9 @@ data::CifarDataset load_dataset(const RunOptions& o) {
 
 namespace {
 
-ResNet50Options model_options(const RunOptions& o, int64_t classes) {
+ResNet50Options model_options(const RunOptions& o, int64_t classes, Device dev) {
   ResNet50Options mo;
+  mo.compute_dtype = compute_dtype(o, dev);
   mo.stem = parse_resnet_stem(o.stem);
   mo.head = parse_resnet_head(o.head);
   mo.classes = classes;
@@ -120,8 +121,15 @@ ResNet50Options model_options(const RunOptions& o, int64_t classes) {
 
 }  // namespace
 
+DType compute_dtype(const RunOptions& o, Device dev) {
+  if (o.precision == "bf16") return DType::BFloat16;
+  if (o.precision == "fp32") return DType::Float32;
+  LRT_CHECK(o.precision == "auto", "--precision: unknown value '", o.precision, "' (auto, bf16 or fp32)");
+  return dev.is_cuda() ? DType::BFloat16 : DType::Float32;
+}
+
 std::unique_ptr<ResNet50> build_model(const RunOptions& o, int64_t classes, Device dev, bool quiet) {
-  auto model = std::make_unique<ResNet50>(model_options(o, classes));
+  auto model = std::make_unique<ResNet50>(model_options(o, classes, dev));
   if (!o.init_weights.empty()) {
     LoadReport r;
     try {
@@ -138,7 +146,7 @@ std::unique_ptr<ResNet50> build_model(const RunOptions& o, int64_t classes, Devi
 }
 
 std::unique_ptr<ResNet50> load_model(const RunOptions& o, const std::string& weights, int64_t classes, Device dev) {
-  auto model = std::make_unique<ResNet50>(model_options(o, classes));
+  auto model = std::make_unique<ResNet50>(model_options(o, classes, dev));
   try {
     load_weights(*model, weights, /*strict=*/true);
   } catch (const Error& e) {

@@ -35,7 +35,11 @@ void apply_demo_defaults(RunOptions& o);
 // Reads --data (or, with no --data, the demo data, generated on first use).
 data::CifarDataset load_dataset(const RunOptions& o);
 
-// ResNet50 of --stem/--head for `classes`, seeded by --seed, with
+// The activations' dtype --precision asks for on dev: bfloat16 for bf16
+// (and auto on CUDA), float32 for fp32 (and auto on the CPU).
+DType compute_dtype(const RunOptions& o, Device dev);
+
+// ResNet50 of --stem/--head for `classes`, computing in compute_dtype(o, dev), seeded by --seed, with
 // --init-weights loaded (printing what a non-strict load skipped), on dev.
 std::unique_ptr<ResNet50> build_model(const RunOptions& o, int64_t classes, Device dev, bool quiet = false);
 

@@ -356,14 +356,16 @@ int run_train(RunOptions o) {
     save_checkpoint(ck_path, *model, opt, ck);
   };
 
-  std::printf("training ResNet50 (%s stem, %s head, %lld parameters) on %s: %lld images, %lld steps/epoch, %lld "
+  const char* precision = model->options().compute_dtype == DType::BFloat16 ? "bf16" : "fp32";
+  std::printf("training ResNet50 (%s stem, %s head, %lld parameters, %s) on %s: %lld images, %lld steps/epoch, %lld "
               "epochs, batch %lld, %s, lr %g, schedule %s, %zu lr group(s)\n",
-              o.stem.c_str(), o.head.c_str(), static_cast<long long>(model->num_parameters()), o.dataset.c_str(),
+              o.stem.c_str(), o.head.c_str(), static_cast<long long>(model->num_parameters()), precision,
+              o.dataset.c_str(),
               static_cast<long long>(ds.train.size()), static_cast<long long>(spe), static_cast<long long>(o.epochs),
               static_cast<long long>(o.batch_size), o.optimizer.c_str(), o.lr, o.schedule.c_str(), opt.num_groups());
   log.write("{\"event\":\"start\",\"step\":" + std::to_string(st.step) + ",\"steps_per_epoch\":" +
             std::to_string(spe) + ",\"total_steps\":" + std::to_string(total_steps) + ",\"groups\":" +
-            std::to_string(opt.num_groups()) + ",\"device\":" + json_string(dev.str()) + "}");
+            std::to_string(opt.num_groups()) + ",\"device\":" + json_string(dev.str()) + ",\"precision\":" + json_string(precision) + "}");
 
   SignalScope signals;
   Progress progress(stdout_is_terminal());

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/widen.h"
 #include "kernels/indexing.h"
+#include "kernels/kernels.h"
 
 namespace lrt::kernels::cpu {
 
@@ -213,6 +215,8 @@ void backward_typed(const Tensor& gyt, const Tensor& relu_out, const Tensor& xt,
 
 void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps, const Tensor& running_mean,
                       const Tensor& running_var, double momentum) {
+  if (x.dtype() == DType::BFloat16)
+    return batch_norm_stats(widen(x), mean, invstd, eps, running_mean, running_var, momentum);
   dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
     stats_typed<typename decltype(tag)::type>(x, mean, invstd, eps, running_mean, running_var, momentum);
   });
@@ -229,6 +233,12 @@ void batch_norm_invstd(const Tensor& var, const Tensor& invstd, double eps) {
 
 void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
                       const Tensor& bias, const Tensor& residual, bool relu, const Tensor& y) {
+  if (x.dtype() == DType::BFloat16) {
+    const Tensor yf = float_like(y);
+    batch_norm_apply(widen(x), mean, invstd, weight, bias, widen(residual), relu, yf);
+    kernels::copy(yf, y);
+    return;
+  }
   dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
     apply_typed<typename decltype(tag)::type>(x, mean, invstd, weight, bias, residual, relu, y);
   });
@@ -237,6 +247,13 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
 void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gx,
                          const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual) {
+  if (x.dtype() == DType::BFloat16) {
+    const Tensor gxf = float_like(gx), grf = float_like(gresidual);
+    batch_norm_backward(widen(gy), widen(relu_out), widen(x), mean, invstd, weight, training, gxf, gweight, gbias, grf);
+    if (gx.defined()) kernels::copy(gxf, gx);
+    if (gresidual.defined()) kernels::copy(grf, gresidual);
+    return;
+  }
   dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (relu_out.defined())

@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "kernels/route.h"
 #include "kernels/conv.h"
+#include "kernels/cpu/widen.h"
 #include "kernels/indexing.h"
 #include "kernels/kernels.h"
 #include "lrt_config.h"
@@ -245,16 +246,34 @@ void backward_filter_typed(const Tensor& x, const Tensor& gy, const Tensor& gw, 
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvParams& p) {
+  if (x.dtype() == DType::BFloat16) {
+    const Tensor yf = float_like(y);
+    cpu::conv2d_forward(widen(x), widen(w), widen(bias), yf, p);
+    kernels::copy(yf, y);
+    return;
+  }
   dispatch_floating(x.dtype(), "conv2d_forward",
                     [&](auto tag) { forward_typed<typename decltype(tag)::type>(x, w, bias, y, p); });
 }
 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p) {
+  if (gy.dtype() == DType::BFloat16) {
+    const Tensor gxf = float_like(gx);
+    cpu::conv2d_backward_data(widen(gy), widen(w), gxf, p);
+    kernels::copy(gxf, gx);
+    return;
+  }
   dispatch_floating(gy.dtype(), "conv2d_backward_data",
                     [&](auto tag) { backward_data_typed<typename decltype(tag)::type>(gy, w, gx, p); });
 }
 
 void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const ConvParams& p) {
+  if (x.dtype() == DType::BFloat16) {
+    const Tensor gwf = float_like(gw);
+    cpu::conv2d_backward_filter(widen(x), widen(gy), gwf, p);
+    kernels::copy(gwf, gw);
+    return;
+  }
   dispatch_floating(x.dtype(), "conv2d_backward_filter",
                     [&](auto tag) { backward_filter_typed<typename decltype(tag)::type>(x, gy, gw, p); });
 }
@@ -277,7 +296,7 @@ void check_conv(const Tensor& x, const Tensor& w, const Tensor& y, const ConvPar
   check_tensor(x, x, "x", op);
   check_tensor(w, x, "w", op);
   check_tensor(y, x, "y", op);
-  detail::check_floating(x, op);
+  detail::check_floating_or_bf16(x, op);
   LRT_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4, op, ": expects 4-D tensors, got x ", to_string(x.shape()),
             ", w ", to_string(w.shape()), ", y ", to_string(y.shape()));
   LRT_CHECK(p.stride >= 1 && p.dilation >= 1 && p.padding >= 0, op, ": stride ", p.stride, " and dilation ",

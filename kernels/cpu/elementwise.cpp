@@ -65,17 +65,17 @@ void copy(const Tensor& src, const Tensor& dst) {
 }
 
 void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar) {
-  dispatch_floating(in.dtype(), "unary", [&](auto tag) {
+  dispatch_floating_bf16(in.dtype(), "unary", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_unary(op, [&](auto optag) {
       constexpr UnaryOp OP = decltype(optag)::value;
-      const T s = static_cast<T>(scalar);
+      const compute_t<T> s = static_cast<compute_t<T>>(scalar);
       const T* x = in.data<T>();
       T* y = out.data<T>();
       const int64_t n = out.numel();
       if (in.is_contiguous()) {
 #pragma omp parallel for if (n > kParallelMin)
-        for (int64_t i = 0; i < n; ++i) y[i] = unary_apply<OP, T>(x[i], s);
+        for (int64_t i = 0; i < n; ++i) y[i] = unary_at<OP, T>(x[i], s);
         return;
       }
       const auto calc = make_offset_calc<1>(in.shape(), {in.strides()});
@@ -83,14 +83,14 @@ void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar) {
       for (int64_t i = 0; i < n; ++i) {
         int64_t off[1];
         calc.get(i, off);
-        y[i] = unary_apply<OP, T>(x[off[0]], s);
+        y[i] = unary_at<OP, T>(x[off[0]], s);
       }
     });
   });
 }
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  dispatch_floating(a.dtype(), "binary", [&](auto tag) {
+  dispatch_floating_bf16(a.dtype(), "binary", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_binary(op, [&](auto optag) {
       constexpr BinaryOp OP = decltype(optag)::value;
@@ -100,7 +100,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
       const int64_t n = out.numel();
       if (a.is_contiguous() && b.is_contiguous() && a.shape() == out.shape() && b.shape() == out.shape()) {
 #pragma omp parallel for if (n > kParallelMin)
-        for (int64_t i = 0; i < n; ++i) y[i] = binary_apply<OP, T>(x[i], w[i]);
+        for (int64_t i = 0; i < n; ++i) y[i] = binary_at<OP, T>(x[i], w[i]);
         return;
       }
       const auto calc =
@@ -109,7 +109,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
       for (int64_t i = 0; i < n; ++i) {
         int64_t off[2];
         calc.get(i, off);
-        y[i] = binary_apply<OP, T>(x[off[0]], w[off[1]]);
+        y[i] = binary_at<OP, T>(x[off[0]], w[off[1]]);
       }
     });
   });

@@ -13,6 +13,11 @@
 // one sample, samples); the channel of a pack is its index / (HW / V).
 // Where HW is a multiple of the 16-byte pack width and the pointers are
 // aligned, values move in 16-byte packs; otherwise one at a time.
+// Kernels take two types: S, the activations' storage (x, y, gy, gx,
+// residual), and T, the per-channel tensors' and the arithmetic's. They
+// are the same for float and double; bfloat16 activations (S = BFloat16)
+// are widened to float on load and rounded once on store, with float
+// parameters, statistics and per-channel gradients.
 #include <algorithm>
 #include <initializer_list>
 #include <type_traits>
@@ -80,9 +85,9 @@ __device__ S block_merge(S* sh, S v, Merge merge) {
 }
 
 // grid.x = C * splits: block b takes range b % splits of channel b / splits.
-template <class T, int V>
+template <class S, class T, int V>
 __global__ void __launch_bounds__(kThreads)
-    bn_stats_kernel(const T* __restrict__ x, Dims d, int64_t splits, int64_t chunk, BnMoments* partial, T* mean,
+    bn_stats_kernel(const S* __restrict__ x, Dims d, int64_t splits, int64_t chunk, BnMoments* partial, T* mean,
                     T* invstd, T* running_mean, T* running_var, double eps, double momentum) {
   __shared__ BnMoments sh[kThreads];
   const int64_t c = blockIdx.x / splits, s = blockIdx.x % splits;
@@ -92,14 +97,14 @@ __global__ void __launch_bounds__(kThreads)
   BnMoments m{};
   if (k < end) {
     Cursor<V> cur(d, c, k, blockDim.x);
-    BnShiftedSums acc = bn_shifted_start(static_cast<double>(x[cur.offset()]));
+    BnShiftedSums acc = bn_shifted_start(static_cast<double>(static_cast<T>(x[cur.offset()])));
     while (k < end) {
-      Pack<T, V> p[kUnroll];
+      Pack<S, V> p[kUnroll];
       int got = 0;
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (k < end) {
-          p[u] = load_pack<T, V>(x + cur.offset());
+          p[u] = load_pack<S, V>(x + cur.offset());
           cur.advance();
           k += blockDim.x;
           got = u + 1;
@@ -109,7 +114,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int u = 0; u < kUnroll; ++u) {
         if (u < got) {
 #pragma unroll
-          for (int v = 0; v < V; ++v) bn_accumulate(acc, static_cast<double>(p[u].v[v]));
+          for (int v = 0; v < V; ++v) bn_accumulate(acc, static_cast<double>(static_cast<T>(p[u].v[v])));
         }
       }
     }
@@ -144,11 +149,11 @@ __global__ void bn_invstd_kernel(const T* var, T* invstd, int64_t channels, doub
 
 // grid = (packs of a sample, samples); sample_packs = C * HW / V < 2^32.
 // residual (x's shape) may be null; relu ends with max(y, 0).
-template <class T, int V>
-__global__ void bn_apply_kernel(const T* __restrict__ x, const T* __restrict__ residual, T* __restrict__ y,
+template <class S, class T, int V>
+__global__ void bn_apply_kernel(const S* __restrict__ x, const S* __restrict__ residual, S* __restrict__ y,
                                 const T* mean, const T* invstd, const T* weight, const T* bias, bool relu,
                                 int64_t samples, uint32_t hwv, uint32_t sample_packs) {
-  using P = Pack<T, V>;
+  using P = Pack<S, V>;
   for (int64_t n = blockIdx.y; n < samples; n += gridDim.y) {
     const P* xs = reinterpret_cast<const P*>(x) + n * sample_packs;
     const P* rs = residual ? reinterpret_cast<const P*>(residual) + n * sample_packs : nullptr;
@@ -160,11 +165,15 @@ __global__ void bn_apply_kernel(const T* __restrict__ x, const T* __restrict__ r
       if (rs) {
         const P r = rs[j];
 #pragma unroll
-        for (int i = 0; i < V; ++i) v.v[i] = bn_epilogue(bn_apply(v.v[i], m, scale, shift), &r.v[i], relu);
+        for (int i = 0; i < V; ++i) {
+          const T ri = static_cast<T>(r.v[i]);
+          v.v[i] = S(bn_epilogue(bn_apply(static_cast<T>(v.v[i]), m, scale, shift), &ri, relu));
+        }
       } else {
 #pragma unroll
         for (int i = 0; i < V; ++i)
-          v.v[i] = bn_epilogue(bn_apply(v.v[i], m, scale, shift), static_cast<const T*>(nullptr), relu);
+          v.v[i] = S(bn_epilogue(bn_apply(static_cast<T>(v.v[i]), m, scale, shift), static_cast<const T*>(nullptr),
+                                 relu));
       }
       ys[j] = v;
     }
@@ -173,9 +182,9 @@ __global__ void bn_apply_kernel(const T* __restrict__ x, const T* __restrict__ r
 
 // Sums of gy and gy * (x - mean) per channel, laid out as bn_stats_kernel;
 // gy masked by relu_out > 0 when relu_out is not null.
-template <class T, int V>
+template <class S, class T, int V>
 __global__ void __launch_bounds__(kThreads)
-    bn_grad_sums_kernel(const T* __restrict__ gy, const T* __restrict__ relu_out, const T* __restrict__ x,
+    bn_grad_sums_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out, const S* __restrict__ x,
                         const T* mean, const T* invstd,
                         const T* weight, Dims d, int64_t splits, int64_t chunk, BnGradSums* partial,
                         BnGradCoef<T>* coef, T* gweight, T* gbias) {
@@ -189,18 +198,21 @@ __global__ void __launch_bounds__(kThreads)
     const double mc = static_cast<double>(mean[c]);
     Cursor<V> cur(d, c, k, blockDim.x);
     while (k < end) {
-      Pack<T, V> pg[kUnroll], px[kUnroll];
+      T pg[kUnroll][V];
+      Pack<S, V> px[kUnroll];
       int got = 0;
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (k < end) {
-          pg[u] = load_pack<T, V>(gy + cur.offset());
-          if (relu_out) {
-            const Pack<T, V> py = load_pack<T, V>(relu_out + cur.offset());
+          const Pack<S, V> g = load_pack<S, V>(gy + cur.offset());
 #pragma unroll
-            for (int v = 0; v < V; ++v) pg[u].v[v] = bn_relu_grad(pg[u].v[v], py.v[v]);
+          for (int v = 0; v < V; ++v) pg[u][v] = static_cast<T>(g.v[v]);
+          if (relu_out) {
+            const Pack<S, V> py = load_pack<S, V>(relu_out + cur.offset());
+#pragma unroll
+            for (int v = 0; v < V; ++v) pg[u][v] = bn_relu_grad(pg[u][v], static_cast<T>(py.v[v]));
           }
-          px[u] = load_pack<T, V>(x + cur.offset());
+          px[u] = load_pack<S, V>(x + cur.offset());
           cur.advance();
           k += blockDim.x;
           got = u + 1;
@@ -211,7 +223,8 @@ __global__ void __launch_bounds__(kThreads)
         if (u < got) {
 #pragma unroll
           for (int v = 0; v < V; ++v)
-            bn_accumulate_grad(acc, static_cast<double>(pg[u].v[v]), static_cast<double>(px[u].v[v]), mc);
+            bn_accumulate_grad(acc, static_cast<double>(pg[u][v]), static_cast<double>(static_cast<T>(px[u].v[v])),
+                               mc);
         }
       }
     }
@@ -240,12 +253,12 @@ __global__ void bn_grad_finish_kernel(const BnGradSums* partial, int64_t channel
 // TRAINING: gx from the coefficients of bn_finish_grad; else gx = gy * scale.
 // gy is masked by relu_out > 0 when relu_out is not null; gresidual (may be
 // null) receives the masked gy, gx (may be null) the input gradient.
-template <class T, int V, bool TRAINING>
-__global__ void bn_grad_input_kernel(const T* __restrict__ gy, const T* __restrict__ relu_out,
-                                     const T* __restrict__ x, const T* mean, const T* invstd, const T* weight,
-                                     const BnGradCoef<T>* coef, T* __restrict__ gx, T* __restrict__ gresidual,
+template <class S, class T, int V, bool TRAINING>
+__global__ void bn_grad_input_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out,
+                                     const S* __restrict__ x, const T* mean, const T* invstd, const T* weight,
+                                     const BnGradCoef<T>* coef, S* __restrict__ gx, S* __restrict__ gresidual,
                                      int64_t samples, uint32_t hwv, uint32_t sample_packs) {
-  using P = Pack<T, V>;
+  using P = Pack<S, V>;
   for (int64_t n = blockIdx.y; n < samples; n += gridDim.y) {
     const int64_t first = n * sample_packs;
     for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < sample_packs; j += gridDim.x * blockDim.x) {
@@ -254,7 +267,7 @@ __global__ void bn_grad_input_kernel(const T* __restrict__ gy, const T* __restri
       if (relu_out) {
         const P y = reinterpret_cast<const P*>(relu_out)[first + j];
 #pragma unroll
-        for (int i = 0; i < V; ++i) g.v[i] = bn_relu_grad(g.v[i], y.v[i]);
+        for (int i = 0; i < V; ++i) g.v[i] = S(bn_relu_grad(static_cast<T>(g.v[i]), static_cast<T>(y.v[i])));
       }
       if (gresidual) reinterpret_cast<P*>(gresidual)[first + j] = g;
       if (!gx) continue;
@@ -263,11 +276,11 @@ __global__ void bn_grad_input_kernel(const T* __restrict__ gy, const T* __restri
         const T m = mean[c];
         const P v = reinterpret_cast<const P*>(x)[first + j];
 #pragma unroll
-        for (int i = 0; i < V; ++i) g.v[i] = bn_grad_input(g.v[i], v.v[i], m, k);
+        for (int i = 0; i < V; ++i) g.v[i] = S(bn_grad_input(static_cast<T>(g.v[i]), static_cast<T>(v.v[i]), m, k));
       } else {
         const T scale = bn_scale(invstd, weight, c);
 #pragma unroll
-        for (int i = 0; i < V; ++i) g.v[i] = bn_grad_input_eval(g.v[i], scale);
+        for (int i = 0; i < V; ++i) g.v[i] = S(bn_grad_input_eval(static_cast<T>(g.v[i]), scale));
       }
       reinterpret_cast<P*>(gx)[first + j] = g;
     }
@@ -329,6 +342,17 @@ dim3 elementwise_grid(int64_t samples, int64_t sample_packs, int dev) {
   return dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by));
 }
 
+// Calls f(TypeTag<S>{}, TypeTag<T>{}) for x's dtype: (float, float),
+// (double, double) or (BFloat16, float).
+template <class F>
+void dispatch_bn(DType dt, F&& f) {
+  if (dt == DType::BFloat16) {
+    f(TypeTag<BFloat16>{}, TypeTag<float>{});
+    return;
+  }
+  dispatch_floating(dt, "batch_norm", [&](auto tag) { f(tag, tag); });
+}
+
 Tensor scratch(int64_t bytes, const Tensor& like) {
   return empty({bytes}, TensorOptions(DType::UInt8).with_device(like.device()));
 }
@@ -346,11 +370,12 @@ void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd,
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
   const Dims d = dims_of(x);
-  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    with_width<T>(pack_width<T>(d, {&x}), [&](auto width) {
+  dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
+    using S = typename decltype(stag)::type;
+    using T = typename decltype(ttag)::type;
+    with_width<S>(pack_width<S>(d, {&x}), [&](auto width) {
       constexpr int V = decltype(width)::value;
-      static const int64_t occupancy = blocks_per_sm(bn_stats_kernel<T, V>);
+      static const int64_t occupancy = blocks_per_sm(bn_stats_kernel<S, T, V>);
       const Split sp = split_of(d.n * (d.hw / V), d.c, occupancy * lrt::cuda::sm_count(dev));
       Tensor partial;
       BnMoments* pp = nullptr;
@@ -360,8 +385,8 @@ void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd,
       }
       T* rm = ptr_or_null<T>(running_mean);
       T* rv = ptr_or_null<T>(running_var);
-      bn_stats_kernel<T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
-          x.data<T>(), d, sp.splits, sp.chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
+      bn_stats_kernel<S, T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
+          x.data<S>(), d, sp.splits, sp.chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
       LRT_LAUNCH_CHECK();
       if (sp.splits > 1) {
         bn_stats_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
@@ -391,13 +416,14 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
   cudaStream_t stream = lrt::cuda::stream(dev);
   const Dims d = dims_of(x);
   check_sample_size(d);
-  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    with_width<T>(pack_width<T>(d, {&x, &residual, &y}), [&](auto width) {
+  dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
+    using S = typename decltype(stag)::type;
+    using T = typename decltype(ttag)::type;
+    with_width<S>(pack_width<S>(d, {&x, &residual, &y}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t hwv = d.hw / V, sample_packs = d.c * hwv;
-      bn_apply_kernel<T, V><<<elementwise_grid(d.n, sample_packs, dev), kThreads, 0, stream>>>(
-          x.data<T>(), ptr_or_null<T>(residual), y.data<T>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(weight),
+      bn_apply_kernel<S, T, V><<<elementwise_grid(d.n, sample_packs, dev), kThreads, 0, stream>>>(
+          x.data<S>(), ptr_or_null<S>(residual), y.data<S>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(weight),
           ptr_or_null<T>(bias), relu, d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
       LRT_LAUNCH_CHECK();
     });
@@ -412,13 +438,14 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
   cudaStream_t stream = lrt::cuda::stream(dev);
   const Dims d = dims_of(x);
   check_sample_size(d);
-  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    with_width<T>(pack_width<T>(d, {&gy, &relu_out, &x, &gx, &gresidual}), [&](auto width) {
+  dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
+    using S = typename decltype(stag)::type;
+    using T = typename decltype(ttag)::type;
+    with_width<S>(pack_width<S>(d, {&gy, &relu_out, &x, &gx, &gresidual}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t hwv = d.hw / V, sample_packs = d.c * hwv;
       const T* wp = ptr_or_null<T>(weight);
-      const T* yo = ptr_or_null<T>(relu_out);
+      const S* yo = ptr_or_null<S>(relu_out);
       T* gw = ptr_or_null<T>(gweight);
       T* gb = ptr_or_null<T>(gbias);
       const bool want_coef = training && gx.defined();
@@ -429,7 +456,7 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
         coef = static_cast<BnGradCoef<T>*>(coef_buf.data_ptr());
       }
       if (want_coef || gw || gb) {
-        static const int64_t occupancy = blocks_per_sm(bn_grad_sums_kernel<T, V>);
+        static const int64_t occupancy = blocks_per_sm(bn_grad_sums_kernel<S, T, V>);
         const Split sp = split_of(d.n * hwv, d.c, occupancy * lrt::cuda::sm_count(dev));
         Tensor partial;
         BnGradSums* pp = nullptr;
@@ -437,8 +464,8 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
           partial = scratch(d.c * sp.splits * static_cast<int64_t>(sizeof(BnGradSums)), x);
           pp = static_cast<BnGradSums*>(partial.data_ptr());
         }
-        bn_grad_sums_kernel<T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
-            gy.data<T>(), yo, x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, d, sp.splits, sp.chunk, pp, coef, gw,
+        bn_grad_sums_kernel<S, T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, d, sp.splits, sp.chunk, pp, coef, gw,
             gb);
         LRT_LAUNCH_CHECK();
         if (sp.splits > 1) {
@@ -450,13 +477,13 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
       if (!gx.defined() && !gresidual.defined()) return;
       const dim3 grid = elementwise_grid(d.n, sample_packs, dev);
       if (training)
-        bn_grad_input_kernel<T, V, true><<<grid, kThreads, 0, stream>>>(
-            gy.data<T>(), yo, x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<T>(gx),
-            ptr_or_null<T>(gresidual), d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
+        bn_grad_input_kernel<S, T, V, true><<<grid, kThreads, 0, stream>>>(
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<S>(gx),
+            ptr_or_null<S>(gresidual), d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
       else
-        bn_grad_input_kernel<T, V, false><<<grid, kThreads, 0, stream>>>(
-            gy.data<T>(), yo, x.data<T>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<T>(gx),
-            ptr_or_null<T>(gresidual), d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
+        bn_grad_input_kernel<S, T, V, false><<<grid, kThreads, 0, stream>>>(
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<S>(gx),
+            ptr_or_null<S>(gresidual), d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
       LRT_LAUNCH_CHECK();
     });
   });

@@ -8,14 +8,15 @@
 // overwrites. The first candidate that succeeded, fits kMaxWorkspace and
 // keeps full precision wins; its math type is set on the descriptor.
 //
-// Precision: float32 runs in plain FP32 (CUDNN_FMA_MATH) unless the call
-// allows TF32 (ConvParams::allow_tf32, lrt::set_conv_allow_tf32). cuDNN's
-// default math lets Ampere and later GPUs round float32 inputs to TF32
-// (10-bit mantissa, ~1e-3 relative error), which would break CPU parity at
-// 1e-5 and change training numerics behind the user's back, so without the
-// opt-in tensor-op candidates are skipped for float32. With it, and for
-// float64, the candidate's math is whatever cuDNN reports. The opt-in is
-// part of the cache key.
+// Precision: bfloat16 runs on tensor cores with float accumulation (the
+// candidate's math type as cuDNN reports it). float32 runs in plain FP32
+// (CUDNN_FMA_MATH) unless the call allows TF32 (ConvParams::allow_tf32,
+// lrt::set_conv_allow_tf32). cuDNN's default math lets Ampere and later
+// GPUs round float32 inputs to TF32 (10-bit mantissa, ~1e-3 relative
+// error), which would break CPU parity at 1e-5 and change training numerics
+// behind the user's back, so without the opt-in tensor-op candidates are
+// skipped for float32. With it, and for float64, the candidate's math is
+// whatever cuDNN reports. The opt-in is part of the cache key.
 //
 // Workspaces come from the caching allocator as uint8 tensors and are freed
 // as soon as the call is queued: the allocator's blocks are reused in the
@@ -74,9 +75,18 @@ int to_int(int64_t v, const char* what) {
 }
 
 cudnnDataType_t cudnn_type(DType dt) {
-  LRT_CHECK(dt == DType::Float32 || dt == DType::Float64, "conv2d: dtype ", dt,
-            " is not supported on CUDA (float32 or float64 expected)");
-  return dt == DType::Float32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+  switch (dt) {
+    case DType::Float32: return CUDNN_DATA_FLOAT;
+    case DType::Float64: return CUDNN_DATA_DOUBLE;
+    case DType::BFloat16: return CUDNN_DATA_BFLOAT16;
+    default: LRT_THROW("conv2d: dtype ", dt, " is not supported on CUDA (float32, float64 or bfloat16 expected)");
+  }
+}
+
+// The type the convolution accumulates in: bfloat16 products are summed in
+// float (as PyTorch's autocast convolutions), the others in themselves.
+cudnnDataType_t accumulate_type(cudnnDataType_t type) {
+  return type == CUDNN_DATA_BFLOAT16 ? CUDNN_DATA_FLOAT : type;
 }
 
 bool is_tensor_op(cudnnMathType_t m) { return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION; }
@@ -85,6 +95,25 @@ bool is_tensor_op(cudnnMathType_t m) { return m == CUDNN_TENSOR_OP_MATH || m == 
 // otherwise as cuDNN says.
 cudnnMathType_t math_for(cudnnDataType_t type, bool allow_tf32, cudnnMathType_t reported) {
   return type == CUDNN_DATA_FLOAT && !allow_tf32 ? CUDNN_FMA_MATH : reported;
+}
+
+// The math type the algorithm searches start from: tensor cores for
+// bfloat16 (what the type is for), math_for's choice otherwise.
+cudnnMathType_t search_math(cudnnDataType_t type, bool allow_tf32) {
+  return type == CUDNN_DATA_BFLOAT16 ? CUDNN_TENSOR_OP_MATH : math_for(type, allow_tf32, CUDNN_DEFAULT_MATH);
+}
+
+// Calls f with the address of 1 and of 0 in the type cuDNN reads its
+// scaling factors in: double for double data, float for the rest.
+template <class F>
+void with_scaling(cudnnDataType_t type, F&& f) {
+  if (type == CUDNN_DATA_DOUBLE) {
+    const double one = 1, zero = 0;
+    f(static_cast<const void*>(&one), static_cast<const void*>(&zero));
+  } else {
+    const float one = 1, zero = 0;
+    f(static_cast<const void*>(&one), static_cast<const void*>(&zero));
+  }
 }
 
 void set_tensor(const TensorDescriptor& d, cudnnDataType_t type, const Shape& s) {
@@ -113,9 +142,9 @@ struct ConvSetup {
     const int pad = to_int(p.padding, "padding"), stride = to_int(p.stride, "stride");
     const int dil = to_int(p.dilation, "dilation");
     CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv.get(), pad, pad, stride, stride, dil, dil,
-                                                CUDNN_CROSS_CORRELATION, type));
+                                                CUDNN_CROSS_CORRELATION, accumulate_type(type)));
     // The searches then consider full-precision candidates for float32.
-    CUDNN_CHECK(cudnnSetConvolutionMathType(conv.get(), math_for(type, p.allow_tf32, CUDNN_DEFAULT_MATH)));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv.get(), search_math(type, p.allow_tf32)));
   }
 };
 
@@ -301,11 +330,7 @@ void run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParam
   const auto algo = static_cast<typename Api::Algo>(choice.algo);
   const size_t bytes = Api::workspace(h, s, algo);
   Tensor ws = workspace(bytes, x.device());
-  dispatch_floating(x.dtype(), "conv2d", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T one = 1, zero = 0;
-    Api::run(h, s, b, algo, ptr(ws), bytes, &one, &zero);
-  });
+  with_scaling(s.type, [&](const void* one, const void* zero) { Api::run(h, s, b, algo, ptr(ws), bytes, one, zero); });
 }
 
 }  // namespace
@@ -319,10 +344,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
   TensorDescriptor bias_desc, y_desc;
   set_tensor(bias_desc, type, {1, bias.size(0), 1, 1});
   set_tensor(y_desc, type, y.shape());
-  dispatch_floating(y.dtype(), "conv2d", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T one = 1;
-    CUDNN_CHECK(cudnnAddTensor(handle(dev), &one, bias_desc.get(), bias.data_ptr(), &one, y_desc.get(), y.data_ptr()));
+  with_scaling(type, [&](const void* one, const void*) {
+    CUDNN_CHECK(cudnnAddTensor(handle(dev), one, bias_desc.get(), bias.data_ptr(), one, y_desc.get(), y.data_ptr()));
   });
 }
 

@@ -44,7 +44,7 @@ __global__ void copy_strided_kernel(const S* x, D* y, int64_t n, OffsetCalc<2> c
 
 // ---- unary ----
 template <UnaryOp OP, class T>
-__global__ void unary_vec_kernel(const T* x, T* y, int64_t n, T s) {
+__global__ void unary_vec_kernel(const T* x, T* y, int64_t n, compute_t<T> s) {
   constexpr int N = kVec<T>;
   using P = Pack<T, N>;
   const int64_t packs = n / N;
@@ -52,18 +52,18 @@ __global__ void unary_vec_kernel(const T* x, T* y, int64_t n, T s) {
     const P a = reinterpret_cast<const P*>(x)[i];
     P r;
 #pragma unroll
-    for (int k = 0; k < N; ++k) r.v[k] = unary_apply<OP, T>(a.v[k], s);
+    for (int k = 0; k < N; ++k) r.v[k] = unary_at<OP, T>(a.v[k], s);
     reinterpret_cast<P*>(y)[i] = r;
   }
-  for (int64_t i = packs * N + global_thread(); i < n; i += grid_threads()) y[i] = unary_apply<OP, T>(x[i], s);
+  for (int64_t i = packs * N + global_thread(); i < n; i += grid_threads()) y[i] = unary_at<OP, T>(x[i], s);
 }
 
 template <UnaryOp OP, class T>
-__global__ void unary_strided_kernel(const T* x, T* y, int64_t n, T s, OffsetCalc<1> calc) {
+__global__ void unary_strided_kernel(const T* x, T* y, int64_t n, compute_t<T> s, OffsetCalc<1> calc) {
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
     int64_t off[1];
     calc.get(i, off);
-    y[i] = unary_apply<OP, T>(x[off[0]], s);
+    y[i] = unary_at<OP, T>(x[off[0]], s);
   }
 }
 
@@ -78,10 +78,10 @@ __global__ void binary_vec_kernel(const T* a, const T* b, T* y, int64_t n) {
     const P w = reinterpret_cast<const P*>(b)[i];
     P r;
 #pragma unroll
-    for (int k = 0; k < N; ++k) r.v[k] = binary_apply<OP, T>(u.v[k], w.v[k]);
+    for (int k = 0; k < N; ++k) r.v[k] = binary_at<OP, T>(u.v[k], w.v[k]);
     reinterpret_cast<P*>(y)[i] = r;
   }
-  for (int64_t i = packs * N + global_thread(); i < n; i += grid_threads()) y[i] = binary_apply<OP, T>(a[i], b[i]);
+  for (int64_t i = packs * N + global_thread(); i < n; i += grid_threads()) y[i] = binary_at<OP, T>(a[i], b[i]);
 }
 
 template <BinaryOp OP, class T>
@@ -89,7 +89,7 @@ __global__ void binary_strided_kernel(const T* a, const T* b, T* y, int64_t n, O
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
     int64_t off[2];
     calc.get(i, off);
-    y[i] = binary_apply<OP, T>(a[off[0]], b[off[1]]);
+    y[i] = binary_at<OP, T>(a[off[0]], b[off[1]]);
   }
 }
 
@@ -143,17 +143,17 @@ void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar) {
   const int dev = device_of(out);
   DeviceGuard guard(dev);
   cudaStream_t s = lrt::cuda::stream(dev);
-  dispatch_floating(in.dtype(), "unary", [&](auto tag) {
+  dispatch_floating_bf16(in.dtype(), "unary", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_unary(op, [&](auto optag) {
       constexpr UnaryOp OP = decltype(optag)::value;
       const int64_t n = out.numel();
       if (in.is_contiguous() && aligned16(in.data_ptr()) && aligned16(out.data_ptr())) {
         const unsigned grid = lrt::cuda::grid_for((n + kVec<T> - 1) / kVec<T>, kThreads, dev);
-        unary_vec_kernel<OP, T><<<grid, kThreads, 0, s>>>(in.data<T>(), out.data<T>(), n, static_cast<T>(scalar));
+        unary_vec_kernel<OP, T><<<grid, kThreads, 0, s>>>(in.data<T>(), out.data<T>(), n, static_cast<compute_t<T>>(scalar));
       } else {
         unary_strided_kernel<OP, T><<<lrt::cuda::grid_for(n, kThreads, dev), kThreads, 0, s>>>(
-            in.data<T>(), out.data<T>(), n, static_cast<T>(scalar), make_offset_calc<1>(in.shape(), {in.strides()}));
+            in.data<T>(), out.data<T>(), n, static_cast<compute_t<T>>(scalar), make_offset_calc<1>(in.shape(), {in.strides()}));
       }
       LRT_LAUNCH_CHECK();
     });
@@ -164,7 +164,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   const int dev = device_of(out);
   DeviceGuard guard(dev);
   cudaStream_t s = lrt::cuda::stream(dev);
-  dispatch_floating(a.dtype(), "binary", [&](auto tag) {
+  dispatch_floating_bf16(a.dtype(), "binary", [&](auto tag) {
     using T = typename decltype(tag)::type;
     dispatch_binary(op, [&](auto optag) {
       constexpr BinaryOp OP = decltype(optag)::value;
