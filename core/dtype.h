@@ -1,8 +1,9 @@
 // Element types. float32 is the compute type everywhere; float64 runs on CPU
 // and CUDA for gradient checks; int64 holds indices (argmax, labels); uint8
-// holds raw image bytes; bfloat16 (core/bfloat16.h) is stored, filled,
-// copied and converted on both devices, while compute kernels take float32
-// and float64.
+// holds raw image bytes; bfloat16 (core/bfloat16.h), the activations of
+// mixed precision, is stored, filled, copied and converted on both devices
+// and taken by the elementwise ops, conv2d and batch norm, which compute in
+// float; the other compute kernels take float32 and float64.
 #pragma once
 
 #include <cstddef>

@@ -8,7 +8,8 @@
 //
 // Layouts are PyTorch's: images (N, C, H, W), conv weights (K, C, R, S),
 // linear weights (out, in), logits (N, classes), labels int64 (N).
-// float32 and float64 on both devices.
+// float32 and float64 on both devices; conv2d and batch norm also take
+// bfloat16 activations (mixed precision, see each below).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,8 @@ struct Conv2dOptions {
 };
 // x (N, C, H, W), weight (K, C, R, S), bias (K) or undefined -> (N, K, P, Q)
 // with P = (H + 2 pad - dil (R - 1) - 1) / stride + 1 (and Q likewise).
+// bfloat16 x and weight (no bias): products summed in float, each output
+// rounded once (cuDNN's tensor cores on CUDA); the gradients are bfloat16.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts = {});
 
 // How CUDA convolutions pick their algorithms: cuDNN's heuristics
@@ -47,7 +50,9 @@ bool conv_allow_tf32();
 // running = (1 - momentum) running + momentum batch, with the unbiased
 // variance. Eval: normalises with the running statistics. PyTorch's
 // conventions (momentum 0.1, eps 1e-5). weight and bias may be undefined
-// (scale 1, shift 0).
+// (scale 1, shift 0). A bfloat16 x takes float32 weight, bias and running
+// statistics: the statistics and the arithmetic are float, y and x's
+// gradient bfloat16, the weight's and bias's gradients float32.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 // batch_norm with the block ending fused into its pass:

@@ -7,12 +7,14 @@ is measured side by side on one machine. Prints JSON: each framework's
 images/s and peak memory, then the ratios.
 
 --matrix runs the comparison the speed work is judged by: for each batch
-size of --batches, lrt (--lrt, float32) and PyTorch at its best practical
+size of --batches, lrt (--lrt: float32, on CUDA also float32 with TF32
+convolutions, and bf16 mixed precision) and PyTorch at its best practical
 settings (cudnn.benchmark, fused Adam; float32 eager, then bf16 autocast +
 channels_last eager, then the same under torch.compile), each configuration
 in a fresh process, all with the Adam step. It prints JSON with every result
-and, last, a "table" of lrt's images/s and peak memory over each PyTorch
-configuration's.
+and, last, a "table" of lrt's images/s and peak memory over PyTorch's at the
+same precision: lrt fp32 and tf32 over torch fp32 eager, lrt bf16 over torch
+bf16 eager and compile.
 
 Memory: on CUDA the peak of each framework's allocator (PyTorch's
 max_memory_allocated, lrt's caching-allocator peak); on CPU each process's
@@ -157,10 +159,12 @@ def run_matrix(args):
     me = base + ["--adam"]
     results, table, failures = [], [], []
     for batch in args.batches:
-        # lrt in plain fp32, and on CUDA also with TF32 convolutions (compared
-        # with PyTorch's fp32, which uses TF32 convolutions by default).
+        # lrt in plain fp32, on CUDA also with TF32 convolutions (compared
+        # with PyTorch's fp32, which uses TF32 convolutions by default), and
+        # in bf16 mixed precision (compared with PyTorch's bf16 autocast).
         lrt_runs = {}
-        lrt_configs = [("lrt fp32", [])] + ([("lrt tf32", ["--tf32"])] if args.device == "cuda" else [])
+        lrt_configs = [("lrt fp32", [])] + ([("lrt tf32", ["--tf32"])] if args.device == "cuda" else []) + \
+            [("lrt bf16", ["--precision", "bf16"])]
         for config, extra in lrt_configs if args.lrt else []:
             try:
                 run = run_lrt(argparse.Namespace(**{**vars(args), "batch": batch, "adam": True}), extra)
@@ -180,8 +184,8 @@ def run_matrix(args):
             theirs["config"] = name
             results.append(theirs)
             for config, ours in lrt_runs.items():
-                if config == "lrt tf32" and name != "torch fp32 eager":
-                    continue
+                if (config == "lrt bf16") != (" bf16 " in name + " "):
+                    continue  # compare like with like: fp32 with fp32, bf16 with bf16
                 table.append({"batch": batch, "lrt": config, "torch": name,
                               "images_per_s_ratio": round(ours["images_per_s"] / theirs["images_per_s"], 3),
                               "peak_memory_ratio": round(ours["peak_memory_mib"] / theirs["peak_memory_mib"], 3)})
@@ -213,8 +217,8 @@ def main():
                          "default; lrt's float32 uses it only with bench_resnet50 --tf32)")
     ap.add_argument("--lrt", metavar="BINARY", help="bench_resnet50 to run first with the same settings")
     ap.add_argument("--matrix", action="store_true",
-                    help="lrt (fp32, and on CUDA fp32 with TF32 convolutions) and three PyTorch configurations at "
-                         "each --batches size, ratios last")
+                    help="lrt (fp32, on CUDA fp32 with TF32 convolutions, and bf16) and three PyTorch configurations "
+                         "at each --batches size, ratios last (like precision over like)")
     ap.add_argument("--batches", default="256,512", help="batch sizes of --matrix (comma-separated)")
     ap.add_argument("--skip-compile", action="store_true", help="--matrix without torch.compile")
     ap.add_argument("--matmul-rate", action="store_true", help="only measure the bf16 matrix rate (JSON)")

@@ -263,19 +263,42 @@ else
   row "bench_resnet50" "FAIL" "not built"
 fi
 if [ -x "$build/apps/resnet50_cifar" ]; then
-  # One full CIFAR-10-sized epoch (50,000 synthetic images) of the cifar preset, test pass included.
+  # One full CIFAR-10-sized epoch (50,000 synthetic images) of the cifar
+  # preset, test pass included, at the CUDA default precision (bf16).
   if "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 >/dev/null 2>"$logs/epoch.err" &&
      "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 1 --device cuda \
        --log "$logs/epoch.jsonl" >"$logs/epoch.out" 2>>"$logs/epoch.err"; then
     while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/epoch.jsonl" <<'PY'
 import json, sys
-e = [json.loads(l) for l in open(sys.argv[1]) if '"event":"epoch"' in l][-1]
-print(f'{"cifar preset epoch (50k)":<28} {"info":<8} {e["seconds"]:.2f} s train, {e["images_per_s"]:.0f} img/s, test acc {100 * (e["test_acc"] or 0):.1f}%')
+log = [json.loads(l) for l in open(sys.argv[1])]
+e = [j for j in log if j.get("event") == "epoch"][-1]
+prec = next((j.get("precision") for j in log if j.get("event") == "start"), "?")
+print(f'{"cifar preset epoch (50k)":<28} {"info":<8} {e["seconds"]:.2f} s train ({prec}; target <= 2.5 s), '
+      f'{e["images_per_s"]:.0f} img/s, test acc {100 * (e["test_acc"] or 0):.1f}%')
 PY
 )
   else
     row "cifar preset epoch" "FAIL" "see $logs/epoch.err"
   fi
+  # Numerics: the same run (the cifar preset on 10,000 synthetic images, 4
+  # epochs, same seed and steps) in bf16 and in fp32; the final test
+  # accuracies must agree within 1 point.
+  for p in bf16 fp32; do
+    "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 4 --train-subset 10000 \
+      --test-subset 2000 --device cuda --precision "$p" --log "$logs/numerics_$p.jsonl" \
+      >"$logs/numerics_$p.out" 2>"$logs/numerics_$p.err" || echo "failed" >"$logs/numerics_$p.failed"
+  done
+  while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/numerics_bf16.jsonl" "$logs/numerics_fp32.jsonl" <<'PY'
+import json, sys
+try:
+    acc = [[json.loads(l) for l in open(f) if '"event":"epoch"' in l][-1]["test_acc"] for f in sys.argv[1:]]
+except Exception as e:
+    print(f'{"bf16 vs fp32 accuracy":<28} {"FAIL":<8} no result ({e}; see numerics_*.err)'); sys.exit()
+d = 100 * abs(acc[0] - acc[1])
+print(f'{"bf16 vs fp32 accuracy":<28} {"ok" if d <= 1.0 else "MISS":<8} test acc {100 * acc[0]:.2f}% bf16, '
+      f'{100 * acc[1]:.2f}% fp32: {d:.2f} points apart (target <= 1)')
+PY
+)
 fi
 row "total time" "info" "$(elapsed)"
 

@@ -316,6 +316,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
     check_tensor(bias, x, "bias", "conv2d_forward");
     LRT_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0), "conv2d_forward: bias shape ", to_string(bias.shape()),
               " does not match w ", to_string(w.shape()));
+    LRT_CHECK(x.dtype() != DType::BFloat16, "conv2d_forward: a bias is not supported with bfloat16");
   }
   if (x.size(0) == 0) return;
   LRT_ROUTE(x.device(), conv2d_forward(x, w, bias, y, p));

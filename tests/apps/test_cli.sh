@@ -55,6 +55,7 @@ expect_error "unknown head" "--head" train --head mlp
 expect_error "unknown optimizer" "--optimizer" train --optimizer rmsprop
 expect_error "unknown schedule" "--schedule" train --schedule step
 expect_error "unknown device" "--device" train --device tpu
+expect_error "unknown precision" "--precision" train --precision fp16
 expect_error "unknown preset" "--preset" train --preset imagenet
 expect_error "missing data folder" "$work/nowhere" train --data "$work/nowhere"
 expect_error "data folder without CIFAR files" "--data" train --data "$work/empty"

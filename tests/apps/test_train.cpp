@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "apps/resnet50_cifar/options.h"
+#include "apps/resnet50_cifar/setup.h"
 #include "apps/resnet50_cifar/train.h"
 #include "core/ops.h"
 #include "data/synthetic.h"
@@ -232,6 +233,58 @@ TEST_CASE("train: a non-finite step stops the run at that step however seldom th
   REQUIRE(!logs[0].empty());
   CHECK(logs[0].back()["event"] == "nonfinite");
   CHECK(logs[0].back()["step"].get<int64_t>() < 6);  // stopped inside the epoch, before its read-back
+}
+
+TEST_CASE("train: --precision bf16 trains with float32 weights, resumes in fp32, and auto is fp32 on the CPU") {
+  RunOptions d;
+  CHECK(compute_dtype(d, kCPU) == DType::Float32);  // auto
+  CHECK(compute_dtype(d, Device("cuda:0")) == DType::BFloat16);
+  d.precision = "fp32";
+  CHECK(compute_dtype(d, Device("cuda:0")) == DType::Float32);
+  d.precision = "bf16";
+  CHECK(compute_dtype(d, kCPU) == DType::BFloat16);
+  d.precision = "fp16";
+  testing::check_mentions(testing::error_of([&] { compute_dtype(d, kCPU); }), {"--precision", "fp16"});
+
+  TempDir dir("train-bf16");
+  RunOptions o = tiny(make_data(dir, 8, 4));
+  o.precision = "bf16";
+  o.epochs = 2;
+  o.max_steps = 2;
+  o.no_augment = true;
+  o.checkpoint_dir = dir.str() + "/ck";
+  o.log = dir.str() + "/run.jsonl";
+  o.save_weights = dir.str() + "/final.safetensors";
+  REQUIRE(run_train(o) == 0);
+  const auto log = read_log(o.log);
+  REQUIRE(!log.empty());
+  CHECK(log.front()["event"] == "start");
+  CHECK(log.front()["precision"] == "bf16");
+  int steps = 0;
+  for (const auto& j : log)
+    if (j["event"] == "step") {
+      ++steps;
+      CHECK(std::isfinite(j["loss"].get<double>()));
+    }
+  CHECK(steps == 2);
+  // The saved weights are the float32 masters the optimizer updated.
+  const auto w = weights(o.save_weights);
+  for (const auto& [name, t] : w) {
+    INFO(name);
+    CHECK((t.dtype() == DType::Float32 || name.find("num_batches_tracked") != std::string::npos));
+  }
+  // The checkpoint resumes in the other precision.
+  RunOptions r = o;
+  r.precision = "fp32";
+  r.max_steps = 3;
+  r.epochs = 2;
+  r.resume = o.checkpoint_dir;
+  r.log = dir.str() + "/resumed.jsonl";
+  r.save_weights = dir.str() + "/resumed.safetensors";
+  REQUIRE(run_train(r) == 0);
+  const auto resumed = read_log(r.log);
+  CHECK(resumed.front()["precision"] == "fp32");
+  CHECK(max_abs_diff(weights(r.save_weights).at("fc.weight"), w.at("fc.weight")) > 0.0);  // it trained on
 }
 
 TEST_CASE("train: resuming with another architecture or batch size is refused, naming the option") {
