@@ -124,6 +124,19 @@ inline void check_close(const std::vector<double>& got, const std::vector<double
   CHECK(bad == 0);
 }
 
+// A CUDA result against the CPU's: defined, on a CUDA device, of the CPU
+// result's shape and dtype, and within tol of it norm-wise
+// (||got - want|| / ||want||).
+inline void check_cuda_close(const Tensor& cuda_result, const Tensor& cpu_result, double tol,
+                             const std::string& what) {
+  CAPTURE(what);
+  REQUIRE(cuda_result.defined());
+  CHECK(cuda_result.device().is_cuda());
+  REQUIRE(cuda_result.shape() == cpu_result.shape());
+  CHECK(cuda_result.dtype() == cpu_result.dtype());
+  CHECK(rel_error(cuda_result, cpu_result) <= tol);
+}
+
 // Exact equality of two host copies (two NaNs match).
 inline void check_equal(const std::vector<double>& got, const std::vector<double>& want, const std::string& what = "") {
   check_close(got, want, 0.0, 0.0, what);

@@ -56,17 +56,6 @@ std::vector<uint16_t> oracle_bits(const Tensor& t) {
   return out;
 }
 
-// Each element within rel * |want| + abs of want.
-void check_elementwise(const std::vector<double>& got, const std::vector<double>& want, double rel, double abs,
-                       const std::string& what) {
-  CAPTURE(what);
-  REQUIRE(got.size() == want.size());
-  size_t bad = 0;
-  for (size_t i = 0; i < got.size(); ++i)
-    if (!(std::fabs(got[i] - want[i]) <= rel * std::fabs(want[i]) + abs)) ++bad;
-  CHECK(bad == 0);
-}
-
 double max_abs(const std::vector<double>& v) {
   double m = 0;
   for (double x : v) m = std::max(m, std::fabs(x));
@@ -179,11 +168,11 @@ TEST_CASE("bfloat16 conv2d: float32 math rounded once, within bfloat16 of float6
       gx64[xi] += gyv[yi] * wv[wi];
       gw64[wi] += gyv[yi] * xv[xi];
     });
-    check_elementwise(host(y), y64, kBf16Rel, 1e-5 * max_abs(y64), "y");
-    check_elementwise(host(xl.grad()), gx64, kBf16Rel, 1e-5 * max_abs(gx64), "gx");
+    testing::check_close(host(y), y64, kBf16Rel, 1e-5 * max_abs(y64), "y");
+    testing::check_close(host(xl.grad()), gx64, kBf16Rel, 1e-5 * max_abs(gx64), "gx");
     // The filter gradient is rounded to bfloat16 by the convolution, then
     // widened exactly into the float32 leaf.
-    check_elementwise(host(wl.grad()), gw64, kBf16Rel, 1e-5 * max_abs(gw64), "gw");
+    testing::check_close(host(wl.grad()), gw64, kBf16Rel, 1e-5 * max_abs(gw64), "gw");
 
     // By definition: the float32 op on the same values, rounded once.
     const Tensor x32 = x.to(DType::Float32), w32 = wf32.to(DType::BFloat16).to(DType::Float32);
@@ -261,7 +250,7 @@ TEST_CASE("bfloat16 batch_norm_act: float32 statistics and parameters, bfloat16 
         CHECK(host(rv)[ch] == rv0[ch]);
       }
     }
-    check_elementwise(yv, y64, kBf16Rel, 1e-5 * max_abs(y64), "y");
+    testing::check_close(yv, y64, kBf16Rel, 1e-5 * max_abs(y64), "y");
     CHECK(host(rl.grad()) == gr64);  // the masked bfloat16 gradient itself
     // gx cancels (gy - mean - xhat k): norm-wise within bfloat16's rounding.
     CHECK(rel_error(xl.grad().to(DType::Float64), from_vector<double>(gx64, shape)) <= kBf16Rel);

@@ -33,6 +33,7 @@
 
 namespace lrt {
 
+using testing::check_cuda_close;
 using testing::host;
 
 namespace {
@@ -71,15 +72,6 @@ Tensor poisoned_cuda(const Shape& shape, DType dt) {
   return full(shape, testing::kNaN, TensorOptions(dt).with_device(kCuda));
 }
 
-void check_close(const Tensor& cuda_result, const Tensor& cpu_result, double tol, const std::string& what) {
-  CAPTURE(what);
-  REQUIRE(cuda_result.defined());
-  CHECK(cuda_result.device().is_cuda());
-  REQUIRE(cuda_result.shape() == cpu_result.shape());
-  CHECK(cuda_result.dtype() == cpu_result.dtype());
-  CHECK(rel_error(cuda_result, cpu_result) <= tol);
-}
-
 // The kernels of kernels/conv.h on both devices, each CUDA output poisoned.
 void check_kernels(const ConvCase& cc, DType dt, bool benchmark, uint64_t seed, bool tf32 = false) {
   const kernels::ConvParams p = cc.params(benchmark, tf32);
@@ -93,22 +85,22 @@ void check_kernels(const ConvCase& cc, DType dt, bool benchmark, uint64_t seed, 
     Tensor want = empty(y_shape, dt), got = poisoned_cuda(y_shape, dt);
     kernels::conv2d_forward(x, w, with_bias ? b : Tensor(), want, p);
     kernels::conv2d_forward(xd, wd, with_bias ? bd : Tensor(), got, p);
-    check_close(got, want, tolerance(dt, tf32), "forward");
+    check_cuda_close(got, want, tolerance(dt, tf32), "forward");
   }
   Tensor gx_want = empty(cc.x_shape(), dt), gx_got = poisoned_cuda(cc.x_shape(), dt);
   kernels::conv2d_backward_data(gy, w, gx_want, p);
   kernels::conv2d_backward_data(gyd, wd, gx_got, p);
-  check_close(gx_got, gx_want, tolerance(dt, tf32), "backward data");
+  check_cuda_close(gx_got, gx_want, tolerance(dt, tf32), "backward data");
 
   Tensor gw_want = empty(cc.w_shape(), dt), gw_got = poisoned_cuda(cc.w_shape(), dt);
   kernels::conv2d_backward_filter(x, gy, gw_want, p);
   kernels::conv2d_backward_filter(xd, gyd, gw_got, p);
-  check_close(gw_got, gw_want, tolerance(dt, tf32), "backward filter");
+  check_cuda_close(gw_got, gw_want, tolerance(dt, tf32), "backward filter");
 
   Tensor gb_want = empty({cc.k}, dt), gb_got = poisoned_cuda({cc.k}, dt);
   kernels::conv2d_backward_bias(gy, gb_want);
   kernels::conv2d_backward_bias(gyd, gb_got);
-  check_close(gb_got, gb_want, bias_tolerance(dt), "backward bias");
+  check_cuda_close(gb_got, gb_want, bias_tolerance(dt), "backward bias");
 }
 
 // conv2d with autograd on both devices: the output and all three gradients
@@ -125,10 +117,10 @@ void check_autograd(const ConvCase& cc, DType dt, uint64_t seed) {
     return std::vector<Tensor>{y.detach(), leaves[0].grad(), leaves[1].grad(), leaves[2].grad()};
   };
   const std::vector<Tensor> want = run(kCPU), got = run(kCuda);
-  check_close(got[0], want[0], tolerance(dt), "conv2d");
-  check_close(got[1], want[1], tolerance(dt), "x.grad");
-  check_close(got[2], want[2], tolerance(dt), "weight.grad");
-  check_close(got[3], want[3], bias_tolerance(dt), "bias.grad");
+  check_cuda_close(got[0], want[0], tolerance(dt), "conv2d");
+  check_cuda_close(got[1], want[1], tolerance(dt), "x.grad");
+  check_cuda_close(got[2], want[2], tolerance(dt), "weight.grad");
+  check_cuda_close(got[3], want[3], bias_tolerance(dt), "bias.grad");
 }
 
 }  // namespace
@@ -176,7 +168,7 @@ TEST_CASE("CUDA: with TF32 allowed, float32 conv2d stays within TF32's error of 
   const Tensor x = testing::normal(stage.x_shape(), DType::Float32, 6600);
   const Tensor w = testing::normal(stage.w_shape(), DType::Float32, 6601);
   const Tensor want = conv2d(x, w, Tensor(), stage.opts());
-  check_close(conv2d(x.to(kCuda), w.to(kCuda), Tensor(), stage.opts()), want, 3e-3, "conv2d with TF32");
+  check_cuda_close(conv2d(x.to(kCuda), w.to(kCuda), Tensor(), stage.opts()), want, 3e-3, "conv2d with TF32");
   set_conv_allow_tf32(before);
   CHECK(conv_allow_tf32() == before);
 }

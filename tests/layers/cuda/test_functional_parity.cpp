@@ -38,6 +38,7 @@
 
 namespace lrt {
 
+using testing::check_cuda_close;
 using testing::host;
 using testing::kFloatTypes;
 
@@ -56,15 +57,6 @@ void check_same(const Tensor& cuda_result, const Tensor& cpu_result, const std::
   REQUIRE(cuda_result.shape() == cpu_result.shape());
   CHECK(cuda_result.dtype() == cpu_result.dtype());
   testing::check_equal(host(cuda_result), host(cpu_result), what);
-}
-
-void check_close(const Tensor& cuda_result, const Tensor& cpu_result, double tol, const std::string& what) {
-  CAPTURE(what);
-  REQUIRE(cuda_result.defined());
-  CHECK(cuda_result.device().is_cuda());
-  REQUIRE(cuda_result.shape() == cpu_result.shape());
-  CHECK(cuda_result.dtype() == cpu_result.dtype());
-  CHECK(rel_error(cuda_result, cpu_result) <= tol);
 }
 
 double math_tolerance(DType dt) { return dt == DType::Float32 ? 1e-5 : 1e-12; }
@@ -117,7 +109,7 @@ void check_autograd(const std::function<Tensor(const std::vector<Tensor>&)>& f, 
   for (size_t i = 0; i < want.size(); ++i) {
     const std::string part = what + (i == 0 ? " output" : " grad " + std::to_string(i - 1));
     if (tol == 0.0) check_same(got[i], want[i], part);
-    else check_close(got[i], want[i], tol, part);
+    else check_cuda_close(got[i], want[i], tol, part);
   }
 }
 
@@ -267,27 +259,27 @@ TEST_CASE("CUDA: log_softmax and cross_entropy kernels agree with the CPU on poi
       Tensor y = empty(s, dt), yd = poisoned_cuda(s, dt);
       kernels::log_softmax_forward(x, y);
       kernels::log_softmax_forward(xd, yd);
-      check_close(yd, y, math_tolerance(dt), "log_softmax forward");
+      check_cuda_close(yd, y, math_tolerance(dt), "log_softmax forward");
 
       // Both backward passes read the CPU's y, so only the backward differs.
       Tensor gx = empty(s, dt), gxd = poisoned_cuda(s, dt);
       kernels::log_softmax_backward(y, gy, gx);
       kernels::log_softmax_backward(y.to(kCuda), gy.to(kCuda), gxd);
-      check_close(gxd, gx, math_tolerance(dt), "log_softmax backward");
+      check_cuda_close(gxd, gx, math_tolerance(dt), "log_softmax backward");
 
       Tensor labels = spread_labels(n, k), labelsd = labels.to(kCuda);
       Tensor loss = empty({n}, dt), lse = empty({n, 2}, DType::Float64);
       Tensor lossd = poisoned_cuda({n}, dt), lsed = poisoned_cuda({n, 2}, DType::Float64);
       kernels::cross_entropy_forward(x, labels, loss, lse);
       kernels::cross_entropy_forward(xd, labelsd, lossd, lsed);
-      check_close(lossd, loss, math_tolerance(dt), "cross_entropy loss");
-      check_close(lsed, lse, math_tolerance(dt), "cross_entropy lse");
+      check_cuda_close(lossd, loss, math_tolerance(dt), "cross_entropy loss");
+      check_cuda_close(lsed, lse, math_tolerance(dt), "cross_entropy lse");
 
       Tensor gl = testing::normal({n}, dt, ++seed);
       Tensor gce = empty(s, dt), gced = poisoned_cuda(s, dt);
       kernels::cross_entropy_backward(x, labels, lse, gl, gce);
       kernels::cross_entropy_backward(xd, labelsd, lse.to(kCuda), gl.to(kCuda), gced);
-      check_close(gced, gce, math_tolerance(dt), "cross_entropy backward");
+      check_cuda_close(gced, gce, math_tolerance(dt), "cross_entropy backward");
     }
 }
 
@@ -326,7 +318,7 @@ TEST_CASE("CUDA: an out-of-range label is the CPU's lrt::Error, and the device s
     testing::check_mentions(cpu_msg, {message});
   }
   Tensor ok = from_vector<int64_t>({0, 1, 2, 9}, {4});
-  check_close(cross_entropy(logits, ok.to(kCuda)), cross_entropy(logits.to(kCPU), ok), 1e-6, "after the error");
+  check_cuda_close(cross_entropy(logits, ok.to(kCuda)), cross_entropy(logits.to(kCPU), ok), 1e-6, "after the error");
 }
 
 }  // namespace lrt

@@ -35,6 +35,7 @@
 
 namespace lrt {
 
+using testing::check_cuda_close;
 using testing::host;
 
 namespace {
@@ -54,15 +55,6 @@ std::vector<uint16_t> bits_of(const Tensor& t) {
   std::vector<uint16_t> out(static_cast<size_t>(c.numel()));
   for (int64_t i = 0; i < c.numel(); ++i) out[static_cast<size_t>(i)] = c.data<BFloat16>()[i].bits;
   return out;
-}
-
-void check_close(const Tensor& cuda_result, const Tensor& cpu_result, double tol, const std::string& what) {
-  CAPTURE(what);
-  REQUIRE(cuda_result.defined());
-  CHECK(cuda_result.device().is_cuda());
-  REQUIRE(cuda_result.shape() == cpu_result.shape());
-  CHECK(cuda_result.dtype() == cpu_result.dtype());
-  CHECK(rel_error(cuda_result.to(kCPU).to(DType::Float64), cpu_result.to(DType::Float64)) <= tol);
 }
 
 }  // namespace
@@ -113,17 +105,17 @@ TEST_CASE("CUDA: bfloat16 conv2d kernels agree with the CPU, heuristic and searc
       Tensor want = empty(ys, TensorOptions(DType::BFloat16)), got = poisoned(ys, DType::BFloat16);
       kernels::conv2d_forward(x, w, Tensor(), want, p);
       kernels::conv2d_forward(xd, wd, Tensor(), got, p);
-      check_close(got, want, kBf16Norm, "forward");
+      check_cuda_close(got, want, kBf16Norm, "forward");
 
       Tensor gx_want = empty(c.x, TensorOptions(DType::BFloat16)), gx_got = poisoned(c.x, DType::BFloat16);
       kernels::conv2d_backward_data(gy, w, gx_want, p);
       kernels::conv2d_backward_data(gyd, wd, gx_got, p);
-      check_close(gx_got, gx_want, kBf16Norm, "backward data");
+      check_cuda_close(gx_got, gx_want, kBf16Norm, "backward data");
 
       Tensor gw_want = empty(c.w, TensorOptions(DType::BFloat16)), gw_got = poisoned(c.w, DType::BFloat16);
       kernels::conv2d_backward_filter(x, gy, gw_want, p);
       kernels::conv2d_backward_filter(xd, gyd, gw_got, p);
-      check_close(gw_got, gw_want, kBf16Norm, "backward filter");
+      check_cuda_close(gw_got, gw_want, kBf16Norm, "backward filter");
     }
   }
 }
@@ -162,10 +154,10 @@ TEST_CASE("CUDA: bfloat16 batch-norm kernels give the CPU's bits given its stati
     Tensor mean_d = poisoned({ch}, DType::Float32), invstd_d = poisoned({ch}, DType::Float32);
     Tensor rm_d = zeros({ch}, f32.with_device(kCuda)), rv_d = ones({ch}, f32.with_device(kCuda));
     kernels::cuda::batch_norm_stats(place(x, kCuda), mean_d, invstd_d, 1e-5, rm_d, rv_d, 0.1);
-    check_close(mean_d, mean, 1e-6, "mean");
-    check_close(invstd_d, invstd, 1e-6, "invstd");
-    check_close(rm_d, rm, 1e-6, "running_mean");
-    check_close(rv_d, rv, 1e-6, "running_var");
+    check_cuda_close(mean_d, mean, 1e-6, "mean");
+    check_cuda_close(invstd_d, invstd, 1e-6, "invstd");
+    check_cuda_close(rm_d, rm, 1e-6, "running_mean");
+    check_cuda_close(rv_d, rv, 1e-6, "running_var");
 
     // Forward given the CPU's statistics: every ending, the same bits.
     const Tensor mean_c = mean.to(kCuda), invstd_c = invstd.to(kCuda), w_c = w.to(kCuda), b_c = b.to(kCuda);
@@ -195,11 +187,11 @@ TEST_CASE("CUDA: bfloat16 batch-norm kernels give the CPU's bits given its stati
                                              gr_d);
           CHECK(bits_of(gr_d) == bits_of(gr));
           if (training)
-            check_close(gx_d, gx, kBf16Norm, "gx");
+            check_cuda_close(gx_d, gx, kBf16Norm, "gx");
           else
             CHECK(bits_of(gx_d) == bits_of(gx));
-          check_close(gw_d, gw, 1e-5, "gweight");
-          check_close(gb_d, gb, 1e-5, "gbias");
+          check_cuda_close(gw_d, gw, 1e-5, "gweight");
+          check_cuda_close(gb_d, gb, 1e-5, "gbias");
         }
       }
     }
@@ -220,7 +212,7 @@ TEST_CASE("CUDA: a bfloat16 ResNet50 matches the CPU's in eval mode and trains w
   cuda_model.eval();
   const Tensor l_cpu = cpu_model.forward(x), l_cuda = cuda_model.forward(x.to(kCuda));
   CHECK(l_cuda.dtype() == DType::Float32);
-  check_close(l_cuda, l_cpu, 0.05, "eval logits");
+  check_cuda_close(l_cuda, l_cpu, 0.05, "eval logits");
 
   // A training step on CUDA: float32 gradients, the fused Adam updates the
   // float32 parameters, and they stay float32.
