@@ -5,7 +5,11 @@
 # the CUDA cases (a skipped CUDA case is a failure here), runs the benchmarks,
 # and prints a summary table last. Full logs go to the log folder.
 #
-# usage: tools/device_check.sh [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
+# usage: tools/device_check.sh [--quick] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
+#   --quick       for a short lease: the CUDA test cases (lrt_cuda_tests)
+#                 instead of the whole ctest suite (whose CPU suites CI runs),
+#                 the ResNet50 comparison at batch 256 only and without
+#                 torch.compile, no bench_data
 #   --sanitize    instead of the suite and the benchmarks, run the CUDA test
 #                 cases (lrt_cuda_tests) under compute-sanitizer: memcheck
 #                 and racecheck, the CUDA allocator's
@@ -25,14 +29,16 @@ deps=""
 build=build-device
 arch=90
 sanitize=0
+quick=0
 while (($#)); do
   case "$1" in
+    --quick) quick=1; shift ;;
     --sanitize) sanitize=1; shift ;;
     --logs) logs=${2:?--logs needs a folder}; shift 2 ;;
     --deps) deps=${2:?--deps needs a folder}; shift 2 ;;
     --build) build=${2:?--build needs a folder}; shift 2 ;;
     --arch) arch=${2:?--arch needs a value}; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "device_check: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -74,6 +80,7 @@ if cmake --build "$build" -j "$(nproc)" >"$logs/build.log" 2>&1; then
   row "build" "ok" "$(elapsed) so far; warnings: $(grep -c 'warning' "$logs/build.log")"
 else
   row "build" "FAIL" "see $logs/build.log"
+  grep -m 20 -E 'error|FAILED' "$logs/build.log"
 fi
 
 # ---- compute-sanitizer (--sanitize) ----
@@ -119,22 +126,28 @@ if ((sanitize)); then
 fi
 
 # ---- tests ----
-if [ -x "$build/tests/lrt_tests" ]; then
-  (cd "$build" && ctest --output-on-failure -j "$(nproc)") >"$logs/ctest.log" 2>&1
-  summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -1)
-  if grep -qE '\*\*\*Skipped|SKIPPED' "$logs/ctest.log"; then
-    row "ctest" "FAIL" "CUDA cases were skipped on a GPU machine; $summary"
-  elif grep -q '100% tests passed' "$logs/ctest.log"; then
-    row "ctest" "ok" "$summary"
+if [ ! -x "$build/tests/lrt_cuda_tests" ]; then
+  row "ctest" "FAIL" "not built"
+else
+  if ((quick)); then
+    row "ctest" "skip" "--quick: the CUDA test cases only (CI runs the CPU suites)"
   else
-    row "ctest" "FAIL" "$summary (see $logs/ctest.log)"
+    (cd "$build" && ctest --output-on-failure -j "$(nproc)") >"$logs/ctest.log" 2>&1
+    summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -1)
+    if grep -qE '\*\*\*Skipped|SKIPPED' "$logs/ctest.log"; then
+      row "ctest" "FAIL" "CUDA cases were skipped on a GPU machine; $summary"
+    elif grep -q '100% tests passed' "$logs/ctest.log"; then
+      row "ctest" "ok" "$summary"
+    else
+      row "ctest" "FAIL" "$summary (see $logs/ctest.log)"
+    fi
   fi
   "$build/tests/lrt_cuda_tests" >"$logs/cuda_tests.log" 2>&1
   status=$([ $? -eq 0 ] && echo ok || echo FAIL)
   detail=$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | sed 's/\[doctest\] //' | paste -sd';' -)
   row "cuda parity cases" "$status" "${detail:-$(head -1 "$logs/cuda_tests.log")}"
-else
-  row "ctest" "FAIL" "not built"
+  # The failed checks, above the summary (the full log is in the logs folder).
+  [ "$status" = ok ] || grep -B2 -A6 -m 12 -E 'ERROR|FATAL|exception' "$logs/cuda_tests.log" | head -120
 fi
 
 # ---- benchmarks ----
@@ -160,7 +173,9 @@ PY
 else
   row "bench_kernels" "FAIL" "not built"
 fi
-if [ -x "$build/apps/bench_data" ]; then
+if ((quick)); then
+  row "bench_data" "skip" "--quick"
+elif [ -x "$build/apps/bench_data" ]; then
   if "$build/apps/bench_data" >"$logs/bench_data.json" 2>"$logs/bench_data.err"; then
     while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_data.json" <<'PY'
 import json, sys
@@ -210,7 +225,9 @@ if [ -x "$build/apps/bench_resnet50" ]; then
   # 512: lrt beside PyTorch float32 eager, bf16 + channels_last eager and the
   # same under torch.compile, each in a fresh process; ratios and model FLOP
   # utilisation against the bf16 matrix rate measured in the same run.
-  python3 tools/bench_pytorch_resnet50.py --device cuda --matrix --batches 256,512 --lrt "$build/apps/bench_resnet50" \
+  matrix=(--batches 256,512)
+  ((quick)) && matrix=(--batches 256 --skip-compile)
+  python3 tools/bench_pytorch_resnet50.py --device cuda --matrix "${matrix[@]}" --lrt "$build/apps/bench_resnet50" \
     >"$logs/bench_resnet50.json" 2>"$logs/bench_resnet50.err"
   while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_resnet50.json" <<'PY'
 import json, sys
