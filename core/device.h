@@ -2,6 +2,7 @@
 // devices unless the user calls .to(device).
 #pragma once
 
+#include <cstdint>
 #include <ostream>
 #include <string>
 

@@ -112,8 +112,12 @@ void log_softmax_forward(const Tensor& x, const Tensor& y);
 void log_softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx);
 // loss[i] = -log_softmax(logits)[i, labels[i]], saving lse for the backward.
 // A label outside [0, classes) throws throw_bad_label's error for the first
-// such row (the CPU before writing anything, CUDA after its launch).
-void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse);
+// such row (the CPU before writing anything, CUDA after its launch, which
+// makes the host wait for the device). check_labels false (CUDA): no wait
+// and no error; such a row's loss and lse are NaN instead. The CPU always
+// checks (it costs no wait there).
+void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse,
+                           bool check_labels = true);
 // gx[i, j] = (softmax(logits)[i, j] - (j == labels[i])) * gloss[i].
 void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, const Tensor& gloss,
                             const Tensor& gx);
@@ -122,7 +126,8 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Te
 #define LRT_SOFTMAX_KERNEL_DECLS                                                                                 \
   void log_softmax_forward(const Tensor& x, const Tensor& y);                                                    \
   void log_softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx);                                \
-  void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse); \
+  void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse,   \
+                             bool check_labels);                                                                \
   void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, const Tensor& gloss, \
                               const Tensor& gx);
 

@@ -156,7 +156,7 @@ Tensor log_softmax(const Tensor& x) {
   });
 }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, bool check_labels) {
   check_floating_input(logits, "cross_entropy", 2, "(N, classes)");
   LRT_CHECK(labels.defined(), "cross_entropy: undefined labels");
   LRT_CHECK(labels.dtype() == DType::Int64, "cross_entropy: labels must be int64, got ", labels.dtype());
@@ -170,7 +170,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   const Tensor lc = contiguous_raw(labels);
   Tensor losses = empty({n}, logits.options());                             // (N), -log p(label)
   Tensor lse = empty({n, 2}, logits.options().with_dtype(DType::Float64));  // (N, 2), kept for backward
-  kernels::cross_entropy_forward(xc, lc, losses, lse);
+  kernels::cross_entropy_forward(xc, lc, losses, lse, check_labels);
   Tensor per_row = record("cross_entropy", losses, {logits}, [xc, lc, lse](const Tensor& g) {
     const Tensor gc = contiguous_raw(g);
     Tensor gx = empty(xc.shape(), xc.options());

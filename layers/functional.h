@@ -88,7 +88,12 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen = nullpt
 // Over the last dim of a 2-D tensor, computed stably (x - max - log sum exp).
 Tensor log_softmax(const Tensor& x);
 // Mean over the batch of -log_softmax(logits)[i, labels[i]]; logits (N,
-// classes), labels int64 (N) in [0, classes). A 0-d tensor.
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels);
+// classes), labels int64 (N) in [0, classes). A 0-d tensor. A label out of
+// range is an error naming it and its row; on CUDA that check reads a flag
+// back, so the host waits for the device. check_labels false, for labels
+// already validated (a dataset checked when loaded): no wait on CUDA, and a
+// label out of range there makes the loss NaN instead (the CPU checks
+// anyway).
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, bool check_labels = true);
 
 }  // namespace lrt

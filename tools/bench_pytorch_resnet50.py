@@ -176,7 +176,12 @@ def run_matrix(args):
         for name, flags in torch_configs():
             if args.skip_compile and "--compile" in flags:
                 continue
-            out = subprocess.run(me + ["--batch", str(batch)] + flags, capture_output=True, text=True)
+            try:
+                out = subprocess.run(me + ["--batch", str(batch)] + flags, capture_output=True, text=True,
+                                     timeout=args.config_timeout)
+            except subprocess.TimeoutExpired:
+                failures.append(f"{name} batch {batch}: over {args.config_timeout} s")
+                continue
             if out.returncode != 0:
                 failures.append(f"{name} batch {batch}: exit {out.returncode}: {out.stderr.strip()[-300:]}")
                 continue
@@ -221,6 +226,8 @@ def main():
                          "at each --batches size, ratios last (like precision over like)")
     ap.add_argument("--batches", default="256,512", help="batch sizes of --matrix (comma-separated)")
     ap.add_argument("--skip-compile", action="store_true", help="--matrix without torch.compile")
+    ap.add_argument("--config-timeout", type=float, default=300,
+                    help="--matrix: seconds one PyTorch configuration may take, compilation included (default 300)")
     ap.add_argument("--matmul-rate", action="store_true", help="only measure the bf16 matrix rate (JSON)")
     args = ap.parse_args()
     try:

@@ -55,7 +55,8 @@ void log_softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx) {
   });
 }
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse,
+                           bool /*check_labels: always, it is free here*/) {
   const int64_t rows = logits.size(0), cols = logits.size(1);
   const int64_t* lab = labels.data<int64_t>();
   for (int64_t i = 0; i < rows; ++i)
@@ -131,7 +132,8 @@ void log_softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx) {
   LRT_ROUTE(y.device(), log_softmax_backward(y, gy, gx));
 }
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse,
+                           bool check_labels) {
   const char* op = "cross_entropy_forward";
   check_rows(logits, op);
   const int64_t rows = logits.size(0);
@@ -139,7 +141,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Ten
   check_tensor(loss, logits, {rows}, logits.dtype(), "loss", op);
   check_tensor(lse, logits, {rows, 2}, DType::Float64, "lse", op);
   if (rows == 0) return;
-  LRT_ROUTE(logits.device(), cross_entropy_forward(logits, labels, loss, lse));
+  LRT_ROUTE(logits.device(), cross_entropy_forward(logits, labels, loss, lse, check_labels));
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Tensor& lse, const Tensor& gloss,

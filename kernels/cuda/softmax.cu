@@ -71,7 +71,12 @@ __global__ void cross_entropy_forward_kernel(const T* x, const int64_t* labels, 
   for (int64_t r = warp_id(); r < rows; r += warps_in_grid()) {
     const int64_t label = labels[r];
     if (!label_in_range(label, cols)) {
-      if (lane == 0) atomicMin(bad_row, static_cast<unsigned long long>(r));
+      if (lane == 0) {
+        if (bad_row) atomicMin(bad_row, static_cast<unsigned long long>(r));
+        const double nan = __longlong_as_double(0x7ff8000000000000LL);
+        lse[r] = RowLse{nan, nan};  // the backward's gradient of the row is NaN too
+        loss[r] = static_cast<T>(nan);
+      }
       continue;
     }
     const T* row = x + r * cols;
@@ -123,15 +128,20 @@ void log_softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx) {
   });
 }
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Tensor& loss, const Tensor& lse,
+                           bool check_labels) {
   const int dev = device_of(logits);
   DeviceGuard guard(dev);
   cudaStream_t s = lrt::cuda::stream(dev);
   const int64_t rows = logits.size(0), cols = logits.size(1);
   // rows means "no bad label"; the kernel lowers it to the first bad row.
-  Tensor bad = empty({1}, TensorOptions(DType::Int64).with_device(logits.device()));
-  fill(bad, static_cast<double>(rows));
-  auto* bad_row = static_cast<unsigned long long*>(bad.data_ptr());
+  Tensor bad;
+  unsigned long long* bad_row = nullptr;
+  if (check_labels) {
+    bad = empty({1}, TensorOptions(DType::Int64).with_device(logits.device()));
+    fill(bad, static_cast<double>(rows));
+    bad_row = static_cast<unsigned long long*>(bad.data_ptr());
+  }
   dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
     cross_entropy_forward_kernel<T><<<row_grid(rows, dev), kThreads, 0, s>>>(
@@ -139,6 +149,7 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Ten
         cols, bad_row);
     LRT_LAUNCH_CHECK();
   });
+  if (!check_labels) return;  // no read-back: a bad row's loss is NaN
   int64_t first_bad = rows;
   CUDA_CHECK(cudaMemcpyAsync(&first_bad, bad_row, sizeof(first_bad), cudaMemcpyDeviceToHost, s));
   CUDA_CHECK(cudaStreamSynchronize(s));

@@ -102,7 +102,7 @@ void check_stem(const std::string& stem) {
     Pass p = train_pass(stem, DType::Float32, ref);
     CHECK(p.logits.dtype() == DType::Float32);
     for (const char* what : {"logits", "loss"}) {
-      const Tensor& exact = at(ref, std::string(what) + ".f64");
+      const Tensor exact = at(ref, std::string(what) + ".f64");  // a handle (gcc 13 warns on a reference)
       const double theirs = rel_error(at(ref, std::string(what) + ".f32"), exact);
       const double ours = rel_error(std::string(what) == "logits" ? p.logits : p.loss, exact);
       CHECK_MESSAGE(ours <= std::max(1e-5, 4.0 * theirs), stem, " float32 ", what, ": rel error ", ours,
@@ -111,7 +111,7 @@ void check_stem(const std::string& stem) {
     std::vector<std::pair<double, double>> errors;  // (ours, PyTorch float32's) per parameter
     double torch_worst = 0.0;
     for (const NamedParameter& np : p.model->named_parameters()) {
-      const Tensor& exact = at(ref, "grad.f64." + np.name);
+      const Tensor exact = at(ref, "grad.f64." + np.name);
       errors.emplace_back(rel_error(np.tensor.grad(), exact), rel_error(at(ref, "grad.f32." + np.name), exact));
       torch_worst = std::max(torch_worst, errors.back().second);
     }

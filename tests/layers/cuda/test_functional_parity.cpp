@@ -322,3 +322,38 @@ TEST_CASE("CUDA: an out-of-range label is the CPU's lrt::Error, and the device s
 }
 
 }  // namespace lrt
+
+namespace lrt {
+
+TEST_CASE("CUDA: cross_entropy without the label check does not wait; a bad label gives NaN, a good batch the CPU's loss") {
+  const Tensor logits = testing::normal({4, 10}, DType::Float32, 7700);
+  const Tensor ok = from_vector<int64_t>({0, 3, 5, 9}, {4});
+  for (bool check : {true, false}) {
+    CAPTURE(check);
+    Tensor x = logits.to(kCuda).detach();
+    x.set_requires_grad(true);
+    Tensor loss = cross_entropy(x, ok.to(kCuda), check);
+    loss.backward();
+    Tensor xc = logits.detach().clone();
+    xc.set_requires_grad(true);
+    Tensor want = cross_entropy(xc, ok);
+    want.backward();
+    check_cuda_close(loss, want, 1e-6, "loss");
+    check_cuda_close(x.grad(), xc.grad(), 1e-6, "gradient");
+  }
+  // An out-of-range label, unchecked: no error, a NaN loss and NaN gradients
+  // for the row (never a read outside the logits).
+  Tensor x = logits.to(kCuda).detach();
+  x.set_requires_grad(true);
+  Tensor loss = cross_entropy(x, from_vector<int64_t>({0, 3, 12, 9}, {4}).to(kCuda), /*check_labels=*/false);
+  CHECK(std::isnan(loss.item()));
+  loss.backward();
+  const std::vector<double> g = host(x.grad());
+  for (int64_t j = 0; j < 10; ++j) CHECK(std::isnan(g[static_cast<size_t>(2 * 10 + j)]));
+  // The CPU checks either way.
+  testing::check_mentions(
+      testing::error_of([&] { cross_entropy(logits, from_vector<int64_t>({0, 3, 12, 9}, {4}), false); }),
+      {"cross_entropy: label 12 out of range [0, 10) at row 2"});
+}
+
+}  // namespace lrt
