@@ -222,7 +222,13 @@ const char* reduce_name(ReduceOp op) {
 Tensor reduce_raw(ReduceOp op, const Tensor& a, const int64_t* dim, bool keepdim, double scale) {
   const char* name = reduce_name(op);
   LRT_CHECK(a.defined(), name, ": undefined tensor");
-  detail::check_floating(a, name);
+  detail::check_floating_or_bf16(a, name);
+  if (a.dtype() == DType::BFloat16) {
+    // Summed in float (the kernels sum in double), the result rounded once.
+    NoGradGuard no_grad;
+    const Tensor r = reduce_raw(op, a.to(DType::Float32), dim, keepdim, scale);
+    return kernels::reduce_returns_index(op) ? r : r.to(DType::BFloat16);
+  }
   Tensor in;
   {
     NoGradGuard no_grad;

@@ -12,7 +12,8 @@
 // Conventions. x is contiguous and viewed as (N, C, HW): (N, C, H, W) with
 // HW = H * W, or (N, C) with HW = 1; channel c of sample n is a run of HW
 // values. mean and invstd (C) hold the batch mean and 1 / sqrt(var + eps) in
-// x's dtype; running_mean and running_var (C) too. Reductions accumulate in
+// the parameters' dtype, x's (float32 for a bfloat16 x); running_mean and
+// running_var (C) too. Reductions accumulate in
 // double whatever x's dtype. The variance comes from per-thread (per-task on
 // the CPU) sums shifted by the run's first value, merged with Chan et al.'s
 // pairwise formula: one read of x, and no E[x^2] - E[x]^2 cancellation (by
@@ -28,7 +29,9 @@
 //
 // The entry points assume checked arguments (layers/batch_norm.cpp checks
 // shapes, dtypes and devices): x, y, gy, gx contiguous of one shape, the (C)
-// tensors contiguous, everything of x's dtype on x's device.
+// tensors contiguous, everything on x's device; the activations (x, y, gy,
+// gx, residual) of x's dtype, the (C) tensors of x's or, for a bfloat16 x,
+// float32. bfloat16 values are computed on in float (see the kernels).
 #pragma once
 
 #include <cstdint>
@@ -114,7 +117,7 @@ LRT_HD double bn_running(double running, double batch, double momentum) {
   return momentum * batch + (1.0 - momentum) * running;
 }
 
-// The per-channel results of the statistics pass, in x's dtype. The running
+// The per-channel results of the statistics pass, in T. The running
 // variance takes the unbiased variance m2 / (n - 1); normalising uses the
 // biased m2 / n. (n > 1 is checked by the caller.)
 template <class T>
@@ -142,7 +145,8 @@ LRT_HD T bn_apply(T x, T mean, T scale, T shift) {
 
 // The fused ending: an optional residual added, then an optional ReLU, with
 // the same rounding and NaN handling as the separate add and relu ops, so
-// fused and unfused results are the same bits.
+// fused and unfused float32/float64 results are the same bits. (bfloat16
+// rounds once at the end here, where separate ops round after each.)
 template <class T>
 LRT_HD T bn_epilogue(T v, const T* residual, bool relu) {
   if (residual) v = bn_add(v, *residual);

@@ -47,8 +47,11 @@ void check_channel_tensor(const Tensor& t, const char* name, const Tensor& x, in
             " does not match the ", channels, " channels of input ", to_string(x.shape()), " (expected ",
             to_string(Shape{channels}), ")");
   LRT_CHECK(t.device() == x.device(), "batch_norm: ", name, " is on ", t.device(), " but input on ", x.device());
-  LRT_CHECK(t.dtype() == channel_dtype(x), "batch_norm: ", name, " has dtype ", t.dtype(), " but input ", x.dtype(),
-            x.dtype() == DType::BFloat16 ? " (bfloat16 inputs take float32 parameters and statistics)" : "");
+  if (x.dtype() == DType::BFloat16)
+    LRT_CHECK(t.dtype() == DType::Float32, "batch_norm: ", name, " has dtype ", t.dtype(),
+              "; a bfloat16 input takes float32 weight, bias and running statistics");
+  else
+    LRT_CHECK(t.dtype() == x.dtype(), "batch_norm: ", name, " has dtype ", t.dtype(), " but input ", x.dtype());
   LRT_CHECK(t.is_contiguous(), "batch_norm: ", name, " must be contiguous");
 }
 

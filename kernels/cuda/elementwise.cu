@@ -150,10 +150,12 @@ void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar) {
       const int64_t n = out.numel();
       if (in.is_contiguous() && aligned16(in.data_ptr()) && aligned16(out.data_ptr())) {
         const unsigned grid = lrt::cuda::grid_for((n + kVec<T> - 1) / kVec<T>, kThreads, dev);
-        unary_vec_kernel<OP, T><<<grid, kThreads, 0, s>>>(in.data<T>(), out.data<T>(), n, static_cast<compute_t<T>>(scalar));
+        unary_vec_kernel<OP, T>
+            <<<grid, kThreads, 0, s>>>(in.data<T>(), out.data<T>(), n, static_cast<compute_t<T>>(scalar));
       } else {
         unary_strided_kernel<OP, T><<<lrt::cuda::grid_for(n, kThreads, dev), kThreads, 0, s>>>(
-            in.data<T>(), out.data<T>(), n, static_cast<compute_t<T>>(scalar), make_offset_calc<1>(in.shape(), {in.strides()}));
+            in.data<T>(), out.data<T>(), n, static_cast<compute_t<T>>(scalar),
+            make_offset_calc<1>(in.shape(), {in.strides()}));
       }
       LRT_LAUNCH_CHECK();
     });

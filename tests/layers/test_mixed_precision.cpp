@@ -120,6 +120,22 @@ TEST_CASE("bfloat16 elementwise ops compute in float and round once, bit for bit
         oracle_bits(m.to(DType::Float32) + n.to(DType::Float32).transpose(0, 1)));
 }
 
+TEST_CASE("bfloat16 reductions sum in float and round once; broadcasting ops get their gradients") {
+  const Tensor a = bf16_normal({4099}, 7);
+  const Tensor s = sum(a), m = mean(a);
+  CHECK(s.dtype() == DType::BFloat16);
+  CHECK(bits_of(s) == oracle_bits(sum(a.to(DType::Float32))));
+  CHECK(bits_of(m) == oracle_bits(mean(a.to(DType::Float32))));
+  // The gradient of a broadcast operand is the sum over the broadcast axis.
+  Tensor x = bf16_normal({4, 5}, 8).detach(), b = bf16_normal({5}, 9).detach();
+  x.set_requires_grad(true);
+  b.set_requires_grad(true);
+  (x + b).backward(ones({4, 5}, TensorOptions(DType::BFloat16)));
+  REQUIRE(b.grad().dtype() == DType::BFloat16);
+  CHECK(host(b.grad()) == std::vector<double>(5, 4.0));
+  CHECK(host(x.grad()) == std::vector<double>(20, 1.0));
+}
+
 TEST_CASE("bfloat16 gradients flow through casts and elementwise ops into float32 leaves") {
   Tensor w = testing::normal({300}, DType::Float32, 5);
   w.set_requires_grad(true);
@@ -174,7 +190,8 @@ TEST_CASE("bfloat16 conv2d: float32 math rounded once, within bfloat16 of float6
     // widened exactly into the float32 leaf.
     testing::check_close(host(wl.grad()), gw64, kBf16Rel, 1e-5 * max_abs(gw64), "gw");
 
-    // By definition: the float32 op on the same values, rounded once.
+    // The definition the CPU implements (a check of its plumbing and rounding;
+    // the float64 loops above are the independent oracle).
     const Tensor x32 = x.to(DType::Float32), w32 = wf32.to(DType::BFloat16).to(DType::Float32);
     CHECK(bits_of(y) == oracle_bits(conv2d(x32, w32, Tensor(), opts)));
   }
@@ -277,8 +294,9 @@ TEST_CASE("bfloat16 batch_norm_act is the float32 op rounded once, and refuses b
   testing::check_mentions(
       testing::error_of([&] { batch_norm(x, w.to(DType::BFloat16), b, Tensor(), Tensor(), true); }),
       {"batch_norm", "weight", "bfloat16", "float32"});
-  testing::check_mentions(testing::error_of([&] { batch_norm_act(x, w, b, Tensor(), Tensor(), true, r.to(DType::Float32), true); }),
-                          {"batch_norm", "residual", "float32", "bfloat16"});
+  testing::check_mentions(
+      testing::error_of([&] { batch_norm_act(x, w, b, Tensor(), Tensor(), true, r.to(DType::Float32), true); }),
+      {"batch_norm", "residual", "float32", "bfloat16"});
 }
 
 TEST_CASE("ResNet50 in bfloat16: float32 parameters, gradients, statistics and logits, near the float32 model") {

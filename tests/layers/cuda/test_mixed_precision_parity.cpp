@@ -47,7 +47,9 @@ Tensor bf16_normal(const Shape& shape, uint64_t seed) {
   return testing::normal(shape, DType::Float32, seed).to(DType::BFloat16);
 }
 
-Tensor poisoned(const Shape& shape, DType dt) { return full(shape, testing::kNaN, TensorOptions(dt).with_device(kCuda)); }
+Tensor poisoned(const Shape& shape, DType dt) {
+  return full(shape, testing::kNaN, TensorOptions(dt).with_device(kCuda));
+}
 
 std::vector<uint16_t> bits_of(const Tensor& t) {
   REQUIRE(t.dtype() == DType::BFloat16);
