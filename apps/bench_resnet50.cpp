@@ -146,6 +146,9 @@ int main(int argc, char** argv) {
       // --cuda-graph: one step captured after warm-up (cuDNN's searches and
       // the allocator's blocks are in place by then); the tensors it leaves
       // (the gradients, the loss) stay at the addresses the replays write.
+      // The temporaries it freed went back to the allocator while the graph
+      // still writes them: safe only because nothing allocates on the device
+      // between replays (item() copies to the host).
       cudaGraphExec_t exec = nullptr;
       Tensor captured_loss;
       if (graph) {
@@ -160,7 +163,7 @@ int main(int argc, char** argv) {
           throw;
         }
         CUDA_CHECK(cudaStreamEndCapture(s, &g));
-        CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+        CUDA_CHECK(cudaGraphInstantiateWithFlags(&exec, g, 0));
         CUDA_CHECK(cudaGraphDestroy(g));
         CUDA_CHECK(cudaGraphLaunch(exec, s));
         lrt::cuda::synchronize(dev.index);

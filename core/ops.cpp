@@ -224,7 +224,8 @@ Tensor reduce_raw(ReduceOp op, const Tensor& a, const int64_t* dim, bool keepdim
   LRT_CHECK(a.defined(), name, ": undefined tensor");
   detail::check_floating_or_bf16(a, name);
   if (a.dtype() == DType::BFloat16) {
-    // Summed in float (the kernels sum in double), the result rounded once.
+    // The float32 reduction (summed in double by the kernels, rounded to
+    // float), then rounded to bfloat16.
     NoGradGuard no_grad;
     const Tensor r = reduce_raw(op, a.to(DType::Float32), dim, keepdim, scale);
     return kernels::reduce_returns_index(op) ? r : r.to(DType::BFloat16);

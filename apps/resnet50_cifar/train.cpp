@@ -523,8 +523,9 @@ int run_train(RunOptions o) {
       log.write("{\"event\":\"epoch\",\"epoch\":" + std::to_string(st.epoch + 1) + ",\"step\":" +
                 std::to_string(st.step) + ",\"train_loss\":" + num(train_loss) + ",\"train_acc\":" + num(train_acc) +
                 ",\"test_loss\":" + (test.count ? num(test.loss) : "null") + ",\"test_acc\":" +
-                (test.count ? num(test.accuracy) : "null") + ",\"images_per_s\":" + num(ips) + ",\"seconds\":" +
-                num(progress.epoch_seconds()) + (stopped_early ? ",\"partial\":true" : "") + "}");
+                (test.count ? num(test.accuracy) : "null") + ",\"images_per_s\":" + num(ips) +
+                ",\"train_seconds\":" + num(train_secs) + ",\"seconds\":" + num(progress.epoch_seconds()) +
+                (stopped_early ? ",\"partial\":true" : "") + "}");
       epoch_loss_sum = 0.0;
       epoch_correct = epoch_seen = 0;
       if (!stopped_early) {

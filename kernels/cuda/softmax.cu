@@ -7,6 +7,9 @@
 // An out-of-range label cannot be thrown from a kernel: the forward kernel
 // records the lowest bad row in a device word, which the launcher reads back
 // (one stream synchronisation per call) and turns into the CPU's error.
+// Without the check (check_labels false: no read-back, no wait) such a row
+// gets a NaN loss and log-sum-exp, so its loss and gradient are NaN; the
+// kernels never index the logits by a bad label.
 #include "kernels/cuda/launch.cuh"
 #include "kernels/indexing.h"
 #include "kernels/kernels.h"

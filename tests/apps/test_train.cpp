@@ -103,7 +103,7 @@ TEST_CASE("train: the loss falls on a small synthetic set and the log follows it
   for (size_t k = 0; k < epochs.size(); ++k) {
     const auto& e = epochs[k];
     CHECK(e["epoch"].get<int64_t>() == int64_t(k) + 1);
-    for (const char* key : {"train_loss", "train_acc", "test_loss", "test_acc", "images_per_s", "seconds"}) {
+    for (const char* key : {"train_loss", "train_acc", "test_loss", "test_acc", "images_per_s", "train_seconds", "seconds"}) {
       INFO(key);
       CHECK(e[key].is_number());
     }

@@ -341,15 +341,25 @@ TEST_CASE("CUDA: cross_entropy without the label check: the CPU's loss; a bad la
     check_cuda_close(loss, want, 1e-6, "loss");
     check_cuda_close(x.grad(), xc.grad(), 1e-6, "gradient");
   }
-  // An out-of-range label, unchecked: no error, a NaN loss and NaN gradients
-  // for the row (never a read outside the logits).
-  Tensor x = logits.to(kCuda).detach();
-  x.set_requires_grad(true);
-  Tensor loss = cross_entropy(x, from_vector<int64_t>({0, 3, 12, 9}, {4}).to(kCuda), /*check_labels=*/false);
-  CHECK(std::isnan(loss.item()));
-  loss.backward();
-  const std::vector<double> g = host(x.grad());
-  for (int64_t j = 0; j < 10; ++j) CHECK(std::isnan(g[static_cast<size_t>(2 * 10 + j)]));
+  // Out-of-range labels, unchecked, in the last row (where indexing by the
+  // label would leave the buffer): no error, a NaN loss, NaN gradients for
+  // that row and the CPU's gradients for the others.
+  for (int64_t bad : {int64_t(-1), int64_t(1) << 40}) {
+    CAPTURE(bad);
+    Tensor x = logits.to(kCuda).detach();
+    x.set_requires_grad(true);
+    Tensor loss = cross_entropy(x, from_vector<int64_t>({0, 3, 5, bad}, {4}).to(kCuda), /*check_labels=*/false);
+    CHECK(std::isnan(loss.item()));
+    loss.backward();
+    Tensor xc = logits.detach().clone();
+    xc.set_requires_grad(true);
+    cross_entropy(xc, ok).backward();  // rows 0-2 have the same labels as ok's
+    const std::vector<double> g = host(x.grad()), want = host(xc.grad());
+    for (int64_t j = 0; j < 10; ++j) CHECK(std::isnan(g[static_cast<size_t>(3 * 10 + j)]));
+    // The mean's 1/4 scales every row alike, so rows 0-2 match ok's gradients.
+    std::vector<double> head(g.begin(), g.begin() + 30), want_head(want.begin(), want.begin() + 30);
+    testing::check_close(head, want_head, 1e-6, 1e-7, "rows with good labels");
+  }
   // The CPU checks either way.
   testing::check_mentions(
       testing::error_of([&] { cross_entropy(logits, from_vector<int64_t>({0, 3, 12, 9}, {4}), false); }),
