@@ -10,7 +10,9 @@
 // --cuda-graph captures one step after warm-up into a CUDA graph and times
 // its replays: what the step costs with no host overhead at all. It is a
 // measurement, not training: a replay repeats the captured step exactly,
-// its learning rate and Adam's bias corrections included.
+// its learning rate and Adam's bias corrections included. --profile-step
+// brackets one step after warm-up with cudaProfilerStart/Stop, for a
+// profiler started with profiling off (ncu --profile-from-start off).
 // tools/bench_pytorch_resnet50.py times the same model in PyTorch and prints
 // the ratios.
 #include <sys/resource.h>
@@ -32,6 +34,8 @@
 #include "optim/optimizer.h"
 
 #if LRT_HAVE_CUDA
+#include <cuda_profiler_api.h>
+
 #include "core/cuda_context.h"
 #endif
 
@@ -53,14 +57,14 @@ int main(int argc, char** argv) {
   int64_t batch = 0;
   int repeat = 0, warmup = 2;
   std::string precision = "fp32";
-  bool adam = false, benchmark_mode = true, fuse = true, tf32 = false, graph = false;
+  bool adam = false, benchmark_mode = true, fuse = true, tf32 = false, graph = false, profile = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::printf(
           "usage: bench_resnet50 [--device cpu|cuda] [--batch B] [--repeat R] [--warmup W] [--stem cifar|imagenet]\n"
           "                      [--adam] [--no-conv-benchmark] [--no-fuse] [--tf32] [--precision fp32|bf16]\n"
-          "                      [--cuda-graph]\n"
+          "                      [--cuda-graph] [--profile-step]\n"
           "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
           "optimizer step) and prints JSON with images/s and peak memory.\n"
           "  --device     cpu (default) or cuda\n"
@@ -74,7 +78,9 @@ int main(int argc, char** argv) {
           "  --precision  fp32 (default) or bf16 (bfloat16 activations and convolutions, float32 weights,\n"
           "               BN statistics, head, loss and optimizer)\n"
           "  --cuda-graph CUDA: capture one step in a CUDA graph after warm-up and time its replays (no host\n"
-          "               overhead; a measurement: each replay repeats the captured step, its rates included)\n");
+          "               overhead; a measurement: each replay repeats the captured step, its rates included)\n"
+          "  --profile-step CUDA: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, for\n"
+          "               a profiler started with profiling off (ncu --profile-from-start off)\n");
       return 0;
     } else if (a == "--device" && i + 1 < argc) {
       device = argv[++i];
@@ -98,6 +104,8 @@ int main(int argc, char** argv) {
       tf32 = true;
     } else if (a == "--cuda-graph") {
       graph = true;
+    } else if (a == "--profile-step") {
+      profile = true;
     } else if (a == "--precision" && i + 1 < argc) {
       precision = argv[++i];
       if (precision != "fp32" && precision != "bf16") die("--precision expects fp32 or bf16, got '" + precision + "'");
@@ -108,6 +116,7 @@ int main(int argc, char** argv) {
   const bool cuda = device == "cuda";
   if (cuda && !cuda_available()) die(cuda_built() ? "no CUDA device found" : "this build has no CUDA backend");
   if (graph && !cuda) die("--cuda-graph needs --device cuda");
+  if (profile && !cuda) die("--profile-step needs --device cuda");
   if (batch == 0) batch = cuda ? 256 : 32;
   if (repeat == 0) repeat = cuda ? 30 : 5;
   try {
@@ -143,6 +152,12 @@ int main(int argc, char** argv) {
       cudaStream_t s = lrt::cuda::stream(dev.index);
       for (int i = 0; i < std::max(warmup, graph ? 1 : 0); ++i) step();
       lrt::cuda::synchronize(dev.index);
+      if (profile) {
+        CUDA_CHECK(cudaProfilerStart());
+        step();
+        lrt::cuda::synchronize(dev.index);
+        CUDA_CHECK(cudaProfilerStop());
+      }
       // --cuda-graph: one step captured after warm-up (cuDNN's searches and
       // the allocator's blocks are in place by then); the tensors it leaves
       // (the gradients, the loss) stay at the addresses the replays write.

@@ -306,6 +306,35 @@ for r in runs:
           f'{"; " + ratios if ratios else ""} (replays of one captured step)')
 PY
 )
+  # Where one bf16 step's GPU time goes: Nsight Compute times each kernel of
+  # one step after warm-up (alone, caches flushed: an upper bound per kernel).
+  if command -v ncu >/dev/null; then
+    timeout 300 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
+      "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --profile-step --repeat 1 \
+      >"$logs/ncu_bf16_step.csv" 2>"$logs/ncu.err"
+    while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/ncu_bf16_step.csv" <<'PY'
+import collections, csv, sys
+lines = open(sys.argv[1]).read().splitlines()
+start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), None)
+if start is None:
+    print(f'{"ncu bf16 step":<28} {"FAIL":<8} no kernel table (see ncu.err)'); sys.exit()
+rows = list(csv.DictReader(lines[start:]))
+scale = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}
+total, by = 0.0, collections.defaultdict(lambda: [0.0, 0])
+for r in rows:
+    ms = float(r["Metric Value"].replace(",", "")) * scale.get(r["Metric Unit"], 1e-6)
+    name = r["Kernel Name"].removeprefix("void ").split("(")[0].replace("kernels::<unnamed>::", "")
+    total += ms
+    by[name][0] += ms
+    by[name][1] += 1
+print(f'{"ncu bf16 step":<28} {"info":<8} {total:.2f} ms of kernels in {len(rows)} launches (each timed alone)')
+for i, (name, (ms, n)) in enumerate(sorted(by.items(), key=lambda kv: -kv[1][0])[:10]):
+    print(f'{"ncu bf16 #" + str(i + 1):<28} {"info":<8} {ms:.2f} ms, {n} launches: {name[:110]}')
+PY
+)
+  else
+    row "ncu bf16 step" "skip" "ncu not found"
+  fi
 else
   row "bench_resnet50" "FAIL" "not built"
 fi
