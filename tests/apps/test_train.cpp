@@ -174,7 +174,7 @@ namespace {
 // snapshot paths cut to their file names (the runs write to other folders).
 std::vector<nlohmann::json> untimed(std::vector<nlohmann::json> log) {
   for (auto& e : log) {
-    for (const char* k : {"seconds", "images_per_s"}) e.erase(k);
+    for (const char* k : {"seconds", "train_seconds", "images_per_s"}) e.erase(k);
     if (e.contains("snapshot") && e["snapshot"].is_string())
       e["snapshot"] = std::filesystem::path(e["snapshot"].get<std::string>()).filename().string();
   }
