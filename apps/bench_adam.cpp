@@ -116,6 +116,8 @@ int main(int argc, char** argv) {
         // The same update, one launch per tensor.
         std::vector<optim::detail::UpdateItem> items;
         std::vector<Tensor> state;
+        // lr, decay factor, step size, sqrt(bias correction 2), first (Optimizer::prepare's layout).
+        const Tensor hyper = from_vector<float>({1e-3f, 1.0f, 1e-2f, 0.0316f, 0.0f}, {optim::detail::kHyper}).to(dev);
         for (const NamedParameter& p : params) {
           Tensor m = zeros(p.tensor.shape(), TensorOptions(dev)), v = zeros(p.tensor.shape(), TensorOptions(dev));
           state.push_back(m);
@@ -130,6 +132,7 @@ int main(int argc, char** argv) {
           it.decay_factor = 1.0f;
           it.step_size = 1e-2f;
           it.bias_correction2_sqrt = 0.0316f;
+          it.hyper = hyper.data<float>();
           items.push_back(it);
         }
         row(dev.str(), "per-tensor", time_cuda([&] {

@@ -2,6 +2,8 @@
 #include "core/allocator.h"
 
 #include <algorithm>
+#include <atomic>
+#include <iterator>
 #include <cstdio>
 #include <cstdint>
 #include <cstdlib>
@@ -137,12 +139,24 @@ void* CachingAllocator::allocate(size_t nbytes) {
   const size_t size = bucket_size(nbytes);
   std::lock_guard<std::mutex> lock(mu_);
   void* p = nullptr;
+  const uint64_t pool = active_pool_ != 0 && std::this_thread::get_id() == active_thread_ ? active_pool_ : 0;
+  if (pool != 0) {
+    // The pool's own free blocks first; a block of the common cache may join
+    // it (nothing uses a free block), but never the other way round.
+    auto& mine = pool_free_[pool];
+    auto own = mine.find(size);
+    if (own != mine.end() && !own->second.empty()) {
+      p = own->second.back();
+      own->second.pop_back();
+      stats_.cached_bytes -= size;
+    }
+  }
   auto it = free_.find(size);
-  if (it != free_.end() && !it->second.empty()) {
+  if (p == nullptr && it != free_.end() && !it->second.empty()) {
     p = it->second.back();
     it->second.pop_back();
     stats_.cached_bytes -= size;
-  } else {
+  } else if (p == nullptr) {
     p = raw_.alloc(size);
     if (!p) {
       empty_cache_locked();
@@ -155,6 +169,7 @@ void* CachingAllocator::allocate(size_t nbytes) {
     stats_.reserved_bytes += size;
   }
   live_[p] = size;
+  if (pool != 0) pool_of_[p] = pool;
   stats_.current_bytes += size;
   stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
   return p;
@@ -168,6 +183,13 @@ void CachingAllocator::deallocate(void* ptr) {
   const size_t size = it->second;
   live_.erase(it);
   stats_.current_bytes -= size;
+  if (auto owner = pool_of_.find(ptr); owner != pool_of_.end()) {
+    // Even without caching: a graph may still write to it.
+    pool_free_[owner->second][size].push_back(ptr);
+    pool_of_.erase(owner);
+    stats_.cached_bytes += size;
+    return;
+  }
   if (!caching_) {
     raw_.free(ptr);
     ++stats_.raw_frees;
@@ -191,6 +213,63 @@ void CachingAllocator::reset_peak() {
 void CachingAllocator::empty_cache() {
   std::lock_guard<std::mutex> lock(mu_);
   empty_cache_locked();
+}
+
+void Allocator::begin_private_pool(uint64_t) { LRT_THROW("this allocator has no private pools"); }
+void Allocator::end_private_pool() { LRT_THROW("this allocator has no private pools"); }
+void Allocator::release_private_pool(uint64_t) { LRT_THROW("this allocator has no private pools"); }
+
+uint64_t Allocator::new_private_pool_id() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1);
+}
+
+void CachingAllocator::begin_private_pool(uint64_t id) {
+  LRT_CHECK(id != 0, device_name_, " allocator: private pool id 0 is reserved");
+  std::lock_guard<std::mutex> lock(mu_);
+  LRT_CHECK(active_pool_ == 0, device_name_, " allocator: private pool ", active_pool_,
+            " is still open (one capture at a time)");
+  active_pool_ = id;
+  active_thread_ = std::this_thread::get_id();
+  pool_free_[id];  // exists from now on, even if nothing is freed into it
+}
+
+void CachingAllocator::end_private_pool() {
+  std::lock_guard<std::mutex> lock(mu_);
+  active_pool_ = 0;
+  active_thread_ = std::thread::id();
+}
+
+void CachingAllocator::release_private_pool(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  LRT_CHECK(active_pool_ != id, device_name_, " allocator: private pool ", id, " is released while open");
+  auto pool = pool_free_.find(id);
+  if (pool != pool_free_.end()) {
+    for (auto& [size, blocks] : pool->second) {
+      for (void* p : blocks) {
+        if (caching_) {
+          free_[size].push_back(p);
+        } else {
+          raw_.free(p);
+          ++stats_.raw_frees;
+          stats_.reserved_bytes -= size;
+          stats_.cached_bytes -= size;
+        }
+      }
+    }
+    pool_free_.erase(pool);
+  }
+  // Live blocks of the pool are ordinary blocks from now on.
+  for (auto it = pool_of_.begin(); it != pool_of_.end();) it = it->second == id ? pool_of_.erase(it) : std::next(it);
+}
+
+size_t CachingAllocator::private_pool_free_bytes(uint64_t id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto pool = pool_free_.find(id);
+  if (pool == pool_free_.end()) return 0;
+  size_t n = 0;
+  for (const auto& [size, blocks] : pool->second) n += size * blocks.size();
+  return n;
 }
 
 void CachingAllocator::empty_cache_locked() {

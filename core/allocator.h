@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -48,6 +49,21 @@ class Allocator {
   virtual void reset_peak() = 0;
   // Returns cached blocks to the system (a no-op where nothing is cached).
   virtual void empty_cache() {}
+
+  // Private pools, for CUDA graphs. A captured graph writes, at every replay,
+  // to the blocks its capture was given, including those the capture freed
+  // again; so from begin_private_pool(id) until end_private_pool(), the
+  // calling thread's allocations belong to pool id: freed, they go back to
+  // that pool and are handed out only to later allocations in it (a
+  // re-capture), never to other tensors, until release_private_pool(id)
+  // (once the graph is destroyed) returns them to the common cache. Other
+  // threads allocate as usual meanwhile. Allocators that cannot hold pools
+  // throw.
+  virtual void begin_private_pool(uint64_t id);
+  virtual void end_private_pool();
+  virtual void release_private_pool(uint64_t id);
+  // A fresh pool id (never 0), unique in the process.
+  static uint64_t new_private_pool_id();
 };
 
 // The system allocator behind a caching allocator; alloc returns null when out
@@ -71,6 +87,11 @@ class CachingAllocator final : public Allocator {
   AllocatorStats stats() const override;
   void reset_peak() override;
   void empty_cache() override;
+  void begin_private_pool(uint64_t id) override;
+  void end_private_pool() override;
+  void release_private_pool(uint64_t id) override;
+  // Blocks of pool id free for its allocations (0 for an unknown pool).
+  size_t private_pool_free_bytes(uint64_t id) const;
 
   // Size class of a request: multiples of 512 bytes up to 1 MiB, then steps of
   // a quarter of the enclosing power of two (at most 25% over the request).
@@ -86,6 +107,12 @@ class CachingAllocator final : public Allocator {
   std::map<size_t, std::vector<void*>> free_;    // bucket size -> free blocks
   std::unordered_map<void*, size_t> live_;       // block -> bucket size
   AllocatorStats stats_;
+  // Private pools: the free blocks of each, the pool of each live block that
+  // belongs to one, and the pool the capturing thread allocates in.
+  std::map<uint64_t, std::map<size_t, std::vector<void*>>> pool_free_;
+  std::unordered_map<void*, uint64_t> pool_of_;
+  uint64_t active_pool_ = 0;
+  std::thread::id active_thread_;
 };
 
 Allocator& cpu_allocator();

@@ -41,7 +41,13 @@ class CudaRawMemory final : public RawMemory {
   void* alloc(size_t nbytes) override {
     cuda::DeviceGuard guard(device_);
     void* p = nullptr;
+    // cudaMalloc is not a stream operation, so a graph capture (see
+    // core/cuda_graph.h) would refuse it in its default mode; a block taken
+    // during a capture stays in the capture's private pool, so it is safe.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
     const cudaError_t err = cudaMalloc(&p, nbytes);
+    CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
     if (err == cudaErrorMemoryAllocation) {
       cudaGetLastError();
       return nullptr;

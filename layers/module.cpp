@@ -91,6 +91,10 @@ void Module::train(bool on) {
   });
 }
 
+void Module::replayed_forward() {
+  walk_modules([](Module& m) { m.on_replayed_forward(); });
+}
+
 std::vector<NamedParameter> Module::named_parameters() const {
   std::vector<NamedParameter> out;
   walk("", [&](const std::string& name, Slot& s) {

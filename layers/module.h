@@ -83,6 +83,12 @@ class Module {
 
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
 
+  // A CUDA graph (core/cuda_graph.h) replays the device work of a captured
+  // forward but none of its host-side effects: call this once after each
+  // replay, so host state advances as an eager forward would have moved it
+  // (BatchNorm's num_batches_tracked in training mode).
+  void replayed_forward();
+
  protected:
   // Registers a parameter (it will require grad unless spec.lr_mult == 0).
   Tensor* register_parameter(const std::string& name, Tensor t, ParamSpec spec = {});
@@ -96,6 +102,8 @@ class Module {
   }
   // Called on every module of the tree after train()/eval().
   virtual void on_mode_change() {}
+  // Called on every module of the tree by replayed_forward().
+  virtual void on_replayed_forward() {}
 
  private:
   struct Slot {

@@ -65,6 +65,10 @@ int64_t BatchNorm::batches_tracked() const { return tracked_->item<int64_t>(); }
 
 Tensor BatchNorm::forward(const Tensor& x) { return forward_act(x, Tensor(), false); }
 
+void BatchNorm::on_replayed_forward() {
+  if (is_training()) tracked_->fill_(double(tracked_->item<int64_t>() + 1));
+}
+
 Tensor BatchNorm::forward_act(const Tensor& x, const Tensor& residual, bool relu) {
   LRT_CHECK(x.defined() && x.dim() == rank_, "BatchNorm", rank_ == 4 ? "2d" : "1d", ": expects ",
             rank_ == 4 ? "(N, C, H, W)" : "(N, C)", " input, got shape ", shape_str(x));

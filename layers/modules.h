@@ -62,6 +62,9 @@ class BatchNorm : public Module {
   Tensor& running_var() { return *var_; }
   int64_t batches_tracked() const;
 
+ protected:
+  void on_replayed_forward() override;
+
  private:
   int64_t channels_;
   int rank_;

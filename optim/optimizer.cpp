@@ -98,26 +98,35 @@ void Optimizer::zero_grad() {
   for (Slot& s : slots_) s.param.zero_grad();
 }
 
-void Optimizer::step(double lr, const Tensor& skip) {
-  LRT_CHECK(std::isfinite(lr) && lr >= 0.0, "optimizer step: learning rate ", lr, " must be finite and >= 0");
+namespace {
+void check_skip(const Tensor& skip) {
   if (skip.defined())
     LRT_CHECK(skip.numel() == 1 && skip.dtype() == DType::Float32 && skip.is_contiguous(),
               "optimizer step: the skip flag must be one float32 value, got ", skip.dtype(), " of shape ",
               to_string(skip.shape()));
+}
+}  // namespace
+
+void Optimizer::step(double lr, const Tensor& skip) {
+  check_skip(skip);  // before prepare() changes anything
+  prepare(lr);
+  apply(skip);
+}
+
+void Optimizer::prepare(double lr) {
+  LRT_CHECK(std::isfinite(lr) && lr >= 0.0, "optimizer step: learning rate ", lr, " must be finite and >= 0");
   NoGradGuard no_grad;
   const bool adam = config_.kind != OptimizerKind::Sgd;
-  std::map<int, std::vector<detail::UpdateItem>> by_device;  // CUDA device index, or -1 for the CPU
-  for (Slot& s : slots_) {
-    Tensor g = s.param.grad();
+  hyper_.resize(slots_.size() * detail::kHyper, 0.0f);
+  prepared_.assign(slots_.size(), 0);
+  std::map<int, bool> devices;  // CUDA devices with a prepared slot
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    const Tensor& g = s.param.grad();
     if (!g.defined()) continue;  // as torch.optim: parameters without a gradient are left alone
-    LRT_CHECK(g.shape() == s.param.shape() && g.dtype() == DType::Float32 && g.device() == s.param.device(),
-              "optimizer: the gradient of '", s.name, "' does not match its parameter");
-    if (!g.is_contiguous()) {
-      g = g.contiguous();
-      s.param.set_grad(g);
-    }
+    // State is allocated here, never in apply(), so a captured apply() holds
+    // no fill that a replay would repeat.
     const TensorOptions opts = s.param.options();
-    const bool first = s.step == 0;
     if (adam && !s.exp_avg.defined()) {
       s.exp_avg = zeros(s.param.shape(), opts);
       s.exp_avg_sq = zeros(s.param.shape(), opts);
@@ -125,7 +134,45 @@ void Optimizer::step(double lr, const Tensor& skip) {
     if (adam && config_.amsgrad && !s.max_exp_avg_sq.defined()) s.max_exp_avg_sq = zeros(s.param.shape(), opts);
     if (!adam && config_.momentum != 0.0 && !s.momentum_buffer.defined())
       s.momentum_buffer = zeros(s.param.shape(), opts);
+    const bool first = s.step == 0;
     ++s.step;
+    const double t = static_cast<double>(s.step);
+    float* h = &hyper_[i * detail::kHyper];
+    h[detail::kHyperLr] = static_cast<float>(lr * s.lr_scale);
+    h[detail::kHyperDecay] = static_cast<float>(1.0 - lr * s.lr_scale * static_cast<double>(s.weight_decay));
+    h[detail::kHyperStepSize] = static_cast<float>(lr * s.lr_scale / (1.0 - std::pow(config_.beta1, t)));
+    h[detail::kHyperBc2Sqrt] = static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t)));
+    h[detail::kHyperFirst] = first ? 1.0f : 0.0f;
+    prepared_[i] = 1;
+    if (s.param.device().is_cuda()) devices[s.param.device().index] = true;
+  }
+  for (const auto& [device, unused] : devices) {
+    Tensor& dev = hyper_dev_[device];
+    const int64_t n = static_cast<int64_t>(hyper_.size());
+    if (!dev.defined() || dev.numel() != n)
+      dev = empty({n}, TensorOptions(Device(DeviceType::CUDA, device)));
+    detail::upload_floats_cuda(hyper_.data(), n, dev.data<float>(), device);
+  }
+}
+
+void Optimizer::apply(const Tensor& skip) {
+  check_skip(skip);
+  NoGradGuard no_grad;
+  const bool adam = config_.kind != OptimizerKind::Sgd;
+  std::map<int, std::vector<detail::UpdateItem>> by_device;  // CUDA device index, or -1 for the CPU
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    Tensor g = s.param.grad();
+    if (!g.defined()) continue;
+    LRT_CHECK(i < prepared_.size() && prepared_[i], "optimizer: '", s.name,
+              "' has a gradient that the last prepare() did not see (call step(), or prepare() before apply())");
+    LRT_CHECK(g.shape() == s.param.shape() && g.dtype() == DType::Float32 && g.device() == s.param.device(),
+              "optimizer: the gradient of '", s.name, "' does not match its parameter");
+    if (!g.is_contiguous()) {
+      g = g.contiguous();
+      s.param.set_grad(g);
+    }
+    const float* h = &hyper_[i * detail::kHyper];
     detail::UpdateItem it{};
     it.param = s.param.data<float>();
     it.grad = g.data<float>();
@@ -133,13 +180,13 @@ void Optimizer::step(double lr, const Tensor& skip) {
     it.v = adam ? s.exp_avg_sq.data<float>() : nullptr;
     it.vmax = s.max_exp_avg_sq.defined() ? s.max_exp_avg_sq.data<float>() : nullptr;
     it.n = s.param.numel();
-    it.lr = static_cast<float>(lr * s.lr_scale);
     it.weight_decay = s.weight_decay;
-    it.decay_factor = static_cast<float>(1.0 - lr * s.lr_scale * static_cast<double>(s.weight_decay));
-    const double t = static_cast<double>(s.step);
-    it.step_size = static_cast<float>(lr * s.lr_scale / (1.0 - std::pow(config_.beta1, t)));
-    it.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(config_.beta2, t)));
-    it.first = first;
+    it.lr = h[detail::kHyperLr];
+    it.decay_factor = h[detail::kHyperDecay];
+    it.step_size = h[detail::kHyperStepSize];
+    it.bias_correction2_sqrt = h[detail::kHyperBc2Sqrt];
+    it.first = h[detail::kHyperFirst] != 0.0f;
+    if (s.param.device().is_cuda()) it.hyper = hyper_dev_.at(s.param.device().index).data<float>() + i * detail::kHyper;
     by_device[s.param.device().is_cuda() ? s.param.device().index : -1].push_back(it);
   }
   for (const auto& [device, items] : by_device) {
@@ -245,6 +292,9 @@ void apply_updates_cpu(const OptimizerConfig& cfg, const std::vector<UpdateItem>
 
 #if !LRT_HAVE_CUDA
 int apply_updates_cuda(const OptimizerConfig&, const std::vector<UpdateItem>&, int, const float*) {
+  LRT_THROW("optimizer: CUDA parameters need the CUDA backend, which this build of lrt does not have");
+}
+void upload_floats_cuda(const float*, int64_t, float*, int) {
   LRT_THROW("optimizer: CUDA parameters need the CUDA backend, which this build of lrt does not have");
 }
 #endif

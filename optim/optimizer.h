@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,6 +49,20 @@ class Optimizer {
   // then stops (the trainer's stop on a non-finite loss or gradient), not
   // for skipping a step and going on.
   void step(double lr, const Tensor& skip = Tensor());
+
+  // step() in two halves, for CUDA graphs (core/cuda_graph.h); step(lr, skip)
+  // is prepare(lr) then apply(skip).
+  //   prepare(lr): host work. Allocates missing state, advances the step
+  //     count of every parameter that has a gradient now, computes their
+  //     learning rates and bias corrections and, on CUDA, queues a copy of
+  //     them to device memory (no wait).
+  //   apply(skip): queues the update of every parameter with a gradient,
+  //     which on CUDA reads those values from device memory. It allocates
+  //     nothing and never waits, so it can be captured: each replay of a
+  //     captured apply() uses the values of the latest prepare().
+  // apply() refuses a parameter whose gradient the last prepare() did not see.
+  void prepare(double lr);
+  void apply(const Tensor& skip = Tensor());
   // Drops every parameter's gradient.
   void zero_grad();
 
@@ -82,9 +97,17 @@ class Optimizer {
   OptimizerConfig config_;
   std::vector<double> group_mults_;
   std::vector<Slot> slots_;
+  // The last prepare(): detail::kHyper values per slot, which slots it
+  // advanced, and the values' copy on each CUDA device that has slots.
+  std::vector<float> hyper_;
+  std::vector<uint8_t> prepared_;
+  std::map<int, Tensor> hyper_dev_;
 };
 
 namespace detail {
+// The values prepare() computes per tensor and step, in this order.
+constexpr int kHyperLr = 0, kHyperDecay = 1, kHyperStepSize = 2, kHyperBc2Sqrt = 3, kHyperFirst = 4, kHyper = 5;
+
 // The per-tensor work of one step, for the CPU loop and the fused CUDA launch.
 struct UpdateItem {
   float* param;
@@ -97,6 +120,9 @@ struct UpdateItem {
   float step_size;  // Adam: lr / (1 - beta1^t), computed in double
   float bias_correction2_sqrt;
   bool first;  // SGD: the momentum buffer starts as the gradient
+  // CUDA: the same kHyper values (lr .. first) in device memory, which the
+  // fused kernel reads instead of the fields above.
+  const float* hyper = nullptr;
 };
 // skip (may be null): a device (or host, for the CPU) float; nonzero leaves
 // everything unchanged.
@@ -104,6 +130,9 @@ void apply_updates_cpu(const OptimizerConfig& cfg, const std::vector<UpdateItem>
 // Returns the number of kernel launches used.
 int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>& items, int device,
                        const float* skip = nullptr);
+// Queues a copy of n host floats to dev on device's stream without waiting:
+// the values travel as kernel arguments, so host may be reused at once.
+void upload_floats_cuda(const float* host, int64_t n, float* dev, int device);
 }  // namespace detail
 
 }  // namespace lrt::optim

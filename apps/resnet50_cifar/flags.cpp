@@ -127,6 +127,11 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
         "every 10 on CUDA); the device runs ahead in between and every step is still logged "
         "(--skip-nonfinite reads back every step)")
         ->check(CLI::Range(int64_t(0), int64_t(1000000)));
+    add_flag("--cuda-graph", o.cuda_graph,
+             "CUDA: capture the whole training step (forward, backward, optimizer) once as a CUDA graph and replay "
+             "it for every full batch, which removes the host's cost of issuing a thousand kernels a step; the "
+             "schedule's learning rates are read from device memory. Not with --skip-nonfinite or the seed head's "
+             "dropout");
   }
   if (groups & kPresetFlag)
     add("--preset", o.preset,

@@ -61,6 +61,7 @@ struct RunOptions {
   bool snapshots = false;         // weights at each SGDR cycle end
   bool skip_nonfinite = false;    // skip steps with a non-finite loss or gradient instead of stopping
   int64_t sync_every = 0;         // read the loss, accuracy and finiteness back every N steps (0: 1 on CPU, 10 on CUDA)
+  bool cuda_graph = false;        // replay the training step as a captured CUDA graph
 
   std::string preset;             // keras-seed | cifar (empty: none)
 

@@ -14,6 +14,9 @@
 // on; nothing is saved on that exit). --skip-nonfinite must decide each step
 // before the optimizer runs, so it reads back every step.
 //
+// --cuda-graph (CUDA) replays the whole step as one captured CUDA graph
+// (GraphedStep below), with the same outcome tensors and flag.
+//
 // Signals: SIGINT/SIGTERM set a flag the loop reads after each step; the run
 // then saves a checkpoint (with --checkpoint-dir), prints the command that
 // resumes it and exits 130 (143 for SIGTERM). A second signal ends the
@@ -32,6 +35,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "apps/resnet50_cifar/checkpoint.h"
@@ -39,6 +43,7 @@
 #include "apps/resnet50_cifar/progress.h"
 #include "apps/resnet50_cifar/setup.h"
 #include "core/autograd.h"
+#include "core/cuda_graph.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "layers/functional.h"
@@ -183,6 +188,100 @@ StepTensors forward_backward(ResNet50& model, const data::Batch& b) {
   return t;
 }
 
+// The outcome tensors of a step, as copies: a graph's outputs are
+// overwritten by its next replay.
+StepTensors copy_of(const StepTensors& t) { return {t.loss.clone(), t.correct.clone(), t.bad.clone()}; }
+
+// --cuda-graph: the whole training step (forward, loss, backward, the
+// finiteness flag, the optimizer update) captured once as a CUDA graph and
+// replayed for every batch of the captured size. A batch size is first run
+// eagerly once (cuDNN's algorithm search and the libraries' workspaces are
+// set up then, which a capture cannot do), and captured the second time it
+// comes. Each replay copies the batch into the tensors the capture read,
+// lets the optimizer queue that step's learning rates and bias corrections
+// (Optimizer::prepare; the captured update reads them from device memory)
+// and advances BatchNorm's host-side batch counters. Other batch sizes (the
+// epoch's last, smaller batch) run eagerly. If the capture fails, the run
+// says why on stderr and goes on eagerly.
+class GraphedStep {
+ public:
+  GraphedStep(ResNet50& model, optim::Optimizer& opt, Device dev, Tensor bad)
+      : model_(model), opt_(opt), dev_(dev), bad_(std::move(bad)) {}
+
+  // Runs the training step of b at rate lr and returns its outcome, or
+  // returns false and does nothing where the caller must run it eagerly.
+  bool run(const data::Batch& b, double lr, StepTensors& out) {
+    if (disabled_) return false;
+    const int64_t n = b.images.size(0);
+    if (graph_.captured()) {
+      if (n != batch_) return false;
+      images_.copy_(b.images);
+      labels_.copy_(b.labels);
+      opt_.prepare(lr);
+      graph_.replay();
+      model_.replayed_forward();
+      out = copy_of(outputs_);
+      return true;
+    }
+    if (seen_.insert(n).second) return false;  // the first batch of this size warms up eagerly
+    capture(b, lr);
+    out = graph_.captured() ? copy_of(outputs_) : eager_after_failed_capture(b);
+    return true;
+  }
+
+  bool captured() const { return graph_.captured(); }
+
+ private:
+  void capture(const data::Batch& b, double lr) {
+    images_ = b.images.contiguous().clone();
+    labels_ = b.labels.contiguous().clone();
+    // Host buffers (BatchNorm's counters) as they were, in case the capture
+    // fails after the forward has advanced them.
+    for (const auto& [name, t] : model_.named_buffers())
+      if (t.device().is_cpu()) host_buffers_.emplace_back(t, t.clone());
+    opt_.prepare(lr);
+    try {
+      graph_.capture(dev_.index, [&] {
+        outputs_ = forward_backward(model_, data::Batch{images_, labels_, b.index});
+        bad_.copy_(maximum(bad_, outputs_.bad));
+        opt_.apply(bad_);
+      });
+    } catch (const Error& e) {
+      std::fprintf(stderr, "resnet50_cifar: --cuda-graph: %s; training goes on without a graph\n", e.message().c_str());
+      disabled_ = true;
+      for (auto& [buffer, saved] : host_buffers_) buffer.copy_(saved);
+      host_buffers_.clear();
+      outputs_ = StepTensors{};
+      images_ = labels_ = Tensor();
+      return;
+    }
+    host_buffers_.clear();
+    batch_ = b.images.size(0);
+    graph_.replay();  // the captured step itself
+  }
+
+  // The step whose capture failed, eagerly; prepare() has already advanced
+  // the optimizer's step counts.
+  StepTensors eager_after_failed_capture(const data::Batch& b) {
+    StepTensors t = forward_backward(model_, b);
+    bad_.copy_(maximum(bad_, t.bad));
+    opt_.apply(bad_);
+    return t;
+  }
+
+  ResNet50& model_;
+  optim::Optimizer& opt_;
+  Device dev_;
+  Tensor bad_;  // the trainer's sticky non-finite flag, which the update reads
+  CudaGraph graph_;
+  Tensor images_, labels_;  // what the capture read
+  StepTensors outputs_;     // what it wrote
+  int64_t batch_ = 0;
+  std::set<int64_t> seen_;
+  std::vector<std::pair<Tensor, Tensor>> host_buffers_;
+  bool disabled_ = false;
+};
+
 std::string oom_hint(const Error& e, int64_t batch) {
   const std::string m = e.message();
   if (m.find("out of memory") == std::string::npos) return m;
@@ -293,8 +392,17 @@ int run_train(RunOptions o) {
         "  https://www.cs.toronto.edu/~kriz/cifar.html), extract it and pass --data <folder>\n",
         static_cast<long long>(ds.train.size()), static_cast<long long>(ds.test.size()));
   LRT_CHECK(ds.train.size() > 0, "--data: no training images");
+  if (o.cuda_graph) {
+    LRT_CHECK(dev.is_cuda(), "--cuda-graph needs a CUDA device (--device cuda), this run is on ", dev.str());
+    LRT_CHECK(!o.skip_nonfinite,
+              "--cuda-graph cannot be combined with --skip-nonfinite, which decides on the host at every step "
+              "whether the optimizer runs");
+  }
   const int64_t classes = ds.num_classes;
   auto model = build_model(o, classes, dev);
+  if (o.cuda_graph)
+    LRT_CHECK(model->options().head != ResNetHead::Seed || model->options().dropout == 0.0,
+              "--cuda-graph cannot replay the seed head's dropout (a graph would repeat one mask); use --head linear");
   model->train();
   optim::Optimizer opt(build_groups(o, *model), optimizer_config(o));
 
@@ -384,7 +492,10 @@ int run_train(RunOptions o) {
     StepTensors t;
   };
   std::vector<PendingStep> pending;
-  Tensor bad_since_read;
+  // Set (to 1) by the first non-finite step and never cleared: the run stops there.
+  Tensor bad_since_read = zeros({}, TensorOptions(dev));
+  std::unique_ptr<GraphedStep> graphed;
+  if (o.cuda_graph) graphed = std::make_unique<GraphedStep>(*model, opt, dev, bad_since_read);
   // On the CPU a read-back waits for nothing, so the default reads every step.
   const int64_t sync_every = o.sync_every > 0 ? o.sync_every : dev.is_cuda() ? 10 : 1;
 
@@ -466,9 +577,12 @@ int run_train(RunOptions o) {
       while (train_loader.next(b)) {
         const int64_t n = st.step + 1;
         const double lr = sched.lr_at_step(n);
-        PendingStep p{n, st.epoch, st.batch_in_epoch, opt.group_lrs(lr), b.labels.numel(),
-                      forward_backward(*model, b)};
-        if (o.skip_nonfinite) {
+        PendingStep p{n, st.epoch, st.batch_in_epoch, opt.group_lrs(lr), b.labels.numel(), StepTensors{}};
+        if (graphed && graphed->run(b, lr, p.t)) {
+          pending.push_back(std::move(p));
+          if (static_cast<int64_t>(pending.size()) >= sync_every)
+            if (const int rc = read_back(); rc != 0) return rc;
+        } else if (p.t = forward_backward(*model, b); o.skip_nonfinite) {
           const StepOutcome out = read_outcome(p.t);
           if (out.finite) {
             opt.step(lr);
@@ -478,7 +592,7 @@ int run_train(RunOptions o) {
           }
           record(p, out, !out.finite);
         } else {
-          bad_since_read = bad_since_read.defined() ? maximum(bad_since_read, p.t.bad) : p.t.bad;
+          bad_since_read.copy_(maximum(bad_since_read, p.t.bad));
           opt.step(lr, bad_since_read);
           pending.push_back(std::move(p));
           if (static_cast<int64_t>(pending.size()) >= sync_every)

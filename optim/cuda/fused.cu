@@ -1,13 +1,16 @@
 // The fused optimizer step: one multi-tensor launch updates every parameter
 // of every group. Tensors are cut into chunks of 65,536 elements, one block a
-// chunk; the metadata (per-tensor pointers, sizes, learning rate, weight
-// decay and bias corrections; block -> tensor and chunk maps) travels by value
-// in the kernel arguments (up to 32 KB on CUDA >= 12.1), and a new launch
-// starts only when it is full. A device flag (Optimizer::step's skip), read
+// chunk; the metadata (per-tensor pointers, sizes, weight decay; block ->
+// tensor and chunk maps) travels by value in the kernel arguments (up to
+// 32 KB on CUDA >= 12.1), and a new launch starts only when it is full. What
+// changes every step (learning rate, bias corrections) is read from device
+// memory that Optimizer::prepare fills, so a captured launch (CUDA graph)
+// replays with the current schedule. A device flag (Optimizer::step's skip), read
 // by every block first, can turn the whole step into a no-op without the host
 // waiting for it. Where every pointer of a tensor is 16-byte
 // aligned, threads move four floats per load. The per-element math is
 // optim/update.h, the CPU's.
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cuda/launch.cuh"
@@ -30,12 +33,8 @@ struct FusedMeta {
   float* v[kMaxTensors];
   float* vmax[kMaxTensors];
   int64_t n[kMaxTensors];
-  float lr[kMaxTensors];
+  const float* hyper[kMaxTensors];  // kHyper values in device memory (Optimizer::prepare)
   float wd[kMaxTensors];
-  float decay[kMaxTensors];
-  float step_size[kMaxTensors];
-  float bc2s[kMaxTensors];
-  uint8_t first[kMaxTensors];
   uint8_t aligned[kMaxTensors];
   int16_t block_tensor[kMaxBlocks];
   int32_t block_chunk[kMaxBlocks];
@@ -49,9 +48,15 @@ struct FusedConst {
 };
 
 __device__ __forceinline__ AdamArgs adam_args(const FusedMeta& meta, const FusedConst& c, int t) {
-  return AdamArgs{c.beta1,    c.beta2,       c.one_minus_beta1,  c.one_minus_beta2, c.eps,
-                  meta.wd[t], meta.decay[t], meta.step_size[t], meta.bc2s[t],      c.decoupled,
-                  c.amsgrad};
+  const float* h = meta.hyper[t];
+  return AdamArgs{c.beta1,      c.beta2,           c.one_minus_beta1,       c.one_minus_beta2,
+                  c.eps,        meta.wd[t],        h[kHyperDecay],          h[kHyperStepSize],
+                  h[kHyperBc2Sqrt], c.decoupled,   c.amsgrad};
+}
+
+__device__ __forceinline__ SgdArgs sgd_args(const FusedMeta& meta, const FusedConst& c, int t) {
+  const float* h = meta.hyper[t];
+  return SgdArgs{h[kHyperLr], c.momentum, meta.wd[t], c.nesterov, h[kHyperFirst] != 0.0f};
 }
 
 __device__ __forceinline__ void update_one(const FusedMeta& meta, const FusedConst& c, int t, int64_t i) {
@@ -61,7 +66,7 @@ __device__ __forceinline__ void update_one(const FusedMeta& meta, const FusedCon
     adam_update(meta.param[t][i], meta.grad[t][i], meta.m[t][i], meta.v[t][i], c.amsgrad ? meta.vmax[t][i] : unused,
                 a);
   } else {
-    const SgdArgs a{meta.lr[t], c.momentum, meta.wd[t], c.nesterov, meta.first[t] != 0};
+    const SgdArgs a = sgd_args(meta, c, t);
     float unused = 0.0f;
     sgd_update(meta.param[t][i], meta.grad[t][i], meta.m[t] ? meta.m[t][i] : unused, a);
   }
@@ -75,6 +80,11 @@ __global__ void __launch_bounds__(kBlockThreads) fused_step_kernel(const __grid_
   const int64_t end = min(meta.n[t], start + kChunk);
   using P = kernels::cuda::Pack<float, 4>;
   if (meta.aligned[t]) {
+    // The per-tensor values once per thread, from device memory.
+    AdamArgs adam{};
+    SgdArgs sgd{};
+    if (c.adam) adam = adam_args(meta, c, t);
+    else sgd = sgd_args(meta, c, t);
     // Chunks start at multiples of 65,536 elements, so start is 16-byte aligned too.
     const int64_t packs = (end - start) / 4;
     for (int64_t k = threadIdx.x; k < packs; k += blockDim.x) {
@@ -87,13 +97,8 @@ __global__ void __launch_bounds__(kBlockThreads) fused_step_kernel(const __grid_
       if (c.amsgrad) vm = *reinterpret_cast<const P*>(meta.vmax[t] + i);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        if (c.adam) {
-          const AdamArgs a = adam_args(meta, c, t);
-          adam_update(p.v[e], g.v[e], m.v[e], v.v[e], vm.v[e], a);
-        } else {
-          const SgdArgs a{meta.lr[t], c.momentum, meta.wd[t], c.nesterov, meta.first[t] != 0};
-          sgd_update(p.v[e], g.v[e], m.v[e], a);
-        }
+        if (c.adam) adam_update(p.v[e], g.v[e], m.v[e], v.v[e], vm.v[e], adam);
+        else sgd_update(p.v[e], g.v[e], m.v[e], sgd);
       }
       *reinterpret_cast<P*>(meta.param[t] + i) = p;
       if (c.adam || meta.m[t]) *reinterpret_cast<P*>(meta.m[t] + i) = m;
@@ -142,12 +147,9 @@ int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>
       meta.v[t] = it.v;
       meta.vmax[t] = it.vmax;
       meta.n[t] = it.n;
-      meta.lr[t] = it.lr;
+      LRT_CHECK(it.hyper != nullptr, "fused optimizer step: no device copy of the per-tensor values");
+      meta.hyper[t] = it.hyper;
       meta.wd[t] = it.weight_decay;
-      meta.decay[t] = it.decay_factor;
-      meta.step_size[t] = it.step_size;
-      meta.bc2s[t] = it.bias_correction2_sqrt;
-      meta.first[t] = it.first ? 1 : 0;
       meta.aligned[t] = aligned16(it.param) && aligned16(it.grad) && aligned16(it.m) && aligned16(it.v) &&
                         aligned16(it.vmax);
       // A tensor whose chunks do not fit the remaining blocks continues in the
@@ -161,6 +163,28 @@ int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>
   }
   launch();
   return launches;
+}
+
+namespace {
+constexpr int kUploadFloats = 7168;  // 28 KB of kernel arguments a launch
+struct UploadChunk {
+  float v[kUploadFloats];
+};
+__global__ void upload_kernel(const __grid_constant__ UploadChunk chunk, int n, float* dst) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = chunk.v[i];
+}
+}  // namespace
+
+void upload_floats_cuda(const float* host, int64_t n, float* dev, int device) {
+  lrt::cuda::DeviceGuard guard(device);
+  cudaStream_t stream = lrt::cuda::stream(device);
+  UploadChunk chunk;
+  for (int64_t at = 0; at < n; at += kUploadFloats) {
+    const int k = static_cast<int>(std::min<int64_t>(kUploadFloats, n - at));
+    std::memcpy(chunk.v, host + at, static_cast<size_t>(k) * sizeof(float));
+    upload_kernel<<<1, 256, 0, stream>>>(chunk, k, dev + at);
+    LRT_LAUNCH_CHECK();
+  }
 }
 
 }  // namespace lrt::optim::detail

@@ -15,6 +15,7 @@
 
 #include "core/allocator.h"
 #include "core/tensor.h"
+#include "testing.h"
 
 namespace lrt {
 
@@ -389,6 +390,116 @@ TEST_CASE("CPU allocator reuses freed blocks of 1 MiB and more instead of asking
 #endif
   cpu.empty_cache();
   CHECK(cpu.stats().cached_bytes == 0);
+}
+
+TEST_CASE("a private pool keeps its blocks, freed or not, away from other allocations until released") {
+  FakeRawMemory raw;
+  CachingAllocator alloc(raw, "fake");
+  // A free block of the common cache, which the pool may take.
+  void* common = alloc.allocate(4096);
+  alloc.deallocate(common);
+
+  const uint64_t id = Allocator::new_private_pool_id();
+  CHECK(id != 0);
+  CHECK(Allocator::new_private_pool_id() != id);
+  alloc.begin_private_pool(id);
+  void* taken = alloc.allocate(4096);  // the common free block joins the pool
+  CHECK(taken == common);
+  void* temp = alloc.allocate(8192);   // a fresh block, freed inside the "capture"
+  void* kept = alloc.allocate(2048);   // still live when the capture ends
+  alloc.deallocate(temp);
+  void* again = alloc.allocate(8192);  // the pool reuses its own freed block
+  CHECK(again == temp);
+  alloc.deallocate(again);
+  alloc.deallocate(taken);
+  alloc.end_private_pool();
+  CHECK(alloc.private_pool_free_bytes(id) == 4096 + 8192);
+
+  // Outside the pool, none of its blocks is handed out: freed ones stay in
+  // it, and a live one freed later goes back to it, not to the common cache.
+  void* a = alloc.allocate(4096);
+  void* b = alloc.allocate(8192);
+  CHECK(a != taken);
+  CHECK(b != temp);
+  alloc.deallocate(kept);
+  CHECK(alloc.private_pool_free_bytes(id) == 4096 + 8192 + 2048);
+  void* c = alloc.allocate(2048);
+  CHECK(c != kept);
+  // The statistics count the pool's free blocks as cached.
+  const AllocatorStats s = alloc.stats();
+  CHECK(s.current_bytes == 4096 + 8192 + 2048);
+  CHECK(s.cached_bytes == 4096 + 8192 + 2048);
+  CHECK(s.reserved_bytes == raw.held_bytes());
+  // empty_cache leaves the pool alone: a graph may still write to it.
+  alloc.empty_cache();
+  CHECK(alloc.private_pool_free_bytes(id) == 4096 + 8192 + 2048);
+
+  // A second capture into the same pool reuses its blocks.
+  alloc.begin_private_pool(id);
+  void* re = alloc.allocate(8192);
+  CHECK(re == temp);
+  alloc.end_private_pool();
+
+  // Released: its free blocks serve everyone again, and its live block is an
+  // ordinary one.
+  alloc.release_private_pool(id);
+  CHECK(alloc.private_pool_free_bytes(id) == 0);
+  void* d = alloc.allocate(4096);
+  CHECK(d == taken);
+  alloc.deallocate(re);
+  void* e = alloc.allocate(8192);
+  CHECK(e == temp);
+  for (void* p : {a, b, c, d, e}) alloc.deallocate(p);
+  CHECK(alloc.stats().current_bytes == 0);
+}
+
+TEST_CASE("a private pool only takes the opening thread's allocations") {
+  FakeRawMemory raw;
+  CachingAllocator alloc(raw, "fake");
+  const uint64_t id = Allocator::new_private_pool_id();
+  alloc.begin_private_pool(id);
+  void* other = nullptr;
+  std::thread t([&] { other = alloc.allocate(4096); });
+  t.join();
+  void* mine = alloc.allocate(4096);
+  alloc.end_private_pool();
+  alloc.deallocate(other);  // an ordinary block: back to the common cache
+  alloc.deallocate(mine);   // the pool's
+  CHECK(alloc.private_pool_free_bytes(id) == 4096);
+  void* next = alloc.allocate(4096);
+  CHECK(next == other);
+  alloc.deallocate(next);
+  alloc.release_private_pool(id);
+}
+
+TEST_CASE("private pools: misuse is an error, and caching off still keeps pool blocks") {
+  FakeRawMemory raw;
+  SUBCASE("errors") {
+    CachingAllocator alloc(raw, "fake");
+    CHECK_THROWS(alloc.begin_private_pool(0));
+    const uint64_t id = Allocator::new_private_pool_id();
+    alloc.begin_private_pool(id);
+    testing::check_mentions(testing::error_of([&] { alloc.begin_private_pool(Allocator::new_private_pool_id()); }),
+                            {"still open"});
+    testing::check_mentions(testing::error_of([&] { alloc.release_private_pool(id); }), {"released while open"});
+    alloc.end_private_pool();
+    alloc.release_private_pool(id);
+    testing::check_mentions(testing::error_of([&] { cpu_allocator().begin_private_pool(id); }), {"private pools"});
+  }
+  SUBCASE("caching off") {
+    CachingAllocator alloc(raw, "fake", /*caching=*/false);
+    const uint64_t id = Allocator::new_private_pool_id();
+    alloc.begin_private_pool(id);
+    void* p = alloc.allocate(4096);
+    alloc.deallocate(p);
+    alloc.end_private_pool();
+    CHECK(raw.frees == 0);  // a replay may still write it
+    CHECK(alloc.private_pool_free_bytes(id) == 4096);
+    alloc.release_private_pool(id);
+    CHECK(raw.frees == 1);
+    CHECK(raw.held_bytes() == 0);
+    CHECK(alloc.stats().reserved_bytes == 0);
+  }
 }
 
 }  // namespace lrt

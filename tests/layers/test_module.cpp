@@ -94,8 +94,14 @@ TEST_CASE("train and eval reach every descendant; BN counts training batches") {
   net->forward(x);
   CHECK(bn->batches_tracked() == 2);
   CHECK(max_abs_diff(bn->running_mean(), mean_before) == 0.0);
+  // A replayed graph's forward counts as a batch in training mode only.
+  net->replayed_forward();
+  CHECK(bn->batches_tracked() == 2);
   net->train();
   CHECK(bn->is_training());
+  net->replayed_forward();
+  net->replayed_forward();
+  CHECK(bn->batches_tracked() == 4);
 }
 
 TEST_CASE("state_dict round-trips through safetensors into a fresh model") {

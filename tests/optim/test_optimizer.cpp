@@ -236,6 +236,44 @@ TEST_CASE("a set skip flag leaves parameters and moments unchanged; a clear one 
                           {"skip flag", "float64"});
 }
 
+TEST_CASE("prepare then apply is step; apply refuses gradients prepare did not see") {
+  for (OptimizerKind kind : {OptimizerKind::Adam, OptimizerKind::AdamW, OptimizerKind::Sgd}) {
+    CAPTURE(optimizer_kind_name(kind));
+    OptimizerConfig cfg;
+    cfg.kind = kind;
+    cfg.momentum = 0.9;
+    cfg.weight_decay = 0.01;
+    Tensor pa = testing::normal({4, 3}, DType::Float32, 21), pb = pa.clone();
+    Optimizer a({ParamGroup{{NamedParameter{"p", pa, {}}}, 0.5}}, cfg);
+    Optimizer b({ParamGroup{{NamedParameter{"p", pb, {}}}, 0.5}}, cfg);
+    // Rates that change every step, as a schedule's do.
+    for (int step = 0; step < 4; ++step) {
+      const Tensor g = testing::normal({4, 3}, DType::Float32, 30 + static_cast<uint64_t>(step));
+      pa.set_grad(g.clone());
+      pb.set_grad(g.clone());
+      const double lr = 0.1 / (1 + step);
+      a.step(lr);
+      b.prepare(lr);
+      b.apply();
+      CHECK(pa.to_vector<float>() == pb.to_vector<float>());
+    }
+    auto sa = a.state(), sb = b.state();
+    REQUIRE(sa.size() == sb.size());
+    for (size_t i = 0; i < sa.size(); ++i) CHECK(sa[i].second.to_vector<double>() == sb[i].second.to_vector<double>());
+  }
+  Tensor p = ones({2}), q = ones({2});
+  Optimizer opt({ParamGroup{{NamedParameter{"p", p, {}}, NamedParameter{"q", q, {}}}, 1.0}}, OptimizerConfig{});
+  p.set_grad(ones({2}));
+  testing::check_mentions(testing::error_of([&] { opt.apply(); }), {"'p'", "prepare()"});
+  opt.prepare(0.1);
+  q.set_grad(ones({2}));
+  testing::check_mentions(testing::error_of([&] { opt.apply(); }), {"'q'", "prepare()"});
+  // A bad flag is refused by step() before any step count moves.
+  CHECK_THROWS(opt.step(0.1, full({2}, 0.0)));
+  for (const auto& [name, t] : opt.state())
+    if (name == "q.step") CHECK(t.item() == 0.0);
+}
+
 TEST_CASE("restored optimizer state continues exactly where it was saved") {
   for (OptimizerKind kind : {OptimizerKind::Adam, OptimizerKind::Sgd}) {
     OptimizerConfig c;

@@ -150,6 +150,8 @@ TEST_CASE("CUDA: ResNet50's parameter set takes one fused launch") {
   // 161 tensors, 23.5 M floats: the shapes of a CIFAR-stem ResNet50's parameters.
   std::vector<detail::UpdateItem> items;
   std::vector<Tensor> keep;
+  // lr, decay factor, step size, sqrt(bias correction 2), first: a no-op update.
+  const Tensor hyper = from_vector<float>({0.0f, 1.0f, 0.0f, 1.0f, 0.0f}, {detail::kHyper}).to(Device("cuda:0"));
   const int64_t sizes[] = {1728, 64, 64, 4096, 36864, 16384, 65536, 2359296, 1048576, 2048, 2048};
   for (int i = 0; i < 161; ++i) {
     Tensor t = zeros({sizes[i % 11]}, Device("cuda:0"));
@@ -162,6 +164,7 @@ TEST_CASE("CUDA: ResNet50's parameter set takes one fused launch") {
     it.decay_factor = 1.0f;
     it.step_size = 0.0f;
     it.bias_correction2_sqrt = 1.0f;
+    it.hyper = hyper.data<float>();
     items.push_back(it);
   }
   CHECK(detail::apply_updates_cuda(OptimizerConfig{}, items, 0) == 1);
