@@ -7,10 +7,10 @@
 // --no-fuse runs BN, the residual add and ReLU as separate ops, to measure
 // what the fused BN + ReLU and BN + add + ReLU save; --precision bf16 runs
 // the mixed-precision model (bfloat16 activations, float32 weights).
-// --cuda-graph captures one step after warm-up into a CUDA graph and times
-// its replays: what the step costs with no host overhead at all. It is a
-// measurement, not training: a replay repeats the captured step exactly,
-// its learning rate and Adam's bias corrections included. --profile-step
+// --cuda-graph captures one step after warm-up into a CUDA graph (the way
+// resnet50_cifar train --cuda-graph does) and times its replays, each a real
+// training step: Adam's rates and bias corrections are queued per replay by
+// Optimizer::prepare and read from device memory. --profile-step
 // brackets one step after warm-up with cudaProfilerStart/Stop, for a
 // profiler started with profiling off (ncu --profile-from-start off).
 // tools/bench_pytorch_resnet50.py times the same model in PyTorch and prints
@@ -27,6 +27,7 @@
 #include "apps/bench_cli.h"
 #include "core/allocator.h"
 #include "core/autograd.h"
+#include "core/cuda_graph.h"
 #include "core/ops.h"
 #include "layers/functional.h"
 #include "layers/resnet50.h"
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
           "  --precision  fp32 (default) or bf16 (bfloat16 activations and convolutions, float32 weights,\n"
           "               BN statistics, head, loss and optimizer)\n"
           "  --cuda-graph CUDA: capture one step in a CUDA graph after warm-up and time its replays (no host\n"
-          "               overhead; a measurement: each replay repeats the captured step, its rates included)\n"
+          "               cost per kernel; as resnet50_cifar train --cuda-graph)\n"
           "  --profile-step CUDA: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, for\n"
           "               a profiler started with profiling off (ncu --profile-from-start off)\n");
       return 0;
@@ -139,10 +140,16 @@ int main(int argc, char** argv) {
     if (adam) opt = std::make_unique<optim::Optimizer>(std::vector<optim::ParamGroup>{{model.named_parameters(), 1.0}},
                                                        optim::OptimizerConfig{});
     double loss = 0;
-    auto step = [&] {
+    // Forward, loss and backward; then the optimizer's host half (prepare)
+    // and its device half (apply), which a graph captures.
+    auto forward_backward = [&] {
       model.zero_grad();
       Tensor l = cross_entropy(model.forward(x), labels, /*check_labels=*/false);  // as the trainer: no wait
       l.backward();
+      return l;
+    };
+    auto step = [&] {
+      Tensor l = forward_backward();
       if (opt) opt->step(1e-3);
       return l;
     };
@@ -159,30 +166,20 @@ int main(int argc, char** argv) {
         CUDA_CHECK(cudaProfilerStop());
       }
       // --cuda-graph: one step captured after warm-up (cuDNN's searches and
-      // the allocator's blocks are in place by then); the tensors it leaves
-      // (the gradients, the loss) stay at the addresses the replays write.
-      // The temporaries it freed went back to the allocator while the graph
-      // still writes them: safe only because nothing allocates on the device
-      // between replays (item() copies to the host).
-      cudaGraphExec_t exec = nullptr;
+      // the libraries' workspaces are in place by then); its blocks stay in
+      // the graph's private allocator pool (core/cuda_graph.h).
+      lrt::CudaGraph cuda_graph;
       Tensor captured_loss;
       if (graph) {
-        cudaGraph_t g = nullptr;
-        CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        try {
-          captured_loss = step();
-        } catch (...) {
-          cudaGraph_t broken = nullptr;
-          cudaStreamEndCapture(s, &broken);
-          if (broken) cudaGraphDestroy(broken);
-          throw;
-        }
-        CUDA_CHECK(cudaStreamEndCapture(s, &g));
-        CUDA_CHECK(cudaGraphInstantiateWithFlags(&exec, g, 0));
-        CUDA_CHECK(cudaGraphDestroy(g));
-        CUDA_CHECK(cudaGraphLaunch(exec, s));
+        if (opt) opt->prepare(1e-3);
+        cuda_graph.capture(dev.index, [&] {
+          captured_loss = forward_backward();
+          if (opt) opt->apply();
+        });
+        cuda_graph.replay();
         lrt::cuda::synchronize(dev.index);
       }
+      int replays = 0;
       cudaEvent_t a, b;
       CUDA_CHECK(cudaEventCreate(&a));
       CUDA_CHECK(cudaEventCreate(&b));
@@ -190,8 +187,10 @@ int main(int argc, char** argv) {
         const auto t0 = std::chrono::steady_clock::now();
         CUDA_CHECK(cudaEventRecord(a, s));
         Tensor l;
-        if (exec) {
-          CUDA_CHECK(cudaGraphLaunch(exec, s));
+        if (cuda_graph.captured()) {
+          if (opt) opt->prepare(1e-3 / (1.0 + 0.01 * ++replays));  // a rate that moves, as a schedule's
+          cuda_graph.replay();
+          model.replayed_forward();
           l = captured_loss;
         } else {
           l = step();
@@ -206,7 +205,6 @@ int main(int argc, char** argv) {
       }
       CUDA_CHECK(cudaEventDestroy(a));
       CUDA_CHECK(cudaEventDestroy(b));
-      if (exec) CUDA_CHECK(cudaGraphExecDestroy(exec));
     }
 #endif
     if (!cuda) {

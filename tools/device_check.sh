@@ -277,9 +277,9 @@ print(f'{"r50 fused bn+act b256":<28} {"info":<8} {f["images_per_s"] / u["images
       f'{u["peak_memory_mib"]:.0f} MiB')
 PY
 )
-  # The same step captured once in a CUDA graph and replayed: the step with
-  # no host overhead (a measurement; training does not replay graphs yet),
-  # against PyTorch's figures from the comparison above.
+  # The same step captured once in a CUDA graph and replayed (as
+  # resnet50_cifar train --cuda-graph does), against PyTorch's figures from
+  # the comparison above.
   for mode in "--precision bf16" "--tf32"; do
     "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --cuda-graph $mode 2>>"$logs/bench_graph.err" ||
       echo '{"failed": true}'
@@ -303,7 +303,7 @@ for r in runs:
     vs = {"bf16": ["torch bf16 eager", "torch bf16 compile"], "tf32": ["torch fp32 eager"]}.get(r["precision"], [])
     ratios = ", ".join(f'{r["images_per_s"] / torch[t]["images_per_s"]:.2f}x {t[6:]}' for t in vs if t in torch)
     print(f'{name:<28} {"info":<8} {r["images_per_s"]:.0f} img/s, {r["median_ms"]:.2f} ms/step'
-          f'{"; " + ratios if ratios else ""} (replays of one captured step)')
+          f'{"; " + ratios if ratios else ""} (CUDA graph replays)')
 PY
 )
   # Where one bf16 step's GPU time goes: Nsight Compute times each kernel of
@@ -340,23 +340,32 @@ else
 fi
 if [ -x "$build/apps/resnet50_cifar" ]; then
   # One full CIFAR-10-sized epoch (50,000 synthetic images) of the cifar
-  # preset, test pass included, at the CUDA default precision (bf16).
-  if "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 >/dev/null 2>"$logs/epoch.err" &&
-     "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 1 --device cuda \
-       --log "$logs/epoch.jsonl" >"$logs/epoch.out" 2>>"$logs/epoch.err"; then
-    while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/epoch.jsonl" <<'PY'
+  # preset, test pass included, at the CUDA default precision (bf16): eager,
+  # then with the step replayed from a CUDA graph (--cuda-graph).
+  "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 >/dev/null \
+    2>"$logs/epoch.err" || row "synthetic data" "FAIL" "see $logs/epoch.err"
+  for mode in eager graph; do
+    flag=""
+    [ "$mode" = graph ] && flag="--cuda-graph"
+    rm -f "$logs/epoch_$mode.jsonl"
+    if "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 1 --device cuda $flag \
+         --log "$logs/epoch_$mode.jsonl" >"$logs/epoch_$mode.out" 2>"$logs/epoch_$mode.err"; then
+      while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/epoch_$mode.jsonl" "$mode" <<'PY'
 import json, sys
 log = [json.loads(l) for l in open(sys.argv[1])]
 e = [j for j in log if j.get("event") == "epoch"][-1]
+end = [j for j in log if j.get("event") == "end"]
 prec = next((j.get("precision") for j in log if j.get("event") == "start"), "?")
 train = e.get("train_seconds", e["seconds"])
-print(f'{"cifar preset epoch (50k)":<28} {"info":<8} {train:.2f} s training ({prec}; target <= 2.5 s), '
-      f'{e["seconds"]:.2f} s with the test pass, {e["images_per_s"]:.0f} img/s, test acc {100 * (e["test_acc"] or 0):.1f}%')
+graph = f', {end[-1]["cuda_graph_steps"]} of {end[-1]["step"]} steps from the graph' if end and "cuda_graph_steps" in end[-1] else ""
+print(f'{"cifar epoch 50k " + sys.argv[2]:<28} {"info":<8} {train:.2f} s training ({prec}; target <= 2.5 s), '
+      f'{e["seconds"]:.2f} s with the test pass, {e["images_per_s"]:.0f} img/s, test acc {100 * (e["test_acc"] or 0):.1f}%{graph}')
 PY
 )
-  else
-    row "cifar preset epoch" "FAIL" "see $logs/epoch.err"
-  fi
+    else
+      row "cifar epoch 50k $mode" "FAIL" "see $logs/epoch_$mode.err"
+    fi
+  done
   # Numerics: the same run (the cifar preset on the 50,000 synthetic images
   # for 2 epochs: its first SGDR cycle, ending at the minimum rate; same seed
   # and steps) in bf16 and in fp32; the test accuracies on the 10,000 test

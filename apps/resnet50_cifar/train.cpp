@@ -221,6 +221,7 @@ class GraphedStep {
       graph_.replay();
       model_.replayed_forward();
       out = copy_of(outputs_);
+      ++steps_;
       return true;
     }
     if (seen_.insert(n).second) return false;  // the first batch of this size warms up eagerly
@@ -230,6 +231,8 @@ class GraphedStep {
   }
 
   bool captured() const { return graph_.captured(); }
+  // Steps run by the graph (the captured one and every replay).
+  int64_t steps() const { return steps_; }
 
  private:
   void capture(const data::Batch& b, double lr) {
@@ -258,6 +261,7 @@ class GraphedStep {
     host_buffers_.clear();
     batch_ = b.images.size(0);
     graph_.replay();  // the captured step itself
+    ++steps_;
   }
 
   // The step whose capture failed, eagerly; prepare() has already advanced
@@ -276,7 +280,7 @@ class GraphedStep {
   CudaGraph graph_;
   Tensor images_, labels_;  // what the capture read
   StepTensors outputs_;     // what it wrote
-  int64_t batch_ = 0;
+  int64_t batch_ = 0, steps_ = 0;
   std::set<int64_t> seen_;
   std::vector<std::pair<Tensor, Tensor>> host_buffers_;
   bool disabled_ = false;
@@ -383,7 +387,16 @@ int run_train(RunOptions o) {
                                 : ".";
   if (o.snapshots) check_writable_dir(snapshot_dir, "--snapshots");
 
+  if (o.cuda_graph) {
+    LRT_CHECK(!o.skip_nonfinite,
+              "--cuda-graph cannot be combined with --skip-nonfinite, which decides on the host at every step "
+              "whether the optimizer runs");
+    LRT_CHECK(o.head != "seed",
+              "--cuda-graph cannot replay the seed head's dropout (a graph would repeat one mask); use --head linear");
+  }
   const Device dev = resolve_device(o.device);
+  LRT_CHECK(!o.cuda_graph || dev.is_cuda(), "--cuda-graph needs a CUDA device (--device cuda); this run is on ",
+            dev.str());
   const data::CifarDataset ds = load_dataset(o);
   if (is_demo(o))
     std::printf(
@@ -392,17 +405,8 @@ int run_train(RunOptions o) {
         "  https://www.cs.toronto.edu/~kriz/cifar.html), extract it and pass --data <folder>\n",
         static_cast<long long>(ds.train.size()), static_cast<long long>(ds.test.size()));
   LRT_CHECK(ds.train.size() > 0, "--data: no training images");
-  if (o.cuda_graph) {
-    LRT_CHECK(dev.is_cuda(), "--cuda-graph needs a CUDA device (--device cuda), this run is on ", dev.str());
-    LRT_CHECK(!o.skip_nonfinite,
-              "--cuda-graph cannot be combined with --skip-nonfinite, which decides on the host at every step "
-              "whether the optimizer runs");
-  }
   const int64_t classes = ds.num_classes;
   auto model = build_model(o, classes, dev);
-  if (o.cuda_graph)
-    LRT_CHECK(model->options().head != ResNetHead::Seed || model->options().dropout == 0.0,
-              "--cuda-graph cannot replay the seed head's dropout (a graph would repeat one mask); use --head linear");
   model->train();
   optim::Optimizer opt(build_groups(o, *model), optimizer_config(o));
 
@@ -670,9 +674,12 @@ int run_train(RunOptions o) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
   log.write("{\"event\":\"end\",\"step\":" + std::to_string(st.step) + ",\"skipped_steps\":" +
-            std::to_string(st.skipped_steps) + ",\"seconds\":" + num(secs) + "}");
-  std::printf("done: %lld steps in %.1f s%s\n", static_cast<long long>(st.step), secs,
-              st.skipped_steps ? (", " + std::to_string(st.skipped_steps) + " non-finite steps skipped").c_str() : "");
+            std::to_string(st.skipped_steps) +
+            (graphed ? ",\"cuda_graph_steps\":" + std::to_string(graphed->steps()) : std::string()) +
+            ",\"seconds\":" + num(secs) + "}");
+  std::printf("done: %lld steps in %.1f s%s%s\n", static_cast<long long>(st.step), secs,
+              st.skipped_steps ? (", " + std::to_string(st.skipped_steps) + " non-finite steps skipped").c_str() : "",
+              graphed ? (", " + std::to_string(graphed->steps()) + " of them replayed from a CUDA graph").c_str() : "");
   return 0;
 }
 

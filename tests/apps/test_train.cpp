@@ -303,6 +303,22 @@ TEST_CASE("train: resuming with another architecture or batch size is refused, n
   testing::check_mentions(testing::error_of([&] { run_train(head); }), {"--resume"});
 }
 
+TEST_CASE("train: --cuda-graph is refused on the CPU, with --skip-nonfinite and with the seed head's dropout") {
+  TempDir dir("train-graph-refused");
+  RunOptions o = tiny(make_data(dir, 8, 4));
+  o.cuda_graph = true;
+  o.log = dir.str() + "/run.jsonl";
+  testing::check_mentions(testing::error_of([&] { run_train(o); }), {"--cuda-graph", "CUDA", "cpu"});
+  RunOptions skip = o;
+  skip.skip_nonfinite = true;
+  testing::check_mentions(testing::error_of([&] { run_train(skip); }), {"--cuda-graph", "--skip-nonfinite"});
+  RunOptions seed = o;
+  seed.head = "seed";
+  testing::check_mentions(testing::error_of([&] { run_train(seed); }), {"--cuda-graph", "dropout", "--head linear"});
+  // Refused before any file is touched.
+  CHECK_FALSE(std::filesystem::exists(o.log));
+}
+
 TEST_CASE("presets fill what was not given; explicit flags win") {
   RunOptions o;
   o.preset = "keras-seed";
