@@ -72,9 +72,10 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
     add("--device", o.device, "cpu, cuda, or auto (cuda when a GPU is usable)")
         ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
     add("--precision", o.precision,
-        "bf16 (mixed precision: bfloat16 activations, float32 weights, optimizer and loss), fp32, or auto "
+        "bf16 (mixed precision: bfloat16 activations, float32 weights, optimizer and loss), fp32, tf32 (float32 "
+        "with TF32 tensor-core convolutions on CUDA, PyTorch's float32 default; fp32 on the CPU), or auto "
         "(bf16 on CUDA, fp32 on the CPU, where bfloat16 is emulated and slower)")
-        ->check(CLI::IsMember({"auto", "bf16", "fp32"}));
+        ->check(CLI::IsMember({"auto", "bf16", "tf32", "fp32"}));
   }
   if (groups & kLengthFlags) add("--epochs", o.epochs, "training epochs")->check(CLI::Range(int64_t(1), int64_t(1000000)));
   if (groups & (kLengthFlags | kBatchFlag))

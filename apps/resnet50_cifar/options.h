@@ -29,7 +29,7 @@ struct RunOptions {
 
   // ---- device ----
   std::string device = "auto";    // auto | cpu | cuda
-  std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+  std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | tf32 | fp32
 
   // ---- length ----
   int64_t epochs = 30;

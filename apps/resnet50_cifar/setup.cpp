@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "data/synthetic.h"
+#include "layers/functional.h"
 #include "layers/module.h"
 #include "lrt_config.h"
 #include "optim/param_groups.h"
@@ -110,6 +111,8 @@ data::CifarDataset load_dataset(const RunOptions& o) {
 namespace {
 
 ResNet50Options model_options(const RunOptions& o, int64_t classes, Device dev) {
+  // A process-wide setting of the convolutions, set with the model it serves.
+  set_conv_allow_tf32(o.precision == "tf32");
   ResNet50Options mo;
   mo.compute_dtype = compute_dtype(o, dev);
   mo.stem = parse_resnet_stem(o.stem);
@@ -123,9 +126,14 @@ ResNet50Options model_options(const RunOptions& o, int64_t classes, Device dev) 
 
 DType compute_dtype(const RunOptions& o, Device dev) {
   if (o.precision == "bf16") return DType::BFloat16;
-  if (o.precision == "fp32") return DType::Float32;
-  LRT_CHECK(o.precision == "auto", "--precision: unknown value '", o.precision, "' (auto, bf16 or fp32)");
+  if (o.precision == "fp32" || o.precision == "tf32") return DType::Float32;
+  LRT_CHECK(o.precision == "auto", "--precision: unknown value '", o.precision, "' (auto, bf16, tf32 or fp32)");
   return dev.is_cuda() ? DType::BFloat16 : DType::Float32;
+}
+
+std::string precision_name(const RunOptions& o, Device dev) {
+  if (compute_dtype(o, dev) == DType::BFloat16) return "bf16";
+  return o.precision == "tf32" && dev.is_cuda() ? "tf32" : "fp32";
 }
 
 std::unique_ptr<ResNet50> build_model(const RunOptions& o, int64_t classes, Device dev, bool quiet) {

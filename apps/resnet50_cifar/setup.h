@@ -36,8 +36,12 @@ void apply_demo_defaults(RunOptions& o);
 data::CifarDataset load_dataset(const RunOptions& o);
 
 // The activations' dtype --precision asks for on dev: bfloat16 for bf16
-// (and auto on CUDA), float32 for fp32 (and auto on the CPU).
+// (and auto on CUDA), float32 for fp32, tf32 (and auto on the CPU). tf32
+// also lets CUDA float32 convolutions use TF32 tensor cores (PyTorch's
+// float32 default); build_model and load_model set that.
 DType compute_dtype(const RunOptions& o, Device dev);
+// What a run on dev computes in: "bf16", "tf32" (CUDA only) or "fp32".
+std::string precision_name(const RunOptions& o, Device dev);
 
 // ResNet50 of --stem/--head for `classes`, computing in compute_dtype(o, dev), seeded by --seed, with
 // --init-weights loaded (printing what a non-strict load skipped), on dev.

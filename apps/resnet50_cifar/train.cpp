@@ -470,7 +470,8 @@ int run_train(RunOptions o) {
     save_checkpoint(ck_path, *model, opt, ck);
   };
 
-  const char* precision = model->options().compute_dtype == DType::BFloat16 ? "bf16" : "fp32";
+  const std::string precision_str = precision_name(o, dev);
+  const char* precision = precision_str.c_str();
   std::printf("training ResNet50 (%s stem, %s head, %lld parameters, %s) on %s: %lld images, %lld steps/epoch, %lld "
               "epochs, batch %lld, %s, lr %g, schedule %s, %zu lr group(s)\n",
               o.stem.c_str(), o.head.c_str(), static_cast<long long>(model->num_parameters()), precision,
@@ -582,11 +583,10 @@ int run_train(RunOptions o) {
         const int64_t n = st.step + 1;
         const double lr = sched.lr_at_step(n);
         PendingStep p{n, st.epoch, st.batch_in_epoch, opt.group_lrs(lr), b.labels.numel(), StepTensors{}};
-        if (graphed && graphed->run(b, lr, p.t)) {
-          pending.push_back(std::move(p));
-          if (static_cast<int64_t>(pending.size()) >= sync_every)
-            if (const int rc = read_back(); rc != 0) return rc;
-        } else if (p.t = forward_backward(*model, b); o.skip_nonfinite) {
+        // A graph replay (or capture) runs the optimizer too.
+        const bool replayed = graphed && graphed->run(b, lr, p.t);
+        if (!replayed) p.t = forward_backward(*model, b);
+        if (o.skip_nonfinite) {
           const StepOutcome out = read_outcome(p.t);
           if (out.finite) {
             opt.step(lr);
@@ -596,8 +596,10 @@ int run_train(RunOptions o) {
           }
           record(p, out, !out.finite);
         } else {
-          bad_since_read.copy_(maximum(bad_since_read, p.t.bad));
-          opt.step(lr, bad_since_read);
+          if (!replayed) {
+            bad_since_read.copy_(maximum(bad_since_read, p.t.bad));
+            opt.step(lr, bad_since_read);
+          }
           pending.push_back(std::move(p));
           if (static_cast<int64_t>(pending.size()) >= sync_every)
             if (const int rc = read_back(); rc != 0) return rc;

@@ -20,6 +20,7 @@
 #include "apps/resnet50_cifar/train.h"
 #include "core/ops.h"
 #include "data/synthetic.h"
+#include "layers/functional.h"
 #include "layers/safetensors.h"
 #include "testing.h"
 
@@ -241,8 +242,20 @@ TEST_CASE("train: --precision bf16 trains with float32 weights, resumes in fp32,
   CHECK(compute_dtype(d, Device("cuda:0")) == DType::BFloat16);
   d.precision = "fp32";
   CHECK(compute_dtype(d, Device("cuda:0")) == DType::Float32);
+  CHECK(precision_name(d, Device("cuda:0")) == "fp32");
+  d.precision = "tf32";  // float32 tensors; TF32 convolutions on CUDA only
+  CHECK(compute_dtype(d, Device("cuda:0")) == DType::Float32);
+  CHECK(precision_name(d, Device("cuda:0")) == "tf32");
+  CHECK(precision_name(d, kCPU) == "fp32");
+  // Building the model sets the convolutions' TF32 switch to match.
+  build_model(d, 10, kCPU, /*quiet=*/true);
+  CHECK(conv_allow_tf32());
+  d.precision = "fp32";
+  build_model(d, 10, kCPU, /*quiet=*/true);
+  CHECK_FALSE(conv_allow_tf32());
   d.precision = "bf16";
   CHECK(compute_dtype(d, kCPU) == DType::BFloat16);
+  CHECK(precision_name(d, kCPU) == "bf16");
   d.precision = "fp16";
   testing::check_mentions(testing::error_of([&] { compute_dtype(d, kCPU); }), {"--precision", "fp16"});
 
