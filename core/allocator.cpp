@@ -158,7 +158,9 @@ void* CachingAllocator::allocate(size_t nbytes) {
     stats_.cached_bytes -= size;
   } else if (p == nullptr) {
     p = raw_.alloc(size);
-    if (!p) {
+    if (!p && pool == 0) {
+      // Not inside a capture, where returning blocks to the system (which
+      // waits for the stream) is forbidden: the capture fails instead.
       empty_cache_locked();
       p = raw_.alloc(size);
     }
@@ -187,6 +189,14 @@ void CachingAllocator::deallocate(void* ptr) {
     // Even without caching: a graph may still write to it.
     pool_free_[owner->second][size].push_back(ptr);
     pool_of_.erase(owner);
+    stats_.cached_bytes += size;
+    return;
+  }
+  if (active_pool_ != 0 && std::this_thread::get_id() == active_thread_) {
+    // Freed by the capturing thread during a capture: captured work may have
+    // used it, and returning it to the system would wait for the stream,
+    // which a capture forbids. It joins the pool.
+    pool_free_[active_pool_][size].push_back(ptr);
     stats_.cached_bytes += size;
     return;
   }

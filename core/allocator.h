@@ -56,8 +56,11 @@ class Allocator {
   // calling thread's allocations belong to pool id: freed, they go back to
   // that pool and are handed out only to later allocations in it (a
   // re-capture), never to other tensors, until release_private_pool(id)
-  // (once the graph is destroyed) returns them to the common cache. Other
-  // threads allocate as usual meanwhile. Allocators that cannot hold pools
+  // (once the graph is destroyed) returns them to the common cache. Blocks
+  // the calling thread frees while the pool is open join it too, wherever
+  // they came from, and an allocation that finds no memory fails at once
+  // instead of first returning the cache to the system. Other threads
+  // allocate and free as usual meanwhile. Allocators that cannot hold pools
   // throw.
   virtual void begin_private_pool(uint64_t id);
   virtual void end_private_pool();

@@ -2,6 +2,9 @@
 // launch per replay.
 #include "core/cuda_graph.h"
 
+#include <exception>
+#include <string>
+
 #include "core/allocator.h"
 #include "core/error.h"
 #include "lrt_config.h"
@@ -74,10 +77,16 @@ void CudaGraph::capture(int device, const std::function<void()>& fn) {
     LRT_THROW("CUDA graph capture could not start on cuda:", device, ": ", cudaGetErrorString(begun));
   }
   std::string failure;
+  std::exception_ptr foreign;  // not an std::exception: rethrown as it is, once the capture is closed
   try {
     fn();
+  } catch (const Error& e) {
+    failure = e.message();
   } catch (const std::exception& e) {
     failure = e.what();
+  } catch (...) {
+    foreign = std::current_exception();
+    failure = "an unknown exception";
   }
   const cudaError_t ended = cudaStreamEndCapture(s, &graph);
   alloc.end_private_pool();
@@ -94,6 +103,7 @@ void CudaGraph::capture(int device, const std::function<void()>& fn) {
   if (!failure.empty()) {
     cudaGetLastError();  // the capture's error is reported here, not at the next launch
     reset();
+    if (foreign) std::rethrow_exception(foreign);
     LRT_THROW("CUDA graph capture on cuda:", device, " failed: ", failure);
   }
 }

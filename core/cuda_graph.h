@@ -12,7 +12,10 @@
 //   - host-side effects of the function (counters, RNG offsets) happen once,
 //     at capture, not at each replay;
 //   - nothing in the function may wait for the device or read a value back.
-// Every block the capture allocates, including those it frees again, stays
+//   - other threads must not queue work on lrt's stream during a capture
+//     (it would be captured too): the CUDA loader that stages batches on a
+//     worker thread (data::LoaderOptions::gpu_resident off) does.
+// Every block the capture allocates or frees, including temporaries, stays
 // in a private pool of the device's allocator for the graph's lifetime (see
 // Allocator::begin_private_pool), so no other tensor is ever handed memory a
 // replay writes. Built without CUDA, capture() throws.

@@ -99,6 +99,11 @@ void Optimizer::zero_grad() {
 }
 
 namespace {
+void check_grad(const Optimizer::Slot& s, const Tensor& g) {
+  LRT_CHECK(g.shape() == s.param.shape() && g.dtype() == DType::Float32 && g.device() == s.param.device(),
+            "optimizer: the gradient of '", s.name, "' does not match its parameter");
+}
+
 void check_skip(const Tensor& skip) {
   if (skip.defined())
     LRT_CHECK(skip.numel() == 1 && skip.dtype() == DType::Float32 && skip.is_contiguous(),
@@ -117,13 +122,15 @@ void Optimizer::prepare(double lr) {
   LRT_CHECK(std::isfinite(lr) && lr >= 0.0, "optimizer step: learning rate ", lr, " must be finite and >= 0");
   NoGradGuard no_grad;
   const bool adam = config_.kind != OptimizerKind::Sgd;
+  // Every gradient is checked before anything changes.
+  for (const Slot& s : slots_)
+    if (s.param.grad().defined()) check_grad(s, s.param.grad());
   hyper_.resize(slots_.size() * detail::kHyper, 0.0f);
   prepared_.assign(slots_.size(), 0);
   std::map<int, bool> devices;  // CUDA devices with a prepared slot
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
-    const Tensor& g = s.param.grad();
-    if (!g.defined()) continue;  // as torch.optim: parameters without a gradient are left alone
+    if (!s.param.grad().defined()) continue;  // as torch.optim: parameters without a gradient are left alone
     // State is allocated here, never in apply(), so a captured apply() holds
     // no fill that a replay would repeat.
     const TensorOptions opts = s.param.options();
@@ -166,8 +173,7 @@ void Optimizer::apply(const Tensor& skip) {
     if (!g.defined()) continue;
     LRT_CHECK(i < prepared_.size() && prepared_[i], "optimizer: '", s.name,
               "' has a gradient that the last prepare() did not see (call step(), or prepare() before apply())");
-    LRT_CHECK(g.shape() == s.param.shape() && g.dtype() == DType::Float32 && g.device() == s.param.device(),
-              "optimizer: the gradient of '", s.name, "' does not match its parameter");
+    check_grad(s, g);
     if (!g.is_contiguous()) {
       g = g.contiguous();
       s.param.set_grad(g);

@@ -277,13 +277,15 @@ class GraphedStep {
   optim::Optimizer& opt_;
   Device dev_;
   Tensor bad_;  // the trainer's sticky non-finite flag, which the update reads
-  CudaGraph graph_;
   Tensor images_, labels_;  // what the capture read
   StepTensors outputs_;     // what it wrote
   int64_t batch_ = 0, steps_ = 0;
   std::set<int64_t> seen_;
   std::vector<std::pair<Tensor, Tensor>> host_buffers_;
   bool disabled_ = false;
+  // Last, so it is destroyed first: its destructor waits for the last replay
+  // before the tensors above are freed.
+  CudaGraph graph_;
 };
 
 std::string oom_hint(const Error& e, int64_t batch) {
@@ -500,7 +502,11 @@ int run_train(RunOptions o) {
   // Set (to 1) by the first non-finite step and never cleared: the run stops there.
   Tensor bad_since_read = zeros({}, TensorOptions(dev));
   std::unique_ptr<GraphedStep> graphed;
-  if (o.cuda_graph) graphed = std::make_unique<GraphedStep>(*model, opt, dev, bad_since_read);
+  if (o.cuda_graph) {
+    // Batches staged by a worker thread on the stream would be captured too.
+    LRT_CHECK(train_loader.options().gpu_resident, "--cuda-graph needs the GPU-resident data path");
+    graphed = std::make_unique<GraphedStep>(*model, opt, dev, bad_since_read);
+  }
   // On the CPU a read-back waits for nothing, so the default reads every step.
   const int64_t sync_every = o.sync_every > 0 ? o.sync_every : dev.is_cuda() ? 10 : 1;
 

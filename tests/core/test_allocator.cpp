@@ -453,6 +453,30 @@ TEST_CASE("a private pool keeps its blocks, freed or not, away from other alloca
   CHECK(alloc.stats().current_bytes == 0);
 }
 
+TEST_CASE("inside a private pool, running out of memory fails at once and keeps the cache") {
+  FakeRawMemory raw(64 * kKiB);
+  CachingAllocator alloc(raw, "fake");
+  void* cached = alloc.allocate(32 * kKiB);
+  alloc.deallocate(cached);  // in the common cache
+  const uint64_t id = Allocator::new_private_pool_id();
+  alloc.begin_private_pool(id);
+  // Outside a pool this would free the cached block and retry; inside, it
+  // fails without returning anything to the system.
+  testing::check_mentions(testing::error_of([&] { alloc.allocate(48 * kKiB); }), {"out of memory"});
+  CHECK(raw.frees == 0);
+  alloc.end_private_pool();
+  const AllocatorStats s = alloc.stats();
+  CHECK(s.cached_bytes == 32 * kKiB);
+  CHECK(s.reserved_bytes == raw.held_bytes());
+  CHECK(alloc.allocate(32 * kKiB) == cached);  // still cached
+  alloc.deallocate(cached);
+  // Outside the pool the same request succeeds after emptying the cache.
+  void* big = alloc.allocate(48 * kKiB);
+  CHECK(raw.frees == 1);
+  alloc.deallocate(big);
+  alloc.release_private_pool(id);
+}
+
 TEST_CASE("a private pool only takes the opening thread's allocations") {
   FakeRawMemory raw;
   CachingAllocator alloc(raw, "fake");
@@ -489,14 +513,20 @@ TEST_CASE("private pools: misuse is an error, and caching off still keeps pool b
   SUBCASE("caching off") {
     CachingAllocator alloc(raw, "fake", /*caching=*/false);
     const uint64_t id = Allocator::new_private_pool_id();
+    void* before = alloc.allocate(8192);
     alloc.begin_private_pool(id);
+    // Freed during the capture by the capturing thread: kept in the pool (a
+    // replay may use it, and freeing would wait for the captured stream).
+    alloc.deallocate(before);
+    CHECK(raw.frees == 0);
+    CHECK(alloc.private_pool_free_bytes(id) == 8192);
     void* p = alloc.allocate(4096);
     alloc.deallocate(p);
     alloc.end_private_pool();
     CHECK(raw.frees == 0);  // a replay may still write it
-    CHECK(alloc.private_pool_free_bytes(id) == 4096);
+    CHECK(alloc.private_pool_free_bytes(id) == 4096 + 8192);
     alloc.release_private_pool(id);
-    CHECK(raw.frees == 1);
+    CHECK(raw.frees == 2);
     CHECK(raw.held_bytes() == 0);
     CHECK(alloc.stats().reserved_bytes == 0);
   }
