@@ -59,13 +59,14 @@ int main(int argc, char** argv) {
   int repeat = 0, warmup = 2;
   std::string precision = "fp32";
   bool adam = false, benchmark_mode = true, fuse = true, tf32 = false, graph = false, profile = false;
+  bool channels_last = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::printf(
           "usage: bench_resnet50 [--device cpu|cuda] [--batch B] [--repeat R] [--warmup W] [--stem cifar|imagenet]\n"
           "                      [--adam] [--no-conv-benchmark] [--no-fuse] [--tf32] [--precision fp32|bf16]\n"
-          "                      [--cuda-graph] [--profile-step]\n"
+          "                      [--channels-last] [--cuda-graph] [--profile-step]\n"
           "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
           "optimizer step) and prints JSON with images/s and peak memory.\n"
           "  --device     cpu (default) or cuda\n"
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
           "  --tf32       CUDA: let float32 convolutions use TF32 tensor cores (PyTorch's default)\n"
           "  --precision  fp32 (default) or bf16 (bfloat16 activations and convolutions, float32 weights,\n"
           "               BN statistics, head, loss and optimizer)\n"
+          "  --channels-last  NHWC features (as resnet50_cifar --channels-last); default NCHW\n"
           "  --cuda-graph CUDA: capture one step in a CUDA graph after warm-up and time its replays (no host\n"
           "               cost per kernel; as resnet50_cifar train --cuda-graph)\n"
           "  --profile-step CUDA: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, for\n"
@@ -103,6 +105,8 @@ int main(int argc, char** argv) {
       fuse = false;
     } else if (a == "--tf32") {
       tf32 = true;
+    } else if (a == "--channels-last") {
+      channels_last = true;
     } else if (a == "--cuda-graph") {
       graph = true;
     } else if (a == "--profile-step") {
@@ -126,6 +130,7 @@ int main(int argc, char** argv) {
     set_conv_allow_tf32(tf32);
     ResNet50Options mo{parse_resnet_stem(stem), ResNetHead::Linear, 10, 0.5, 1};
     mo.fuse_bn_act = fuse;
+    mo.channels_last = channels_last;
     const bool bf16 = precision == "bf16";
     if (bf16) mo.compute_dtype = DType::BFloat16;
     ResNet50 model(mo);
@@ -224,13 +229,13 @@ int main(int argc, char** argv) {
     const double peak_mib = cuda ? alloc_peak_mib : peak_rss_mib();
     std::printf(
         "{\"benchmark\": \"bench_resnet50\", \"framework\": \"lrt\", \"device\": \"%s\", \"stem\": \"%s\", "
-        "\"batch\": %lld, \"precision\": \"%s\", \"fused_bn_act\": %s, \"cuda_graph\": %s, \"optimizer\": %s, "
+        "\"batch\": %lld, \"precision\": \"%s\", \"memory_format\": \"%s\", \"fused_bn_act\": %s, \"cuda_graph\": %s, \"optimizer\": %s, "
         "\"steps\": %d, "
         "\"median_ms\": %.3f, \"host_ms\": %.3f, \"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, "
         "\"memory_kind\": \"%s\", "
         "\"allocator_peak_mib\": %.1f, \"loss\": %.6f}\n",
         dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : (tf32 && cuda ? "tf32" : "fp32"),
-        fuse ? "true" : "false", graph ? "true" : "false",
+        channels_last ? "channels_last" : "contiguous", fuse ? "true" : "false", graph ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, host_med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
         cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss);
   } catch (const Error& e) {

@@ -21,11 +21,15 @@ Tensor grad_sum(const Tensor& a, const Tensor& b) {
   return add(a, b);
 }
 // leaf.grad += g. The first gradient is copied, so the in-place += of later
-// passes never writes into a tensor that another node still holds.
+// passes never writes into a tensor that another node still holds; the copy
+// takes the leaf's memory format (a channels_last leaf gets a channels_last
+// gradient, as in PyTorch).
 void accumulate_leaf_grad(const Tensor& leaf, const Tensor& g) {
   Tensor cur = leaf.grad();
   if (!cur.defined()) {
-    leaf.impl()->grad = g.clone();
+    Tensor first = empty(g.shape(), g.options(), memory_format_of(leaf));
+    kernels::copy(g, first);
+    leaf.impl()->grad = first;
   } else if (cur.is_contiguous() && cur.dtype() == g.dtype() && cur.device() == g.device()) {
     kernels::binary(kernels::BinaryOp::Add, cur, g, cur);
   } else {

@@ -4,6 +4,7 @@
 #include "core/ops.h"
 
 #include <cmath>
+#include <initializer_list>
 
 #include "core/autograd.h"
 #include "kernels/kernels.h"
@@ -18,6 +19,16 @@ namespace {
 
 using Grads = std::vector<Tensor>;
 
+// Elementwise results keep a channels_last layout that all their inputs
+// share: the kernels then run over the values in memory order.
+bool all_channels_last(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts)
+    if (memory_format_of(*t) != MemoryFormat::ChannelsLast || t->shape() != (*ts.begin())->shape()) return false;
+  return true;
+}
+
+Tensor memory_order(const Tensor& t) { return detail::make_tensor(t.storage(), {t.numel()}, {1}, t.offset(), t.dtype()); }
+
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   LRT_CHECK(a.defined() && b.defined(), name, ": undefined tensor");
   detail::check_same_device(a, b, name);
@@ -29,6 +40,11 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char*
   } catch (const Error& e) {
     LRT_THROW(name, ": ", e.message());
   }
+  if (all_channels_last({&a, &b})) {
+    Tensor out = empty(shape, a.options(), MemoryFormat::ChannelsLast);
+    kernels::binary(op, memory_order(a), memory_order(b), memory_order(out));
+    return out;
+  }
   Tensor out = empty(shape, a.options());
   kernels::binary(op, a, b, out);
   return out;
@@ -37,6 +53,11 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char*
 Tensor unary_forward(UnaryOp op, const Tensor& a, const char* name, double s = 0.0) {
   LRT_CHECK(a.defined(), name, ": undefined tensor");
   detail::check_floating_or_bf16(a, name);
+  if (all_channels_last({&a})) {
+    Tensor out = empty(a.shape(), a.options(), MemoryFormat::ChannelsLast);
+    kernels::unary(op, memory_order(a), memory_order(out), s);
+    return out;
+  }
   Tensor out = empty(a.shape(), a.options());
   kernels::unary(op, a, out, s);
   return out;

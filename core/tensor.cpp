@@ -90,6 +90,30 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+namespace {
+Strides channels_last_strides(const Shape& s) {
+  LRT_CHECK(s.size() == 4, "channels_last needs a 4-D (N, C, H, W) shape, got ", to_string(s));
+  return {s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]};
+}
+}  // namespace
+
+const char* to_string(MemoryFormat f) { return f == MemoryFormat::ChannelsLast ? "channels_last" : "contiguous"; }
+
+bool Tensor::is_contiguous(MemoryFormat f) const {
+  if (f == MemoryFormat::Contiguous) return is_contiguous();
+  if (dim() != 4) return false;
+  if (numel() == 0) return true;
+  const Strides want = channels_last_strides(shape());
+  for (size_t i = 0; i < 4; ++i)
+    if (shape()[i] != 1 && strides()[i] != want[i]) return false;
+  return true;
+}
+
+MemoryFormat memory_format_of(const Tensor& t) {
+  return t.is_contiguous(MemoryFormat::ChannelsLast) && !t.is_contiguous() ? MemoryFormat::ChannelsLast
+                                                                             : MemoryFormat::Contiguous;
+}
+
 void* Tensor::data_ptr() const {
   check_defined();
   return static_cast<char*>(impl_->storage->data()) + impl_->offset * static_cast<int64_t>(dtype_size(impl_->dtype));
@@ -255,6 +279,19 @@ Tensor Tensor::contiguous() const {
   return clone();
 }
 
+Tensor Tensor::contiguous(MemoryFormat f) const {
+  if (f == MemoryFormat::Contiguous) return contiguous();
+  LRT_CHECK(dim() == 4, "contiguous(channels_last): expects a 4-D (N, C, H, W) tensor, got shape ",
+            to_string(shape()));
+  if (is_contiguous(f)) return *this;
+  Tensor out = empty(shape(), options(), f);
+  kernels::copy(*this, out);
+  const bool was_contiguous = is_contiguous();
+  return record("contiguous_channels_last", out, {*this}, [was_contiguous](const Tensor& g) {
+    return std::vector<Tensor>{was_contiguous ? g.contiguous() : g};
+  });
+}
+
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), options());
   kernels::copy(*this, out);
@@ -395,11 +432,14 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str
 
 // -------------------------------------------------------------- factories --
 
-Tensor empty(const Shape& shape, TensorOptions opts) {
+Tensor empty(const Shape& shape, TensorOptions opts) { return empty(shape, opts, MemoryFormat::Contiguous); }
+
+Tensor empty(const Shape& shape, TensorOptions opts, MemoryFormat f) {
   check_shape(shape);
+  Strides strides = f == MemoryFormat::ChannelsLast ? channels_last_strides(shape) : contiguous_strides(shape);
   const size_t nbytes = static_cast<size_t>(numel_of(shape)) * dtype_size(opts.dtype);
   auto storage = std::make_shared<Storage>(nbytes, opts.device);
-  Tensor t = detail::make_tensor(std::move(storage), shape, contiguous_strides(shape), 0, opts.dtype);
+  Tensor t = detail::make_tensor(std::move(storage), shape, std::move(strides), 0, opts.dtype);
   if (opts.requires_grad) t.set_requires_grad(true);
   return t;
 }

@@ -27,6 +27,16 @@ class Node;
 class Generator;
 struct TensorImpl;
 
+// How the values of a 4-D (N, C, H, W) tensor lie in memory. The shape is
+// (N, C, H, W) either way, as in PyTorch:
+// - Contiguous: row-major over the shape (NCHW);
+// - ChannelsLast: NHWC, a pixel's C values side by side (strides H*W*C, 1,
+//   W*C, C), the layout cuDNN's tensor-core convolutions read and write.
+// Dims of size 1 take any stride, so a tensor may be both (one channel, or
+// 1x1 images).
+enum class MemoryFormat { Contiguous, ChannelsLast };
+const char* to_string(MemoryFormat f);
+
 // What a new tensor should be: dtype (float32 unless given; from_vector<T>
 // takes T's dtype unless one is given), device and requires_grad.
 struct TensorOptions {
@@ -65,6 +75,8 @@ class Tensor {
   Device device() const;
   TensorOptions options() const;
   bool is_contiguous() const;
+  // Contiguous in format f (ChannelsLast needs 4 dims).
+  bool is_contiguous(MemoryFormat f) const;
   const std::shared_ptr<Storage>& storage() const;
 
   // Address of the first element (storage + offset).
@@ -90,6 +102,9 @@ class Tensor {
 
   // ---- copies (differentiable) ----
   Tensor contiguous() const;  // itself when already contiguous
+  // Itself when already contiguous in format f, else a copy laid out so;
+  // the gradient returns in the layout this tensor had.
+  Tensor contiguous(MemoryFormat f) const;
   Tensor clone() const;       // always a fresh contiguous copy
   Tensor to(Device device) const;  // itself when already there
   Tensor to(DType dtype) const;    // itself when already that dtype
@@ -155,6 +170,11 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 // ---- factories ----
 // New tensor of the given shape, uninitialised.
 Tensor empty(const Shape& shape, TensorOptions opts = {});
+// The same, laid out in format f (ChannelsLast: a 4-D shape).
+Tensor empty(const Shape& shape, TensorOptions opts, MemoryFormat f);
+// The format that describes t's layout: ChannelsLast for a 4-D tensor laid
+// out NHWC and not also NCHW (see MemoryFormat), Contiguous otherwise.
+MemoryFormat memory_format_of(const Tensor& t);
 Tensor zeros(const Shape& shape, TensorOptions opts = {});
 Tensor ones(const Shape& shape, TensorOptions opts = {});
 Tensor full(const Shape& shape, double value, TensorOptions opts = {});

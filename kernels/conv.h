@@ -1,7 +1,10 @@
 // Convolution kernels, no autograd: 2-D cross-correlation of NCHW images as
 // PyTorch's conv2d, with one stride, zero padding and dilation for both
-// spatial dims. x (N, C, H, W), w (K, C, R, S), bias (K), y (N, K, P, Q); every
-// tensor contiguous, all of one device and one floating dtype. Outputs are
+// spatial dims. x (N, C, H, W), w (K, C, R, S), bias (K), y (N, K, P, Q), all
+// of one device and one floating dtype. x, w and y (or their gradients) are
+// contiguous in one memory format (see conv_memory_format): NCHW, or on
+// CUDA channels_last (NHWC activations and a KRSC weight, cuDNN's native
+// layout for tensor cores); bias contiguous. Outputs are
 // written (=), never accumulated: summing gradients is autograd's business.
 // CPU: im2col + GEMM (kernels/cpu/conv.cpp); CUDA: cuDNN (kernels/cuda/conv.cu).
 // The index math below is shared by both devices.
@@ -50,6 +53,15 @@ LRT_HD constexpr ConvRange conv_valid_range(int64_t in, int64_t out, int64_t tap
   lo = lo < 0 ? 0 : lo;
   hi = hi > out ? out : hi;
   return {lo, hi < lo ? lo : hi};
+}
+
+// The memory format of a convolution whose activations are x and y (or
+// their gradients): channels_last when either is laid out so and not also
+// NCHW (a one-channel input or 1x1 images fit both), else contiguous.
+inline MemoryFormat conv_memory_format(const Tensor& x, const Tensor& y) {
+  return memory_format_of(x) == MemoryFormat::ChannelsLast || memory_format_of(y) == MemoryFormat::ChannelsLast
+             ? MemoryFormat::ChannelsLast
+             : MemoryFormat::Contiguous;
 }
 
 // (N, K, P, Q) for x (N, C, H, W) and w (K, C, R, S); checks nothing.

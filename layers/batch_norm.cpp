@@ -96,13 +96,17 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
     LRT_CHECK(running_mean.defined(), "batch_norm: eval mode (training = false) needs running_mean and running_var");
 
   // A strided input is copied once; the copy is recorded, so its gradient
-  // reaches x.
-  const Tensor xc = x.contiguous();
+  // reaches x. The output keeps x's memory format: the CUDA kernels
+  // normalise channels_last (NHWC) tensors as they lie, the CPU kernels work
+  // in NCHW between copies.
+  const MemoryFormat fmt = memory_format_of(x);
+  const MemoryFormat kfmt = x.device().is_cuda() ? fmt : MemoryFormat::Contiguous;
+  const Tensor xc = x.contiguous(kfmt);
   const Tensor xd = xc.detach();
-  const Tensor rc = residual.defined() ? residual.contiguous() : Tensor();
+  const Tensor rc = residual.defined() ? residual.contiguous(kfmt) : Tensor();
   const TensorOptions opts = x.options();
   const TensorOptions channel_opts = opts.with_dtype(channel_dtype(x));
-  Tensor y = empty(x.shape(), opts);
+  Tensor y = empty(x.shape(), opts, kfmt);
   Tensor mean = training ? empty({channels}, channel_opts) : plain(running_mean);
   Tensor invstd = empty({channels}, channel_opts);
   const Tensor w = plain(weight);
@@ -115,7 +119,7 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
     LRT_BN_ROUTE(x.device(), batch_norm_apply(xd, mean, invstd, w, plain(bias), plain(rc), relu, y));
   }
 
-  if (!needs_grad({&xc, &weight, &bias, &rc})) return y;
+  if (!needs_grad({&xc, &weight, &bias, &rc})) return y.contiguous(fmt);
   // Eval mode normalised with running_mean, which a later training call
   // would change in place before this backward runs: keep a copy.
   if (!training) mean = mean.clone();
@@ -124,15 +128,15 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   const bool want_gb = bias.defined() && bias.requires_grad();
   const bool want_gr = rc.defined() && rc.requires_grad();
   const Tensor relu_out = relu ? y.detach() : Tensor();
-  return record(relu ? (rc.defined() ? "batch_norm_add_relu" : "batch_norm_relu") : "batch_norm", y,
-                {xc, weight, bias, rc},
-                [xd, mean, invstd, w, relu_out, training, want_gx, want_gw, want_gb, want_gr](const Tensor& g) {
-                  const Tensor gy = g.contiguous();
+  const Tensor out = record(
+      relu ? (rc.defined() ? "batch_norm_add_relu" : "batch_norm_relu") : "batch_norm", y, {xc, weight, bias, rc},
+      [xd, mean, invstd, w, relu_out, training, want_gx, want_gw, want_gb, want_gr, kfmt](const Tensor& g) {
+                  const Tensor gy = g.contiguous(kfmt);
                   const TensorOptions o = xd.options(), co = mean.options();
-                  Tensor gx = want_gx ? empty(xd.shape(), o) : Tensor();
+                  Tensor gx = want_gx ? empty(xd.shape(), o, kfmt) : Tensor();
                   Tensor gw = want_gw ? empty(mean.shape(), co) : Tensor();
                   Tensor gb = want_gb ? empty(mean.shape(), co) : Tensor();
-                  Tensor gr = want_gr ? empty(xd.shape(), o) : Tensor();
+                  Tensor gr = want_gr ? empty(xd.shape(), o, kfmt) : Tensor();
                   if (xd.numel() > 0) {
                     LRT_BN_ROUTE(xd.device(),
                                  batch_norm_backward(gy, relu_out, xd, mean, invstd, w, training, gx, gw, gb, gr));
@@ -142,6 +146,7 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   }
                   return std::vector<Tensor>{gx, gw, gb, gr};
                 });
+  return out.contiguous(fmt);
 }
 
 }  // namespace lrt

@@ -60,36 +60,44 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
             to_string(weight.shape()), " with stride ", p.stride, ", padding ", p.padding, " and dilation ",
             p.dilation, " give an output of size ", out_shape[2], "x", out_shape[3], " (must be at least 1x1)");
 
-  Tensor xc, wc, bc;
+  // The output takes x's memory format. cuDNN computes channels_last
+  // directly (the weight copied to KRSC for the call; for 1x1 filters that
+  // is the same layout); the CPU kernels compute in NCHW between copies.
+  const MemoryFormat fmt = memory_format_of(x);
+  const MemoryFormat kfmt = x.device().is_cuda() ? fmt : MemoryFormat::Contiguous;
+  Tensor xc, wc, bc, y;
   {
     // Contiguous copies of views are plain buffers here: the graph points at
     // the inputs themselves.
     NoGradGuard no_grad;
-    xc = x.contiguous().detach();
-    wc = weight.contiguous().detach();
+    xc = x.contiguous(kfmt).detach();
+    wc = weight.contiguous(kfmt).detach();
     if (bias.defined()) bc = bias.contiguous().detach();
+    y = empty(out_shape, x.options(), kfmt);
+    kernels::conv2d_forward(xc, wc, bc, y, p);
+    y = y.contiguous(fmt).detach();
   }
-  Tensor y = empty(out_shape, x.options());
-  kernels::conv2d_forward(xc, wc, bc, y, p);
 
   const bool need_gx = x.requires_grad(), need_gw = weight.requires_grad();
   const bool need_gb = bias.defined() && bias.requires_grad();
   return record("conv2d", y, {x, weight, bias},
                 [x_saved = need_gw ? xc : Tensor(), w_saved = need_gx ? wc : Tensor(), x_shape = x.shape(),
-                 w_shape = weight.shape(), need_gx, need_gw, need_gb, p](const Tensor& g) {
-                  const Tensor gy = g.contiguous();
+                 w_shape = weight.shape(), need_gx, need_gw, need_gb, p, fmt, kfmt](const Tensor& g) {
+                  const Tensor gy = g.contiguous(kfmt);
                   Tensor gx, gw, gb;
                   if (need_gx) {
-                    gx = empty(x_shape, gy.options());
+                    gx = empty(x_shape, gy.options(), kfmt);
                     kernels::conv2d_backward_data(gy, w_saved, gx, p);
+                    gx = gx.contiguous(fmt);
                   }
                   if (need_gw) {
-                    gw = empty(w_shape, gy.options());
+                    gw = empty(w_shape, gy.options(), kfmt);
                     kernels::conv2d_backward_filter(x_saved, gy, gw, p);
+                    gw = gw.contiguous();
                   }
                   if (need_gb) {
                     gb = empty({w_shape[0]}, gy.options());
-                    kernels::conv2d_backward_bias(gy, gb);
+                    kernels::conv2d_backward_bias(gy.contiguous(), gb);
                   }
                   return Grads{gx, gw, gb};
                 });

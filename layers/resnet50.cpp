@@ -104,6 +104,12 @@ Tensor ResNet50::forward(const Tensor& x) {
   // own dtype (float32, or float64 for gradient checks) otherwise.
   const bool bf16 = opts_.compute_dtype == DType::BFloat16;
   Tensor h = bf16 ? x.to(DType::BFloat16) : x;
+  // channels_last: the input is laid out NHWC once; a layer whose output
+  // left that layout (max pooling) is followed by a copy back into it.
+  const auto layout = [this](const Tensor& t) {
+    return opts_.channels_last && t.dim() == 4 ? t.contiguous(MemoryFormat::ChannelsLast) : t;
+  };
+  h = layout(h);
   const bool fuse = opts_.fuse_bn_act;
   for (const auto& m : order_) {
     if (fuse && m == stem_relu_) continue;  // ran inside the stem BN's pass
@@ -112,6 +118,7 @@ Tensor ResNet50::forward(const Tensor& x) {
       h = m->forward(h.to(DType::Float32)).to(DType::BFloat16);
     else
       h = fuse && m == stem_bn_ ? stem_bn_->forward_act(h, Tensor(), true) : m->forward(h);
+    h = layout(h);
   }
   return h;
 }

@@ -47,6 +47,12 @@ struct ResNet50Options {
   // accumulation; parameters, BN statistics, the head and the loss stay
   // float32, and the optimizer updates the float32 parameters).
   DType compute_dtype = DType::Float32;
+  // Keep the features channels_last (NHWC) from the input to the global
+  // average pool: cuDNN's tensor-core convolutions read and write that
+  // layout directly, where NCHW features cost a transpose on each side of
+  // every convolution. The values are the same either way (on the CPU,
+  // bit for bit); parameters and checkpoints are unaffected.
+  bool channels_last = false;
 };
 
 // Input (N, 3, H, W) float; output logits (N, classes), float32. With

@@ -280,8 +280,9 @@ PY
 )
   # The same step captured once in a CUDA graph and replayed (as
   # resnet50_cifar train --cuda-graph does), against PyTorch's figures from
-  # the comparison above.
-  for mode in "--precision bf16" "--tf32"; do
+  # the comparison above; NCHW features and channels_last ("nhwc") side by
+  # side.
+  for mode in "--precision bf16" "--precision bf16 --channels-last" "--tf32" "--tf32 --channels-last"; do
     "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --cuda-graph $mode 2>>"$logs/bench_graph.err" ||
       echo '{"failed": true}'
   done >"$logs/bench_graph.json"
@@ -300,7 +301,8 @@ except Exception:
 for r in runs:
     if "failed" in r:
         print(f'{"r50 cuda graph":<28} {"FAIL":<8} see bench_graph.err'); continue
-    name = f'r50 {r["precision"]}{" graph" if r.get("cuda_graph") else ""} b256'
+    nhwc = " nhwc" if r.get("memory_format") == "channels_last" else ""
+    name = f'r50 {r["precision"]}{nhwc}{" graph" if r.get("cuda_graph") else ""} b256'
     vs = {"bf16": ["torch bf16 eager", "torch bf16 compile"], "tf32": ["torch fp32 eager"]}.get(r["precision"], [])
     ratios = ", ".join(f'{r["images_per_s"] / torch[t]["images_per_s"]:.2f}x {t[6:]}' for t in vs if t in torch)
     print(f'{name:<28} {"info":<8} {r["images_per_s"]:.0f} img/s, {r["median_ms"]:.2f} ms/step'
@@ -308,10 +310,12 @@ for r in runs:
 PY
 )
   # Where one bf16 step's GPU time goes: Nsight Compute times each kernel of
-  # one step after warm-up (alone, caches flushed: an upper bound per kernel).
+  # one step after warm-up (alone, caches flushed: an upper bound per kernel),
+  # with channels_last features (NCHW ones cost layout transposes around
+  # every convolution, 5.0 ms of a 20 ms step when last profiled).
   if command -v ncu >/dev/null; then
     timeout 300 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
-      "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --profile-step --repeat 1 \
+      "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last --profile-step --repeat 1 \
       >"$logs/ncu_bf16_step.csv" 2>"$logs/ncu.err"
     while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/ncu_bf16_step.csv" <<'PY'
 import collections, csv, sys
@@ -328,7 +332,7 @@ for r in rows:
     total += ms
     by[name][0] += ms
     by[name][1] += 1
-print(f'{"ncu bf16 step":<28} {"info":<8} {total:.2f} ms of kernels in {len(rows)} launches (each timed alone)')
+print(f'{"ncu bf16 step":<28} {"info":<8} {total:.2f} ms of kernels in {len(rows)} launches (each timed alone; channels_last)')
 for i, (name, (ms, n)) in enumerate(sorted(by.items(), key=lambda kv: -kv[1][0])[:10]):
     print(f'{"ncu bf16 #" + str(i + 1):<28} {"info":<8} {ms:.2f} ms, {n} launches: {name[:110]}')
 PY
@@ -342,12 +346,14 @@ fi
 if [ -x "$build/apps/resnet50_cifar" ]; then
   # One full CIFAR-10-sized epoch (50,000 synthetic images) of the cifar
   # preset, test pass included, at the CUDA default precision (bf16): eager,
-  # then with the step replayed from a CUDA graph (--cuda-graph).
+  # then with the step replayed from a CUDA graph (--cuda-graph), then that
+  # with channels_last features (--channels-last).
   "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 >/dev/null \
     2>"$logs/epoch.err" || row "synthetic data" "FAIL" "see $logs/epoch.err"
-  for mode in eager graph; do
+  for mode in eager graph graph-nhwc; do
     flag=""
     [ "$mode" = graph ] && flag="--cuda-graph"
+    [ "$mode" = graph-nhwc ] && flag="--cuda-graph --channels-last"
     rm -f "$logs/epoch_$mode.jsonl"
     if "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 1 --device cuda $flag \
          --log "$logs/epoch_$mode.jsonl" >"$logs/epoch_$mode.out" 2>"$logs/epoch_$mode.err"; then

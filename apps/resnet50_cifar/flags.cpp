@@ -76,6 +76,9 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
         "with TF32 tensor-core convolutions on CUDA, PyTorch's float32 default; fp32 on the CPU), or auto "
         "(bf16 on CUDA, fp32 on the CPU, where bfloat16 is emulated and slower)")
         ->check(CLI::IsMember({"auto", "bf16", "tf32", "fp32"}));
+    add_flag("--channels-last", o.channels_last,
+             "keep the features in the channels_last (NHWC) memory format, which cuDNN's tensor-core "
+             "convolutions read and write without transposing (same values; checkpoints unaffected)");
   }
   if (groups & kLengthFlags) add("--epochs", o.epochs, "training epochs")->check(CLI::Range(int64_t(1), int64_t(1000000)));
   if (groups & (kLengthFlags | kBatchFlag))

@@ -115,6 +115,7 @@ ResNet50Options model_options(const RunOptions& o, int64_t classes, Device dev) 
   set_conv_allow_tf32(o.precision == "tf32");
   ResNet50Options mo;
   mo.compute_dtype = compute_dtype(o, dev);
+  mo.channels_last = o.channels_last;
   mo.stem = parse_resnet_stem(o.stem);
   mo.head = parse_resnet_head(o.head);
   mo.classes = classes;

@@ -284,21 +284,32 @@ void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw,
 
 namespace {
 
-void check_tensor(const Tensor& t, const Tensor& ref, const char* what, const char* op) {
+void check_operand(const Tensor& t, const Tensor& ref, const char* what, const char* op) {
   LRT_CHECK(t.defined(), op, ": ", what, " is undefined");
   detail::check_same_device(t, ref, op);
   detail::check_same_dtype(t, ref, op);
+}
+
+void check_tensor(const Tensor& t, const Tensor& ref, const char* what, const char* op) {
+  check_operand(t, ref, what, op);
   LRT_CHECK(t.is_contiguous(), op, ": ", what, " must be contiguous");
 }
 
-// Checks the shapes of one convolution's x, w and y (or their gradients).
+// Checks the shapes of one convolution's x, w and y (or their gradients),
+// and their layout: all three contiguous in one memory format, channels_last
+// (NHWC activations, a KRSC weight) on CUDA only.
 void check_conv(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p, const char* op) {
-  check_tensor(x, x, "x", op);
-  check_tensor(w, x, "w", op);
-  check_tensor(y, x, "y", op);
+  check_operand(x, x, "x", op);
+  check_operand(w, x, "w", op);
+  check_operand(y, x, "y", op);
   detail::check_floating_or_bf16(x, op);
   LRT_CHECK(x.dim() == 4 && w.dim() == 4 && y.dim() == 4, op, ": expects 4-D tensors, got x ", to_string(x.shape()),
             ", w ", to_string(w.shape()), ", y ", to_string(y.shape()));
+  const MemoryFormat f = conv_memory_format(x, y);
+  LRT_CHECK(x.is_contiguous(f) && w.is_contiguous(f) && y.is_contiguous(f), op, ": x, w and y must be ",
+            to_string(f), " (one memory format for all three)");
+  LRT_CHECK(f == MemoryFormat::Contiguous || x.device().is_cuda(), op,
+            ": channels_last convolutions run on CUDA only; the CPU kernels take NCHW tensors");
   LRT_CHECK(p.stride >= 1 && p.dilation >= 1 && p.padding >= 0, op, ": stride ", p.stride, " and dilation ",
             p.dilation, " must be >= 1 and padding ", p.padding, " >= 0");
   LRT_CHECK(x.size(1) == w.size(1) && y.shape() == conv2d_output_shape(x.shape(), w.shape(), p), op, ": x ",

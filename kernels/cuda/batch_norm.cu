@@ -13,6 +13,16 @@
 // one sample, samples); the channel of a pack is its index / (HW / V).
 // Where HW is a multiple of the 16-byte pack width and the pointers are
 // aligned, values move in 16-byte packs; otherwise one at a time.
+// channels_last (NHWC) tensors are viewed as (rows = N * HW, C), a row's C
+// values contiguous. Their reductions give a block 32 channels (one per lane
+// of a warp, so a warp reads 32 neighbouring values of one row) and 8 row
+// lanes; grid.y splits the rows into ranges, and a block's threads walk its
+// range 8 rows apart. The block merges its 8 row lanes in a fixed tree and,
+// with splits > 1, writes one partial per (channel, range) that the same
+// finishing kernels as NCHW's merge in order. Their elementwise passes walk
+// the values in memory order, the channel of a value being its index mod C.
+// Given the same per-channel values, both layouts compute every element
+// with the same operations, so they give the same bits.
 // Kernels take two types: S, the activations' storage (x, y, gy, gx,
 // residual), and T, the per-channel tensors' and the arithmetic's. They
 // are the same for float and double; bfloat16 activations (S = BFloat16)
@@ -353,6 +363,193 @@ void dispatch_bn(DType dt, F&& f) {
   dispatch_floating(dt, "batch_norm", [&](auto tag) { f(tag, tag); });
 }
 
+// ---- channels_last (NHWC) ----
+
+constexpr int kTileC = 32;                    // channels a reduction block takes (threadIdx.x)
+constexpr int kRowLanes = kThreads / kTileC;  // rows it reads at once (threadIdx.y)
+
+bool is_nhwc(const Tensor& x) { return x.dim() == 4 && memory_format_of(x) == MemoryFormat::ChannelsLast; }
+
+// x viewed as (rows, c).
+struct RowsDims {
+  int64_t rows, c;
+};
+
+RowsDims rows_dims_of(const Tensor& x) {
+  const int64_t c = x.size(1);
+  return RowsDims{x.numel() / c, c};
+}
+
+// Merges the row lanes of a (kRowLanes, kTileC) block in a fixed tree; row
+// lane 0 then holds each channel's total.
+template <class A, class Merge>
+__device__ A merge_row_lanes(A (*sh)[kTileC], A v, Merge merge) {
+  sh[threadIdx.y][threadIdx.x] = v;
+  __syncthreads();
+  for (int stride = kRowLanes / 2; stride > 0; stride /= 2) {
+    if (threadIdx.y < stride) merge(sh[threadIdx.y][threadIdx.x], sh[threadIdx.y + stride][threadIdx.x]);
+    __syncthreads();
+  }
+  return sh[0][threadIdx.x];
+}
+
+// grid = (channel tiles, row ranges of `chunk` rows).
+template <class S, class T>
+__global__ void __launch_bounds__(kThreads)
+    bn_stats_nhwc_kernel(const S* __restrict__ x, RowsDims d, int64_t chunk, BnMoments* partial, T* mean, T* invstd,
+                         T* running_mean, T* running_var, double eps, double momentum) {
+  __shared__ BnMoments sh[kRowLanes][kTileC];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x;
+  const int64_t s = blockIdx.y, splits = gridDim.y;
+  const int64_t end = min(d.rows, (s + 1) * chunk);
+  BnMoments m{};
+  int64_t r = s * chunk + threadIdx.y;
+  if (c < d.c && r < end) {
+    BnShiftedSums acc = bn_shifted_start(static_cast<double>(static_cast<T>(x[r * d.c + c])));
+    for (; r < end; r += kRowLanes * kUnroll) {
+      S v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t ru = r + u * kRowLanes;
+        v[u] = x[(ru < end ? ru : r) * d.c + c];
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u)
+        if (r + u * kRowLanes < end) bn_accumulate(acc, static_cast<double>(static_cast<T>(v[u])));
+    }
+    m = bn_moments(acc);
+  }
+  const BnMoments total = merge_row_lanes(sh, m, [](BnMoments& a, const BnMoments& b) { bn_merge(a, b); });
+  if (threadIdx.y != 0 || c >= d.c) return;
+  if (splits > 1) {
+    partial[c * splits + s] = total;
+    return;
+  }
+  bn_finish_stats(total, eps, momentum, mean + c, invstd + c, running_mean ? running_mean + c : nullptr,
+                  running_var ? running_var + c : nullptr);
+}
+
+// Sums of gy (masked by relu_out > 0 when relu_out is not null) and
+// gy * (x - mean), laid out as bn_stats_nhwc_kernel.
+template <class S, class T>
+__global__ void __launch_bounds__(kThreads)
+    bn_grad_sums_nhwc_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out, const S* __restrict__ x,
+                             const T* mean, const T* invstd, const T* weight, RowsDims d, int64_t chunk,
+                             BnGradSums* partial, BnGradCoef<T>* coef, T* gweight, T* gbias) {
+  __shared__ BnGradSums sh[kRowLanes][kTileC];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x;
+  const int64_t s = blockIdx.y, splits = gridDim.y;
+  const int64_t end = min(d.rows, (s + 1) * chunk);
+  BnGradSums acc{};
+  int64_t r = s * chunk + threadIdx.y;
+  if (c < d.c && r < end) {
+    const double mc = static_cast<double>(mean[c]);
+    for (; r < end; r += kRowLanes * kUnroll) {
+      T g[kUnroll];
+      S v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t ru = r + u * kRowLanes;
+        const int64_t i = (ru < end ? ru : r) * d.c + c;
+        g[u] = static_cast<T>(gy[i]);
+        if (relu_out) g[u] = bn_relu_grad(g[u], static_cast<T>(relu_out[i]));
+        v[u] = x[i];
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u)
+        if (r + u * kRowLanes < end)
+          bn_accumulate_grad(acc, static_cast<double>(g[u]), static_cast<double>(static_cast<T>(v[u])), mc);
+    }
+  }
+  const BnGradSums total =
+      merge_row_lanes(sh, acc, [](BnGradSums& a, const BnGradSums& b) { bn_merge_grad(a, b); });
+  if (threadIdx.y != 0 || c >= d.c) return;
+  if (splits > 1) {
+    partial[c * splits + s] = total;
+    return;
+  }
+  bn_finish_grad(total, static_cast<double>(d.rows), invstd[c], weight, c, coef ? coef + c : nullptr,
+                 gweight ? gweight + c : nullptr, gbias ? gbias + c : nullptr);
+}
+
+// The normalisation over packs of V values in memory order; cv = C / V.
+template <class S, class T, int V>
+__global__ void bn_apply_nhwc_kernel(const S* __restrict__ x, const S* __restrict__ residual, S* __restrict__ y,
+                                     const T* mean, const T* invstd, const T* weight, const T* bias, bool relu,
+                                     int64_t packs, int64_t cv) {
+  using P = Pack<S, V>;
+  for (int64_t j = global_thread(); j < packs; j += grid_threads()) {
+    const int64_t c0 = (j % cv) * V;
+    P v = reinterpret_cast<const P*>(x)[j];
+    P r{};
+    if (residual) r = reinterpret_cast<const P*>(residual)[j];
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      const int64_t c = c0 + i;
+      const T scale = bn_scale(invstd, weight, c), shift = bias ? bias[c] : T(0);
+      const T ri = residual ? static_cast<T>(r.v[i]) : T(0);
+      v.v[i] = S(bn_epilogue(bn_apply(static_cast<T>(v.v[i]), mean[c], scale, shift), residual ? &ri : nullptr,
+                             relu));
+    }
+    reinterpret_cast<P*>(y)[j] = v;
+  }
+}
+
+// The input gradient (and the residual's) over packs in memory order, as
+// bn_grad_input_kernel computes them.
+template <class S, class T, int V, bool TRAINING>
+__global__ void bn_grad_input_nhwc_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out,
+                                          const S* __restrict__ x, const T* mean, const T* invstd, const T* weight,
+                                          const BnGradCoef<T>* coef, S* __restrict__ gx, S* __restrict__ gresidual,
+                                          int64_t packs, int64_t cv) {
+  using P = Pack<S, V>;
+  for (int64_t j = global_thread(); j < packs; j += grid_threads()) {
+    const int64_t c0 = (j % cv) * V;
+    P g = reinterpret_cast<const P*>(gy)[j];
+    if (relu_out) {
+      const P yo = reinterpret_cast<const P*>(relu_out)[j];
+#pragma unroll
+      for (int i = 0; i < V; ++i) g.v[i] = S(bn_relu_grad(static_cast<T>(g.v[i]), static_cast<T>(yo.v[i])));
+    }
+    if (gresidual) reinterpret_cast<P*>(gresidual)[j] = g;
+    if (!gx) continue;
+    if constexpr (TRAINING) {
+      const P v = reinterpret_cast<const P*>(x)[j];
+#pragma unroll
+      for (int i = 0; i < V; ++i)
+        g.v[i] = S(bn_grad_input(static_cast<T>(g.v[i]), static_cast<T>(v.v[i]), mean[c0 + i], coef[c0 + i]));
+    } else {
+#pragma unroll
+      for (int i = 0; i < V; ++i) g.v[i] = S(bn_grad_input_eval(static_cast<T>(g.v[i]), bn_scale(invstd, weight, c0 + i)));
+    }
+    reinterpret_cast<P*>(gx)[j] = g;
+  }
+}
+
+// Row ranges of a channels_last reduction: as many as fit one wave of
+// resident blocks (`slots` on the device) over the channel tiles, but at
+// least 16 rows a row lane.
+int64_t nhwc_chunk(const RowsDims& d, int64_t slots) {
+  const int64_t tiles = (d.c + kTileC - 1) / kTileC;
+  const int64_t min_rows = int64_t(kRowLanes) * 16;
+  const int64_t splits = std::clamp<int64_t>(std::min(slots / tiles, (d.rows + min_rows - 1) / min_rows), 1, 1024);
+  return (d.rows + splits - 1) / splits;
+}
+
+dim3 nhwc_reduce_grid(const RowsDims& d, int64_t chunk) {
+  return dim3(static_cast<unsigned>((d.c + kTileC - 1) / kTileC), static_cast<unsigned>((d.rows + chunk - 1) / chunk));
+}
+
+// The pack width of channels_last passes: 16 bytes where C allows and every
+// pointer is aligned, else 1.
+template <class T>
+int nhwc_pack_width(const RowsDims& d, std::initializer_list<const Tensor*> ts) {
+  if (d.c % kVec<T> != 0) return 1;
+  for (const Tensor* t : ts)
+    if (t->defined() && !aligned16(t->data_ptr())) return 1;
+  return kVec<T>;
+}
+
 Tensor scratch(int64_t bytes, const Tensor& like) {
   return empty({bytes}, TensorOptions(DType::UInt8).with_device(like.device()));
 }
@@ -362,6 +559,106 @@ void check_sample_size(const Dims& d) {
             " values a sample are more than the CUDA kernels index");
 }
 
+void stats_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps, const Tensor& running_mean,
+                const Tensor& running_var, double momentum, int dev, cudaStream_t stream) {
+  const RowsDims d = rows_dims_of(x);
+  dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
+    using S = typename decltype(stag)::type;
+    using T = typename decltype(ttag)::type;
+    static const int64_t occupancy = blocks_per_sm(bn_stats_nhwc_kernel<S, T>);
+    const int64_t chunk = nhwc_chunk(d, occupancy * lrt::cuda::sm_count(dev));
+    const dim3 grid = nhwc_reduce_grid(d, chunk);
+    Tensor partial;
+    BnMoments* pp = nullptr;
+    if (grid.y > 1) {
+      partial = scratch(d.c * grid.y * static_cast<int64_t>(sizeof(BnMoments)), x);
+      pp = static_cast<BnMoments*>(partial.data_ptr());
+    }
+    T* rm = ptr_or_null<T>(running_mean);
+    T* rv = ptr_or_null<T>(running_var);
+    bn_stats_nhwc_kernel<S, T><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
+        x.data<S>(), d, chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
+    LRT_LAUNCH_CHECK();
+    if (grid.y > 1) {
+      bn_stats_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
+          pp, d.c, grid.y, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
+      LRT_LAUNCH_CHECK();
+    }
+  });
+}
+
+void apply_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight, const Tensor& bias,
+                const Tensor& residual, bool relu, const Tensor& y, int dev, cudaStream_t stream) {
+  const RowsDims d = rows_dims_of(x);
+  dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
+    using S = typename decltype(stag)::type;
+    using T = typename decltype(ttag)::type;
+    with_width<S>(nhwc_pack_width<S>(d, {&x, &residual, &y}), [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      const int64_t packs = d.rows * d.c / V;
+      bn_apply_nhwc_kernel<S, T, V><<<lrt::cuda::grid_for(packs, kThreads, dev), kThreads, 0, stream>>>(
+          x.data<S>(), ptr_or_null<S>(residual), y.data<S>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(weight),
+          ptr_or_null<T>(bias), relu, packs, d.c / V);
+      LRT_LAUNCH_CHECK();
+    });
+  });
+}
+
+void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean, const Tensor& invstd,
+                   const Tensor& weight, bool training, const Tensor& gx, const Tensor& gweight, const Tensor& gbias,
+                   const Tensor& gresidual, int dev, cudaStream_t stream) {
+  const RowsDims d = rows_dims_of(x);
+  dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
+    using S = typename decltype(stag)::type;
+    using T = typename decltype(ttag)::type;
+    const T* wp = ptr_or_null<T>(weight);
+    const S* yo = ptr_or_null<S>(relu_out);
+    T* gw = ptr_or_null<T>(gweight);
+    T* gb = ptr_or_null<T>(gbias);
+    const bool want_coef = training && gx.defined();
+    Tensor coef_buf;
+    BnGradCoef<T>* coef = nullptr;
+    if (want_coef) {
+      coef_buf = scratch(d.c * static_cast<int64_t>(sizeof(BnGradCoef<T>)), x);
+      coef = static_cast<BnGradCoef<T>*>(coef_buf.data_ptr());
+    }
+    if (want_coef || gw || gb) {
+      static const int64_t occupancy = blocks_per_sm(bn_grad_sums_nhwc_kernel<S, T>);
+      const int64_t chunk = nhwc_chunk(d, occupancy * lrt::cuda::sm_count(dev));
+      const dim3 grid = nhwc_reduce_grid(d, chunk);
+      Tensor partial;
+      BnGradSums* pp = nullptr;
+      if (grid.y > 1) {
+        partial = scratch(d.c * grid.y * static_cast<int64_t>(sizeof(BnGradSums)), x);
+        pp = static_cast<BnGradSums*>(partial.data_ptr());
+      }
+      bn_grad_sums_nhwc_kernel<S, T><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
+          gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, d, chunk, pp, coef, gw, gb);
+      LRT_LAUNCH_CHECK();
+      if (grid.y > 1) {
+        bn_grad_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
+            pp, d.c, grid.y, static_cast<double>(d.rows), invstd.data<T>(), wp, coef, gw, gb);
+        LRT_LAUNCH_CHECK();
+      }
+    }
+    if (!gx.defined() && !gresidual.defined()) return;
+    with_width<S>(nhwc_pack_width<S>(d, {&gy, &relu_out, &x, &gx, &gresidual}), [&](auto width) {
+      constexpr int V = decltype(width)::value;
+      const int64_t packs = d.rows * d.c / V;
+      const unsigned grid = lrt::cuda::grid_for(packs, kThreads, dev);
+      if (training)
+        bn_grad_input_nhwc_kernel<S, T, V, true><<<grid, kThreads, 0, stream>>>(
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<S>(gx),
+            ptr_or_null<S>(gresidual), packs, d.c / V);
+      else
+        bn_grad_input_nhwc_kernel<S, T, V, false><<<grid, kThreads, 0, stream>>>(
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<S>(gx),
+            ptr_or_null<S>(gresidual), packs, d.c / V);
+      LRT_LAUNCH_CHECK();
+    });
+  });
+}
+
 }  // namespace
 
 void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps, const Tensor& running_mean,
@@ -369,6 +666,7 @@ void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd,
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
+  if (is_nhwc(x)) return stats_nhwc(x, mean, invstd, eps, running_mean, running_var, momentum, dev, stream);
   const Dims d = dims_of(x);
   dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
     using S = typename decltype(stag)::type;
@@ -414,6 +712,7 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
+  if (is_nhwc(x)) return apply_nhwc(x, mean, invstd, weight, bias, residual, relu, y, dev, stream);
   const Dims d = dims_of(x);
   check_sample_size(d);
   dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
@@ -436,6 +735,8 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
+  if (is_nhwc(x))
+    return backward_nhwc(gy, relu_out, x, mean, invstd, weight, training, gx, gweight, gbias, gresidual, dev, stream);
   const Dims d = dims_of(x);
   check_sample_size(d);
   dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {

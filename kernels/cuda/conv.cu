@@ -18,6 +18,11 @@
 // skipped for float32. With it, and for float64, the candidate's math is
 // whatever cuDNN reports. The opt-in is part of the cache key.
 //
+// Layout: NCHW tensors with a KCRS filter, or channels_last (NHWC with a
+// KRSC filter), which cuDNN's tensor-core kernels read and write directly;
+// given NCHW, cuDNN transposes in and out of each such kernel. The format is
+// part of the cache key.
+//
 // Workspaces come from the caching allocator as uint8 tensors and are freed
 // as soon as the call is queued: the allocator's blocks are reused in the
 // order of lrt's one stream, after the work queued on it.
@@ -116,28 +121,36 @@ void with_scaling(cudnnDataType_t type, F&& f) {
   }
 }
 
-void set_tensor(const TensorDescriptor& d, cudnnDataType_t type, const Shape& s) {
-  CUDNN_CHECK(cudnnSetTensor4dDescriptor(d.get(), CUDNN_TENSOR_NCHW, type, to_int(s[0], "size"), to_int(s[1], "size"),
+cudnnTensorFormat_t cudnn_format(MemoryFormat f) {
+  return f == MemoryFormat::ChannelsLast ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+}
+
+// A 4-D descriptor of shape s (N, C, H, W) laid out in format f.
+void set_tensor(const TensorDescriptor& d, cudnnDataType_t type, const Shape& s, MemoryFormat f) {
+  CUDNN_CHECK(cudnnSetTensor4dDescriptor(d.get(), cudnn_format(f), type, to_int(s[0], "size"), to_int(s[1], "size"),
                                          to_int(s[2], "size"), to_int(s[3], "size")));
 }
 
 // The descriptors of one convolution: x (N, C, H, W), w (K, C, R, S), y (N,
-// K, P, Q); for the backward passes x and y hold the gradients' shapes.
+// K, P, Q); for the backward passes x and y hold the gradients' shapes. In
+// channels_last the activations are NHWC and the filter KRSC (cuDNN's NHWC
+// filter format).
 struct ConvSetup {
   cudnnDataType_t type;
   bool allow_tf32;
+  MemoryFormat format;
   TensorDescriptor x, y;
   FilterDescriptor w;
   ConvolutionDescriptor conv;
 
   ConvSetup(const Tensor& xt, const Tensor& wt, const Tensor& yt, const ConvParams& p)
-      : type(cudnn_type(xt.dtype())), allow_tf32(p.allow_tf32) {
+      : type(cudnn_type(xt.dtype())), allow_tf32(p.allow_tf32), format(conv_memory_format(xt, yt)) {
     LRT_CHECK(xt.numel() <= INT_MAX && yt.numel() <= INT_MAX, "conv2d: tensors of ", xt.numel(), " and ",
               yt.numel(), " elements exceed cuDNN's 32-bit limit");
-    set_tensor(x, type, xt.shape());
-    set_tensor(y, type, yt.shape());
+    set_tensor(x, type, xt.shape(), format);
+    set_tensor(y, type, yt.shape(), format);
     const Shape& ws = wt.shape();
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.get(), type, CUDNN_TENSOR_NCHW, to_int(ws[0], "size"),
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.get(), type, cudnn_format(format), to_int(ws[0], "size"),
                                            to_int(ws[1], "size"), to_int(ws[2], "size"), to_int(ws[3], "size")));
     const int pad = to_int(p.padding, "padding"), stride = to_int(p.stride, "stride");
     const int dil = to_int(p.dilation, "dilation");
@@ -260,16 +273,17 @@ struct AlgoChoice {
   cudnnMathType_t math;
 };
 
-// pass, benchmark, device, dtype, x (N, C, H, W), w (K, R, S), stride, padding, dilation, allow_tf32
-using AlgoKey = std::array<int64_t, 15>;
+// pass, benchmark, device, dtype, x (N, C, H, W), w (K, R, S), stride, padding, dilation, allow_tf32,
+// memory format
+using AlgoKey = std::array<int64_t, 16>;
 
 std::mutex g_cache_mu;
 std::map<AlgoKey, AlgoChoice> g_cache;
 
-AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const ConvParams& p) {
+AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const ConvParams& p, MemoryFormat f) {
   return {static_cast<int64_t>(pass), p.benchmark, x.device().index, static_cast<int64_t>(x.dtype()),
           x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), p.stride, p.padding,
-          p.dilation, p.allow_tf32};
+          p.dilation, p.allow_tf32, static_cast<int64_t>(f)};
 }
 
 // A scratch buffer of `bytes` on the device (undefined for none).
@@ -325,7 +339,7 @@ void run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParam
   cudnnHandle_t h = handle(dev);
   ConvSetup s(x, w, y, p);
   const Buffers b{x.data_ptr(), w.data_ptr(), y.data_ptr()};
-  const AlgoChoice choice = choose<P>(h, s, b, key_of(P, x, w, p), p.benchmark, x.device());
+  const AlgoChoice choice = choose<P>(h, s, b, key_of(P, x, w, p, s.format), p.benchmark, x.device());
   CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.get(), choice.math));
   const auto algo = static_cast<typename Api::Algo>(choice.algo);
   const size_t bytes = Api::workspace(h, s, algo);
@@ -342,8 +356,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
   DeviceGuard guard(dev);
   const cudnnDataType_t type = cudnn_type(y.dtype());
   TensorDescriptor bias_desc, y_desc;
-  set_tensor(bias_desc, type, {1, bias.size(0), 1, 1});
-  set_tensor(y_desc, type, y.shape());
+  set_tensor(bias_desc, type, {1, bias.size(0), 1, 1}, MemoryFormat::Contiguous);
+  set_tensor(y_desc, type, y.shape(), memory_format_of(y));
   with_scaling(type, [&](const void* one, const void*) {
     CUDNN_CHECK(cudnnAddTensor(handle(dev), one, bias_desc.get(), bias.data_ptr(), one, y_desc.get(), y.data_ptr()));
   });

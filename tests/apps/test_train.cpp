@@ -216,6 +216,34 @@ TEST_CASE("train: reading back every 7 steps logs and trains exactly as reading 
                      weights(dir.str() + "/ck7/snapshot-cycle1.safetensors").at("fc.weight")) == 0.0);
 }
 
+TEST_CASE("train: --channels-last trains the same bits on the CPU and logs the memory format") {
+  TempDir dir("train-channels-last");
+  const RunOptions o = tiny(make_data(dir, 12, 4));
+  std::vector<std::vector<nlohmann::json>> logs;
+  std::vector<std::map<std::string, Tensor>> finals;
+  for (bool channels_last : {false, true}) {
+    CAPTURE(channels_last);
+    RunOptions r = o;
+    r.channels_last = channels_last;
+    const std::string tag = channels_last ? "nhwc" : "nchw";
+    r.log = dir.str() + "/run-" + tag + ".jsonl";
+    r.save_weights = dir.str() + "/final-" + tag + ".safetensors";
+    REQUIRE(run_train(r) == 0);
+    auto log = read_log(r.log);
+    REQUIRE(!log.empty());
+    CHECK(log.front()["memory_format"] == (channels_last ? "channels_last" : "contiguous"));
+    log.front().erase("memory_format");
+    logs.push_back(untimed(log));
+    finals.push_back(weights(r.save_weights));
+  }
+  CHECK(logs[0].size() > 6);
+  CHECK(logs[0] == logs[1]);
+  for (const auto& [name, t] : finals[0]) {
+    INFO(name);
+    CHECK(max_abs_diff(t, finals[1].at(name)) == 0.0);
+  }
+}
+
 TEST_CASE("train: a non-finite step stops the run at that step however seldom the device is read") {
   TempDir dir("train-nonfinite");
   RunOptions o = tiny(make_data(dir, 24, 4));
