@@ -33,6 +33,12 @@ RunOptions parse_train_flags(std::vector<std::string> args) {
 
 }  // namespace
 
+TEST_CASE("--channels-last is a switch, off unless given") {
+  CHECK_FALSE(parse_train_flags({}).channels_last);
+  CHECK(parse_train_flags({"--channels-last"}).channels_last);
+  CHECK_THROWS_AS(parse_train_flags({"--channels-last=maybe"}), CLI::ParseError);
+}
+
 TEST_CASE("--warmup-steps is refused outside [0, 1e9] when parsed") {
   CHECK(parse_train_flags({"--warmup-steps", "500"}).warmup_steps == 500);
   CHECK(parse_train_flags({"--warmup-steps", "1000000000"}).warmup_steps == 1000000000);

@@ -219,6 +219,10 @@ TEST_CASE("train: reading back every 7 steps logs and trains exactly as reading 
 TEST_CASE("train: --channels-last trains the same bits on the CPU and logs the memory format") {
   TempDir dir("train-channels-last");
   const RunOptions o = tiny(make_data(dir, 12, 4));
+  RunOptions flag = o;
+  CHECK_FALSE(build_model(flag, 10, kCPU, /*quiet=*/true)->options().channels_last);
+  flag.channels_last = true;
+  CHECK(build_model(flag, 10, kCPU, /*quiet=*/true)->options().channels_last);
   std::vector<std::vector<nlohmann::json>> logs;
   std::vector<std::map<std::string, Tensor>> finals;
   for (bool channels_last : {false, true}) {
