@@ -53,15 +53,6 @@ Tensor poisoned_nhwc(const Shape& s, DType dt) {
 double conv_tolerance(DType dt) {
   return dt == DType::Float32 ? 5e-5 : dt == DType::Float64 ? 1e-12 : 1.0 / 128;
 }
-double sum_tolerance(DType dt) { return dt == DType::Float64 ? 1e-11 : 1e-6; }
-double value_tolerance(DType dt) { return dt == DType::Float64 ? 1e-11 : 1e-5; }
-
-void check_same(const Tensor& got, const Tensor& want, const std::string& what) {
-  CHECK(got.device().is_cuda());
-  REQUIRE(got.shape() == want.shape());
-  testing::check_equal(host(got), host(want), what);
-}
-
 Tensor random(const Shape& s, DType dt, uint64_t seed) {
   const Tensor t = testing::normal(s, DType::Float32, seed);
   return dt == DType::Float64 ? testing::normal(s, dt, seed) : t.to(dt);
@@ -139,6 +130,21 @@ TEST_CASE("CUDA: conv2d on a channels_last input answers in channels_last, value
     check_cuda_close(got[2], want[2], tol, "w.grad");
   }
 }
+
+#if LRT_HAVE_CUDA  // the CUDA kernel entry points exist only in CUDA builds
+
+namespace {
+
+double sum_tolerance(DType dt) { return dt == DType::Float64 ? 1e-11 : 1e-6; }
+double value_tolerance(DType dt) { return dt == DType::Float64 ? 1e-11 : 1e-5; }
+
+void check_same(const Tensor& got, const Tensor& want, const std::string& what) {
+  CHECK(got.device().is_cuda());
+  REQUIRE(got.shape() == want.shape());
+  testing::check_equal(host(got), host(want), what);
+}
+
+}  // namespace
 
 TEST_CASE("CUDA: channels_last batch-norm kernels match the CPU's, elementwise passes to the bit") {
   namespace kb = kernels;
@@ -221,6 +227,8 @@ TEST_CASE("CUDA: channels_last batch-norm kernels give the same bits from run to
       CHECK(runs[0] == runs[1]);
     }
 }
+
+#endif  // LRT_HAVE_CUDA
 
 TEST_CASE("CUDA: a channels_last ResNet50 step matches the NCHW one") {
   for (DType dt : {DType::Float32, DType::BFloat16}) {
