@@ -27,7 +27,9 @@ bool all_channels_last(std::initializer_list<const Tensor*> ts) {
   return true;
 }
 
-Tensor memory_order(const Tensor& t) { return detail::make_tensor(t.storage(), {t.numel()}, {1}, t.offset(), t.dtype()); }
+Tensor memory_order(const Tensor& t) {
+  return detail::make_tensor(t.storage(), {t.numel()}, {1}, t.offset(), t.dtype());
+}
 
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   LRT_CHECK(a.defined() && b.defined(), name, ": undefined tensor");
@@ -198,9 +200,7 @@ Tensor abs(const Tensor& a) {
 Tensor relu(const Tensor& a) {
   Tensor out = unary_forward(UnaryOp::Relu, a, "relu");
   return record("relu", out, {a}, [out = out.detach()](const Tensor& g) {
-    Tensor gi = empty(g.shape(), g.options());
-    kernels::binary(BinaryOp::ReluBackward, g, out, gi);
-    return Grads{gi};
+    return Grads{binary_forward(BinaryOp::ReluBackward, g, out, "relu backward")};  // keeps a shared layout
   });
 }
 

@@ -11,7 +11,9 @@
 //
 // Conventions. x is contiguous and viewed as (N, C, HW): (N, C, H, W) with
 // HW = H * W, or (N, C) with HW = 1; channel c of sample n is a run of HW
-// values. mean and invstd (C) hold the batch mean and 1 / sqrt(var + eps) in
+// values. On CUDA x may instead be channels_last (NHWC), viewed as (N * HW,
+// C): a pixel's C values side by side (kernels/cuda/batch_norm.cu).
+// mean and invstd (C) hold the batch mean and 1 / sqrt(var + eps) in
 // the parameters' dtype, x's (float32 for a bfloat16 x); running_mean and
 // running_var (C) too. Reductions accumulate in
 // double whatever x's dtype. The variance comes from per-thread (per-task on
@@ -28,19 +30,34 @@
 // statistics, agrees exactly.
 //
 // The entry points assume checked arguments (layers/batch_norm.cpp checks
-// shapes, dtypes and devices): x, y, gy, gx contiguous of one shape, the (C)
-// tensors contiguous, everything on x's device; the activations (x, y, gy,
+// shapes, dtypes and devices): x, y, gy, gx of one shape, the (C) tensors
+// contiguous, everything on x's device; the activations contiguous in x's
+// memory format (check_bn_layout, which each entry point runs); the activations (x, y, gy,
 // gx, residual) of x's dtype, the (C) tensors of x's or, for a bfloat16 x,
 // float32. bfloat16 values are computed on in float (see the kernels).
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/hd.h"
 #include "core/tensor.h"
 #include "kernels/math.h"
 
 namespace lrt::kernels {
+
+// The layout rule of the entry points: every activation given (x, residual,
+// y; gy, relu_out, gx, gresidual) contiguous in x's memory format, which may
+// be channels_last only where the kernels read it (nhwc_ok: CUDA).
+inline void check_bn_layout(const Tensor& x, std::initializer_list<const Tensor*> activations, bool nhwc_ok) {
+  const MemoryFormat f = memory_format_of(x);
+  LRT_CHECK(nhwc_ok || f == MemoryFormat::Contiguous,
+            "batch_norm: the CPU kernels take NCHW tensors, got a channels_last input");
+  LRT_CHECK(x.is_contiguous(f), "batch_norm: the input must be contiguous (NCHW or channels_last)");
+  for (const Tensor* t : activations)
+    LRT_CHECK(!t->defined() || t->is_contiguous(f), "batch_norm: every activation must be ", to_string(f),
+              " like the input");
+}
 
 // ---- rounding one operation at a time ----
 template <class T>

@@ -3,8 +3,8 @@
 // spatial dims. x (N, C, H, W), w (K, C, R, S), bias (K), y (N, K, P, Q), all
 // of one device and one floating dtype. x, w and y (or their gradients) are
 // contiguous in one memory format (see conv_memory_format): NCHW, or on
-// CUDA channels_last (NHWC activations and a KRSC weight, cuDNN's native
-// layout for tensor cores); bias contiguous. Outputs are
+// CUDA in float32 or bfloat16 channels_last (NHWC activations and a KRSC
+// weight, cuDNN's native layout for tensor cores); bias contiguous. Outputs are
 // written (=), never accumulated: summing gradients is autograd's business.
 // CPU: im2col + GEMM (kernels/cpu/conv.cpp); CUDA: cuDNN (kernels/cuda/conv.cu).
 // The index math below is shared by both devices.

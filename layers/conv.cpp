@@ -62,9 +62,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 
   // The output takes x's memory format. cuDNN computes channels_last
   // directly (the weight copied to KRSC for the call; for 1x1 filters that
-  // is the same layout); the CPU kernels compute in NCHW between copies.
+  // is the same layout); the CPU kernels, and float64 on CUDA (which
+  // PyTorch keeps NCHW for cuDNN too), compute in NCHW between copies.
   const MemoryFormat fmt = memory_format_of(x);
-  const MemoryFormat kfmt = x.device().is_cuda() ? fmt : MemoryFormat::Contiguous;
+  const MemoryFormat kfmt =
+      x.device().is_cuda() && x.dtype() != DType::Float64 ? fmt : MemoryFormat::Contiguous;
   Tensor xc, wc, bc, y;
   {
     // Contiguous copies of views are plain buffers here: the graph points at

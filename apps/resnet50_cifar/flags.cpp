@@ -78,7 +78,8 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
         ->check(CLI::IsMember({"auto", "bf16", "tf32", "fp32"}));
     add_flag("--channels-last", o.channels_last,
              "keep the features in the channels_last (NHWC) memory format, which cuDNN's tensor-core "
-             "convolutions read and write without transposing (same values; checkpoints unaffected)");
+             "convolutions read and write without transposing (same values; checkpoints unaffected; on the CPU "
+             "it only adds layout copies)");
   }
   if (groups & kLengthFlags) add("--epochs", o.epochs, "training epochs")->check(CLI::Range(int64_t(1), int64_t(1000000)));
   if (groups & (kLengthFlags | kBatchFlag))

@@ -215,6 +215,7 @@ void backward_typed(const Tensor& gyt, const Tensor& relu_out, const Tensor& xt,
 
 void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps, const Tensor& running_mean,
                       const Tensor& running_var, double momentum) {
+  check_bn_layout(x, {}, false);
   if (x.dtype() == DType::BFloat16)
     return batch_norm_stats(widen(x), mean, invstd, eps, running_mean, running_var, momentum);
   dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
@@ -233,6 +234,7 @@ void batch_norm_invstd(const Tensor& var, const Tensor& invstd, double eps) {
 
 void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& weight,
                       const Tensor& bias, const Tensor& residual, bool relu, const Tensor& y) {
+  check_bn_layout(x, {&residual, &y}, false);
   if (x.dtype() == DType::BFloat16) {
     const Tensor yf = float_like(y);
     batch_norm_apply(widen(x), mean, invstd, weight, bias, widen(residual), relu, yf);
@@ -247,6 +249,7 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
 void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gx,
                          const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual) {
+  check_bn_layout(x, {&gy, &relu_out, &gx, &gresidual}, false);
   if (x.dtype() == DType::BFloat16) {
     const Tensor gxf = float_like(gx), grf = float_like(gresidual);
     batch_norm_backward(widen(gy), widen(relu_out), widen(x), mean, invstd, weight, training, gxf, gweight, gbias, grf);

@@ -308,6 +308,8 @@ void check_conv(const Tensor& x, const Tensor& w, const Tensor& y, const ConvPar
   const MemoryFormat f = conv_memory_format(x, y);
   LRT_CHECK(x.is_contiguous(f) && w.is_contiguous(f) && y.is_contiguous(f), op, ": x, w and y must be ",
             to_string(f), " (one memory format for all three)");
+  LRT_CHECK(f == MemoryFormat::Contiguous || x.dtype() != DType::Float64, op,
+            ": channels_last convolutions take float32 or bfloat16; float64 runs NCHW");
   LRT_CHECK(f == MemoryFormat::Contiguous || x.device().is_cuda(), op,
             ": channels_last convolutions run on CUDA only; the CPU kernels take NCHW tensors");
   LRT_CHECK(p.stride >= 1 && p.dilation >= 1 && p.padding >= 0, op, ": stride ", p.stride, " and dilation ",

@@ -520,7 +520,8 @@ __global__ void bn_grad_input_nhwc_kernel(const S* __restrict__ gy, const S* __r
         g.v[i] = S(bn_grad_input(static_cast<T>(g.v[i]), static_cast<T>(v.v[i]), mean[c0 + i], coef[c0 + i]));
     } else {
 #pragma unroll
-      for (int i = 0; i < V; ++i) g.v[i] = S(bn_grad_input_eval(static_cast<T>(g.v[i]), bn_scale(invstd, weight, c0 + i)));
+      for (int i = 0; i < V; ++i)
+        g.v[i] = S(bn_grad_input_eval(static_cast<T>(g.v[i]), bn_scale(invstd, weight, c0 + i)));
     }
     reinterpret_cast<P*>(gx)[j] = g;
   }
@@ -666,6 +667,7 @@ void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd,
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
+  check_bn_layout(x, {}, true);
   if (is_nhwc(x)) return stats_nhwc(x, mean, invstd, eps, running_mean, running_var, momentum, dev, stream);
   const Dims d = dims_of(x);
   dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
@@ -712,6 +714,7 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
+  check_bn_layout(x, {&residual, &y}, true);
   if (is_nhwc(x)) return apply_nhwc(x, mean, invstd, weight, bias, residual, relu, y, dev, stream);
   const Dims d = dims_of(x);
   check_sample_size(d);
@@ -735,6 +738,7 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
+  check_bn_layout(x, {&gy, &relu_out, &gx, &gresidual}, true);
   if (is_nhwc(x))
     return backward_nhwc(gy, relu_out, x, mean, invstd, weight, training, gx, gweight, gbias, gresidual, dev, stream);
   const Dims d = dims_of(x);

@@ -11,6 +11,7 @@
 
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "kernels/batch_norm.h"
 #include "kernels/conv.h"
 #include "layers/functional.h"
 #include "layers/resnet50.h"
@@ -139,7 +140,7 @@ TEST_CASE("channels_last: conv2d gives the NCHW result and gradients bit for bit
   }
 }
 
-TEST_CASE("channels_last: the CPU convolution kernels refuse NHWC tensors with a clear error") {
+TEST_CASE("channels_last: kernel entry points refuse layouts they do not read, with a clear error") {
   const Tensor x = empty({1, 2, 4, 4}, TensorOptions(), kCL).fill_(1.0);
   const Tensor w = empty({3, 2, 3, 3}, TensorOptions(), kCL).fill_(1.0);
   const Tensor y = empty({1, 3, 2, 2}, TensorOptions(), kCL);
@@ -149,6 +150,29 @@ TEST_CASE("channels_last: the CPU convolution kernels refuse NHWC tensors with a
   testing::check_mentions(
       testing::error_of([&] { kernels::conv2d_forward(x, w.contiguous(), Tensor(), y, {}); }),
       {"conv2d_forward", "x, w and y must be channels_last"});
+  // float64 convolutions stay NCHW (the layer computes them so on CUDA too).
+  testing::check_mentions(testing::error_of([&] {
+                            kernels::conv2d_forward(x.to(DType::Float64).contiguous(kCL),
+                                                    w.to(DType::Float64).contiguous(kCL),
+                                                    Tensor(), y.to(DType::Float64).contiguous(kCL), {});
+                          }),
+                          {"conv2d_forward", "float32 or bfloat16", "float64 runs NCHW"});
+
+  // Batch norm: the CPU kernels read NCHW only, and every activation must
+  // share the input's layout.
+  const Tensor c4 = ones({2}), xb = testing::normal({3, 2, 4, 4}, DType::Float32, 30);
+  Tensor mean = empty({2}), invstd = empty({2});
+  const Tensor xb_nhwc = xb.contiguous(kCL);
+  testing::check_mentions(testing::error_of([&] {
+                            kernels::cpu::batch_norm_stats(xb_nhwc, mean, invstd, 1e-5, Tensor(), Tensor(), 0.1);
+                          }),
+                          {"batch_norm", "CPU kernels take NCHW", "channels_last"});
+  kernels::cpu::batch_norm_stats(xb, mean, invstd, 1e-5, Tensor(), Tensor(), 0.1);
+  Tensor y_nhwc = empty({3, 2, 4, 4}, TensorOptions(), kCL);
+  testing::check_mentions(testing::error_of([&] {
+                            kernels::cpu::batch_norm_apply(xb, mean, invstd, c4, c4, Tensor(), false, y_nhwc);
+                          }),
+                          {"batch_norm", "every activation must be contiguous like the input"});
 }
 
 TEST_CASE("channels_last: batch_norm_act gives the NCHW result and gradients bit for bit, in the input's layout") {
