@@ -555,6 +555,15 @@ Tensor scratch(int64_t bytes, const Tensor& like) {
   return empty({bytes}, TensorOptions(DType::UInt8).with_device(like.device()));
 }
 
+// An uninitialised device array of n values of A, kept alive by holder;
+// null for n = 0.
+template <class A>
+A* scratch_array(Tensor& holder, int64_t n, const Tensor& like) {
+  if (n == 0) return nullptr;
+  holder = scratch(n * static_cast<int64_t>(sizeof(A)), like);
+  return static_cast<A*>(holder.data_ptr());
+}
+
 void check_sample_size(const Dims& d) {
   LRT_CHECK(d.c * d.hw < (int64_t(1) << 32), "batch_norm: ", d.c * d.hw,
             " values a sample are more than the CUDA kernels index");
@@ -570,11 +579,7 @@ void stats_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, doubl
     const int64_t chunk = nhwc_chunk(d, occupancy * lrt::cuda::sm_count(dev));
     const dim3 grid = nhwc_reduce_grid(d, chunk);
     Tensor partial;
-    BnMoments* pp = nullptr;
-    if (grid.y > 1) {
-      partial = scratch(d.c * grid.y * static_cast<int64_t>(sizeof(BnMoments)), x);
-      pp = static_cast<BnMoments*>(partial.data_ptr());
-    }
+    BnMoments* pp = scratch_array<BnMoments>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
     T* rm = ptr_or_null<T>(running_mean);
     T* rv = ptr_or_null<T>(running_var);
     bn_stats_nhwc_kernel<S, T><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
@@ -618,21 +623,13 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
     T* gb = ptr_or_null<T>(gbias);
     const bool want_coef = training && gx.defined();
     Tensor coef_buf;
-    BnGradCoef<T>* coef = nullptr;
-    if (want_coef) {
-      coef_buf = scratch(d.c * static_cast<int64_t>(sizeof(BnGradCoef<T>)), x);
-      coef = static_cast<BnGradCoef<T>*>(coef_buf.data_ptr());
-    }
+    BnGradCoef<T>* coef = scratch_array<BnGradCoef<T>>(coef_buf, want_coef ? d.c : 0, x);
     if (want_coef || gw || gb) {
       static const int64_t occupancy = blocks_per_sm(bn_grad_sums_nhwc_kernel<S, T>);
       const int64_t chunk = nhwc_chunk(d, occupancy * lrt::cuda::sm_count(dev));
       const dim3 grid = nhwc_reduce_grid(d, chunk);
       Tensor partial;
-      BnGradSums* pp = nullptr;
-      if (grid.y > 1) {
-        partial = scratch(d.c * grid.y * static_cast<int64_t>(sizeof(BnGradSums)), x);
-        pp = static_cast<BnGradSums*>(partial.data_ptr());
-      }
+      BnGradSums* pp = scratch_array<BnGradSums>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
       bn_grad_sums_nhwc_kernel<S, T><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
           gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, d, chunk, pp, coef, gw, gb);
       LRT_LAUNCH_CHECK();
@@ -678,11 +675,7 @@ void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd,
       static const int64_t occupancy = blocks_per_sm(bn_stats_kernel<S, T, V>);
       const Split sp = split_of(d.n * (d.hw / V), d.c, occupancy * lrt::cuda::sm_count(dev));
       Tensor partial;
-      BnMoments* pp = nullptr;
-      if (sp.splits > 1) {
-        partial = scratch(d.c * sp.splits * static_cast<int64_t>(sizeof(BnMoments)), x);
-        pp = static_cast<BnMoments*>(partial.data_ptr());
-      }
+      BnMoments* pp = scratch_array<BnMoments>(partial, sp.splits > 1 ? d.c * sp.splits : 0, x);
       T* rm = ptr_or_null<T>(running_mean);
       T* rv = ptr_or_null<T>(running_var);
       bn_stats_kernel<S, T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
@@ -755,20 +748,12 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
       T* gb = ptr_or_null<T>(gbias);
       const bool want_coef = training && gx.defined();
       Tensor coef_buf;
-      BnGradCoef<T>* coef = nullptr;
-      if (want_coef) {
-        coef_buf = scratch(d.c * static_cast<int64_t>(sizeof(BnGradCoef<T>)), x);
-        coef = static_cast<BnGradCoef<T>*>(coef_buf.data_ptr());
-      }
+      BnGradCoef<T>* coef = scratch_array<BnGradCoef<T>>(coef_buf, want_coef ? d.c : 0, x);
       if (want_coef || gw || gb) {
         static const int64_t occupancy = blocks_per_sm(bn_grad_sums_kernel<S, T, V>);
         const Split sp = split_of(d.n * hwv, d.c, occupancy * lrt::cuda::sm_count(dev));
         Tensor partial;
-        BnGradSums* pp = nullptr;
-        if (sp.splits > 1) {
-          partial = scratch(d.c * sp.splits * static_cast<int64_t>(sizeof(BnGradSums)), x);
-          pp = static_cast<BnGradSums*>(partial.data_ptr());
-        }
+        BnGradSums* pp = scratch_array<BnGradSums>(partial, sp.splits > 1 ? d.c * sp.splits : 0, x);
         bn_grad_sums_kernel<S, T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
             gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, d, sp.splits, sp.chunk, pp, coef, gw,
             gb);
