@@ -27,9 +27,7 @@ bool all_channels_last(std::initializer_list<const Tensor*> ts) {
   return true;
 }
 
-Tensor memory_order(const Tensor& t) {
-  return detail::make_tensor(t.storage(), {t.numel()}, {1}, t.offset(), t.dtype());
-}
+using detail::memory_order_view;
 
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   LRT_CHECK(a.defined() && b.defined(), name, ": undefined tensor");
@@ -44,7 +42,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b, const char*
   }
   if (all_channels_last({&a, &b})) {
     Tensor out = empty(shape, a.options(), MemoryFormat::ChannelsLast);
-    kernels::binary(op, memory_order(a), memory_order(b), memory_order(out));
+    kernels::binary(op, memory_order_view(a), memory_order_view(b), memory_order_view(out));
     return out;
   }
   Tensor out = empty(shape, a.options());
@@ -57,7 +55,7 @@ Tensor unary_forward(UnaryOp op, const Tensor& a, const char* name, double s = 0
   detail::check_floating_or_bf16(a, name);
   if (all_channels_last({&a})) {
     Tensor out = empty(a.shape(), a.options(), MemoryFormat::ChannelsLast);
-    kernels::unary(op, memory_order(a), memory_order(out), s);
+    kernels::unary(op, memory_order_view(a), memory_order_view(out), s);
     return out;
   }
   Tensor out = empty(a.shape(), a.options());

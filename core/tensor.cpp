@@ -28,6 +28,8 @@ Tensor make_tensor(std::shared_ptr<Storage> storage, Shape shape, Strides stride
   return Tensor(std::move(impl));
 }
 
+Tensor memory_order_view(const Tensor& t) { return make_tensor(t.storage(), {t.numel()}, {1}, t.offset(), t.dtype()); }
+
 void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
   LRT_CHECK(a.device() == b.device(), op, ": tensors on different devices (", a.device(), " and ", b.device(),
             "); move one with .to(device)");
@@ -313,8 +315,12 @@ Tensor Tensor::to(Device dev) const {
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
-  Tensor out = empty(shape(), options().with_dtype(dt));
-  kernels::copy(*this, out);
+  const MemoryFormat f = memory_format_of(*this);
+  Tensor out = empty(shape(), options().with_dtype(dt), f);
+  if (f == MemoryFormat::ChannelsLast)
+    kernels::copy(detail::memory_order_view(*this), detail::memory_order_view(out));
+  else
+    kernels::copy(*this, out);
   if (!is_floating(dt) || !is_floating(dtype())) return out;  // no gradient through integer casts
   DType from = dtype();
   return record("to_dtype", out, {*this}, [from](const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });

@@ -107,7 +107,7 @@ class Tensor {
   Tensor contiguous(MemoryFormat f) const;
   Tensor clone() const;       // always a fresh contiguous copy
   Tensor to(Device device) const;  // itself when already there
-  Tensor to(DType dtype) const;    // itself when already that dtype
+  Tensor to(DType dtype) const;    // itself when already that dtype; keeps a channels_last layout
   Tensor to(Device device, DType dtype) const { return to(device).to(dtype); }
 
   // ---- host copy-out ----
@@ -201,6 +201,10 @@ void check_floating(const Tensor& a, const char* op);
 // math, convolution, batch normalisation).
 void check_floating_or_bf16(const Tensor& a, const char* op);
 Tensor make_tensor(std::shared_ptr<Storage> storage, Shape shape, Strides strides, int64_t offset, DType dtype);
+// A dense tensor (contiguous in some memory format) as a 1-D view of its
+// values in memory order: what elementwise kernels run over when all their
+// operands share a layout.
+Tensor memory_order_view(const Tensor& t);
 }  // namespace detail
 
 }  // namespace lrt

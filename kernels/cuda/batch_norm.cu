@@ -13,16 +13,19 @@
 // one sample, samples); the channel of a pack is its index / (HW / V).
 // Where HW is a multiple of the 16-byte pack width and the pointers are
 // aligned, values move in 16-byte packs; otherwise one at a time.
+//
 // channels_last (NHWC) tensors are viewed as (rows = N * HW, C), a row's C
-// values contiguous. Their reductions give a block 32 channels (one per lane
-// of a warp, so a warp reads 32 neighbouring values of one row) and 8 row
-// lanes; grid.y splits the rows into ranges, and a block's threads walk its
-// range 8 rows apart. The block merges its 8 row lanes in a fixed tree and,
-// with splits > 1, writes one partial per (channel, range) that the same
-// finishing kernels as NCHW's merge in order. Their elementwise passes walk
-// the values in memory order, the channel of a value being its index mod C.
-// Given the same per-channel values, both layouts compute every element
-// with the same operations, so they give the same bits.
+// values contiguous. Their reductions give a block 32 channels (one per
+// lane of a warp, so a warp reads 32 neighbouring values of one row) and 8
+// row lanes; grid.y splits the rows into ranges, and a block's threads walk
+// their range 8 rows apart, 8 loads in flight. The block merges its 8 row
+// lanes in a fixed tree and, with splits > 1, writes one partial per
+// (channel, range) that the same finishing kernels as NCHW's merge in
+// order. Their elementwise passes walk the values in memory order, the
+// channel of a value being its index mod C. Given the same per-channel
+// values, both layouts compute every element with the same operations, so
+// they give the same bits.
+//
 // Kernels take two types: S, the activations' storage (x, y, gy, gx,
 // residual), and T, the per-channel tensors' and the arithmetic's. They
 // are the same for float and double; bfloat16 activations (S = BFloat16)
@@ -366,6 +369,9 @@ void dispatch_bn(DType dt, F&& f) {
 // ---- channels_last (NHWC) ----
 
 constexpr int kTileC = 32;                    // channels a reduction block takes (threadIdx.x)
+// Loads a thread has in flight in the NHWC reductions: each is one value
+// (2 bytes in bfloat16) where the NCHW ones load 16-byte packs, so more.
+constexpr int kNhwcUnroll = 8;
 constexpr int kRowLanes = kThreads / kTileC;  // rows it reads at once (threadIdx.y)
 
 bool is_nhwc(const Tensor& x) { return x.dim() == 4 && memory_format_of(x) == MemoryFormat::ChannelsLast; }
@@ -406,15 +412,15 @@ __global__ void __launch_bounds__(kThreads)
   int64_t r = s * chunk + threadIdx.y;
   if (c < d.c && r < end) {
     BnShiftedSums acc = bn_shifted_start(static_cast<double>(static_cast<T>(x[r * d.c + c])));
-    for (; r < end; r += kRowLanes * kUnroll) {
-      S v[kUnroll];
+    for (; r < end; r += kRowLanes * kNhwcUnroll) {
+      S v[kNhwcUnroll];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
+      for (int u = 0; u < kNhwcUnroll; ++u) {
         const int64_t ru = r + u * kRowLanes;
         v[u] = x[(ru < end ? ru : r) * d.c + c];
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u)
+      for (int u = 0; u < kNhwcUnroll; ++u)
         if (r + u * kRowLanes < end) bn_accumulate(acc, static_cast<double>(static_cast<T>(v[u])));
     }
     m = bn_moments(acc);
@@ -444,11 +450,11 @@ __global__ void __launch_bounds__(kThreads)
   int64_t r = s * chunk + threadIdx.y;
   if (c < d.c && r < end) {
     const double mc = static_cast<double>(mean[c]);
-    for (; r < end; r += kRowLanes * kUnroll) {
-      T g[kUnroll];
-      S v[kUnroll];
+    for (; r < end; r += kRowLanes * kNhwcUnroll) {
+      T g[kNhwcUnroll];
+      S v[kNhwcUnroll];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
+      for (int u = 0; u < kNhwcUnroll; ++u) {
         const int64_t ru = r + u * kRowLanes;
         const int64_t i = (ru < end ? ru : r) * d.c + c;
         g[u] = static_cast<T>(gy[i]);
@@ -456,7 +462,7 @@ __global__ void __launch_bounds__(kThreads)
         v[u] = x[i];
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u)
+      for (int u = 0; u < kNhwcUnroll; ++u)
         if (r + u * kRowLanes < end)
           bn_accumulate_grad(acc, static_cast<double>(g[u]), static_cast<double>(static_cast<T>(v[u])), mc);
     }

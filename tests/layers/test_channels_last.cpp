@@ -61,6 +61,12 @@ TEST_CASE("channels_last: strides, formats and the layout copy") {
   CHECK(c.contiguous(kCL).data_ptr() == c.data_ptr());  // already so: itself
   CHECK(c.contiguous().is_contiguous());
   CHECK(host(c.contiguous()) == v);
+  // A dtype conversion keeps the layout (PyTorch's preserve_format).
+  const Tensor c64 = c.to(DType::Float64), cb = c.to(DType::BFloat16);
+  CHECK(nhwc_strides(c64));
+  CHECK(nhwc_strides(cb));
+  CHECK(host(c64) == v);
+  CHECK(host(cb) == host(x.to(DType::BFloat16)));
 
   // One channel, or 1x1 images, fit both layouts and count as contiguous.
   const Tensor one_channel = empty({2, 1, 3, 3}, TensorOptions(), kCL);
