@@ -49,7 +49,11 @@ export PATH="$PATH:/usr/local/cuda/bin"
 start=$(date +%s)
 
 declare -a rows=()
-row() { rows+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")"); }
+# Each row also goes to rows.txt in the log folder as it is made, so a run
+# stopped early still says how far it got.
+: >"$logs/rows.txt"
+add_row() { rows+=("$1"); printf '%s\n' "$1" >>"$logs/rows.txt"; }
+row() { add_row "$(printf '%-28s %-8s %s' "$1" "$2" "$3")"; }
 elapsed() { echo "$(( $(date +%s) - start ))s"; }
 
 # ---- environment ----
@@ -153,7 +157,7 @@ fi
 # ---- benchmarks ----
 if [ -x "$build/apps/bench_kernels" ]; then
   if "$build/apps/bench_kernels" >"$logs/bench_kernels.json" 2>"$logs/bench_kernels.err"; then
-    while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_kernels.json" <<'PY'
+    while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_kernels.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 for r in d["results"]:
@@ -177,7 +181,7 @@ if ((quick)); then
   row "bench_data" "skip" "--quick"
 elif [ -x "$build/apps/bench_data" ]; then
   if "$build/apps/bench_data" >"$logs/bench_data.json" 2>"$logs/bench_data.err"; then
-    while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_data.json" <<'PY'
+    while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_data.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 t = d["targets"]
@@ -196,7 +200,7 @@ fi
 if [ -x "$build/apps/bench_adam" ]; then
   "$build/apps/bench_adam" >"$logs/bench_adam.json" 2>"$logs/bench_adam.err" || row "bench_adam" "FAIL" "see $logs/bench_adam.err"
   python3 tools/bench_pytorch_adam.py >"$logs/bench_pytorch_adam.json" 2>"$logs/bench_pytorch_adam.err" || true
-  while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_adam.json" "$logs/bench_pytorch_adam.json" <<'PY'
+  while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_adam.json" "$logs/bench_pytorch_adam.json" <<'PY'
 import json, sys
 try:
     d = json.load(open(sys.argv[1]))
@@ -230,7 +234,7 @@ if [ -x "$build/apps/bench_resnet50" ]; then
   ((quick)) && matrix=(--batches 256)
   python3 tools/bench_pytorch_resnet50.py --device cuda --matrix "${matrix[@]}" --lrt "$build/apps/bench_resnet50" \
     >"$logs/bench_resnet50.json" 2>"$logs/bench_resnet50.err"
-  while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_resnet50.json" <<'PY'
+  while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_resnet50.json" <<'PY'
 import json, sys
 try:
     d = json.load(open(sys.argv[1]))
@@ -268,7 +272,7 @@ PY
   for mode in "" --no-fuse; do
     "$build/apps/bench_resnet50" --device cuda --batch 256 --adam $mode 2>>"$logs/bench_fuse.err" || echo '{"failed": true}'
   done >"$logs/bench_fuse.json"
-  while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_fuse.json" <<'PY'
+  while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_fuse.json" <<'PY'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 if len(runs) != 2 or any("failed" in r for r in runs):
@@ -287,7 +291,7 @@ PY
     "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --cuda-graph $mode 2>>"$logs/bench_graph.err" ||
       echo '{"failed": true}'
   done >"$logs/bench_graph.json"
-  while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/bench_graph.json" "$logs/bench_resnet50.json" <<'PY'
+  while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_graph.json" "$logs/bench_resnet50.json" <<'PY'
 import json, sys
 runs = []
 for l in open(sys.argv[1]):
@@ -310,37 +314,6 @@ for r in runs:
           f'{"; " + ratios if ratios else ""} (CUDA graph replays)')
 PY
 )
-  # Where one bf16 step's GPU time goes: Nsight Compute times each kernel of
-  # one step after warm-up (alone, caches flushed: an upper bound per kernel),
-  # with channels_last features (NCHW ones cost layout transposes around
-  # every convolution, 5.0 ms of a 20 ms step when last profiled).
-  if command -v ncu >/dev/null; then
-    timeout 300 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
-      "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last --profile-step --repeat 1 \
-      >"$logs/ncu_bf16_step.csv" 2>"$logs/ncu.err"
-    while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/ncu_bf16_step.csv" <<'PY'
-import collections, csv, sys
-lines = open(sys.argv[1]).read().splitlines()
-start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), None)
-if start is None:
-    print(f'{"ncu bf16 step":<28} {"FAIL":<8} no kernel table (see ncu.err)'); sys.exit()
-rows = list(csv.DictReader(lines[start:]))
-scale = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}
-total, by = 0.0, collections.defaultdict(lambda: [0.0, 0])
-for r in rows:
-    ms = float(r["Metric Value"].replace(",", "")) * scale.get(r["Metric Unit"], 1e-6)
-    name = r["Kernel Name"].removeprefix("void ").split("(")[0].replace("kernels::<unnamed>::", "")
-    total += ms
-    by[name][0] += ms
-    by[name][1] += 1
-print(f'{"ncu bf16 step":<28} {"info":<8} {total:.2f} ms of kernels in {len(rows)} launches (each timed alone; channels_last)')
-for i, (name, (ms, n)) in enumerate(sorted(by.items(), key=lambda kv: -kv[1][0])[:10]):
-    print(f'{"ncu bf16 #" + str(i + 1):<28} {"info":<8} {ms:.2f} ms, {n} launches: {name[:110]}')
-PY
-)
-  else
-    row "ncu bf16 step" "skip" "ncu not found"
-  fi
 else
   row "bench_resnet50" "FAIL" "not built"
 fi
@@ -358,7 +331,7 @@ if [ -x "$build/apps/resnet50_cifar" ]; then
     rm -f "$logs/epoch_$mode.jsonl"
     if "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 1 --device cuda $flag \
          --log "$logs/epoch_$mode.jsonl" >"$logs/epoch_$mode.out" 2>"$logs/epoch_$mode.err"; then
-      while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/epoch_$mode.jsonl" "$mode" <<'PY'
+      while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/epoch_$mode.jsonl" "$mode" <<'PY'
 import json, sys
 log = [json.loads(l) for l in open(sys.argv[1])]
 e = [j for j in log if j.get("event") == "epoch"][-1]
@@ -387,7 +360,7 @@ PY
         --device cuda --precision "$p" --log "$logs/numerics_$p.jsonl" \
         >"$logs/numerics_$p.out" 2>"$logs/numerics_$p.err" || echo "failed" >"$logs/numerics_$p.failed"
     done
-    while IFS= read -r line; do rows+=("$line"); done < <(python3 - "$logs/numerics_bf16.jsonl" "$logs/numerics_fp32.jsonl" <<'PY'
+    while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/numerics_bf16.jsonl" "$logs/numerics_fp32.jsonl" <<'PY'
 import json, os, sys
 try:
     acc = []
@@ -405,6 +378,40 @@ print(f'{"bf16 vs fp32 accuracy":<28} {"ok" if d <= 1.0 else "MISS":<8} test acc
       f'{100 * acc[1]:.2f}% fp32: {d:.2f} points apart (target <= 1)')
 PY
 )
+  fi
+fi
+# Last, as the slowest and least essential:
+if [ -x "$build/apps/bench_resnet50" ]; then
+  # Where one bf16 step's GPU time goes: Nsight Compute times each kernel of
+  # one step after warm-up (alone, caches flushed: an upper bound per kernel),
+  # with channels_last features (NCHW ones cost layout transposes around
+  # every convolution, 5.0 ms of a 20 ms step when last profiled).
+  if command -v ncu >/dev/null; then
+    timeout 150 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
+      "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last --profile-step --repeat 1 \
+      >"$logs/ncu_bf16_step.csv" 2>"$logs/ncu.err"
+    while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/ncu_bf16_step.csv" <<'PY'
+import collections, csv, sys
+lines = open(sys.argv[1]).read().splitlines()
+start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), None)
+if start is None:
+    print(f'{"ncu bf16 step":<28} {"FAIL":<8} no kernel table (see ncu.err)'); sys.exit()
+rows = list(csv.DictReader(lines[start:]))
+scale = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}
+total, by = 0.0, collections.defaultdict(lambda: [0.0, 0])
+for r in rows:
+    ms = float(r["Metric Value"].replace(",", "")) * scale.get(r["Metric Unit"], 1e-6)
+    name = r["Kernel Name"].removeprefix("void ").split("(")[0].replace("kernels::<unnamed>::", "")
+    total += ms
+    by[name][0] += ms
+    by[name][1] += 1
+print(f'{"ncu bf16 step":<28} {"info":<8} {total:.2f} ms of kernels in {len(rows)} launches (each timed alone; channels_last)')
+for i, (name, (ms, n)) in enumerate(sorted(by.items(), key=lambda kv: -kv[1][0])[:10]):
+    print(f'{"ncu bf16 #" + str(i + 1):<28} {"info":<8} {ms:.2f} ms, {n} launches: {name[:110]}')
+PY
+)
+  else
+    row "ncu bf16 step" "skip" "ncu not found"
   fi
 fi
 row "total time" "info" "$(elapsed)"
