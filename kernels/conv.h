@@ -29,6 +29,10 @@ struct ConvParams {
   // rounded to a 10-bit mantissa, fp32 accumulation), as PyTorch's default
   // torch.backends.cudnn.allow_tf32 = True. Off: plain FP32 (FMA) math.
   bool allow_tf32 = false;
+  // CUDA only: only algorithms cuDNN reports as deterministic (no atomic
+  // accumulation), so that a run repeats to the bit, as PyTorch's
+  // torch.backends.cudnn.deterministic. CPU convolutions always are.
+  bool deterministic = false;
 };
 
 // a / b rounded toward minus infinity (b > 0): padding makes numerators

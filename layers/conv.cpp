@@ -16,6 +16,7 @@ namespace {
 
 std::atomic<bool> g_conv_benchmark{false};
 std::atomic<bool> g_conv_tf32{false};
+std::atomic<bool> g_conv_deterministic{false};
 
 using Grads = std::vector<Tensor>;
 
@@ -51,10 +52,13 @@ void set_conv_benchmark(bool on) { g_conv_benchmark.store(on, std::memory_order_
 bool conv_benchmark() { return g_conv_benchmark.load(std::memory_order_relaxed); }
 void set_conv_allow_tf32(bool on) { g_conv_tf32.store(on, std::memory_order_relaxed); }
 bool conv_allow_tf32() { return g_conv_tf32.load(std::memory_order_relaxed); }
+void set_conv_deterministic(bool on) { g_conv_deterministic.store(on, std::memory_order_relaxed); }
+bool conv_deterministic() { return g_conv_deterministic.load(std::memory_order_relaxed); }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts) {
   check_conv2d_args(x, weight, bias, opts);
-  const kernels::ConvParams p{opts.stride, opts.padding, opts.dilation, conv_benchmark(), conv_allow_tf32()};
+  const kernels::ConvParams p{opts.stride,      opts.padding,      opts.dilation,
+                              conv_benchmark(), conv_allow_tf32(), conv_deterministic()};
   const Shape out_shape = kernels::conv2d_output_shape(x.shape(), weight.shape(), p);
   LRT_CHECK(out_shape[2] >= 1 && out_shape[3] >= 1, "conv2d: input ", to_string(x.shape()), ", weight ",
             to_string(weight.shape()), " with stride ", p.stride, ", padding ", p.padding, " and dilation ",

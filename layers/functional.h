@@ -42,6 +42,14 @@ bool conv_benchmark();
 // are unaffected.
 void set_conv_allow_tf32(bool on);
 bool conv_allow_tf32();
+// Whether CUDA convolutions use only the algorithms cuDNN reports as
+// deterministic (off by default). Some of cuDNN's fastest backward
+// algorithms sum with atomics, so two runs of the same step can differ in
+// the last bits, and training (batch norm above all) amplifies such
+// differences over steps; on, a run repeats to the bit, possibly slower.
+// As torch.backends.cudnn.deterministic. CPU convolutions always repeat.
+void set_conv_deterministic(bool on);
+bool conv_deterministic();
 
 // ---- batch normalisation ----
 // x (N, C, H, W) or (N, C); weight, bias, running_mean, running_var (C).

@@ -80,6 +80,10 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
              "keep the features in the channels_last (NHWC) memory format, which cuDNN's tensor-core "
              "convolutions read and write without transposing (same values; checkpoints unaffected; on the CPU "
              "it only adds layout copies)");
+    add_flag("--deterministic", o.deterministic,
+             "CUDA: only convolution algorithms cuDNN reports as deterministic, so that the same run repeats to "
+             "the bit (some of the fastest backward algorithms sum with atomics); may be slower. The CPU always "
+             "repeats");
   }
   if (groups & kLengthFlags) add("--epochs", o.epochs, "training epochs")->check(CLI::Range(int64_t(1), int64_t(1000000)));
   if (groups & (kLengthFlags | kBatchFlag))

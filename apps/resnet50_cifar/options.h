@@ -31,6 +31,7 @@ struct RunOptions {
   std::string device = "auto";    // auto | cpu | cuda
   std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | tf32 | fp32
   bool channels_last = false;     // NHWC features (ResNet50Options::channels_last)
+  bool deterministic = false;     // CUDA: deterministic convolution algorithms only
 
   // ---- length ----
   int64_t epochs = 30;

@@ -111,8 +111,9 @@ data::CifarDataset load_dataset(const RunOptions& o) {
 namespace {
 
 ResNet50Options model_options(const RunOptions& o, int64_t classes, Device dev) {
-  // A process-wide setting of the convolutions, set with the model it serves.
+  // Process-wide settings of the convolutions, set with the model they serve.
   set_conv_allow_tf32(o.precision == "tf32");
+  set_conv_deterministic(o.deterministic);
   ResNet50Options mo;
   mo.compute_dtype = compute_dtype(o, dev);
   mo.channels_last = o.channels_last;

@@ -483,7 +483,8 @@ int run_train(RunOptions o) {
   log.write("{\"event\":\"start\",\"step\":" + std::to_string(st.step) + ",\"steps_per_epoch\":" +
             std::to_string(spe) + ",\"total_steps\":" + std::to_string(total_steps) + ",\"groups\":" +
             std::to_string(opt.num_groups()) + ",\"device\":" + json_string(dev.str()) + ",\"precision\":" + json_string(precision) +
-            ",\"memory_format\":" + json_string(o.channels_last ? "channels_last" : "contiguous") + "}");
+            ",\"memory_format\":" + json_string(o.channels_last ? "channels_last" : "contiguous") +
+            (o.deterministic ? ",\"deterministic\":true" : "") + "}");
 
   SignalScope signals;
   Progress progress(stdout_is_terminal());

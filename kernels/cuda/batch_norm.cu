@@ -6,9 +6,9 @@
 // so a warp reads runs of HW contiguous values (NCHW keeps a channel's values
 // of one sample together). Each thread keeps its own partial in double; the
 // block merges its threads in a fixed tree, and with splits > 1 a second
-// kernel merges the blocks in order: results are the same from run to run
-// (splits follows the device's SM count and occupancy, so another GPU model
-// may round differently).
+// kernel merges the blocks, a warp per channel, in a fixed order: results
+// are the same from run to run (splits follows the device's SM count and
+// occupancy, so another GPU model may round differently).
 // Elementwise passes (normalise, input gradient) take a grid of (packs of
 // one sample, samples); the channel of a pack is its index / (HW / V).
 // Where HW is a multiple of the 16-byte pack width and the pointers are
@@ -22,7 +22,8 @@
 // lanes in a fixed tree and, with splits > 1, writes one partial per
 // (channel, range) that the same finishing kernels as NCHW's merge in
 // order. Their elementwise passes walk the values in memory order, the
-// channel of a value being its index mod C. Given the same per-channel
+// channel of a value being its index mod C; a thread keeps the same channels
+// from pack to pack, read once. Given the same per-channel
 // values, both layouts compute every element with the same operations, so
 // they give the same bits.
 //
@@ -32,7 +33,9 @@
 // are widened to float on load and rounded once on store, with float
 // parameters, statistics and per-channel gradients.
 #include <algorithm>
+#include <cstring>
 #include <initializer_list>
+#include <numeric>
 #include <type_traits>
 
 #include "kernels/batch_norm.h"
@@ -143,14 +146,39 @@ __global__ void __launch_bounds__(kThreads)
                   running_var ? running_var + c : nullptr);
 }
 
+// Lane `lane` of a warp: v merged with the lanes above it in a fixed tree of
+// shuffles (lane 0 ends with all 32). A is a struct of doubles.
+template <class A, class Merge>
+__device__ A warp_merge(A v, Merge merge) {
+  static_assert(sizeof(A) % sizeof(double) == 0, "warp_merge: a struct of doubles");
+  constexpr int kWords = sizeof(A) / sizeof(double);
+  for (int offset = 16; offset > 0; offset /= 2) {
+    double w[kWords], o[kWords];
+    memcpy(w, &v, sizeof(A));
+#pragma unroll
+    for (int i = 0; i < kWords; ++i) o[i] = __shfl_down_sync(0xffffffffu, w[i], offset);
+    A other;
+    memcpy(&other, o, sizeof(A));
+    if ((threadIdx.x & 31) + offset < 32) merge(v, other);
+  }
+  return v;
+}
+
+// The finishing kernels of split reductions take one warp per channel: lane
+// l merges the channel's partials l, l + 32, ... in order, then the lanes
+// merge in warp_merge's fixed tree, so results repeat from run to run.
+// Launch with finish_grid.
 template <class T>
 __global__ void bn_stats_finish_kernel(const BnMoments* partial, int64_t channels, int64_t splits, T* mean, T* invstd,
                                        T* running_mean, T* running_var, double eps, double momentum) {
-  for (int64_t c = global_thread(); c < channels; c += grid_threads()) {
+  const int lane = threadIdx.x & 31;
+  for (int64_t c = global_thread() / 32; c < channels; c += grid_threads() / 32) {
     BnMoments m{};
-    for (int64_t s = 0; s < splits; ++s) bn_merge(m, partial[c * splits + s]);
-    bn_finish_stats(m, eps, momentum, mean + c, invstd + c, running_mean ? running_mean + c : nullptr,
-                    running_var ? running_var + c : nullptr);
+    for (int64_t s = lane; s < splits; s += 32) bn_merge(m, partial[c * splits + s]);
+    m = warp_merge(m, [](BnMoments& a, const BnMoments& b) { bn_merge(a, b); });
+    if (lane == 0)
+      bn_finish_stats(m, eps, momentum, mean + c, invstd + c, running_mean ? running_mean + c : nullptr,
+                      running_var ? running_var + c : nullptr);
   }
 }
 
@@ -255,11 +283,14 @@ __global__ void __launch_bounds__(kThreads)
 template <class T>
 __global__ void bn_grad_finish_kernel(const BnGradSums* partial, int64_t channels, int64_t splits, double n,
                                       const T* invstd, const T* weight, BnGradCoef<T>* coef, T* gweight, T* gbias) {
-  for (int64_t c = global_thread(); c < channels; c += grid_threads()) {
+  const int lane = threadIdx.x & 31;
+  for (int64_t c = global_thread() / 32; c < channels; c += grid_threads() / 32) {
     BnGradSums s{};
-    for (int64_t k = 0; k < splits; ++k) bn_merge_grad(s, partial[c * splits + k]);
-    bn_finish_grad(s, n, invstd[c], weight, c, coef ? coef + c : nullptr, gweight ? gweight + c : nullptr,
-                   gbias ? gbias + c : nullptr);
+    for (int64_t k = lane; k < splits; k += 32) bn_merge_grad(s, partial[c * splits + k]);
+    s = warp_merge(s, [](BnGradSums& a, const BnGradSums& b) { bn_merge_grad(a, b); });
+    if (lane == 0)
+      bn_finish_grad(s, n, invstd[c], weight, c, coef ? coef + c : nullptr, gweight ? gweight + c : nullptr,
+                     gbias ? gbias + c : nullptr);
   }
 }
 
@@ -331,6 +362,9 @@ int64_t blocks_per_sm(K kernel) {
   CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0));
   return std::max(n, 1);
 }
+
+// Blocks of a finishing kernel: a warp per channel.
+unsigned finish_grid(int64_t channels, int dev) { return lrt::cuda::grid_for(channels * 32, kThreads, dev); }
 
 // Blocks per channel of a reduction: as many as fit one wave of resident
 // blocks (`slots` on the whole device) over all channels, rounded down so no
@@ -478,28 +512,71 @@ __global__ void __launch_bounds__(kThreads)
                  gweight ? gweight + c : nullptr, gbias ? gbias + c : nullptr);
 }
 
-// The normalisation over packs of V values in memory order; cv = C / V.
+// The elementwise channels_last passes walk packs of V values in memory
+// order, the channels of pack j being (j mod cv) * V + [0, V), cv = C / V.
+// nhwc_grid makes the grid's thread count a multiple of cv where it can, so
+// that a thread's channels stay the same from one pack to its next: the
+// thread then reads its channels' values once, into registers, and does no
+// division per pack (`fixed`). Otherwise each pack finds its channels.
+
+// The per-channel values of the normalisation for V channels from c0.
+template <class T, int V>
+struct ApplyCoefs {
+  T mean[V], scale[V], shift[V];
+  __device__ void load(int64_t c0, const T* m, const T* invstd, const T* weight, const T* bias) {
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      mean[i] = m[c0 + i];
+      scale[i] = bn_scale(invstd, weight, c0 + i);
+      shift[i] = bias ? bias[c0 + i] : T(0);
+    }
+  }
+};
+
 template <class S, class T, int V>
 __global__ void bn_apply_nhwc_kernel(const S* __restrict__ x, const S* __restrict__ residual, S* __restrict__ y,
                                      const T* mean, const T* invstd, const T* weight, const T* bias, bool relu,
                                      int64_t packs, int64_t cv) {
   using P = Pack<S, V>;
-  for (int64_t j = global_thread(); j < packs; j += grid_threads()) {
-    const int64_t c0 = (j % cv) * V;
+  const int64_t stride = grid_threads();
+  const bool fixed = stride % cv == 0;
+  ApplyCoefs<T, V> k;
+  int64_t j = global_thread();
+  if (fixed && j < packs) k.load((j % cv) * V, mean, invstd, weight, bias);
+  for (; j < packs; j += stride) {
+    if (!fixed) k.load((j % cv) * V, mean, invstd, weight, bias);
     P v = reinterpret_cast<const P*>(x)[j];
     P r{};
     if (residual) r = reinterpret_cast<const P*>(residual)[j];
 #pragma unroll
     for (int i = 0; i < V; ++i) {
-      const int64_t c = c0 + i;
-      const T scale = bn_scale(invstd, weight, c), shift = bias ? bias[c] : T(0);
       const T ri = residual ? static_cast<T>(r.v[i]) : T(0);
-      v.v[i] = S(bn_epilogue(bn_apply(static_cast<T>(v.v[i]), mean[c], scale, shift), residual ? &ri : nullptr,
-                             relu));
+      v.v[i] = S(bn_epilogue(bn_apply(static_cast<T>(v.v[i]), k.mean[i], k.scale[i], k.shift[i]),
+                             residual ? &ri : nullptr, relu));
     }
     reinterpret_cast<P*>(y)[j] = v;
   }
 }
+
+// The per-channel values of the input gradient for V channels from c0: the
+// training coefficients and mean, or the eval-mode scale.
+template <class T, int V, bool TRAINING>
+struct GradCoefs {
+  T mean[V];
+  BnGradCoef<T> coef[V];
+  T scale[V];
+  __device__ void load(int64_t c0, const T* m, const BnGradCoef<T>* co, const T* invstd, const T* weight) {
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      if constexpr (TRAINING) {
+        mean[i] = m[c0 + i];
+        coef[i] = co[c0 + i];
+      } else {
+        scale[i] = bn_scale(invstd, weight, c0 + i);
+      }
+    }
+  }
+};
 
 // The input gradient (and the residual's) over packs in memory order, as
 // bn_grad_input_kernel computes them.
@@ -509,8 +586,12 @@ __global__ void bn_grad_input_nhwc_kernel(const S* __restrict__ gy, const S* __r
                                           const BnGradCoef<T>* coef, S* __restrict__ gx, S* __restrict__ gresidual,
                                           int64_t packs, int64_t cv) {
   using P = Pack<S, V>;
-  for (int64_t j = global_thread(); j < packs; j += grid_threads()) {
-    const int64_t c0 = (j % cv) * V;
+  const int64_t stride = grid_threads();
+  const bool fixed = stride % cv == 0;
+  GradCoefs<T, V, TRAINING> k;
+  int64_t j = global_thread();
+  if (gx && fixed && j < packs) k.load((j % cv) * V, mean, coef, invstd, weight);
+  for (; j < packs; j += stride) {
     P g = reinterpret_cast<const P*>(gy)[j];
     if (relu_out) {
       const P yo = reinterpret_cast<const P*>(relu_out)[j];
@@ -519,18 +600,28 @@ __global__ void bn_grad_input_nhwc_kernel(const S* __restrict__ gy, const S* __r
     }
     if (gresidual) reinterpret_cast<P*>(gresidual)[j] = g;
     if (!gx) continue;
+    if (!fixed) k.load((j % cv) * V, mean, coef, invstd, weight);
     if constexpr (TRAINING) {
       const P v = reinterpret_cast<const P*>(x)[j];
 #pragma unroll
       for (int i = 0; i < V; ++i)
-        g.v[i] = S(bn_grad_input(static_cast<T>(g.v[i]), static_cast<T>(v.v[i]), mean[c0 + i], coef[c0 + i]));
+        g.v[i] = S(bn_grad_input(static_cast<T>(g.v[i]), static_cast<T>(v.v[i]), k.mean[i], k.coef[i]));
     } else {
 #pragma unroll
-      for (int i = 0; i < V; ++i)
-        g.v[i] = S(bn_grad_input_eval(static_cast<T>(g.v[i]), bn_scale(invstd, weight, c0 + i)));
+      for (int i = 0; i < V; ++i) g.v[i] = S(bn_grad_input_eval(static_cast<T>(g.v[i]), k.scale[i]));
     }
     reinterpret_cast<P*>(gx)[j] = g;
   }
+}
+
+// The grid of an elementwise channels_last pass over `packs` packs, cv a
+// row: grid_for's, rounded up to a thread count that is a multiple of cv
+// where that adds few blocks (see above).
+unsigned nhwc_grid(int64_t packs, int64_t cv, int dev) {
+  const int64_t blocks = lrt::cuda::grid_for(packs, kThreads, dev);
+  const int64_t m = cv / std::gcd(cv, int64_t(kThreads));  // blocks whose threads make a multiple of cv
+  if (m > 64) return static_cast<unsigned>(blocks);
+  return static_cast<unsigned>((blocks + m - 1) / m * m);
 }
 
 // Row ranges of a channels_last reduction: as many as fit one wave of
@@ -592,7 +683,7 @@ void stats_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, doubl
         x.data<S>(), d, chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
     LRT_LAUNCH_CHECK();
     if (grid.y > 1) {
-      bn_stats_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
+      bn_stats_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
           pp, d.c, grid.y, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
       LRT_LAUNCH_CHECK();
     }
@@ -608,7 +699,7 @@ void apply_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, const
     with_width<S>(nhwc_pack_width<S>(d, {&x, &residual, &y}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t packs = d.rows * d.c / V;
-      bn_apply_nhwc_kernel<S, T, V><<<lrt::cuda::grid_for(packs, kThreads, dev), kThreads, 0, stream>>>(
+      bn_apply_nhwc_kernel<S, T, V><<<nhwc_grid(packs, d.c / V, dev), kThreads, 0, stream>>>(
           x.data<S>(), ptr_or_null<S>(residual), y.data<S>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(weight),
           ptr_or_null<T>(bias), relu, packs, d.c / V);
       LRT_LAUNCH_CHECK();
@@ -640,7 +731,7 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
           gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, d, chunk, pp, coef, gw, gb);
       LRT_LAUNCH_CHECK();
       if (grid.y > 1) {
-        bn_grad_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
+        bn_grad_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
             pp, d.c, grid.y, static_cast<double>(d.rows), invstd.data<T>(), wp, coef, gw, gb);
         LRT_LAUNCH_CHECK();
       }
@@ -649,7 +740,7 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
     with_width<S>(nhwc_pack_width<S>(d, {&gy, &relu_out, &x, &gx, &gresidual}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t packs = d.rows * d.c / V;
-      const unsigned grid = lrt::cuda::grid_for(packs, kThreads, dev);
+      const unsigned grid = nhwc_grid(packs, d.c / V, dev);
       if (training)
         bn_grad_input_nhwc_kernel<S, T, V, true><<<grid, kThreads, 0, stream>>>(
             gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<S>(gx),
@@ -688,7 +779,7 @@ void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd,
           x.data<S>(), d, sp.splits, sp.chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
       LRT_LAUNCH_CHECK();
       if (sp.splits > 1) {
-        bn_stats_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
+        bn_stats_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
             pp, d.c, sp.splits, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
         LRT_LAUNCH_CHECK();
       }
@@ -765,7 +856,7 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
             gb);
         LRT_LAUNCH_CHECK();
         if (sp.splits > 1) {
-          bn_grad_finish_kernel<T><<<lrt::cuda::grid_for(d.c, kThreads, dev), kThreads, 0, stream>>>(
+          bn_grad_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
               pp, d.c, sp.splits, static_cast<double>(d.n * d.hw), invstd.data<T>(), wp, coef, gw, gb);
           LRT_LAUNCH_CHECK();
         }

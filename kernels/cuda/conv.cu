@@ -2,11 +2,12 @@
 // device, bound to lrt's stream. Descriptors live in RAII wrappers and are
 // built per call (host-side structs, cheap). The algorithm of each pass is
 // chosen once per (pass, device, dtype, shapes, stride, padding, dilation,
-// search mode) and cached: by cuDNN's heuristics (cudnnGet..._v7, ranked by
+// search mode, memory format, determinism) and cached: by cuDNN's heuristics (cudnnGet..._v7, ranked by
 // expected speed), or in benchmark mode by timing the candidates
 // (cudnnFind...Ex) on the call's own buffers, whose outputs the pass then
-// overwrites. The first candidate that succeeded, fits kMaxWorkspace and
-// keeps full precision wins; its math type is set on the descriptor.
+// overwrites. The first candidate that succeeded, fits kMaxWorkspace,
+// keeps full precision and, when ConvParams::deterministic asks, is one cuDNN
+// reports as deterministic wins; its math type is set on the descriptor.
 //
 // Precision: bfloat16 runs on tensor cores with float accumulation (the
 // candidate's math type as cuDNN reports it). float32 runs in plain FP32
@@ -274,8 +275,8 @@ struct AlgoChoice {
 };
 
 // pass, benchmark, device, dtype, x (N, C, H, W), w (K, R, S), stride, padding, dilation, allow_tf32,
-// memory format
-using AlgoKey = std::array<int64_t, 16>;
+// memory format, deterministic
+using AlgoKey = std::array<int64_t, 17>;
 
 std::mutex g_cache_mu;
 std::map<AlgoKey, AlgoChoice> g_cache;
@@ -283,7 +284,7 @@ std::map<AlgoKey, AlgoChoice> g_cache;
 AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const ConvParams& p, MemoryFormat f) {
   return {static_cast<int64_t>(pass), p.benchmark, x.device().index, static_cast<int64_t>(x.dtype()),
           x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), p.stride, p.padding,
-          p.dilation, p.allow_tf32, static_cast<int64_t>(f)};
+          p.dilation, p.allow_tf32, static_cast<int64_t>(f), p.deterministic};
 }
 
 // A scratch buffer of `bytes` on the device (undefined for none).
@@ -294,7 +295,7 @@ Tensor workspace(size_t bytes, Device device) {
 void* ptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
 
 template <Pass P>
-AlgoChoice choose(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, const AlgoKey& key, bool benchmark,
+AlgoChoice choose(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, const AlgoKey& key, const ConvParams& p,
                   Device device) {
   using Api = PassApi<P>;
   {
@@ -306,7 +307,7 @@ AlgoChoice choose(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, const A
   std::vector<typename Api::Perf> perf(static_cast<size_t>(n));
   int got = 0;
   Api::heuristics(h, s, n, &got, perf.data());
-  if (benchmark) {
+  if (p.benchmark) {
     // The search gets the largest workspace any admissible candidate asks for.
     size_t bytes = 0;
     for (int i = 0; i < got; ++i)
@@ -319,12 +320,13 @@ AlgoChoice choose(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, const A
     const auto& c = perf[i];
     if (c.status != CUDNN_STATUS_SUCCESS || c.memory > kMaxWorkspace) continue;
     if (s.type == CUDNN_DATA_FLOAT && !s.allow_tf32 && is_tensor_op(c.mathType)) continue;
+    if (p.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
     const AlgoChoice choice{static_cast<int>(c.algo), math_for(s.type, s.allow_tf32, c.mathType)};
     std::lock_guard<std::mutex> lock(g_cache_mu);
     g_cache.emplace(key, choice);
     return choice;
   }
-  LRT_THROW("conv2d: cuDNN offers no ", Api::kName, " algorithm within ", kMaxWorkspace >> 20,
+  LRT_THROW("conv2d: cuDNN offers no ", p.deterministic ? "deterministic " : "", Api::kName, " algorithm within ", kMaxWorkspace >> 20,
             " MiB of workspace for x (", key[4], ", ", key[5], ", ", key[6], ", ", key[7], "), w (", key[8], ", ",
             key[5], ", ", key[9], ", ", key[10], ")");
 }
@@ -339,7 +341,7 @@ void run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParam
   cudnnHandle_t h = handle(dev);
   ConvSetup s(x, w, y, p);
   const Buffers b{x.data_ptr(), w.data_ptr(), y.data_ptr()};
-  const AlgoChoice choice = choose<P>(h, s, b, key_of(P, x, w, p, s.format), p.benchmark, x.device());
+  const AlgoChoice choice = choose<P>(h, s, b, key_of(P, x, w, p, s.format), p, x.device());
   CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.get(), choice.math));
   const auto algo = static_cast<typename Api::Algo>(choice.algo);
   const size_t bytes = Api::workspace(h, s, algo);

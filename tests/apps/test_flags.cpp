@@ -36,6 +36,8 @@ RunOptions parse_train_flags(std::vector<std::string> args) {
 TEST_CASE("--channels-last is a switch, off unless given") {
   CHECK_FALSE(parse_train_flags({}).channels_last);
   CHECK(parse_train_flags({"--channels-last"}).channels_last);
+  CHECK_FALSE(parse_train_flags({}).deterministic);
+  CHECK(parse_train_flags({"--deterministic"}).deterministic);
   CHECK_THROWS_AS(parse_train_flags({"--channels-last=maybe"}), CLI::ParseError);
 }
 
