@@ -1,6 +1,8 @@
 // CUDA reductions over the (outer, r, inner) view with the shared math of
 // kernels/reduce.h. inner == 1 (rows, and whole-tensor reductions): a block
-// reduces a chunk of a row and merges its threads in shared memory. inner > 1
+// reduces a chunk of a row and merges its threads in shared memory; rows of
+// at most kShortRow values (a global average pool's 4x4 planes) take a
+// thread each instead, in order, which spares a block per few values. inner > 1
 // (columns): a thread walks a chunk of one column, reads coalesced across the
 // warp. Long rows or columns are split into chunks whose partial states a
 // second kernel merges in chunk order, so results are deterministic.
@@ -19,6 +21,19 @@ template <ReduceOp OP, class T>
 __device__ __forceinline__ void write_result(const ReduceState& st, void* out, int64_t o, double scale) {
   if constexpr (reduce_returns_index(OP)) static_cast<int64_t*>(out)[o] = st.i;
   else static_cast<T*>(out)[o] = static_cast<T>(st.v * scale);
+}
+
+constexpr int64_t kShortRow = 64;
+
+// One thread per row of r <= kShortRow values, reduced in order.
+template <ReduceOp OP, class T>
+__global__ void reduce_short_rows_kernel(const T* x, int64_t rows, int64_t r, void* out, double scale) {
+  for (int64_t row = global_thread(); row < rows; row += grid_threads()) {
+    const T* p = x + row * r;
+    ReduceState st = reduce_init<OP>();
+    for (int64_t k = 0; k < r; ++k) reduce_step<OP>(st, static_cast<double>(p[k]), k);
+    write_result<OP, T>(st, out, row, scale);
+  }
 }
 
 // grid.x = outer * splits; block b reduces chunk b % splits of row b / splits.
@@ -93,7 +108,10 @@ void launch(const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Ten
                     TensorOptions(DType::UInt8).with_device(in.device()));
     pp = static_cast<ReduceState*>(partial.data_ptr());
   }
-  if (inner == 1) {
+  if (inner == 1 && r <= kShortRow && splits == 1) {
+    reduce_short_rows_kernel<OP, T><<<lrt::cuda::grid_for(n_out, kThreads, dev), kThreads, 0, s>>>(
+        in.data<T>(), n_out, r, out.data_ptr(), scale);
+  } else if (inner == 1) {
     reduce_rows_kernel<OP, T><<<static_cast<unsigned>(n_out * splits), kThreads, 0, s>>>(
         in.data<T>(), r, splits, chunk, out.data_ptr(), pp, scale);
   } else {
