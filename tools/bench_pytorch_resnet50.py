@@ -8,7 +8,9 @@ images/s and peak memory, then the ratios.
 
 --matrix runs the comparison the speed work is judged by: for each batch
 size of --batches, lrt (--lrt: float32, on CUDA also float32 with TF32
-convolutions, and bf16 mixed precision) and PyTorch at its best practical
+convolutions, and bf16 mixed precision; on CUDA at resnet50_cifar train's
+defaults there, channels_last features and the step replayed as a CUDA
+graph, --lrt-eager for neither) and PyTorch at its best practical
 settings (cudnn.benchmark, fused Adam; float32 eager, then bf16 autocast +
 channels_last eager, then the same under torch.compile), each configuration
 in a fresh process, all with the Adam step. It prints JSON with every result
@@ -165,7 +167,10 @@ def run_matrix(args):
         lrt_runs = {}
         lrt_configs = [("lrt fp32", [])] + ([("lrt tf32", ["--tf32"])] if args.device == "cuda" else []) + \
             [("lrt bf16", ["--precision", "bf16"])]
+        # The trainer's CUDA defaults (resnet50_cifar train --channels-last --cuda-graph).
+        defaults = ["--channels-last", "--cuda-graph"] if args.device == "cuda" and not args.lrt_eager else []
         for config, extra in lrt_configs if args.lrt else []:
+            extra = extra + defaults
             try:
                 run = run_lrt(argparse.Namespace(**{**vars(args), "batch": batch, "adam": True}), extra)
                 run["config"] = config
@@ -226,6 +231,9 @@ def main():
                          "at each --batches size, ratios last (like precision over like)")
     ap.add_argument("--batches", default="256,512", help="batch sizes of --matrix (comma-separated)")
     ap.add_argument("--skip-compile", action="store_true", help="--matrix without torch.compile")
+    ap.add_argument("--lrt-eager", action="store_true",
+                    help="--matrix on CUDA: lrt with NCHW features and no CUDA graph (default: the trainer's CUDA "
+                         "defaults, channels_last and the graph)")
     ap.add_argument("--config-timeout", type=float, default=300,
                     help="--matrix: seconds one PyTorch configuration may take, compilation included (default 300)")
     ap.add_argument("--matmul-rate", action="store_true", help="only measure the bf16 matrix rate (JSON)")

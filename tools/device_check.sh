@@ -227,9 +227,11 @@ else
 fi
 if [ -x "$build/apps/bench_resnet50" ]; then
   # ResNet50 training steps (forward, loss, backward, Adam) at batch 256 and
-  # 512: lrt beside PyTorch float32 eager, bf16 + channels_last eager and the
-  # same under torch.compile, each in a fresh process; ratios and model FLOP
-  # utilisation against the bf16 matrix rate measured in the same run.
+  # 512: lrt at the trainer's CUDA defaults (channels_last features, the step
+  # replayed as a CUDA graph) beside PyTorch float32 eager, bf16 +
+  # channels_last eager and the same under torch.compile, each in a fresh
+  # process; ratios and model FLOP utilisation against the bf16 matrix rate
+  # measured in the same run.
   matrix=(--batches 256,512)
   ((quick)) && matrix=(--batches 256)
   python3 tools/bench_pytorch_resnet50.py --device cuda --matrix "${matrix[@]}" --lrt "$build/apps/bench_resnet50" \
@@ -247,6 +249,9 @@ for x in d["results"]:
     mfu = f', MFU {100 * x["mfu_bf16"]:.1f}%' if "mfu_bf16" in x else ""
     if "host_ms" in x:
         mfu += f', host {x["host_ms"]:.1f} ms/step'  # near ms/step: bound by the host issuing work
+    if x.get("framework") == "lrt":
+        mfu += ", " + ("channels_last" if x.get("memory_format") == "channels_last" else "NCHW") + \
+            (" + CUDA graph" if x.get("cuda_graph") else ", eager")
     if x.get("cudnn_allow_tf32") and x.get("precision") == "fp32":
         mfu += ", TF32 convolutions (PyTorch's default)"
     print(f'{"r50 " + x["config"] + " b" + str(x["batch"]):<28} {"info":<8} {x["images_per_s"]:.0f} img/s, '
@@ -283,12 +288,12 @@ print(f'{"r50 fused bn+act b256":<28} {"info":<8} {f["images_per_s"] / u["images
       f'{u["peak_memory_mib"]:.0f} MiB')
 PY
 )
-  # The same step captured once in a CUDA graph and replayed (as
-  # resnet50_cifar train --cuda-graph does), against PyTorch's figures from
-  # the comparison above; NCHW features and channels_last ("nhwc") side by
-  # side.
-  for mode in "--precision bf16" "--precision bf16 --channels-last" "--tf32" "--tf32 --channels-last"; do
-    "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --cuda-graph $mode 2>>"$logs/bench_graph.err" ||
+  # What each default contributes: the same step without the CUDA graph
+  # (eager), without channels_last (NCHW), and without both, against
+  # PyTorch's figures from the comparison above.
+  for mode in "--precision bf16" "--precision bf16 --channels-last" "--precision bf16 --cuda-graph" \
+    "--tf32 --cuda-graph"; do
+    "$build/apps/bench_resnet50" --device cuda --batch 256 --adam $mode 2>>"$logs/bench_graph.err" ||
       echo '{"failed": true}'
   done >"$logs/bench_graph.json"
   while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_graph.json" "$logs/bench_resnet50.json" <<'PY'
@@ -307,11 +312,11 @@ for r in runs:
     if "failed" in r:
         print(f'{"r50 cuda graph":<28} {"FAIL":<8} see bench_graph.err'); continue
     nhwc = " nhwc" if r.get("memory_format") == "channels_last" else ""
-    name = f'r50 {r["precision"]}{nhwc}{" graph" if r.get("cuda_graph") else ""} b256'
+    name = f'r50 {r["precision"]}{nhwc}{" graph" if r.get("cuda_graph") else " eager"} b256'
     vs = {"bf16": ["torch bf16 eager", "torch bf16 compile"], "tf32": ["torch fp32 eager"]}.get(r["precision"], [])
     ratios = ", ".join(f'{r["images_per_s"] / torch[t]["images_per_s"]:.2f}x {t[6:]}' for t in vs if t in torch)
     print(f'{name:<28} {"info":<8} {r["images_per_s"]:.0f} img/s, {r["median_ms"]:.2f} ms/step'
-          f'{"; " + ratios if ratios else ""} (CUDA graph replays)')
+          f'{"; " + ratios if ratios else ""}{" (CUDA graph replays)" if r.get("cuda_graph") else ""}')
 PY
 )
 else
@@ -319,15 +324,16 @@ else
 fi
 if [ -x "$build/apps/resnet50_cifar" ]; then
   # One full CIFAR-10-sized epoch (50,000 synthetic images) of the cifar
-  # preset, test pass included, at the CUDA default precision (bf16): eager,
-  # then with the step replayed from a CUDA graph (--cuda-graph), then that
-  # with channels_last features (--channels-last).
+  # preset, test pass included, at the trainer's CUDA defaults (bf16,
+  # channels_last, the step replayed from a CUDA graph: "default"), then
+  # without channels_last (--no-channels-last), then without either
+  # (--no-cuda-graph too: eager).
   "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 >/dev/null \
     2>"$logs/epoch.err" || row "synthetic data" "FAIL" "see $logs/epoch.err"
-  for mode in eager graph graph-nhwc; do
+  for mode in default graph-nchw eager; do
     flag=""
-    [ "$mode" = graph ] && flag="--cuda-graph"
-    [ "$mode" = graph-nhwc ] && flag="--cuda-graph --channels-last"
+    [ "$mode" = graph-nchw ] && flag="--no-channels-last"
+    [ "$mode" = eager ] && flag="--no-channels-last --no-cuda-graph"
     rm -f "$logs/epoch_$mode.jsonl"
     if "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 1 --device cuda $flag \
          --log "$logs/epoch_$mode.jsonl" >"$logs/epoch_$mode.out" 2>"$logs/epoch_$mode.err"; then
@@ -336,7 +342,8 @@ import json, sys
 log = [json.loads(l) for l in open(sys.argv[1])]
 e = [j for j in log if j.get("event") == "epoch"][-1]
 end = [j for j in log if j.get("event") == "end"]
-prec = next((j.get("precision") for j in log if j.get("event") == "start"), "?")
+start = next((j for j in log if j.get("event") == "start"), {})
+prec = start.get("precision", "?") + ", " + start.get("memory_format", "?")
 train = e.get("train_seconds", e["seconds"])
 graph = f', {end[-1]["cuda_graph_steps"]} of {end[-1]["step"]} steps from the graph' if end and "cuda_graph_steps" in end[-1] else ""
 print(f'{"cifar epoch 50k " + sys.argv[2]:<28} {"info":<8} {train:.2f} s training ({prec}; target <= 2.5 s), '

@@ -43,6 +43,15 @@ CLI::Option* FlagSet::add_flag(const std::string& flag, bool& field, const std::
   return opt;
 }
 
+void FlagSet::add_switch(const std::string& name, Switch& field, const std::string& on_help,
+                         const std::string& off_help) {
+  CLI::Option* on = app_->add_flag_callback("--" + name, [&field] { field = Switch::On; }, on_help);
+  CLI::Option* off = app_->add_flag_callback("--no-" + name, [&field] { field = Switch::Off; }, off_help);
+  on->excludes(off);
+  options_.emplace_back(field_of("--" + name), on);
+  options_.emplace_back(field_of("--" + name), off);
+}
+
 FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(o) {
   if (groups & kDataFlags) {
     add("--data", o.data,
@@ -76,10 +85,11 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
         "with TF32 tensor-core convolutions on CUDA, PyTorch's float32 default; fp32 on the CPU), or auto "
         "(bf16 on CUDA, fp32 on the CPU, where bfloat16 is emulated and slower)")
         ->check(CLI::IsMember({"auto", "bf16", "tf32", "fp32"}));
-    add_flag("--channels-last", o.channels_last,
-             "keep the features in the channels_last (NHWC) memory format, which cuDNN's tensor-core "
-             "convolutions read and write without transposing (same values; checkpoints unaffected; on the CPU "
-             "it only adds layout copies)");
+    add_switch("channels-last", o.channels_last,
+               "keep the features in the channels_last (NHWC) memory format, which cuDNN's tensor-core "
+               "convolutions read and write without transposing (same values; checkpoints unaffected). The "
+               "default on CUDA; on the CPU it only adds layout copies",
+               "keep the features NCHW (the default on the CPU)");
     add_flag("--deterministic", o.deterministic,
              "CUDA: only convolution algorithms cuDNN reports as deterministic, so that the same run repeats to "
              "the bit (some of the fastest backward algorithms sum with atomics); may be slower. The CPU always "
@@ -136,11 +146,12 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
         "every 10 on CUDA); the device runs ahead in between and every step is still logged "
         "(--skip-nonfinite reads back every step)")
         ->check(CLI::Range(int64_t(0), int64_t(1000000)));
-    add_flag("--cuda-graph", o.cuda_graph,
-             "CUDA: capture the whole training step (forward, backward, optimizer) once as a CUDA graph and replay "
-             "it for every full batch, which removes the host's cost of issuing a thousand kernels a step; the "
-             "schedule's learning rates are read from device memory. Not with --skip-nonfinite or the seed head's "
-             "dropout");
+    add_switch("cuda-graph", o.cuda_graph,
+               "CUDA: capture the whole training step (forward, backward, optimizer) once as a CUDA graph and "
+               "replay it for every full batch, which removes the host's cost of issuing a thousand kernels a "
+               "step; the schedule's learning rates are read from device memory. The default on CUDA except with "
+               "--skip-nonfinite or the seed head's dropout, which it cannot replay",
+               "CUDA: issue every step's kernels from the host (eager)");
   }
   if (groups & kPresetFlag)
     add("--preset", o.preset,

@@ -38,6 +38,8 @@ class FlagSet {
   template <class T>
   CLI::Option* add(const std::string& flag, T& field, const std::string& help);
   CLI::Option* add_flag(const std::string& flag, bool& field, const std::string& help);
+  // --name sets field On, --no-name Off (not both).
+  void add_switch(const std::string& name, Switch& field, const std::string& on_help, const std::string& off_help);
 
   CLI::App* app_;
   RunOptions& o_;

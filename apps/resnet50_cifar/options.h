@@ -10,6 +10,10 @@
 
 namespace lrt::app {
 
+// A feature a flag pair turns on (--name) or off (--no-name); without either
+// it is on where it pays (Auto; each field says where).
+enum class Switch { Auto, On, Off };
+
 struct RunOptions {
   // ---- data ----
   std::string data;               // folder with the CIFAR binary files; empty: synthetic demo data
@@ -30,7 +34,7 @@ struct RunOptions {
   // ---- device ----
   std::string device = "auto";    // auto | cpu | cuda
   std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | tf32 | fp32
-  bool channels_last = false;     // NHWC features (ResNet50Options::channels_last)
+  Switch channels_last = Switch::Auto;  // NHWC features (ResNet50Options::channels_last); auto: on CUDA
   bool deterministic = false;     // CUDA: deterministic convolution algorithms only
 
   // ---- length ----
@@ -63,7 +67,8 @@ struct RunOptions {
   bool snapshots = false;         // weights at each SGDR cycle end
   bool skip_nonfinite = false;    // skip steps with a non-finite loss or gradient instead of stopping
   int64_t sync_every = 0;         // read the loss, accuracy and finiteness back every N steps (0: 1 on CPU, 10 on CUDA)
-  bool cuda_graph = false;        // replay the training step as a captured CUDA graph
+  Switch cuda_graph = Switch::Auto;  // replay the training step as a captured CUDA graph; auto: on CUDA
+                                     // where the run allows (see use_cuda_graph)
 
   std::string preset;             // keras-seed | cifar (empty: none)
 

@@ -108,6 +108,15 @@ data::CifarDataset load_dataset(const RunOptions& o) {
   }
 }
 
+bool use_channels_last(const RunOptions& o, Device dev) {
+  return o.channels_last == Switch::Auto ? dev.is_cuda() : o.channels_last == Switch::On;
+}
+
+bool use_cuda_graph(const RunOptions& o, Device dev) {
+  if (o.cuda_graph != Switch::Auto) return o.cuda_graph == Switch::On;
+  return dev.is_cuda() && !o.skip_nonfinite && o.head != "seed";
+}
+
 namespace {
 
 ResNet50Options model_options(const RunOptions& o, int64_t classes, Device dev) {
@@ -116,7 +125,7 @@ ResNet50Options model_options(const RunOptions& o, int64_t classes, Device dev) 
   set_conv_deterministic(o.deterministic);
   ResNet50Options mo;
   mo.compute_dtype = compute_dtype(o, dev);
-  mo.channels_last = o.channels_last;
+  mo.channels_last = use_channels_last(o, dev);
   mo.stem = parse_resnet_stem(o.stem);
   mo.head = parse_resnet_head(o.head);
   mo.classes = classes;

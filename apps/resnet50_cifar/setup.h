@@ -42,6 +42,14 @@ data::CifarDataset load_dataset(const RunOptions& o);
 DType compute_dtype(const RunOptions& o, Device dev);
 // What a run on dev computes in: "bf16", "tf32" (CUDA only) or "fp32".
 std::string precision_name(const RunOptions& o, Device dev);
+// Whether the features are channels_last on dev: --channels-last,
+// --no-channels-last, or by default on CUDA (where cuDNN's tensor-core
+// convolutions read it directly) and not on the CPU (where it adds copies).
+bool use_channels_last(const RunOptions& o, Device dev);
+// Whether train replays its step as a CUDA graph on dev: --cuda-graph (which
+// train checks the run allows), --no-cuda-graph, or by default on CUDA unless
+// the run uses --skip-nonfinite or the seed head's dropout.
+bool use_cuda_graph(const RunOptions& o, Device dev);
 
 // ResNet50 of --stem/--head for `classes`, computing in compute_dtype(o, dev), seeded by --seed, with
 // --init-weights loaded (printing what a non-strict load skipped), on dev.

@@ -389,7 +389,7 @@ int run_train(RunOptions o) {
                                 : ".";
   if (o.snapshots) check_writable_dir(snapshot_dir, "--snapshots");
 
-  if (o.cuda_graph) {
+  if (o.cuda_graph == Switch::On) {
     LRT_CHECK(!o.skip_nonfinite,
               "--cuda-graph cannot be combined with --skip-nonfinite, which decides on the host at every step "
               "whether the optimizer runs");
@@ -397,8 +397,8 @@ int run_train(RunOptions o) {
               "--cuda-graph cannot replay the seed head's dropout (a graph would repeat one mask); use --head linear");
   }
   const Device dev = resolve_device(o.device);
-  LRT_CHECK(!o.cuda_graph || dev.is_cuda(), "--cuda-graph needs a CUDA device (--device cuda); this run is on ",
-            dev.str());
+  LRT_CHECK(o.cuda_graph != Switch::On || dev.is_cuda(),
+            "--cuda-graph needs a CUDA device (--device cuda); this run is on ", dev.str());
   const data::CifarDataset ds = load_dataset(o);
   if (is_demo(o))
     std::printf(
@@ -483,7 +483,7 @@ int run_train(RunOptions o) {
   log.write("{\"event\":\"start\",\"step\":" + std::to_string(st.step) + ",\"steps_per_epoch\":" +
             std::to_string(spe) + ",\"total_steps\":" + std::to_string(total_steps) + ",\"groups\":" +
             std::to_string(opt.num_groups()) + ",\"device\":" + json_string(dev.str()) + ",\"precision\":" + json_string(precision) +
-            ",\"memory_format\":" + json_string(o.channels_last ? "channels_last" : "contiguous") +
+            ",\"memory_format\":" + json_string(use_channels_last(o, dev) ? "channels_last" : "contiguous") +
             (o.deterministic ? ",\"deterministic\":true" : "") + "}");
 
   SignalScope signals;
@@ -504,8 +504,9 @@ int run_train(RunOptions o) {
   // Set (to 1) by the first non-finite step and never cleared: the run stops there.
   Tensor bad_since_read = zeros({}, TensorOptions(dev));
   std::unique_ptr<GraphedStep> graphed;
-  if (o.cuda_graph) {
-    // Batches staged by a worker thread on the stream would be captured too.
+  // By default only where the batches are GPU-resident: ones staged by a
+  // worker thread on the stream would be captured too.
+  if (use_cuda_graph(o, dev) && (o.cuda_graph == Switch::On || train_loader.options().gpu_resident)) {
     LRT_CHECK(train_loader.options().gpu_resident, "--cuda-graph needs the GPU-resident data path");
     graphed = std::make_unique<GraphedStep>(*model, opt, dev, bad_since_read);
   }

@@ -33,12 +33,42 @@ RunOptions parse_train_flags(std::vector<std::string> args) {
 
 }  // namespace
 
-TEST_CASE("--channels-last is a switch, off unless given") {
-  CHECK_FALSE(parse_train_flags({}).channels_last);
-  CHECK(parse_train_flags({"--channels-last"}).channels_last);
+TEST_CASE("--channels-last and --cuda-graph are switches: auto unless given, on, off, not both") {
+  CHECK(parse_train_flags({}).channels_last == Switch::Auto);
+  CHECK(parse_train_flags({"--channels-last"}).channels_last == Switch::On);
+  CHECK(parse_train_flags({"--no-channels-last"}).channels_last == Switch::Off);
+  CHECK(parse_train_flags({}).cuda_graph == Switch::Auto);
+  CHECK(parse_train_flags({"--cuda-graph"}).cuda_graph == Switch::On);
+  CHECK(parse_train_flags({"--no-cuda-graph"}).cuda_graph == Switch::Off);
+  CHECK(parse_train_flags({"--no-cuda-graph"}).given.count("cuda_graph") == 1);
+  CHECK_THROWS_AS(parse_train_flags({"--channels-last", "--no-channels-last"}), CLI::ParseError);
+  CHECK_THROWS_AS(parse_train_flags({"--cuda-graph", "--no-cuda-graph"}), CLI::ParseError);
+  CHECK_THROWS_AS(parse_train_flags({"--channels-last=maybe"}), CLI::ParseError);
   CHECK_FALSE(parse_train_flags({}).deterministic);
   CHECK(parse_train_flags({"--deterministic"}).deterministic);
-  CHECK_THROWS_AS(parse_train_flags({"--channels-last=maybe"}), CLI::ParseError);
+}
+
+TEST_CASE("the switches' defaults follow the device and what the run allows") {
+  const Device cuda("cuda");  // only named: no device is touched
+  RunOptions o;
+  CHECK(use_channels_last(o, cuda));
+  CHECK_FALSE(use_channels_last(o, kCPU));
+  CHECK(use_cuda_graph(o, cuda));
+  CHECK_FALSE(use_cuda_graph(o, kCPU));
+  RunOptions skip = o;
+  skip.skip_nonfinite = true;
+  CHECK_FALSE(use_cuda_graph(skip, cuda));
+  RunOptions seed = o;
+  seed.head = "seed";
+  CHECK_FALSE(use_cuda_graph(seed, cuda));
+  o.channels_last = Switch::On;
+  o.cuda_graph = Switch::On;
+  CHECK(use_channels_last(o, kCPU));
+  CHECK(use_cuda_graph(o, kCPU));  // asked for: train then refuses it on the CPU with a clear error
+  o.channels_last = Switch::Off;
+  o.cuda_graph = Switch::Off;
+  CHECK_FALSE(use_channels_last(o, cuda));
+  CHECK_FALSE(use_cuda_graph(o, cuda));
 }
 
 TEST_CASE("--warmup-steps is refused outside [0, 1e9] when parsed") {

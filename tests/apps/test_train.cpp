@@ -221,14 +221,14 @@ TEST_CASE("train: --channels-last trains the same bits on the CPU and logs the m
   const RunOptions o = tiny(make_data(dir, 12, 4));
   RunOptions flag = o;
   CHECK_FALSE(build_model(flag, 10, kCPU, /*quiet=*/true)->options().channels_last);
-  flag.channels_last = true;
+  flag.channels_last = Switch::On;
   CHECK(build_model(flag, 10, kCPU, /*quiet=*/true)->options().channels_last);
   std::vector<std::vector<nlohmann::json>> logs;
   std::vector<std::map<std::string, Tensor>> finals;
   for (bool channels_last : {false, true}) {
     CAPTURE(channels_last);
     RunOptions r = o;
-    r.channels_last = channels_last;
+    r.channels_last = channels_last ? Switch::On : Switch::Off;
     const std::string tag = channels_last ? "nhwc" : "nchw";
     r.log = dir.str() + "/run-" + tag + ".jsonl";
     r.save_weights = dir.str() + "/final-" + tag + ".safetensors";
@@ -351,7 +351,7 @@ TEST_CASE("train: resuming with another architecture or batch size is refused, n
 TEST_CASE("train: --cuda-graph is refused on the CPU, with --skip-nonfinite and with the seed head's dropout") {
   TempDir dir("train-graph-refused");
   RunOptions o = tiny(make_data(dir, 8, 4));
-  o.cuda_graph = true;
+  o.cuda_graph = Switch::On;
   o.log = dir.str() + "/run.jsonl";
   testing::check_mentions(testing::error_of([&] { run_train(o); }), {"--cuda-graph", "CUDA", "cpu"});
   RunOptions skip = o;

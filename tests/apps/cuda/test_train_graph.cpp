@@ -74,8 +74,8 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
   for (const Mode& m : modes) {
     CAPTURE(m.tag);
     RunOptions r = o;
-    r.cuda_graph = m.graph;
-    r.channels_last = m.channels_last;
+    r.cuda_graph = m.graph ? Switch::On : Switch::Off;
+    r.channels_last = m.channels_last ? Switch::On : Switch::Off;
     r.log = dir.str() + "/" + m.tag + ".jsonl";
     r.checkpoint_dir = dir.str() + "/ck-" + m.tag;
     REQUIRE(run_train(r) == 0);
