@@ -516,8 +516,11 @@ __global__ void __launch_bounds__(kThreads)
 // order, the channels of pack j being (j mod cv) * V + [0, V), cv = C / V.
 // nhwc_grid makes the grid's thread count a multiple of cv where it can, so
 // that a thread's channels stay the same from one pack to its next: the
-// thread then reads its channels' values once, into registers, and does no
-// division per pack (`fixed`). Otherwise each pack finds its channels.
+// thread then reads its channels' values once, into registers, does no
+// division per pack, and takes two packs an iteration with their loads
+// issued together (the registers those values hold lower occupancy, so the
+// loads in flight come from each thread instead). Otherwise each pack finds
+// its channels.
 
 // The per-channel values of the normalisation for V channels from c0.
 template <class T, int V>
@@ -538,23 +541,40 @@ __global__ void bn_apply_nhwc_kernel(const S* __restrict__ x, const S* __restric
                                      const T* mean, const T* invstd, const T* weight, const T* bias, bool relu,
                                      int64_t packs, int64_t cv) {
   using P = Pack<S, V>;
-  const int64_t stride = grid_threads();
-  const bool fixed = stride % cv == 0;
+  const P* xp = reinterpret_cast<const P*>(x);
+  const P* rp = reinterpret_cast<const P*>(residual);
+  P* yp = reinterpret_cast<P*>(y);
   ApplyCoefs<T, V> k;
-  int64_t j = global_thread();
-  if (fixed && j < packs) k.load((j % cv) * V, mean, invstd, weight, bias);
-  for (; j < packs; j += stride) {
-    if (!fixed) k.load((j % cv) * V, mean, invstd, weight, bias);
-    P v = reinterpret_cast<const P*>(x)[j];
-    P r{};
-    if (residual) r = reinterpret_cast<const P*>(residual)[j];
+  auto apply = [&](P v, const P& r) {
 #pragma unroll
     for (int i = 0; i < V; ++i) {
       const T ri = residual ? static_cast<T>(r.v[i]) : T(0);
       v.v[i] = S(bn_epilogue(bn_apply(static_cast<T>(v.v[i]), k.mean[i], k.scale[i], k.shift[i]),
                              residual ? &ri : nullptr, relu));
     }
-    reinterpret_cast<P*>(y)[j] = v;
+    return v;
+  };
+  const int64_t stride = grid_threads();
+  int64_t j = global_thread();
+  if (j >= packs) return;
+  if (stride % cv != 0) {
+    for (; j < packs; j += stride) {
+      k.load((j % cv) * V, mean, invstd, weight, bias);
+      yp[j] = apply(xp[j], residual ? rp[j] : P{});
+    }
+    return;
+  }
+  // Fixed channels: two packs an iteration, their loads issued together.
+  k.load((j % cv) * V, mean, invstd, weight, bias);
+  for (; j < packs; j += 2 * stride) {
+    const int64_t j2 = j + stride;
+    const bool two = j2 < packs;
+    const P v0 = xp[j];
+    const P v1 = two ? xp[j2] : P{};
+    const P r0 = residual ? rp[j] : P{};
+    const P r1 = residual && two ? rp[j2] : P{};
+    yp[j] = apply(v0, r0);
+    if (two) yp[j2] = apply(v1, r1);
   }
 }
 
@@ -586,23 +606,19 @@ __global__ void bn_grad_input_nhwc_kernel(const S* __restrict__ gy, const S* __r
                                           const BnGradCoef<T>* coef, S* __restrict__ gx, S* __restrict__ gresidual,
                                           int64_t packs, int64_t cv) {
   using P = Pack<S, V>;
-  const int64_t stride = grid_threads();
-  const bool fixed = stride % cv == 0;
+  const P* gyp = reinterpret_cast<const P*>(gy);
+  const P* yop = reinterpret_cast<const P*>(relu_out);
+  const P* xp = reinterpret_cast<const P*>(x);
   GradCoefs<T, V, TRAINING> k;
-  int64_t j = global_thread();
-  if (gx && fixed && j < packs) k.load((j % cv) * V, mean, coef, invstd, weight);
-  for (; j < packs; j += stride) {
-    P g = reinterpret_cast<const P*>(gy)[j];
+  // The masked gy of pack j, given its loads: written to gresidual; then gx.
+  auto finish = [&](int64_t j, P g, const P& yo, const P& v) {
     if (relu_out) {
-      const P yo = reinterpret_cast<const P*>(relu_out)[j];
 #pragma unroll
       for (int i = 0; i < V; ++i) g.v[i] = S(bn_relu_grad(static_cast<T>(g.v[i]), static_cast<T>(yo.v[i])));
     }
     if (gresidual) reinterpret_cast<P*>(gresidual)[j] = g;
-    if (!gx) continue;
-    if (!fixed) k.load((j % cv) * V, mean, coef, invstd, weight);
+    if (!gx) return;
     if constexpr (TRAINING) {
-      const P v = reinterpret_cast<const P*>(x)[j];
 #pragma unroll
       for (int i = 0; i < V; ++i)
         g.v[i] = S(bn_grad_input(static_cast<T>(g.v[i]), static_cast<T>(v.v[i]), k.mean[i], k.coef[i]));
@@ -611,6 +627,31 @@ __global__ void bn_grad_input_nhwc_kernel(const S* __restrict__ gy, const S* __r
       for (int i = 0; i < V; ++i) g.v[i] = S(bn_grad_input_eval(static_cast<T>(g.v[i]), k.scale[i]));
     }
     reinterpret_cast<P*>(gx)[j] = g;
+  };
+  const bool need_x = TRAINING && gx;
+  const int64_t stride = grid_threads();
+  int64_t j = global_thread();
+  if (j >= packs) return;
+  if (stride % cv != 0) {
+    for (; j < packs; j += stride) {
+      if (gx) k.load((j % cv) * V, mean, coef, invstd, weight);
+      finish(j, gyp[j], relu_out ? yop[j] : P{}, need_x ? xp[j] : P{});
+    }
+    return;
+  }
+  // Fixed channels: two packs an iteration, their loads issued together.
+  if (gx) k.load((j % cv) * V, mean, coef, invstd, weight);
+  for (; j < packs; j += 2 * stride) {
+    const int64_t j2 = j + stride;
+    const bool two = j2 < packs;
+    const P g0 = gyp[j];
+    const P g1 = two ? gyp[j2] : P{};
+    const P y0 = relu_out ? yop[j] : P{};
+    const P y1 = relu_out && two ? yop[j2] : P{};
+    const P v0 = need_x ? xp[j] : P{};
+    const P v1 = need_x && two ? xp[j2] : P{};
+    finish(j, g0, y0, v0);
+    if (two) finish(j2, g1, y1, v1);
   }
 }
 
