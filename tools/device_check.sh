@@ -327,11 +327,13 @@ if [ -x "$build/apps/resnet50_cifar" ]; then
   # preset, test pass included, at the trainer's CUDA defaults (bf16,
   # channels_last, the step replayed from a CUDA graph: "default"), then
   # without channels_last (--no-channels-last), then without either
-  # (--no-cuda-graph too: eager).
+  # (--no-cuda-graph too: eager), and the defaults with cuDNN's timed
+  # algorithm search (--cudnn-benchmark) instead of its heuristics.
   "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 >/dev/null \
     2>"$logs/epoch.err" || row "synthetic data" "FAIL" "see $logs/epoch.err"
-  for mode in default graph-nchw eager; do
+  for mode in default graph-nchw eager search; do
     flag=""
+    [ "$mode" = search ] && flag="--cudnn-benchmark"
     [ "$mode" = graph-nchw ] && flag="--no-channels-last"
     [ "$mode" = eager ] && flag="--no-channels-last --no-cuda-graph"
     rm -f "$logs/epoch_$mode.jsonl"

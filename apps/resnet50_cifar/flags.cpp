@@ -90,6 +90,10 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
                "convolutions read and write without transposing (same values; checkpoints unaffected). The "
                "default on CUDA; on the CPU it only adds layout copies",
                "keep the features NCHW (the default on the CPU)");
+    add_flag("--cudnn-benchmark", o.cudnn_benchmark,
+             "CUDA: choose each convolution's algorithms by timing cuDNN's candidates once per shape (cached for "
+             "the run; torch.backends.cudnn.benchmark) instead of cuDNN's heuristics; the first step of each "
+             "shape takes longer");
     add_flag("--deterministic", o.deterministic,
              "CUDA: only convolution algorithms cuDNN reports as deterministic, so that the same run repeats to "
              "the bit (some of the fastest backward algorithms sum with atomics); may be slower. The CPU always "

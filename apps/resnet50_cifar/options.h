@@ -36,6 +36,7 @@ struct RunOptions {
   std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | tf32 | fp32
   Switch channels_last = Switch::Auto;  // NHWC features (ResNet50Options::channels_last); auto: on CUDA
   bool deterministic = false;     // CUDA: deterministic convolution algorithms only
+  bool cudnn_benchmark = false;   // CUDA: timed algorithm search instead of heuristics
 
   // ---- length ----
   int64_t epochs = 30;

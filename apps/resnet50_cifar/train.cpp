@@ -484,7 +484,8 @@ int run_train(RunOptions o) {
             std::to_string(spe) + ",\"total_steps\":" + std::to_string(total_steps) + ",\"groups\":" +
             std::to_string(opt.num_groups()) + ",\"device\":" + json_string(dev.str()) + ",\"precision\":" + json_string(precision) +
             ",\"memory_format\":" + json_string(use_channels_last(o, dev) ? "channels_last" : "contiguous") +
-            (o.deterministic ? ",\"deterministic\":true" : "") + "}");
+            (o.deterministic ? ",\"deterministic\":true" : "") + (o.cudnn_benchmark ? ",\"cudnn_benchmark\":true" : "") +
+            "}");
 
   SignalScope signals;
   Progress progress(stdout_is_terminal());

@@ -46,6 +46,8 @@ TEST_CASE("--channels-last and --cuda-graph are switches: auto unless given, on,
   CHECK_THROWS_AS(parse_train_flags({"--channels-last=maybe"}), CLI::ParseError);
   CHECK_FALSE(parse_train_flags({}).deterministic);
   CHECK(parse_train_flags({"--deterministic"}).deterministic);
+  CHECK_FALSE(parse_train_flags({}).cudnn_benchmark);
+  CHECK(parse_train_flags({"--cudnn-benchmark"}).cudnn_benchmark);
 }
 
 TEST_CASE("the switches' defaults follow the device and what the run allows") {
