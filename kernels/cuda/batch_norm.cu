@@ -20,8 +20,8 @@
 // row lanes; grid.y splits the rows into ranges, and a block's threads walk
 // their range 8 rows apart, 8 loads in flight. The block merges its 8 row
 // lanes in a fixed tree and, with splits > 1, writes one partial per
-// (channel, range) that the same finishing kernels as NCHW's merge in
-// order. Their elementwise passes walk the values in memory order, the
+// (channel, range) that the same finishing kernels as NCHW's merge in a
+// fixed order. Their elementwise passes walk the values in memory order, the
 // channel of a value being its index mod C; a thread keeps the same channels
 // from pack to pack, read once. Given the same per-channel
 // values, both layouts compute every element with the same operations, so
