@@ -326,6 +326,21 @@ Tensor Tensor::to(DType dt) const {
   return record("to_dtype", out, {*this}, [from](const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });
 }
 
+Tensor Tensor::to(DType dt, MemoryFormat f) const {
+  check_defined();
+  if (dt == dtype()) return contiguous(f);
+  LRT_CHECK(f == MemoryFormat::Contiguous || dim() == 4, "to(", dt,
+            ", channels_last): expects a 4-D (N, C, H, W) tensor, got shape ", to_string(shape()));
+  if (is_contiguous(f)) return to(dt);  // already laid out so: the conversion keeps it
+  Tensor out = empty(shape(), options().with_dtype(dt), f);
+  kernels::copy(*this, out);
+  if (!is_floating(dt) || !is_floating(dtype())) return out;
+  const DType from = dtype();
+  const MemoryFormat from_format = memory_format_of(*this);
+  return record("to_dtype", out, {*this},
+                [from, from_format](const Tensor& g) { return std::vector<Tensor>{g.to(from, from_format)}; });
+}
+
 double Tensor::item() const {
   LRT_CHECK(numel() == 1, "item() needs a tensor with one element, got shape ", to_string(shape()));
   Tensor c = to(kCPU);

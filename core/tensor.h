@@ -108,6 +108,9 @@ class Tensor {
   Tensor clone() const;       // always a fresh contiguous copy
   Tensor to(Device device) const;  // itself when already there
   Tensor to(DType dtype) const;    // itself when already that dtype; keeps a channels_last layout
+  // Converted and laid out in format f in one copy (itself when it already
+  // is both); the gradient returns in this tensor's dtype and layout.
+  Tensor to(DType dtype, MemoryFormat f) const;
   Tensor to(Device device, DType dtype) const { return to(device).to(dtype); }
 
   // ---- host copy-out ----

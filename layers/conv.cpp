@@ -65,10 +65,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
             p.dilation, " give an output of size ", out_shape[2], "x", out_shape[3], " (must be at least 1x1)");
 
   // The output takes x's memory format. cuDNN computes channels_last
-  // directly (the weight copied to KRSC for the call; for 1x1 filters that
-  // is the same layout); the CPU kernels, and float64 on CUDA (which
-  // PyTorch keeps NCHW for cuDNN too), compute in NCHW between copies.
-  const MemoryFormat fmt = memory_format_of(x);
+  // directly (the weight copied to KRSC for the call unless it is laid out
+  // so already; for 1x1 filters the layouts coincide); the CPU kernels, and
+  // float64 on CUDA (which PyTorch keeps NCHW for cuDNN too), compute in
+  // NCHW between copies. The weight's gradient takes the weight's layout.
+  const MemoryFormat fmt = memory_format_of(x), wfmt = memory_format_of(weight);
   const MemoryFormat kfmt =
       x.device().is_cuda() && x.dtype() != DType::Float64 ? fmt : MemoryFormat::Contiguous;
   Tensor xc, wc, bc, y;
@@ -88,7 +89,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const bool need_gb = bias.defined() && bias.requires_grad();
   return record("conv2d", y, {x, weight, bias},
                 [x_saved = need_gw ? xc : Tensor(), w_saved = need_gx ? wc : Tensor(), x_shape = x.shape(),
-                 w_shape = weight.shape(), need_gx, need_gw, need_gb, p, fmt, kfmt](const Tensor& g) {
+                 w_shape = weight.shape(), need_gx, need_gw, need_gb, p, fmt, wfmt, kfmt](const Tensor& g) {
                   const Tensor gy = g.contiguous(kfmt);
                   Tensor gx, gw, gb;
                   if (need_gx) {
@@ -99,7 +100,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                   if (need_gw) {
                     gw = empty(w_shape, gy.options(), kfmt);
                     kernels::conv2d_backward_filter(x_saved, gy, gw, p);
-                    gw = gw.contiguous();
+                    gw = gw.contiguous(wfmt);  // the weight's own layout, as PyTorch gives
                   }
                   if (need_gb) {
                     gb = empty({w_shape[0]}, gy.options());

@@ -84,8 +84,15 @@ Tensor global_avg_pool(const Tensor& x) {
   check_floating_input(x, "global_avg_pool", 4, "(N, C, H, W)");
   LRT_CHECK(x.size(2) > 0 && x.size(3) > 0, "global_avg_pool: input ", to_string(x.shape()),
             " has empty planes");
-  // The row reduction over (N, C, H*W) reads each plane in one contiguous run.
-  return mean(x.reshape({x.size(0), x.size(1), x.size(2) * x.size(3)}), 2);
+  const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
+  // channels_last: memory holds (N, H, W, C), so the column reduction over the
+  // (N, H*W, C) view reads it in place (neighbouring threads, neighbouring
+  // channels) and the gradient comes back channels_last, with no layout copy
+  // either way. Each mean sums its H*W values in the same order as NCHW's row
+  // reduction over (N, C, H*W), which reads each plane in one contiguous run.
+  if (memory_format_of(x) == MemoryFormat::ChannelsLast)
+    return mean(x.transpose(1, 2).transpose(2, 3).reshape({n, hw, c}), 1);
+  return mean(x.reshape({n, c, hw}), 2);
 }
 
 // ------------------------------------------------------------------- dense --

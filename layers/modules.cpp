@@ -45,7 +45,13 @@ void Conv2d::kaiming_normal_fan_out(Generator* gen) {
 
 Tensor Conv2d::forward(const Tensor& x) {
   const bool cast = x.defined() && x.dtype() == DType::BFloat16 && weight_->dtype() != DType::BFloat16;
-  return conv2d(x, cast ? weight_->to(DType::BFloat16) : *weight_, bias_ ? *bias_ : Tensor(),
+  // cuDNN takes a channels_last input's filter as KRSC: the bfloat16 copy is
+  // made in that layout, so one copy converts and lays it out (and one brings
+  // the gradient back) where a cast and a layout copy would take two.
+  const MemoryFormat wfmt = cast && x.device().is_cuda() && memory_format_of(x) == MemoryFormat::ChannelsLast
+                                ? MemoryFormat::ChannelsLast
+                                : MemoryFormat::Contiguous;
+  return conv2d(x, cast ? weight_->to(DType::BFloat16, wfmt) : *weight_, bias_ ? *bias_ : Tensor(),
                 {cfg_.stride, cfg_.padding, cfg_.dilation});
 }
 

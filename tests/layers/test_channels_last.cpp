@@ -93,6 +93,72 @@ TEST_CASE("channels_last: the layout copy passes the gradient back in the source
                            {testing::leaf(x0)});
 }
 
+TEST_CASE("channels_last: to(dtype, format) converts and lays out in one copy, the gradient going back as it came") {
+  const Tensor x0 = testing::normal({3, 5, 2, 4}, DType::Float32, 7);
+  const std::vector<double> v = host(x0);
+  const Tensor want_b = x0.to(DType::BFloat16);  // the rounding of a plain cast
+
+  Tensor x = leaf_in(x0, MemoryFormat::Contiguous);
+  const Tensor b = x.to(DType::BFloat16, kCL);
+  CHECK(b.dtype() == DType::BFloat16);
+  CHECK(nhwc_strides(b));
+  CHECK(host(b) == host(want_b));
+  // The gradient comes back float32 and NCHW, as the leaf is.
+  const Tensor proj = testing::normal(x0.shape(), DType::Float32, 8).to(DType::BFloat16);
+  sum(b * proj).backward();
+  REQUIRE(x.grad().defined());
+  CHECK(x.grad().dtype() == DType::Float32);
+  CHECK(x.grad().is_contiguous());
+  CHECK(host(x.grad()) == host(proj));
+
+  // From channels_last to NCHW, and the other way for the gradient.
+  Tensor xl = leaf_in(x0, kCL);
+  const Tensor d = xl.to(DType::Float64, MemoryFormat::Contiguous);
+  CHECK(d.is_contiguous());
+  CHECK(host(d) == v);
+  sum(d * 3.0).backward();
+  REQUIRE(xl.grad().defined());
+  CHECK(nhwc_strides(xl.grad()));
+  CHECK(xl.grad().dtype() == DType::Float32);
+  CHECK(host(xl.grad()) == std::vector<double>(v.size(), 3.0));
+
+  // Already that dtype: the layout copy alone; already both: itself.
+  const Tensor same = x0.to(DType::Float32, kCL);
+  CHECK(nhwc_strides(same));
+  CHECK(host(same) == v);
+  CHECK(same.to(DType::Float32, kCL).data_ptr() == same.data_ptr());
+  // Already laid out so: the conversion alone, keeping the layout.
+  CHECK(nhwc_strides(same.to(DType::BFloat16, kCL)));
+  CHECK(x0.to(DType::Float64, MemoryFormat::Contiguous).is_contiguous());
+
+  testing::check_mentions(testing::error_of([] { zeros({6, 4}).to(DType::BFloat16, kCL); }),
+                          {"to(bfloat16, channels_last)", "4-D", "(6, 4)"});
+}
+
+TEST_CASE("channels_last: global_avg_pool reads the features in place, NCHW's bits, gradient channels_last") {
+  uint64_t seed = 30;
+  for (DType dt : {DType::Float32, DType::Float64})
+    for (const Shape& s : std::vector<Shape>{{2, 6, 4, 4}, {3, 5, 3, 2}}) {
+      CAPTURE(dt);
+      CAPTURE(to_string(s));
+      const Tensor x0 = testing::normal(s, DType::Float32, ++seed).to(dt);
+      const Tensor proj = testing::normal({s[0], s[1]}, DType::Float32, ++seed).to(dt);
+      auto run = [&](MemoryFormat f) {
+        Tensor x = leaf_in(x0, f);
+        Tensor y = global_avg_pool(x);
+        sum(y * proj).backward();
+        return std::pair{y, x.grad()};
+      };
+      const auto [want_y, want_g] = run(MemoryFormat::Contiguous);
+      const auto [y, g] = run(kCL);
+      CHECK(y.shape() == Shape{s[0], s[1]});
+      CHECK(host(y) == host(want_y));
+      REQUIRE(g.defined());
+      CHECK(nhwc_strides(g));
+      CHECK(host(g) == host(want_g));
+    }
+}
+
 TEST_CASE("channels_last: elementwise results keep a layout their inputs share") {
   const Tensor a = testing::normal({2, 5, 3, 4}, DType::Float32, 4);
   const Tensor b = testing::normal({2, 5, 3, 4}, DType::Float32, 5);
@@ -143,6 +209,15 @@ TEST_CASE("channels_last: conv2d gives the NCHW result and gradients bit for bit
       CAPTURE(i);
       CHECK(host(got[i]) == host(want[i]));
     }
+    // A weight held channels_last (KRSC, as cuDNN reads it) gets its
+    // gradient in that layout, with the same values.
+    Tensor x = leaf_in(x0, kCL), w = leaf_in(w0, kCL);
+    Tensor y = conv2d(x, w, cs.bias ? b0 : Tensor(), cs.opts);
+    CHECK(host(y) == host(want[0]));
+    sum(y * testing::normal(y.shape(), DType::Float32, 99)).backward();
+    REQUIRE(w.grad().defined());
+    CHECK(memory_format_of(w.grad()) == memory_format_of(w));
+    CHECK(host(w.grad()) == host(want[2]));
   }
 }
 

@@ -27,6 +27,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/conv.h"
 #include "layers/functional.h"
+#include "layers/modules.h"
 #include "layers/resnet50.h"
 #include "lrt_config.h"
 #include "optim/optimizer.h"
@@ -132,6 +133,58 @@ TEST_CASE("CUDA: conv2d on a channels_last input answers in channels_last, value
     check_cuda_close(got[1], want[1], tol, "x.grad");
     check_cuda_close(got[2], want[2], tol, "w.grad");
   }
+}
+
+TEST_CASE("CUDA: a bf16 Conv2d on a channels_last input casts its weight straight to KRSC, same bits as cast then copy") {
+  // Deterministic algorithms, so the two runs can be compared bit for bit.
+  const bool was_deterministic = conv_deterministic();
+  set_conv_deterministic(true);
+  Generator gen(77);
+  Conv2d conv({16, 24, 3, 1, 1}, &gen);
+  conv.to(kCuda);
+  const Tensor x0 = random({4, 16, 10, 10}, DType::BFloat16, 404);
+  const Tensor proj = random({4, 24, 10, 10}, DType::BFloat16, 405).to(kCuda);
+  // The module: one copy converts the float32 weight and lays it out KRSC.
+  Tensor x = nhwc_cuda(x0).set_requires_grad(true);
+  Tensor y = conv.forward(x);
+  sum(y * proj).backward();
+  const Tensor gw = conv.weight().grad();
+  // The same through a plain cast, which conv2d then lays out KRSC itself.
+  Tensor w = conv.weight().detach().set_requires_grad(true);
+  Tensor x2 = nhwc_cuda(x0).set_requires_grad(true);
+  Tensor y2 = conv2d(x2, w.to(DType::BFloat16), Tensor(), {1, 1, 1});
+  sum(y2 * proj).backward();
+  set_conv_deterministic(was_deterministic);
+
+  CHECK(nhwc(y));
+  REQUIRE(gw.defined());
+  CHECK(gw.dtype() == DType::Float32);
+  CHECK(gw.is_contiguous());  // the parameter's own layout
+  testing::check_equal(host(y), host(y2), "y");
+  testing::check_equal(host(x.grad()), host(x2.grad()), "x.grad");
+  testing::check_equal(host(gw), host(w.grad()), "weight.grad");
+}
+
+TEST_CASE("CUDA: global_avg_pool of channels_last features gives the CPU's NCHW bits, gradient channels_last") {
+  // Both sum each plane's values in order in double and scale once.
+  uint64_t seed = 410;
+  for (DType dt : {DType::Float32, DType::Float64})
+    for (const Shape& s : std::vector<Shape>{{256, 64, 4, 4}, {3, 5, 7, 3}}) {
+      CAPTURE(dt);
+      CAPTURE(to_string(s));
+      const Tensor x0 = random(s, dt, ++seed), proj = random({s[0], s[1]}, dt, ++seed);
+      auto run = [&](Device dev, bool cl) {
+        Tensor x = (cl ? nhwc_cuda(x0) : x0.to(dev)).detach().set_requires_grad(true);
+        Tensor y = global_avg_pool(x);
+        sum(y * proj.to(dev)).backward();
+        return std::vector<Tensor>{y, x.grad()};
+      };
+      const auto want = run(kCPU, false), got = run(kCuda, true);
+      REQUIRE(got[1].defined());
+      CHECK(nhwc(got[1]));
+      testing::check_equal(host(got[0]), host(want[0]), "y");
+      testing::check_equal(host(got[1]), host(want[1]), "x.grad");
+    }
 }
 
 #if LRT_HAVE_CUDA  // the CUDA kernel entry points exist only in CUDA builds
