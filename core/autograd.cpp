@@ -36,7 +36,37 @@ void accumulate_leaf_grad(const Tensor& leaf, const Tensor& g) {
     leaf.impl()->grad = grad_sum(cur, g);
   }
 }
+// The gradients waiting for the inputs of the node being run, offered to its
+// closure (take_waiting_grad). Set by run_backward around each closure.
+struct WaitingGrads {
+  std::vector<Tensor> offered;  // per input: the waiting gradient, if held alone
+  std::vector<bool> taken;
+};
+thread_local WaitingGrads* t_waiting = nullptr;
+
+// Sets t_waiting for one closure call and restores it after, even on a throw.
+class WaitingScope {
+ public:
+  explicit WaitingScope(WaitingGrads* w) : prev_(t_waiting) { t_waiting = w; }
+  ~WaitingScope() { t_waiting = prev_; }
+  WaitingScope(const WaitingScope&) = delete;
+  WaitingScope& operator=(const WaitingScope&) = delete;
+
+ private:
+  WaitingGrads* prev_;
+};
+
+bool held_alone(const Tensor& t) { return t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1; }
 }  // namespace
+
+Tensor take_waiting_grad(size_t input, DType dt, MemoryFormat f) {
+  if (!t_waiting || input >= t_waiting->offered.size() || t_waiting->taken[input]) return Tensor();
+  const Tensor& t = t_waiting->offered[input];
+  if (!t.defined() || t.dtype() != dt || (f == MemoryFormat::ChannelsLast && t.dim() != 4) || !t.is_contiguous(f))
+    return Tensor();
+  t_waiting->taken[input] = true;
+  return t;
+}
 
 Node::Node(std::string name, std::vector<Tensor> inputs, BackwardFn fn) : name_(std::move(name)), fn_(std::move(fn)) {
   edges_.reserve(inputs.size());
@@ -144,10 +174,36 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     if (found == pending.end()) continue;  // no gradient reached it
     Tensor grad_out = std::move(found->second);
     pending.erase(found);
-    std::vector<Tensor> grads = node->apply(grad_out);
     const auto& edges = node->edges();
+    // Gradients already waiting for this node's inputs, that the engine holds
+    // alone, are offered to the closure to accumulate into.
+    WaitingGrads waiting;
+    waiting.offered.resize(edges.size());
+    waiting.taken.assign(edges.size(), false);
+    for (size_t i = 0; i < edges.size(); ++i) {
+      if (!edges[i].fn) continue;
+      auto slot = pending.find(edges[i].fn.get());
+      if (slot != pending.end() && held_alone(slot->second)) waiting.offered[i] = std::move(slot->second);
+    }
+    std::vector<Tensor> grads;
+    {
+      WaitingScope scope(&waiting);
+      grads = node->apply(grad_out);
+    }
     LRT_CHECK(grads.size() == edges.size(), "backward of ", node->name(), " returned ", grads.size(),
               " gradients for ", edges.size(), " inputs");
+    for (size_t i = 0; i < edges.size(); ++i) {
+      if (!waiting.offered[i].defined()) continue;
+      Tensor& slot = pending.find(edges[i].fn.get())->second;
+      if (!waiting.taken[i]) {
+        slot = std::move(waiting.offered[i]);  // back where it was; summed below as usual
+        continue;
+      }
+      LRT_CHECK(grads[i].defined() && grads[i].storage() == waiting.offered[i].storage(), "backward of ",
+                node->name(), " took the waiting gradient of input ", i, " but did not return it");
+      slot = grads[i];   // already the sum
+      grads[i] = Tensor();
+    }
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
       const Tensor& g = grads[i];

@@ -76,8 +76,10 @@ inline Shape conv2d_output_shape(const Shape& x, const Shape& w, const ConvParam
 // y = conv(x, w) + bias; bias may be undefined (no bias).
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvParams& p);
 // gx = the gradient of conv(x, w) with respect to x, given gy (a transposed
-// convolution of gy with w).
-void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p);
+// convolution of gy with w). accumulate: gx += that gradient instead (cuDNN
+// blends it in with beta 1, rounding once; the CPU adds a separate result).
+void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p,
+                          bool accumulate = false);
 // gw = the gradient with respect to w: sum over the batch of x correlated
 // with gy.
 void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const ConvParams& p);
@@ -87,15 +89,16 @@ void conv2d_backward_bias(const Tensor& gy, const Tensor& gb);
 // ---- the two implementations (arguments already checked, N >= 1) ----
 #define LRT_CONV_KERNEL_DECLS                                                                                   \
   void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvParams& p); \
-  void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p);          \
   void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const ConvParams& p);
 
 namespace cpu {
 LRT_CONV_KERNEL_DECLS
+void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p);
 }  // namespace cpu
 
 namespace cuda {
 LRT_CONV_KERNEL_DECLS
+void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p, bool accumulate);
 }  // namespace cuda
 
 #undef LRT_CONV_KERNEL_DECLS

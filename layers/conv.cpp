@@ -93,9 +93,19 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                   const Tensor gy = g.contiguous(kfmt);
                   Tensor gx, gw, gb;
                   if (need_gx) {
-                    gx = empty(x_shape, gy.options(), kfmt);
-                    kernels::conv2d_backward_data(gy, w_saved, gx, p);
-                    gx = gx.contiguous(fmt);
+                    // Where x has other consumers (a bottleneck's input also
+                    // feeds the residual or the shortcut) and their gradient
+                    // already waits, this one is added into it as it is
+                    // computed: no separate pass to sum the two.
+                    const Tensor into = kfmt == fmt ? take_waiting_grad(0, gy.dtype(), kfmt) : Tensor();
+                    if (into.defined()) {
+                      kernels::conv2d_backward_data(gy, w_saved, into, p, true);
+                      gx = into;
+                    } else {
+                      gx = empty(x_shape, gy.options(), kfmt);
+                      kernels::conv2d_backward_data(gy, w_saved, gx, p);
+                      gx = gx.contiguous(fmt);
+                    }
                   }
                   if (need_gw) {
                     gw = empty(w_shape, gy.options(), kfmt);

@@ -335,10 +335,22 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
   LRT_ROUTE(x.device(), conv2d_forward(x, w, bias, y, p));
 }
 
-void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p) {
+void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p, bool accumulate) {
   check_conv(gx, w, gy, p, "conv2d_backward_data");
   if (gx.size(0) == 0) return;
-  LRT_ROUTE(gx.device(), conv2d_backward_data(gy, w, gx, p));
+#if LRT_HAVE_CUDA
+  if (gx.device().is_cuda()) {
+    cuda::conv2d_backward_data(gy, w, gx, p, accumulate);
+    return;
+  }
+#endif
+  if (!accumulate) {
+    cpu::conv2d_backward_data(gy, w, gx, p);
+    return;
+  }
+  const Tensor part = empty(gx.shape(), gx.options());
+  cpu::conv2d_backward_data(gy, w, part, p);
+  binary(BinaryOp::Add, gx, part, gx);
 }
 
 void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const ConvParams& p) {

@@ -199,8 +199,8 @@ struct PassApi<Pass::Forward> {
     return bytes;
   }
   static void run(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, Algo a, void* ws, size_t bytes,
-                  const void* one, const void* zero) {
-    CUDNN_CHECK(cudnnConvolutionForward(h, one, s.x.get(), b.x, s.w.get(), b.w, s.conv.get(), a, ws, bytes, zero,
+                  const void* one, const void* beta) {
+    CUDNN_CHECK(cudnnConvolutionForward(h, one, s.x.get(), b.x, s.w.get(), b.w, s.conv.get(), a, ws, bytes, beta,
                                         s.y.get(), b.y));
   }
 };
@@ -231,8 +231,8 @@ struct PassApi<Pass::BackwardData> {
     return bytes;
   }
   static void run(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, Algo a, void* ws, size_t bytes,
-                  const void* one, const void* zero) {
-    CUDNN_CHECK(cudnnConvolutionBackwardData(h, one, s.w.get(), b.w, s.y.get(), b.y, s.conv.get(), a, ws, bytes, zero,
+                  const void* one, const void* beta) {
+    CUDNN_CHECK(cudnnConvolutionBackwardData(h, one, s.w.get(), b.w, s.y.get(), b.y, s.conv.get(), a, ws, bytes, beta,
                                              s.x.get(), b.x));
   }
 };
@@ -263,9 +263,9 @@ struct PassApi<Pass::BackwardFilter> {
     return bytes;
   }
   static void run(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, Algo a, void* ws, size_t bytes,
-                  const void* one, const void* zero) {
+                  const void* one, const void* beta) {
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, one, s.x.get(), b.x, s.y.get(), b.y, s.conv.get(), a, ws, bytes,
-                                               zero, s.w.get(), b.w));
+                                               beta, s.w.get(), b.w));
   }
 };
 
@@ -331,22 +331,40 @@ AlgoChoice choose(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, const A
             key[5], ", ", key[9], ", ", key[10], ")");
 }
 
+bool cached(const AlgoKey& key) {
+  std::lock_guard<std::mutex> lock(g_cache_mu);
+  return g_cache.count(key) != 0;
+}
+
 // Runs pass P of the convolution x (N, C, H, W) * w (K, C, R, S) -> y (N, K,
 // P, Q), the tensors being the pass's inputs and output as Buffers says.
+// accumulate (backward data only): adds the gradient to what gx holds (beta 1)
+// instead of overwriting it.
 template <Pass P>
-void run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p) {
+void run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p, bool accumulate = false) {
   using Api = PassApi<P>;
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudnnHandle_t h = handle(dev);
   ConvSetup s(x, w, y, p);
   const Buffers b{x.data_ptr(), w.data_ptr(), y.data_ptr()};
-  const AlgoChoice choice = choose<P>(h, s, b, key_of(P, x, w, p, s.format), p, x.device());
+  const AlgoKey key = key_of(P, x, w, p, s.format);
+  // A timed search writes its output buffer; when that holds a gradient to
+  // add to, the search writes a scratch buffer instead.
+  Buffers search = b;
+  Tensor scratch;
+  if (accumulate && p.benchmark && !cached(key)) {
+    scratch = empty(x.shape(), x.options(), s.format);
+    search.x = scratch.data_ptr();
+  }
+  const AlgoChoice choice = choose<P>(h, s, search, key, p, x.device());
   CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.get(), choice.math));
   const auto algo = static_cast<typename Api::Algo>(choice.algo);
   const size_t bytes = Api::workspace(h, s, algo);
   Tensor ws = workspace(bytes, x.device());
-  with_scaling(s.type, [&](const void* one, const void* zero) { Api::run(h, s, b, algo, ptr(ws), bytes, one, zero); });
+  with_scaling(s.type, [&](const void* one, const void* zero) {
+    Api::run(h, s, b, algo, ptr(ws), bytes, one, accumulate ? one : zero);
+  });
 }
 
 }  // namespace
@@ -365,8 +383,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
   });
 }
 
-void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p) {
-  run_pass<Pass::BackwardData>(gx, w, gy, p);
+void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p, bool accumulate) {
+  run_pass<Pass::BackwardData>(gx, w, gy, p, accumulate);
 }
 
 void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const ConvParams& p) {

@@ -6,12 +6,14 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/allocator.h"
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "kernels/kernels.h"
 #include "testing.h"
 
 namespace lrt {
@@ -265,6 +267,110 @@ TEST_CASE("gradients of a shared input through both branches add up") {
   }
   testing::check_close(host(a.grad()), ga, 1e-14, 0.0);
   testing::check_close(host(b.grad()), gb, 1e-14, 0.0);
+}
+
+// ---------------------------------------------- accumulating into waiting --
+
+namespace {
+// h = x * 2 recorded as one op whose backward reports the storage its
+// incoming gradient (the sum of h's consumers' gradients) lives in.
+Tensor spy_double(const Tensor& x, const void** grad_storage) {
+  Tensor h;
+  {
+    NoGradGuard no_grad;
+    h = x * 2.0;
+  }
+  return record("spy_double", h, {x}, [grad_storage](const Tensor& g) {
+    *grad_storage = g.data_ptr();
+    return std::vector<Tensor>{g * 2.0};
+  });
+}
+// An op of (h, y) whose backward gives h the gradient `h_grad` (5 everywhere)
+// and passes y's through; it runs before the backward of y's producer.
+Tensor giver(const Tensor& h, const Tensor& y, std::shared_ptr<Tensor> keep_h_grad) {
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = y * 1.0;
+  }
+  return record("giver", out, {h, y}, [shape = h.shape(), keep_h_grad](const Tensor& g) {
+    Tensor h_grad = full(shape, 5.0, TensorOptions(kF64));
+    if (keep_h_grad) *keep_h_grad = h_grad;  // shared: the engine must not hand it over
+    return std::vector<Tensor>{h_grad, g};
+  });
+}
+}  // namespace
+
+TEST_CASE("backward hands a gradient it holds alone to the next consumer's closure, which adds into it") {
+  struct Seen {
+    bool offered = false;
+    std::vector<double> values;
+    const void* into = nullptr;
+  };
+  for (bool shared : {false, true}) {
+    CAPTURE(shared);
+    auto seen = std::make_shared<Seen>();
+    Tensor x = normal_leaf({2, 3}, 700);
+    const void* summed_at = nullptr;
+    Tensor h = spy_double(x, &summed_at);
+    // y = h + 1, recorded with a backward that takes h's waiting gradient
+    // and adds its own (ones) into it in place.
+    Tensor y;
+    {
+      NoGradGuard no_grad;
+      y = h + 1.0;
+    }
+    y = record("taker", y, {h}, [seen](const Tensor& g) {
+      Tensor into = take_waiting_grad(0, kF64, MemoryFormat::Contiguous);
+      seen->offered = into.defined();
+      if (!into.defined()) return std::vector<Tensor>{g * 1.0};
+      seen->values = host(into);
+      seen->into = into.data_ptr();
+      CHECK_FALSE(take_waiting_grad(0, kF64, MemoryFormat::Contiguous).defined());  // once only
+      kernels::binary(kernels::BinaryOp::Add, into, g, into);
+      return std::vector<Tensor>{into};
+    });
+    auto keep = shared ? std::make_shared<Tensor>() : nullptr;
+    sum(giver(h, y, keep)).backward();
+    // Either way h's gradient is 5 + 1, and x's twice that.
+    CHECK(host(x.grad()) == std::vector<double>(6, 12.0));
+    CHECK(seen->offered == !shared);
+    if (!shared) {
+      CHECK(seen->values == std::vector<double>(6, 5.0));  // the giver's gradient, waiting
+      CHECK(summed_at == seen->into);  // x's producer got the very tensor added into
+    } else {
+      CHECK(summed_at != keep->data_ptr());  // summed into a new tensor
+    }
+  }
+  // Outside a backward pass nothing waits.
+  CHECK_FALSE(take_waiting_grad(0, kF64, MemoryFormat::Contiguous).defined());
+}
+
+TEST_CASE("a waiting gradient is handed over only in the dtype and layout asked for, and must come back") {
+  Tensor x = normal_leaf({2, 3}, 701);
+  const void* summed_at = nullptr;
+  Tensor h = spy_double(x, &summed_at);
+  bool offered = true;
+  Tensor y = record("asks_float32", zeros({2, 3}, TensorOptions(kF64)), {h}, [&offered](const Tensor& g) {
+    offered = take_waiting_grad(0, DType::Float32, MemoryFormat::Contiguous).defined() ||
+              take_waiting_grad(0, kF64, MemoryFormat::ChannelsLast).defined() ||
+              take_waiting_grad(1, kF64, MemoryFormat::Contiguous).defined();
+    return std::vector<Tensor>{g * 1.0};
+  });
+  sum(giver(h, y, nullptr)).backward();
+  CHECK_FALSE(offered);
+  CHECK(host(x.grad()) == std::vector<double>(6, 12.0));
+
+  // A closure that takes the waiting gradient and returns another tensor
+  // would lose it: the engine refuses.
+  Tensor x2 = normal_leaf({2, 3}, 702);
+  Tensor h2 = spy_double(x2, &summed_at);
+  Tensor y2 = record("drops_it", zeros({2, 3}, TensorOptions(kF64)), {h2}, [](const Tensor& g) {
+    (void)take_waiting_grad(0, kF64, MemoryFormat::Contiguous);
+    return std::vector<Tensor>{g * 1.0};
+  });
+  testing::check_mentions(testing::error_of([&] { sum(giver(h2, y2, nullptr)).backward(); }),
+                          {"drops_it", "waiting gradient", "did not return it"});
 }
 
 TEST_CASE("ties share the gradient of max and maximum equally") {

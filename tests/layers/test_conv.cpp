@@ -16,6 +16,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "kernels/conv.h"
+#include "layers/conv_waiting.h"
 #include "layers/functional.h"
 #include "testing.h"
 
@@ -220,6 +221,26 @@ TEST_CASE("a frozen weight gets no gradient while the input's is unchanged; a fr
   SUBCASE("nothing requires grad: no graph") {
     Tensor y = conv2d(x0, w0, b0, cc.opts());
     CHECK_FALSE(y.requires_grad());
+  }
+}
+
+TEST_CASE("conv2d adds its input's gradient into one already waiting from another consumer, same bits as an add") {
+  // conv2d's backward adds its part into the gradient waiting for its input
+  // instead of a new tensor that the engine then adds.
+  uint64_t seed = 900;
+  for (DType dt : {DType::Float32, DType::BFloat16, DType::Float64}) {
+    CAPTURE(dt);
+    const Tensor x0 = testing::normal({2, 3, 6, 6}, DType::Float32, ++seed).to(dt);
+    const Tensor w0 = testing::normal({4, 3, 3, 3}, DType::Float32, ++seed).to(dt);
+    const Tensor proj = testing::normal({2, 4, 6, 6}, DType::Float32, ++seed).to(dt);
+    const Tensor other = testing::normal({2, 3, 6, 6}, DType::Float32, ++seed).to(dt);
+    const auto got = testing::conv_grad_into_waiting(x0, w0, proj, other, {1, 1, 1});
+    // The two parts computed apart and added, as the engine does otherwise.
+    const Tensor part = empty(x0.shape(), x0.options());
+    kernels::conv2d_backward_data(proj, w0, part, kernels::ConvParams{1, 1, 1});
+    REQUIRE(got.x_grad.defined());
+    CHECK(host(got.x_grad) == host(add(other, part)));
+    CHECK(got.added_into);
   }
 }
 

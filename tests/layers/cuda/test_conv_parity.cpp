@@ -28,6 +28,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "kernels/conv.h"
+#include "layers/conv_waiting.h"
 #include "layers/functional.h"
 #include "testing.h"
 
@@ -181,6 +182,34 @@ TEST_CASE("CUDA: conv2d and its gradients agree with the CPU") {
       CAPTURE(cc.name);
       check_autograd(cc, dt, seed += 10);
     }
+}
+
+TEST_CASE("CUDA: conv2d adds its input's gradient into the one waiting (cuDNN beta 1), also through a timed search") {
+  // The search writes a scratch buffer, not the waiting gradient; the shapes
+  // are this test's own, so each (dtype, layout, search) searches afresh here.
+  const bool before = conv_benchmark();
+  uint64_t seed = 8500;
+  for (bool benchmark : {false, true})
+    for (DType dt : {DType::Float32, DType::Float64, DType::BFloat16})
+      for (MemoryFormat f : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+        if (f == MemoryFormat::ChannelsLast && dt == DType::Float64) continue;  // float64 runs NCHW
+        CAPTURE(benchmark);
+        CAPTURE(dt);
+        CAPTURE(to_string(f));
+        set_conv_benchmark(benchmark);
+        auto normal = [&](const Shape& s) { return testing::normal(s, DType::Float64, ++seed).to(dt); };
+        const Tensor x0 = normal({3, 5, 9, 9}), w0 = normal({6, 5, 3, 3}), proj = normal({3, 6, 9, 9});
+        const Tensor other = normal({3, 5, 9, 9});
+        auto on_cuda = [&](const Tensor& t) { return t.to(kCuda).contiguous(f).detach(); };
+        const auto got = testing::conv_grad_into_waiting(on_cuda(x0), on_cuda(w0), on_cuda(proj), on_cuda(other),
+                                                         {1, 1, 1});
+        const auto want = testing::conv_grad_into_waiting(x0, w0, proj, other, {1, 1, 1});
+        CHECK(got.added_into);
+        CHECK(memory_format_of(got.x_grad) == f);
+        // bfloat16: cuDNN rounds the sum once, the CPU the part and the sum.
+        check_cuda_close(got.x_grad, want.x_grad, dt == DType::BFloat16 ? 1.0 / 64 : tolerance(dt), "x.grad");
+      }
+  set_conv_benchmark(before);
 }
 
 TEST_CASE("CUDA: a frozen weight gets no gradient on CUDA either") {
