@@ -15,9 +15,10 @@
 // aligned, values move in 16-byte packs; otherwise one at a time.
 //
 // channels_last (NHWC) tensors are viewed as (rows = N * HW, C), a row's C
-// values contiguous. Their reductions give a block 32 channels (one per
-// lane of a warp, so a warp reads 32 neighbouring values of one row) and 8
-// row lanes; grid.y splits the rows into ranges, and a block's threads walk
+// values contiguous. Their reductions give a block 64 channels (two per
+// lane of a warp, read in one load, so a warp reads 64 neighbouring values
+// of one row; one per lane, 32 a block, where C is odd) and 8 row lanes;
+// grid.y splits the rows into ranges, and a block's threads walk
 // their range 8 rows apart, 8 loads in flight. The block merges its 8 row
 // lanes in a fixed tree and, with splits > 1, writes one partial per
 // (channel, range) that the same finishing kernels as NCHW's merge in a
@@ -433,83 +434,107 @@ __device__ A merge_row_lanes(A (*sh)[kTileC], A v, Merge merge) {
   return sh[0][threadIdx.x];
 }
 
-// grid = (channel tiles, row ranges of `chunk` rows).
-template <class S, class T>
+// grid = (channel tiles, row ranges of `chunk` rows). A lane takes CP
+// neighbouring channels (one load of CP values a row) and keeps a partial for
+// each; the block merges them one channel slot at a time.
+template <class S, class T, int CP>
 __global__ void __launch_bounds__(kThreads)
     bn_stats_nhwc_kernel(const S* __restrict__ x, RowsDims d, int64_t chunk, BnMoments* partial, T* mean, T* invstd,
                          T* running_mean, T* running_var, double eps, double momentum) {
+  using P = Pack<S, CP>;
   __shared__ BnMoments sh[kRowLanes][kTileC];
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x;
+  const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x) * CP;  // C % CP == 0
   const int64_t s = blockIdx.y, splits = gridDim.y;
   const int64_t end = min(d.rows, (s + 1) * chunk);
-  BnMoments m{};
+  BnMoments m[CP] = {};
   int64_t r = s * chunk + threadIdx.y;
-  if (c < d.c && r < end) {
-    BnShiftedSums acc = bn_shifted_start(static_cast<double>(static_cast<T>(x[r * d.c + c])));
+  if (c0 < d.c && r < end) {
+    const P first = *reinterpret_cast<const P*>(x + r * d.c + c0);
+    BnShiftedSums acc[CP];
+#pragma unroll
+    for (int k = 0; k < CP; ++k) acc[k] = bn_shifted_start(static_cast<double>(static_cast<T>(first.v[k])));
     for (; r < end; r += kRowLanes * kNhwcUnroll) {
-      S v[kNhwcUnroll];
+      P v[kNhwcUnroll];
 #pragma unroll
       for (int u = 0; u < kNhwcUnroll; ++u) {
         const int64_t ru = r + u * kRowLanes;
-        v[u] = x[(ru < end ? ru : r) * d.c + c];
+        v[u] = *reinterpret_cast<const P*>(x + (ru < end ? ru : r) * d.c + c0);
       }
 #pragma unroll
-      for (int u = 0; u < kNhwcUnroll; ++u)
-        if (r + u * kRowLanes < end) bn_accumulate(acc, static_cast<double>(static_cast<T>(v[u])));
+      for (int u = 0; u < kNhwcUnroll; ++u) {
+        if (r + u * kRowLanes >= end) continue;
+#pragma unroll
+        for (int k = 0; k < CP; ++k) bn_accumulate(acc[k], static_cast<double>(static_cast<T>(v[u].v[k])));
+      }
     }
-    m = bn_moments(acc);
+#pragma unroll
+    for (int k = 0; k < CP; ++k) m[k] = bn_moments(acc[k]);
   }
-  const BnMoments total = merge_row_lanes(sh, m, [](BnMoments& a, const BnMoments& b) { bn_merge(a, b); });
-  if (threadIdx.y != 0 || c >= d.c) return;
-  if (splits > 1) {
-    partial[c * splits + s] = total;
-    return;
+#pragma unroll
+  for (int k = 0; k < CP; ++k) {
+    const BnMoments total = merge_row_lanes(sh, m[k], [](BnMoments& a, const BnMoments& b) { bn_merge(a, b); });
+    const int64_t c = c0 + k;
+    if (threadIdx.y != 0 || c >= d.c) continue;
+    if (splits > 1)
+      partial[c * splits + s] = total;
+    else
+      bn_finish_stats(total, eps, momentum, mean + c, invstd + c, running_mean ? running_mean + c : nullptr,
+                      running_var ? running_var + c : nullptr);
   }
-  bn_finish_stats(total, eps, momentum, mean + c, invstd + c, running_mean ? running_mean + c : nullptr,
-                  running_var ? running_var + c : nullptr);
 }
 
 // Sums of gy (masked by relu_out > 0 when relu_out is not null) and
 // gy * (x - mean), laid out as bn_stats_nhwc_kernel.
-template <class S, class T>
+template <class S, class T, int CP>
 __global__ void __launch_bounds__(kThreads)
     bn_grad_sums_nhwc_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out, const S* __restrict__ x,
                              const T* mean, const T* invstd, const T* weight, RowsDims d, int64_t chunk,
                              BnGradSums* partial, BnGradCoef<T>* coef, T* gweight, T* gbias) {
+  using P = Pack<S, CP>;
   __shared__ BnGradSums sh[kRowLanes][kTileC];
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x;
+  const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x) * CP;  // C % CP == 0
   const int64_t s = blockIdx.y, splits = gridDim.y;
   const int64_t end = min(d.rows, (s + 1) * chunk);
-  BnGradSums acc{};
+  BnGradSums acc[CP] = {};
   int64_t r = s * chunk + threadIdx.y;
-  if (c < d.c && r < end) {
-    const double mc = static_cast<double>(mean[c]);
+  if (c0 < d.c && r < end) {
+    double mc[CP];
+#pragma unroll
+    for (int k = 0; k < CP; ++k) mc[k] = static_cast<double>(mean[c0 + k]);
     for (; r < end; r += kRowLanes * kNhwcUnroll) {
-      T g[kNhwcUnroll];
-      S v[kNhwcUnroll];
+      P g[kNhwcUnroll], o[kNhwcUnroll], v[kNhwcUnroll];
 #pragma unroll
       for (int u = 0; u < kNhwcUnroll; ++u) {
         const int64_t ru = r + u * kRowLanes;
-        const int64_t i = (ru < end ? ru : r) * d.c + c;
-        g[u] = static_cast<T>(gy[i]);
-        if (relu_out) g[u] = bn_relu_grad(g[u], static_cast<T>(relu_out[i]));
-        v[u] = x[i];
+        const int64_t i = (ru < end ? ru : r) * d.c + c0;
+        g[u] = *reinterpret_cast<const P*>(gy + i);
+        o[u] = relu_out ? *reinterpret_cast<const P*>(relu_out + i) : P{};
+        v[u] = *reinterpret_cast<const P*>(x + i);
       }
 #pragma unroll
-      for (int u = 0; u < kNhwcUnroll; ++u)
-        if (r + u * kRowLanes < end)
-          bn_accumulate_grad(acc, static_cast<double>(g[u]), static_cast<double>(static_cast<T>(v[u])), mc);
+      for (int u = 0; u < kNhwcUnroll; ++u) {
+        if (r + u * kRowLanes >= end) continue;
+#pragma unroll
+        for (int k = 0; k < CP; ++k) {
+          T gk = static_cast<T>(g[u].v[k]);
+          if (relu_out) gk = bn_relu_grad(gk, static_cast<T>(o[u].v[k]));
+          bn_accumulate_grad(acc[k], static_cast<double>(gk), static_cast<double>(static_cast<T>(v[u].v[k])), mc[k]);
+        }
+      }
     }
   }
-  const BnGradSums total =
-      merge_row_lanes(sh, acc, [](BnGradSums& a, const BnGradSums& b) { bn_merge_grad(a, b); });
-  if (threadIdx.y != 0 || c >= d.c) return;
-  if (splits > 1) {
-    partial[c * splits + s] = total;
-    return;
+#pragma unroll
+  for (int k = 0; k < CP; ++k) {
+    const BnGradSums total =
+        merge_row_lanes(sh, acc[k], [](BnGradSums& a, const BnGradSums& b) { bn_merge_grad(a, b); });
+    const int64_t c = c0 + k;
+    if (threadIdx.y != 0 || c >= d.c) continue;
+    if (splits > 1)
+      partial[c * splits + s] = total;
+    else
+      bn_finish_grad(total, static_cast<double>(d.rows), invstd[c], weight, c, coef ? coef + c : nullptr,
+                     gweight ? gweight + c : nullptr, gbias ? gbias + c : nullptr);
   }
-  bn_finish_grad(total, static_cast<double>(d.rows), invstd[c], weight, c, coef ? coef + c : nullptr,
-                 gweight ? gweight + c : nullptr, gbias ? gbias + c : nullptr);
 }
 
 // The elementwise channels_last passes walk packs of V values in memory
@@ -665,18 +690,40 @@ unsigned nhwc_grid(int64_t packs, int64_t cv, int dev) {
   return static_cast<unsigned>((blocks + m - 1) / m * m);
 }
 
+// Channels a lane of a channels_last reduction takes: 2 where C is even and
+// every pointer is aligned to two values (a lane's load then moves both, so
+// a warp reads 64 neighbouring values of a row in one instruction), else 1.
+int nhwc_lane_channels(const RowsDims& d, size_t value_bytes, std::initializer_list<const Tensor*> ts) {
+  if (d.c % 2 != 0) return 1;
+  for (const Tensor* t : ts)
+    if (t->defined() && reinterpret_cast<uintptr_t>(t->data_ptr()) % (2 * value_bytes) != 0) return 1;
+  return 2;
+}
+
+// Calls f(std::integral_constant<int, CP>) for CP = 2 or 1 channels a lane.
+template <class F>
+void with_lane_channels(int cp, F&& f) {
+  if (cp == 2)
+    f(std::integral_constant<int, 2>{});
+  else
+    f(std::integral_constant<int, 1>{});
+}
+
+// Channel tiles of a channels_last reduction whose lanes take cp channels.
+int64_t nhwc_tiles(const RowsDims& d, int cp) { return (d.c + kTileC * cp - 1) / (kTileC * cp); }
+
 // Row ranges of a channels_last reduction: as many as fit one wave of
 // resident blocks (`slots` on the device) over the channel tiles, but at
 // least 16 rows a row lane.
-int64_t nhwc_chunk(const RowsDims& d, int64_t slots) {
-  const int64_t tiles = (d.c + kTileC - 1) / kTileC;
+int64_t nhwc_chunk(const RowsDims& d, int cp, int64_t slots) {
   const int64_t min_rows = int64_t(kRowLanes) * 16;
-  const int64_t splits = std::clamp<int64_t>(std::min(slots / tiles, (d.rows + min_rows - 1) / min_rows), 1, 1024);
+  const int64_t splits =
+      std::clamp<int64_t>(std::min(slots / nhwc_tiles(d, cp), (d.rows + min_rows - 1) / min_rows), 1, 1024);
   return (d.rows + splits - 1) / splits;
 }
 
-dim3 nhwc_reduce_grid(const RowsDims& d, int64_t chunk) {
-  return dim3(static_cast<unsigned>((d.c + kTileC - 1) / kTileC), static_cast<unsigned>((d.rows + chunk - 1) / chunk));
+dim3 nhwc_reduce_grid(const RowsDims& d, int cp, int64_t chunk) {
+  return dim3(static_cast<unsigned>(nhwc_tiles(d, cp)), static_cast<unsigned>((d.rows + chunk - 1) / chunk));
 }
 
 // The pack width of channels_last passes: 16 bytes where C allows and every
@@ -713,21 +760,24 @@ void stats_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, doubl
   dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
     using S = typename decltype(stag)::type;
     using T = typename decltype(ttag)::type;
-    static const int64_t occupancy = blocks_per_sm(bn_stats_nhwc_kernel<S, T>);
-    const int64_t chunk = nhwc_chunk(d, occupancy * lrt::cuda::sm_count(dev));
-    const dim3 grid = nhwc_reduce_grid(d, chunk);
-    Tensor partial;
-    BnMoments* pp = scratch_array<BnMoments>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
-    T* rm = ptr_or_null<T>(running_mean);
-    T* rv = ptr_or_null<T>(running_var);
-    bn_stats_nhwc_kernel<S, T><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
-        x.data<S>(), d, chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
-    LRT_LAUNCH_CHECK();
-    if (grid.y > 1) {
-      bn_stats_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
-          pp, d.c, grid.y, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
+    with_lane_channels(nhwc_lane_channels(d, sizeof(S), {&x}), [&](auto lanes) {
+      constexpr int CP = decltype(lanes)::value;
+      static const int64_t occupancy = blocks_per_sm(bn_stats_nhwc_kernel<S, T, CP>);
+      const int64_t chunk = nhwc_chunk(d, CP, occupancy * lrt::cuda::sm_count(dev));
+      const dim3 grid = nhwc_reduce_grid(d, CP, chunk);
+      Tensor partial;
+      BnMoments* pp = scratch_array<BnMoments>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
+      T* rm = ptr_or_null<T>(running_mean);
+      T* rv = ptr_or_null<T>(running_var);
+      bn_stats_nhwc_kernel<S, T, CP><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
+          x.data<S>(), d, chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
       LRT_LAUNCH_CHECK();
-    }
+      if (grid.y > 1) {
+        bn_stats_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
+            pp, d.c, grid.y, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
+        LRT_LAUNCH_CHECK();
+      }
+    });
   });
 }
 
@@ -763,19 +813,22 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
     Tensor coef_buf;
     BnGradCoef<T>* coef = scratch_array<BnGradCoef<T>>(coef_buf, want_coef ? d.c : 0, x);
     if (want_coef || gw || gb) {
-      static const int64_t occupancy = blocks_per_sm(bn_grad_sums_nhwc_kernel<S, T>);
-      const int64_t chunk = nhwc_chunk(d, occupancy * lrt::cuda::sm_count(dev));
-      const dim3 grid = nhwc_reduce_grid(d, chunk);
-      Tensor partial;
-      BnGradSums* pp = scratch_array<BnGradSums>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
-      bn_grad_sums_nhwc_kernel<S, T><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
-          gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, d, chunk, pp, coef, gw, gb);
-      LRT_LAUNCH_CHECK();
-      if (grid.y > 1) {
-        bn_grad_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
-            pp, d.c, grid.y, static_cast<double>(d.rows), invstd.data<T>(), wp, coef, gw, gb);
+      with_lane_channels(nhwc_lane_channels(d, sizeof(S), {&gy, &relu_out, &x}), [&](auto lanes) {
+        constexpr int CP = decltype(lanes)::value;
+        static const int64_t occupancy = blocks_per_sm(bn_grad_sums_nhwc_kernel<S, T, CP>);
+        const int64_t chunk = nhwc_chunk(d, CP, occupancy * lrt::cuda::sm_count(dev));
+        const dim3 grid = nhwc_reduce_grid(d, CP, chunk);
+        Tensor partial;
+        BnGradSums* pp = scratch_array<BnGradSums>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
+        bn_grad_sums_nhwc_kernel<S, T, CP><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, d, chunk, pp, coef, gw, gb);
         LRT_LAUNCH_CHECK();
-      }
+        if (grid.y > 1) {
+          bn_grad_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
+              pp, d.c, grid.y, static_cast<double>(d.rows), invstd.data<T>(), wp, coef, gw, gb);
+          LRT_LAUNCH_CHECK();
+        }
+      });
     }
     if (!gx.defined() && !gresidual.defined()) return;
     with_width<S>(nhwc_pack_width<S>(d, {&gy, &relu_out, &x, &gx, &gresidual}), [&](auto width) {

@@ -42,6 +42,47 @@ __global__ void copy_strided_kernel(const S* x, D* y, int64_t n, OffsetCalc<2> c
   }
 }
 
+// Between NCHW and NHWC (one side contiguous, the other channels_last): a
+// batch of matrix transposes, out[b][j][i] = in[b][i][j] for (rows, cols)
+// matrices, through 32 x 32 tiles of shared memory so that both the reads
+// and the writes of a warp are contiguous runs (the strided kernel would find
+// every element's offsets by 64-bit divisions). block (32, 8); grid
+// (column tiles, row tiles, batch).
+constexpr int kTile = 32, kTileRows = 8;
+
+template <class S, class D>
+__global__ void __launch_bounds__(kTile * kTileRows)
+    batched_transpose_kernel(const S* __restrict__ x, D* __restrict__ y, int rows, int cols) {
+  __shared__ D tile[kTile][kTile + 1];
+  const int64_t base = static_cast<int64_t>(blockIdx.z) * rows * cols;
+  const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
+  for (int k = threadIdx.y; k < kTile; k += kTileRows) {
+    const int r = r0 + k, c = c0 + threadIdx.x;
+    if (r < rows && c < cols) tile[k][threadIdx.x] = cast_value<D>(x[base + static_cast<int64_t>(r) * cols + c]);
+  }
+  __syncthreads();
+  for (int k = threadIdx.y; k < kTile; k += kTileRows) {
+    const int c = c0 + k, r = r0 + threadIdx.x;
+    if (r < rows && c < cols) y[base + static_cast<int64_t>(c) * rows + r] = tile[threadIdx.x][k];
+  }
+}
+
+// The (batch, rows, cols) of a copy that is a batch of transposes between
+// NCHW and NHWC, or false.
+bool layout_transpose(const Tensor& src, const Tensor& dst, int64_t* batch, int64_t* rows, int64_t* cols) {
+  if (src.dim() != 4 || src.shape() != dst.shape()) return false;
+  const int64_t n = src.size(0), c = src.size(1), hw = src.size(2) * src.size(3);
+  if (src.is_contiguous() && dst.is_contiguous(MemoryFormat::ChannelsLast)) {
+    *batch = n, *rows = c, *cols = hw;  // (N, C, HW) -> (N, HW, C)
+  } else if (src.is_contiguous(MemoryFormat::ChannelsLast) && dst.is_contiguous()) {
+    *batch = n, *rows = hw, *cols = c;  // (N, HW, C) -> (N, C, HW)
+  } else {
+    return false;
+  }
+  // Within one launch's grid and 32-bit matrix indices.
+  return *batch <= 65535 && (*rows + kTile - 1) / kTile <= 65535 && *rows * *cols < (int64_t(1) << 31);
+}
+
 // ---- unary ----
 template <UnaryOp OP, class T>
 __global__ void unary_vec_kernel(const T* x, T* y, int64_t n, compute_t<T> s) {
@@ -121,6 +162,21 @@ void copy(const Tensor& src, const Tensor& dst) {
   if (dense && src.dtype() == dst.dtype()) {
     CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), static_cast<size_t>(n) * dtype_size(dst.dtype()),
                                cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  int64_t batch = 0, rows = 0, cols = 0;
+  if (!dense && n > 0 && layout_transpose(src, dst, &batch, &rows, &cols)) {
+    const dim3 tgrid(static_cast<unsigned>((cols + kTile - 1) / kTile), static_cast<unsigned>((rows + kTile - 1) / kTile),
+                     static_cast<unsigned>(batch));
+    dispatch_all(src.dtype(), "copy", [&](auto stag) {
+      using S = typename decltype(stag)::type;
+      dispatch_all(dst.dtype(), "copy", [&](auto dtag) {
+        using D = typename decltype(dtag)::type;
+        batched_transpose_kernel<S, D><<<tgrid, dim3(kTile, kTileRows), 0, s>>>(
+            src.data<S>(), dst.data<D>(), static_cast<int>(rows), static_cast<int>(cols));
+        LRT_LAUNCH_CHECK();
+      });
+    });
     return;
   }
   const unsigned grid = lrt::cuda::grid_for(n, kThreads, dev);

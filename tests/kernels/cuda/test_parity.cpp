@@ -259,6 +259,36 @@ TEST_CASE("CUDA: copy reads strided and broadcast sources and writes strided des
     }
 }
 
+TEST_CASE("CUDA: copies between NCHW and channels_last (tiled transposes) give the CPU's values, casts included") {
+  // Shapes: tile-aligned, ragged in every direction, a 3x3 filter bank
+  // (K, C, 3, 3) as cuDNN's KRSC copies take it, one pixel, one channel.
+  const Shape shapes[] = {{2, 64, 8, 8}, {3, 5, 7, 9}, {96, 40, 3, 3}, {4, 33, 1, 1}, {2, 1, 5, 5}, {1, 70, 33, 2}};
+  constexpr MemoryFormat kCL = MemoryFormat::ChannelsLast;
+  uint64_t seed = 250;
+  for (DType from : kAllTypes)
+    for (DType to : kAllTypes)
+      for (const Shape& sh : shapes) {
+        CAPTURE(from);
+        CAPTURE(to);
+        CAPTURE(to_string(sh));
+        const Tensor src = cast_source(from, sh, ++seed);
+        // NCHW -> NHWC: the CPU's result, compared in logical order.
+        Tensor want = empty(sh, TensorOptions(to), kCL);
+        kernels::copy(src, want);
+        Tensor got = empty(sh, TensorOptions(to).with_device(kCuda), kCL);
+        got.fill_(is_floating(to) ? testing::kNaN : 77.0);
+        kernels::copy(src.to(kCuda), got);
+        check_same(got, want, "to channels_last");
+        // NHWC -> NCHW.
+        const Tensor src_cl = src.contiguous(kCL);
+        Tensor want_back = empty(sh, TensorOptions(to));
+        kernels::copy(src_cl, want_back);
+        Tensor got_back = poisoned_cuda(sh, to);
+        kernels::copy(src_cl.to(kCuda).contiguous(kCL), got_back);
+        check_same(got_back, want_back, "to NCHW");
+      }
+}
+
 // ------------------------------------------------------- unary and binary --
 
 TEST_CASE("CUDA: every UnaryOp agrees with the CPU over sizes 1 to 2^20 + 3") {
