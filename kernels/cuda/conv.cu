@@ -1,11 +1,13 @@
 // CUDA convolutions through cuDNN's convolution API. One cudnnHandle_t per
-// device, bound to lrt's stream. Descriptors live in RAII wrappers and are
-// built per call (host-side structs, cheap). The algorithm of each pass is
-// chosen once per (pass, device, dtype, shapes, stride, padding, dilation,
-// search mode, memory format, determinism) and cached: by cuDNN's heuristics (cudnnGet..._v7, ranked by
-// expected speed), or in benchmark mode by timing the candidates
-// (cudnnFind...Ex) on the call's own buffers, whose outputs the pass then
-// overwrites. The first candidate that succeeded, fits kMaxWorkspace,
+// device, bound to lrt's stream. Each pass of each (pass, device, dtype,
+// shapes, stride, padding, dilation, search mode, memory format,
+// determinism) gets a plan on its first call, kept for the process: its
+// descriptors (RAII wrappers), its algorithm and its workspace size, so a
+// later call only runs it. The algorithm is cuDNN's heuristics' choice
+// (cudnnGet..._v7, ranked by expected speed), or in benchmark mode the
+// fastest candidate timed (cudnnFind...Ex) on the call's own buffers, whose
+// outputs the pass then overwrites (a scratch buffer where the pass adds
+// into its output). The first candidate that succeeded, fits kMaxWorkspace,
 // keeps full precision and, when ConvParams::deterministic asks, is one cuDNN
 // reports as deterministic wins; its math type is set on the descriptor.
 //
@@ -31,6 +33,7 @@
 #include <array>
 #include <climits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -278,9 +281,6 @@ struct AlgoChoice {
 // memory format, deterministic
 using AlgoKey = std::array<int64_t, 17>;
 
-std::mutex g_cache_mu;
-std::map<AlgoKey, AlgoChoice> g_cache;
-
 AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const ConvParams& p, MemoryFormat f) {
   return {static_cast<int64_t>(pass), p.benchmark, x.device().index, static_cast<int64_t>(x.dtype()),
           x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), p.stride, p.padding,
@@ -294,15 +294,12 @@ Tensor workspace(size_t bytes, Device device) {
 }
 void* ptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
 
+// The algorithm for pass P: cuDNN's candidates (ranked by its heuristics,
+// or timed on the buffers b in benchmark mode), the first that qualifies.
 template <Pass P>
 AlgoChoice choose(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, const AlgoKey& key, const ConvParams& p,
                   Device device) {
   using Api = PassApi<P>;
-  {
-    std::lock_guard<std::mutex> lock(g_cache_mu);
-    auto it = g_cache.find(key);
-    if (it != g_cache.end()) return it->second;
-  }
   const int n = Api::max_count(h);
   std::vector<typename Api::Perf> perf(static_cast<size_t>(n));
   int got = 0;
@@ -321,19 +318,54 @@ AlgoChoice choose(cudnnHandle_t h, const ConvSetup& s, const Buffers& b, const A
     if (c.status != CUDNN_STATUS_SUCCESS || c.memory > kMaxWorkspace) continue;
     if (s.type == CUDNN_DATA_FLOAT && !s.allow_tf32 && is_tensor_op(c.mathType)) continue;
     if (p.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
-    const AlgoChoice choice{static_cast<int>(c.algo), math_for(s.type, s.allow_tf32, c.mathType)};
-    std::lock_guard<std::mutex> lock(g_cache_mu);
-    g_cache.emplace(key, choice);
-    return choice;
+    return AlgoChoice{static_cast<int>(c.algo), math_for(s.type, s.allow_tf32, c.mathType)};
   }
   LRT_THROW("conv2d: cuDNN offers no ", p.deterministic ? "deterministic " : "", Api::kName, " algorithm within ", kMaxWorkspace >> 20,
             " MiB of workspace for x (", key[4], ", ", key[5], ", ", key[6], ", ", key[7], "), w (", key[8], ", ",
             key[5], ", ", key[9], ", ", key[10], ")");
 }
 
-bool cached(const AlgoKey& key) {
-  std::lock_guard<std::mutex> lock(g_cache_mu);
-  return g_cache.count(key) != 0;
+// One pass of one convolution shape, ready to run: its descriptors (with the
+// chosen algorithm's math type set), the algorithm and the workspace it
+// needs. Built by the first call of its key and kept, so that later calls
+// (every step of training) skip building descriptors and cuDNN's queries:
+// the host's cost of a call is then the call itself.
+struct ConvPlan {
+  ConvSetup setup;
+  int algo = 0;
+  size_t workspace = 0;
+  ConvPlan(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p) : setup(x, w, y, p) {}
+};
+
+std::mutex g_plans_mu;
+std::map<AlgoKey, std::unique_ptr<const ConvPlan>> g_plans;  // never erased: plans stay valid
+
+const ConvPlan* find_plan(const AlgoKey& key) {
+  std::lock_guard<std::mutex> lock(g_plans_mu);
+  auto it = g_plans.find(key);
+  return it == g_plans.end() ? nullptr : it->second.get();
+}
+
+// Builds and keeps the plan of key. A timed search writes its output
+// buffer; when that holds a gradient to add to (accumulate), the search
+// writes a scratch buffer instead.
+template <Pass P>
+const ConvPlan* make_plan(cudnnHandle_t h, const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p,
+                          const AlgoKey& key, bool accumulate) {
+  using Api = PassApi<P>;
+  auto plan = std::make_unique<ConvPlan>(x, w, y, p);
+  Buffers search{x.data_ptr(), w.data_ptr(), y.data_ptr()};
+  Tensor scratch;
+  if (accumulate && p.benchmark) {
+    scratch = empty(x.shape(), x.options(), plan->setup.format);
+    search.x = scratch.data_ptr();
+  }
+  const AlgoChoice choice = choose<P>(h, plan->setup, search, key, p, x.device());
+  CUDNN_CHECK(cudnnSetConvolutionMathType(plan->setup.conv.get(), choice.math));
+  plan->algo = choice.algo;
+  plan->workspace = Api::workspace(h, plan->setup, static_cast<typename Api::Algo>(choice.algo));
+  std::lock_guard<std::mutex> lock(g_plans_mu);
+  return g_plans.emplace(key, std::move(plan)).first->second.get();  // another thread's, if it came first
 }
 
 // Runs pass P of the convolution x (N, C, H, W) * w (K, C, R, S) -> y (N, K,
@@ -346,24 +378,14 @@ void run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParam
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudnnHandle_t h = handle(dev);
-  ConvSetup s(x, w, y, p);
+  const AlgoKey key = key_of(P, x, w, p, conv_memory_format(x, y));
+  const ConvPlan* plan = find_plan(key);
+  if (!plan) plan = make_plan<P>(h, x, w, y, p, key, accumulate);
   const Buffers b{x.data_ptr(), w.data_ptr(), y.data_ptr()};
-  const AlgoKey key = key_of(P, x, w, p, s.format);
-  // A timed search writes its output buffer; when that holds a gradient to
-  // add to, the search writes a scratch buffer instead.
-  Buffers search = b;
-  Tensor scratch;
-  if (accumulate && p.benchmark && !cached(key)) {
-    scratch = empty(x.shape(), x.options(), s.format);
-    search.x = scratch.data_ptr();
-  }
-  const AlgoChoice choice = choose<P>(h, s, search, key, p, x.device());
-  CUDNN_CHECK(cudnnSetConvolutionMathType(s.conv.get(), choice.math));
-  const auto algo = static_cast<typename Api::Algo>(choice.algo);
-  const size_t bytes = Api::workspace(h, s, algo);
-  Tensor ws = workspace(bytes, x.device());
-  with_scaling(s.type, [&](const void* one, const void* zero) {
-    Api::run(h, s, b, algo, ptr(ws), bytes, one, accumulate ? one : zero);
+  Tensor ws = workspace(plan->workspace, x.device());
+  with_scaling(plan->setup.type, [&](const void* one, const void* zero) {
+    Api::run(h, plan->setup, b, static_cast<typename Api::Algo>(plan->algo), ptr(ws), plan->workspace, one,
+             accumulate ? one : zero);
   });
 }
 
