@@ -201,6 +201,9 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
       }
       LRT_CHECK(grads[i].defined() && grads[i].storage() == waiting.offered[i].storage(), "backward of ",
                 node->name(), " took the waiting gradient of input ", i, " but did not return it");
+      LRT_CHECK(grads[i].shape() == edges[i].shape, "backward of ", node->name(), " gave input ", i,
+                " a gradient of shape ", to_string(grads[i].shape()), " for an input of shape ",
+                to_string(edges[i].shape));
       slot = grads[i];   // already the sum
       grads[i] = Tensor();
     }

@@ -421,8 +421,11 @@ RowsDims rows_dims_of(const Tensor& x) {
   return RowsDims{x.numel() / c, c};
 }
 
-// Merges the row lanes of a (kRowLanes, kTileC) block in a fixed tree; row
-// lane 0 then holds each channel's total.
+// Merges the row lanes of a (kRowLanes, kTileC) block in a fixed tree and
+// returns each channel's total to row lane 0 (the other lanes get an empty
+// value). Only row lane 0 reads the totals, so the block may call it again
+// at once, for its next channel slot: each lane then first writes the cell
+// it alone reads.
 template <class A, class Merge>
 __device__ A merge_row_lanes(A (*sh)[kTileC], A v, Merge merge) {
   sh[threadIdx.y][threadIdx.x] = v;
@@ -431,7 +434,7 @@ __device__ A merge_row_lanes(A (*sh)[kTileC], A v, Merge merge) {
     if (threadIdx.y < stride) merge(sh[threadIdx.y][threadIdx.x], sh[threadIdx.y + stride][threadIdx.x]);
     __syncthreads();
   }
-  return sh[0][threadIdx.x];
+  return threadIdx.y == 0 ? sh[0][threadIdx.x] : A{};
 }
 
 // grid = (channel tiles, row ranges of `chunk` rows). A lane takes CP
