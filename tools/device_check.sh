@@ -6,6 +6,7 @@
 # and prints a summary table last. Full logs go to the log folder.
 #
 # usage: tools/device_check.sh [--quick] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
+#                              [--baseline DIR]
 #   --quick       for a short lease: the CUDA test cases (lrt_cuda_tests)
 #                 instead of the whole ctest suite (whose CPU suites CI runs),
 #                 the ResNet50 comparison at batch 256 only, no bench_data,
@@ -21,6 +22,12 @@
 #                 tools/vendor_deps.sh
 #   --build DIR   build folder (default build-device)
 #   --arch ARCHS  CMAKE_CUDA_ARCHITECTURES (default 90)
+#   --baseline DIR  the source tree of another revision (tools/make_baseline.sh
+#                 REV writes one): its bench_resnet50 is built beside this
+#                 tree's (in the background, while the tests run) and the
+#                 default bf16 step of both is timed in turns in this run,
+#                 replayed and eager ("vs baseline" rows): what the changes
+#                 since REV bring, measured side by side
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +37,7 @@ build=build-device
 arch=90
 sanitize=0
 quick=0
+baseline=""
 while (($#)); do
   case "$1" in
     --quick) quick=1; shift ;;
@@ -38,13 +46,19 @@ while (($#)); do
     --deps) deps=${2:?--deps needs a folder}; shift 2 ;;
     --build) build=${2:?--build needs a folder}; shift 2 ;;
     --arch) arch=${2:?--arch needs a value}; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --baseline) baseline=${2:?--baseline needs a folder}; shift 2 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "device_check: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$logs"
 logs=$(cd "$logs" && pwd)
 [ -z "$deps" ] || deps=$(cd "$deps" && pwd) || { echo "device_check: --deps folder not found" >&2; exit 2; }
+if [ -n "$baseline" ]; then
+  [ -f "$baseline/CMakeLists.txt" ] ||
+    { echo "device_check: --baseline '$baseline' holds no source tree (see tools/make_baseline.sh)" >&2; exit 2; }
+  baseline=$(cd "$baseline" && pwd)
+fi
 export PATH="$PATH:/usr/local/cuda/bin"
 start=$(date +%s)
 
@@ -85,6 +99,17 @@ if cmake --build "$build" -j "$(nproc)" >"$logs/build.log" 2>&1; then
 else
   row "build" "FAIL" "see $logs/build.log"
   grep -m 20 -E 'error|FAILED' "$logs/build.log"
+fi
+
+# ---- the baseline's benchmark (--baseline), built while the tests run ----
+baseline_pid=""
+if [ -n "$baseline" ] && ((!sanitize)); then
+  bbuild="$build-baseline"
+  bcfg=(-S "$baseline" -B "$bbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLRT_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$arch")
+  [ -z "$deps" ] || bcfg+=("-DLRT_DEPS_INCLUDE=$deps")
+  [ -z "$cudnn_root" ] || bcfg+=("-DCUDNN_ROOT=$cudnn_root")
+  (cmake "${bcfg[@]}" && cmake --build "$bbuild" -j "$(nproc)" --target bench_resnet50) >"$logs/baseline_build.log" 2>&1 &
+  baseline_pid=$!
 fi
 
 # ---- compute-sanitizer (--sanitize) ----
@@ -319,6 +344,49 @@ for r in runs:
           f'{"; " + ratios if ratios else ""}{" (CUDA graph replays)" if r.get("cuda_graph") else ""}')
 PY
 )
+  # This tree against the baseline revision: the default bf16 step
+  # (channels_last), replayed from a CUDA graph and eager, the two binaries
+  # in turns (graph: twice each, the better run counts) in one run.
+  if [ -n "$baseline_pid" ]; then
+    rev=$(cat "$baseline/REVISION" 2>/dev/null || basename "$baseline")
+    if wait "$baseline_pid" && [ -x "$bbuild/apps/bench_resnet50" ]; then
+      for turn in "this --cuda-graph" "baseline --cuda-graph" "this --cuda-graph" "baseline --cuda-graph" "this" \
+        "baseline"; do
+        read -r side mode <<<"$turn"
+        bin="$build/apps/bench_resnet50"
+        [ "$side" = baseline ] && bin="$bbuild/apps/bench_resnet50"
+        echo "$side"
+        "$bin" --device cuda --batch 256 --adam --precision bf16 --channels-last $mode 2>>"$logs/bench_baseline.err" |
+          tr -d '\n' || true
+        echo
+      done >"$logs/bench_baseline.txt"
+      while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_baseline.txt" "$rev" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+best = {}
+for side, out in zip(lines[0::2], lines[1::2]):
+    try:
+        r = json.loads(out)
+    except ValueError:
+        continue
+    key = (side, "graph" if r.get("cuda_graph") else "eager")
+    if key not in best or r["images_per_s"] > best[key]["images_per_s"]:
+        best[key] = r
+for mode in ("graph", "eager"):
+    t, b = best.get(("this", mode)), best.get(("baseline", mode))
+    name = f"r50 bf16 nhwc {mode} vs base"
+    if not t or not b:
+        print(f'{name:<28} {"FAIL":<8} a run gave no result (see bench_baseline.err)'); continue
+    host = f', host {t["host_ms"]:.1f} vs {b["host_ms"]:.1f} ms/step' if "host_ms" in t and "host_ms" in b else ""
+    print(f'{name:<28} {"info":<8} {t["images_per_s"] / b["images_per_s"]:.3f}x img/s: this tree '
+          f'{t["images_per_s"]:.0f} ({t["median_ms"]:.2f} ms), {sys.argv[2]} {b["images_per_s"]:.0f} '
+          f'({b["median_ms"]:.2f} ms), peak {t["peak_memory_mib"]:.0f} vs {b["peak_memory_mib"]:.0f} MiB{host}')
+PY
+)
+    else
+      row "baseline $rev" "FAIL" "its bench_resnet50 did not build (see baseline_build.log)"
+    fi
+  fi
 else
   row "bench_resnet50" "FAIL" "not built"
 fi
