@@ -89,16 +89,16 @@ void conv2d_backward_bias(const Tensor& gy, const Tensor& gb);
 // ---- the two implementations (arguments already checked, N >= 1) ----
 #define LRT_CONV_KERNEL_DECLS                                                                                   \
   void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvParams& p); \
+  void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p,            \
+                            bool accumulate);                                                                   \
   void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const ConvParams& p);
 
 namespace cpu {
 LRT_CONV_KERNEL_DECLS
-void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p);
 }  // namespace cpu
 
 namespace cuda {
 LRT_CONV_KERNEL_DECLS
-void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p, bool accumulate);
 }  // namespace cuda
 
 #undef LRT_CONV_KERNEL_DECLS

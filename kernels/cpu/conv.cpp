@@ -256,10 +256,17 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
                     [&](auto tag) { forward_typed<typename decltype(tag)::type>(x, w, bias, y, p); });
 }
 
-void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p) {
+void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p, bool accumulate) {
+  if (accumulate) {
+    // A separate result added in: the bits of computing it apart and adding.
+    const Tensor part = empty(gx.shape(), gx.options());
+    cpu::conv2d_backward_data(gy, w, part, p, false);
+    kernels::binary(BinaryOp::Add, gx, part, gx);
+    return;
+  }
   if (gy.dtype() == DType::BFloat16) {
     const Tensor gxf = float_like(gx);
-    cpu::conv2d_backward_data(widen(gy), widen(w), gxf, p);
+    cpu::conv2d_backward_data(widen(gy), widen(w), gxf, p, false);
     kernels::copy(gxf, gx);
     return;
   }
@@ -338,19 +345,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 void conv2d_backward_data(const Tensor& gy, const Tensor& w, const Tensor& gx, const ConvParams& p, bool accumulate) {
   check_conv(gx, w, gy, p, "conv2d_backward_data");
   if (gx.size(0) == 0) return;
-#if LRT_HAVE_CUDA
-  if (gx.device().is_cuda()) {
-    cuda::conv2d_backward_data(gy, w, gx, p, accumulate);
-    return;
-  }
-#endif
-  if (!accumulate) {
-    cpu::conv2d_backward_data(gy, w, gx, p);
-    return;
-  }
-  const Tensor part = empty(gx.shape(), gx.options());
-  cpu::conv2d_backward_data(gy, w, part, p);
-  binary(BinaryOp::Add, gx, part, gx);
+  LRT_ROUTE(gx.device(), conv2d_backward_data(gy, w, gx, p, accumulate));
 }
 
 void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const Tensor& gw, const ConvParams& p) {
