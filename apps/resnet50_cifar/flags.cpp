@@ -154,8 +154,9 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
                "CUDA: capture the whole training step (forward, backward, optimizer) once as a CUDA graph and "
                "replay it for every full batch, which removes the host's cost of issuing a thousand kernels a "
                "step; the schedule's learning rates are read from device memory. The default on CUDA except with "
-               "--skip-nonfinite or the seed head's dropout, which it cannot replay",
-               "CUDA: issue every step's kernels from the host (eager)");
+               "--skip-nonfinite or the seed head's dropout, which it cannot replay. The test pass after each "
+               "epoch replays a graph of its own unless --no-cuda-graph",
+               "CUDA: issue every step's and every test batch's kernels from the host (eager)");
   }
   if (groups & kPresetFlag)
     add("--preset", o.preset,

@@ -288,6 +288,87 @@ class GraphedStep {
   CudaGraph graph_;
 };
 
+// What a test batch leaves on the device: its mean cross-entropy and its
+// number of correct predictions, 0-d float32 tensors.
+struct EvalTensors {
+  Tensor loss, correct;
+};
+
+// The test pass of one batch (the model in evaluation mode, no gradients).
+// Nothing here waits for the device.
+EvalTensors eval_batch(ResNet50& model, const Tensor& images, const Tensor& labels, Tensor* logits_out = nullptr) {
+  const Tensor logits = model.forward(images);
+  if (logits_out) *logits_out = logits;
+  // The labels were checked when the dataset was read (see forward_backward).
+  return {cross_entropy(logits, labels, /*check_labels=*/false), count_correct(logits, labels)};
+}
+
+// --cuda-graph for the trainer's test pass: a full batch's eval_batch
+// captured once as a CUDA graph and replayed for every later full batch, in
+// this epoch's test pass and every later one, as GraphedStep does for the
+// training step. The graph reads the parameters and BatchNorm's running
+// statistics where they live; the optimizer and the training forward update
+// them in place, so one capture serves the whole run. The first batch of a
+// size runs eagerly, the second is captured; other sizes (the test split's
+// last, smaller batch) run eagerly. If the capture fails, the run says why
+// on stderr and evaluates eagerly from then on.
+class GraphedEval {
+ public:
+  GraphedEval(ResNet50& model, Device dev) : model_(model), dev_(dev) {}
+
+  // Runs the test pass of b (the caller has put the model in evaluation
+  // mode without gradients) and returns its outcome, or returns false and
+  // does nothing where the caller must run it eagerly.
+  bool run(const data::Batch& b, EvalTensors& out) {
+    if (disabled_) return false;
+    const int64_t n = b.images.size(0);
+    if (graph_.captured()) {
+      if (n != batch_) return false;
+      images_.copy_(b.images);
+      labels_.copy_(b.labels);
+      graph_.replay();
+      model_.replayed_forward();
+    } else {
+      if (seen_.insert(n).second) return false;  // the first batch of this size warms up eagerly
+      if (!capture(b)) return false;
+    }
+    out = {outputs_.loss.clone(), outputs_.correct.clone()};  // the next replay overwrites them
+    ++batches_;
+    return true;
+  }
+
+  // Test batches run by the graph (the captured one and every replay).
+  int64_t batches() const { return batches_; }
+
+ private:
+  bool capture(const data::Batch& b) {
+    images_ = b.images.contiguous().clone();
+    labels_ = b.labels.contiguous().clone();
+    try {
+      graph_.capture(dev_.index, [&] { outputs_ = eval_batch(model_, images_, labels_); });
+    } catch (const Error& e) {
+      std::fprintf(stderr, "resnet50_cifar: --cuda-graph: the test pass: %s; it goes on without a graph\n",
+                   e.message().c_str());
+      disabled_ = true;
+      outputs_ = EvalTensors{};
+      images_ = labels_ = Tensor();
+      return false;
+    }
+    batch_ = b.images.size(0);
+    graph_.replay();  // the captured batch itself
+    return true;
+  }
+
+  ResNet50& model_;
+  Device dev_;
+  Tensor images_, labels_;  // what the capture read
+  EvalTensors outputs_;     // what it wrote
+  int64_t batch_ = 0, batches_ = 0;
+  std::set<int64_t> seen_;
+  bool disabled_ = false;
+  CudaGraph graph_;  // last: destroyed first, after the last replay
+};
+
 std::string oom_hint(const Error& e, int64_t batch) {
   const std::string m = e.message();
   if (m.find("out of memory") == std::string::npos) return m;
@@ -326,7 +407,10 @@ std::string shell_quote(const std::string& s) {
 
 // --------------------------------------------------------------- evaluation --
 
-EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs) {
+namespace {
+
+// evaluate, with the trainer's test-pass graph where it has one.
+EvalResult evaluate_with(ResNet50& model, data::Loader& loader, bool keep_probs, GraphedEval* graph) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -339,10 +423,12 @@ EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs) {
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
-    const Tensor logits = model.forward(b.images);
     const int64_t n = b.labels.numel();
-    batch_loss.emplace_back(cross_entropy(logits, b.labels, /*check_labels=*/false), n);  // checked when read
-    batch_correct.push_back(count_correct(logits, b.labels));
+    EvalTensors t;
+    Tensor logits;
+    if (keep_probs || !graph || !graph->run(b, t)) t = eval_batch(model, b.images, b.labels, &logits);
+    batch_loss.emplace_back(t.loss, n);
+    batch_correct.push_back(t.correct);
     r.count += n;
     if (keep_probs) {
       probs.push_back(exp(log_softmax(logits)).to(kCPU));
@@ -371,6 +457,12 @@ EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs) {
     }
   }
   return r;
+}
+
+}  // namespace
+
+EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs) {
+  return evaluate_with(model, loader, keep_probs, nullptr);
 }
 
 // -------------------------------------------------------------------- train --
@@ -511,6 +603,12 @@ int run_train(RunOptions o) {
     LRT_CHECK(train_loader.options().gpu_resident, "--cuda-graph needs the GPU-resident data path");
     graphed = std::make_unique<GraphedStep>(*model, opt, dev, bad_since_read);
   }
+  // The test pass replays a graph of its own on CUDA unless --no-cuda-graph,
+  // also where the step cannot (--skip-nonfinite, the seed head's dropout,
+  // which is off in evaluation).
+  std::unique_ptr<GraphedEval> graphed_eval;
+  if (dev.is_cuda() && o.cuda_graph != Switch::Off && test_loader.options().gpu_resident)
+    graphed_eval = std::make_unique<GraphedEval>(*model, dev);
   // On the CPU a read-back waits for nothing, so the default reads every step.
   const int64_t sync_every = o.sync_every > 0 ? o.sync_every : dev.is_cuda() ? 10 : 1;
 
@@ -639,7 +737,7 @@ int run_train(RunOptions o) {
       progress.end_epoch();
 
       const double train_secs = progress.epoch_seconds();
-      const EvalResult test = ds.test.size() > 0 ? evaluate(*model, test_loader) : EvalResult{};
+      const EvalResult test = ds.test.size() > 0 ? evaluate_with(*model, test_loader, false, graphed_eval.get()) : EvalResult{};
       const double train_loss = epoch_seen ? epoch_loss_sum / static_cast<double>(epoch_seen) : NAN;
       const double train_acc = epoch_seen ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen) : NAN;
       const double ips = train_secs > 0 ? static_cast<double>(epoch_seen) / train_secs : 0.0;
@@ -688,6 +786,7 @@ int run_train(RunOptions o) {
   log.write("{\"event\":\"end\",\"step\":" + std::to_string(st.step) + ",\"skipped_steps\":" +
             std::to_string(st.skipped_steps) +
             (graphed ? ",\"cuda_graph_steps\":" + std::to_string(graphed->steps()) : std::string()) +
+            (graphed_eval ? ",\"cuda_graph_test_batches\":" + std::to_string(graphed_eval->batches()) : std::string()) +
             ",\"seconds\":" + num(secs) + "}");
   std::printf("done: %lld steps in %.1f s%s%s\n", static_cast<long long>(st.step), secs,
               st.skipped_steps ? (", " + std::to_string(st.skipped_steps) + " non-finite steps skipped").c_str() : "",

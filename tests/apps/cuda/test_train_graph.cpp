@@ -9,7 +9,9 @@
 // weights, Adam moments and counters are the eager run's exactly (they
 // would not be if a replay kept the captured rate). The same with
 // channels_last features, against an eager channels_last run (other
-// convolution algorithms: the same rounding only within one layout).
+// convolution algorithms: the same rounding only within one layout). The
+// test pass of each epoch replays a graph of its own in the graphed runs
+// and must give the eager run's test loss and accuracy to the bit.
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
@@ -46,7 +48,7 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
   testing::TempDir dir("train-graph");
   data::SyntheticOptions so;
   so.train = 26;  // batches of 4: six full ones and one of 2 an epoch
-  so.test = 8;
+  so.test = 14;  // three test batches of 4 and one of 2
   so.seed = 5;
   data::write_synthetic_cifar(dir.str() + "/data", so);
   RunOptions o;
@@ -83,6 +85,7 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
     ck[m.tag] = as_map(load_safetensors(r.checkpoint_dir + "/checkpoint.safetensors"));
   }
   CHECK_FALSE(logs["eager"].back().contains("cuda_graph_steps"));
+  CHECK_FALSE(logs["eager"].back().contains("cuda_graph_test_batches"));
   CHECK(logs["eager"].front()["deterministic"] == true);
   // The layouts agree on the first step's loss (the same weights; the sums
   // of other algorithms).
@@ -99,22 +102,32 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
     const auto& e = logs[m.reference];
     const auto& g = logs[m.tag];
     REQUIRE(e.size() == g.size());
-    int steps = 0, first_diff = -1;
+    int steps = 0, first_diff = -1, epochs = 0;
     for (size_t i = 0; i < e.size(); ++i) {
       CAPTURE(i);
       REQUIRE(e[i]["event"] == g[i]["event"]);
+      if (e[i]["event"] == "epoch") {
+        ++epochs;
+        CHECK(g[i]["test_loss"].get<double>() == e[i]["test_loss"].get<double>());
+        CHECK(g[i]["test_acc"].get<double>() == e[i]["test_acc"].get<double>());
+      }
       if (e[i]["event"] != "step") continue;
       ++steps;
       CHECK(e[i]["step"] == g[i]["step"]);
       if (first_diff < 0 && g[i]["loss"].get<double>() != e[i]["loss"].get<double>()) first_diff = steps;
     }
     CHECK(steps == 14);
+    CHECK(epochs == 2);
     CHECK(first_diff == -1);  // the first step whose loss differs, if any
     CHECK(g.back()["event"] == "end");
     if (m.graph) {
       // Epoch 1: the first batch warms up, the second is captured and run,
       // four replays; epoch 2: six replays. The batches of 2 run eagerly.
       CHECK(g.back()["cuda_graph_steps"] == 11);
+      // The test passes: in epoch 1 the first batch of 4 warms up, the
+      // second is captured and run, the third replayed; in epoch 2 all three
+      // are replayed. The batches of 2 run eagerly.
+      CHECK(g.back()["cuda_graph_test_batches"] == 5);
     }
     const auto& want = ck[m.reference];
     const auto& got = ck[m.tag];
