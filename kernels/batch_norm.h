@@ -7,7 +7,8 @@
 // (y = relu(bn(x) + residual), ResNet's block endings), and its backward then
 // takes the ReLU's output y for the mask and writes the residual's gradient
 // too: one read of x and residual and one write of y instead of three passes
-// and two intermediate tensors.
+// and two intermediate tensors. Without a residual the backward can instead
+// recompute the mask from x, which it reads anyway (relu_from_x).
 //
 // Conventions. x is contiguous and viewed as (N, C, HW): (N, C, H, W) with
 // HW = H * W, or (N, C) with HW = 1; channel c of sample n is a run of HW
@@ -57,6 +58,14 @@ inline void check_bn_layout(const Tensor& x, std::initializer_list<const Tensor*
   for (const Tensor* t : activations)
     LRT_CHECK(!t->defined() || t->is_contiguous(f), "batch_norm: every activation must be ", to_string(f),
               " like the input");
+}
+
+// relu_from_x (batch_norm_backward) stands for relu_out, and only for a
+// block without a residual.
+inline void check_relu_mask_source(const Tensor& relu_out, bool relu_from_x, const Tensor& gresidual) {
+  LRT_CHECK(!relu_from_x || (!relu_out.defined() && !gresidual.defined()),
+            "batch_norm_backward: relu_from_x recomputes the ReLU's mask of a block without a residual; it takes "
+            "no relu_out or gresidual");
 }
 
 // ---- rounding one operation at a time ----
@@ -178,6 +187,16 @@ LRT_HD T bn_relu_grad(T gy, T y) {
   return y > T(0) ? gy : T(0);
 }
 
+// The same ReLU's mask recomputed from the normalisation's input, for a
+// block without a residual: the output batch_norm_apply stored (the same
+// operations on the same values, rounded to the stored type S) is positive.
+// The backward then reads x, which it needs anyway, instead of the output.
+template <class S, class T>
+LRT_HD bool bn_relu_kept(T x, T mean, T scale, T shift) {
+  const T y = bn_epilogue(bn_apply(x, mean, scale, shift), static_cast<const T*>(nullptr), true);
+  return static_cast<T>(static_cast<S>(y)) > T(0);
+}
+
 // Per-channel sums of gy and gy * (x - mean).
 struct BnGradSums {
   double gy, gy_xmu;
@@ -241,6 +260,10 @@ LRT_HD T bn_grad_input_eval(T gy, T scale) {
 //   running ones. relu_out: forward's output when it ended in a ReLU
 //   (undefined otherwise); gy is masked by relu_out > 0 first. gresidual
 //   receives that masked gradient (the residual's, as it was added).
+//   relu_from_x: the forward ended in a ReLU with no residual, and the mask
+//   is recomputed from x (bn_relu_kept, with mean, invstd, weight and bias
+//   as batch_norm_apply had them) instead of read from relu_out, which is
+//   then undefined: the same gradients, one tensor less to read.
 #define LRT_BATCH_NORM_DECLS                                                                                      \
   void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps,                   \
                         const Tensor& running_mean, const Tensor& running_var, double momentum);                  \
@@ -249,7 +272,8 @@ LRT_HD T bn_grad_input_eval(T gy, T scale) {
                         const Tensor& bias, const Tensor& residual, bool relu, const Tensor& y);                  \
   void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean,         \
                            const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gx,           \
-                           const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual);
+                           const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual,                  \
+                           bool relu_from_x = false, const Tensor& bias = Tensor());
 
 namespace cpu {
 LRT_BATCH_NORM_DECLS

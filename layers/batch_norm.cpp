@@ -127,10 +127,15 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   const bool want_gw = weight.defined() && weight.requires_grad();
   const bool want_gb = bias.defined() && bias.requires_grad();
   const bool want_gr = rc.defined() && rc.requires_grad();
-  const Tensor relu_out = relu ? y.detach() : Tensor();
+  // A training-mode ReLU without a residual recomputes its mask from x,
+  // which the backward reads anyway, instead of reading y.
+  const bool relu_from_x = relu && training && !rc.defined();
+  const Tensor relu_out = relu && !relu_from_x ? y.detach() : Tensor();
+  const Tensor b = relu_from_x ? plain(bias) : Tensor();
   const Tensor out = record(
       relu ? (rc.defined() ? "batch_norm_add_relu" : "batch_norm_relu") : "batch_norm", y, {xc, weight, bias, rc},
-      [xd, mean, invstd, w, relu_out, training, want_gx, want_gw, want_gb, want_gr, kfmt](const Tensor& g) {
+      [xd, mean, invstd, w, b, relu_out, relu_from_x, training, want_gx, want_gw, want_gb, want_gr,
+       kfmt](const Tensor& g) {
                   const Tensor gy = g.contiguous(kfmt);
                   const TensorOptions o = xd.options(), co = mean.options();
                   Tensor gx = want_gx ? empty(xd.shape(), o, kfmt) : Tensor();
@@ -139,7 +144,8 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   Tensor gr = want_gr ? empty(xd.shape(), o, kfmt) : Tensor();
                   if (xd.numel() > 0) {
                     LRT_BN_ROUTE(xd.device(),
-                                 batch_norm_backward(gy, relu_out, xd, mean, invstd, w, training, gx, gw, gb, gr));
+                                 batch_norm_backward(gy, relu_out, xd, mean, invstd, w, training, gx, gw, gb, gr,
+                                                     relu_from_x, b));
                   } else {  // an empty batch (eval mode): the sums are empty
                     if (gw.defined()) gw.zero_();
                     if (gb.defined()) gb.zero_();

@@ -737,7 +737,8 @@ int run_train(RunOptions o) {
       progress.end_epoch();
 
       const double train_secs = progress.epoch_seconds();
-      const EvalResult test = ds.test.size() > 0 ? evaluate_with(*model, test_loader, false, graphed_eval.get()) : EvalResult{};
+      const EvalResult test =
+          ds.test.size() > 0 ? evaluate_with(*model, test_loader, false, graphed_eval.get()) : EvalResult{};
       const double train_loss = epoch_seen ? epoch_loss_sum / static_cast<double>(epoch_seen) : NAN;
       const double train_acc = epoch_seen ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen) : NAN;
       const double ips = train_secs > 0 ? static_cast<double>(epoch_seen) / train_secs : 0.0;

@@ -142,24 +142,42 @@ void apply_typed(const Tensor& xt, const Tensor& mean, const Tensor& invstd, con
   }
 }
 
-// MASK: forward ended in a ReLU whose output relu_out masks gy (a template
-// flag, so the unmasked loops stay as simple as before).
-template <class T, bool MASK>
+// The ReLU mask of gy: none, read from relu_out, or recomputed from x
+// (bn_relu_kept; S is the type forward stored its output in). A template
+// flag, so the unmasked loops stay as simple as before.
+enum class Mask { None, ReluOut, FromX };
+
+template <class T, Mask MASK, class S = T>
 void backward_typed(const Tensor& gyt, const Tensor& relu_out, const Tensor& xt, const Tensor& mean,
-                    const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gxt, const Tensor& gweight,
-                    const Tensor& gbias, const Tensor& gresidual) {
+                    const Tensor& invstd, const Tensor& weight, const Tensor& bias, bool training, const Tensor& gxt,
+                    const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual) {
   const Dims d = dims_of(xt);
   const T* gy = gyt.data<T>();
-  const T* yo = relu_out.defined() ? relu_out.data<T>() : nullptr;
+  const T* yo = MASK == Mask::ReluOut ? relu_out.data<T>() : nullptr;
   const T* x = xt.data<T>();
   const T* mp = mean.data<T>();
   const T* ip = invstd.data<T>();
   const T* wp = weight.defined() ? weight.data<T>() : nullptr;
   const bool want_gx = gxt.defined();
-  // The gradient at the normalisation's output.
-  auto grad_at = [=](int64_t i) {
-    if constexpr (MASK) return bn_relu_grad(gy[i], yo[i]);
-    else return gy[i];
+  // The normalisation's scale and shift per channel, for Mask::FromX.
+  std::vector<T> relu_scale, relu_shift;
+  if constexpr (MASK == Mask::FromX) {
+    const T* bp = bias.defined() ? bias.data<T>() : nullptr;
+    for (int64_t c = 0; c < d.c; ++c) {
+      relu_scale.push_back(bn_scale(ip, wp, c));
+      relu_shift.push_back(bp ? bp[c] : T(0));
+    }
+  }
+  // The gradient at the normalisation's output of value i, in channel c.
+  auto grad_at = [&](int64_t i, int64_t c) {
+    if constexpr (MASK == Mask::ReluOut) return bn_relu_grad(gy[i], yo[i]);
+    else if constexpr (MASK == Mask::FromX) {
+      const size_t k = static_cast<size_t>(c);
+      return bn_relu_kept<S>(x[i], mp[c], relu_scale[k], relu_shift[k]) ? gy[i] : T(0);
+    } else {
+      (void)c;
+      return gy[i];
+    }
   };
   std::vector<BnGradCoef<T>> coef;
   if ((training && want_gx) || gweight.defined() || gbias.defined()) {
@@ -172,9 +190,10 @@ void backward_typed(const Tensor& gyt, const Tensor& relu_out, const Tensor& xt,
         int64_t i = 0;
         for (; i + kLanes <= len; i += kLanes)
           for (int l = 0; l < kLanes; ++l)
-            bn_accumulate_grad(lane[l], static_cast<double>(grad_at(off + i + l)), static_cast<double>(v[i + l]), m);
+            bn_accumulate_grad(lane[l], static_cast<double>(grad_at(off + i + l, c)), static_cast<double>(v[i + l]),
+                               m);
         for (; i < len; ++i)
-          bn_accumulate_grad(lane[0], static_cast<double>(grad_at(off + i)), static_cast<double>(v[i]), m);
+          bn_accumulate_grad(lane[0], static_cast<double>(grad_at(off + i, c)), static_cast<double>(v[i]), m);
       });
       for (int l = 1; l < kLanes; ++l) bn_merge_grad(lane[0], lane[l]);
       return lane[0];
@@ -198,15 +217,15 @@ void backward_typed(const Tensor& gyt, const Tensor& relu_out, const Tensor& xt,
   for (int64_t p = 0; p < planes; ++p) {
     const int64_t c = p % d.c, o = p * d.hw;
     if (gr)
-      for (int64_t h = 0; h < d.hw; ++h) gr[o + h] = grad_at(o + h);
+      for (int64_t h = 0; h < d.hw; ++h) gr[o + h] = grad_at(o + h, c);
     if (!gx) continue;
     if (training) {
       const BnGradCoef<T> k = coef[c];
       const T m = mp[c];
-      for (int64_t h = 0; h < d.hw; ++h) gx[o + h] = bn_grad_input(grad_at(o + h), x[o + h], m, k);
+      for (int64_t h = 0; h < d.hw; ++h) gx[o + h] = bn_grad_input(grad_at(o + h, c), x[o + h], m, k);
     } else {
       const T scale = bn_scale(ip, wp, c);
-      for (int64_t h = 0; h < d.hw; ++h) gx[o + h] = bn_grad_input_eval(grad_at(o + h), scale);
+      for (int64_t h = 0; h < d.hw; ++h) gx[o + h] = bn_grad_input_eval(grad_at(o + h, c), scale);
     }
   }
 }
@@ -248,22 +267,35 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
 
 void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gx,
-                         const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual) {
+                         const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual, bool relu_from_x,
+                         const Tensor& bias) {
   check_bn_layout(x, {&gy, &relu_out, &gx, &gresidual}, false);
+  check_relu_mask_source(relu_out, relu_from_x, gresidual);
+  // Runs backward_typed for T with the mask the arguments ask for; S is
+  // the type the forward stored its output in.
+  auto run = [&](auto ttag, auto stag, const Tensor& gy_t, const Tensor& yo_t, const Tensor& x_t, const Tensor& gx_t,
+                 const Tensor& gr_t) {
+    using T = typename decltype(ttag)::type;
+    using S = typename decltype(stag)::type;
+    if (relu_from_x)
+      backward_typed<T, Mask::FromX, S>(gy_t, yo_t, x_t, mean, invstd, weight, bias, training, gx_t, gweight, gbias,
+                                        gr_t);
+    else if (yo_t.defined())
+      backward_typed<T, Mask::ReluOut>(gy_t, yo_t, x_t, mean, invstd, weight, bias, training, gx_t, gweight, gbias,
+                                       gr_t);
+    else
+      backward_typed<T, Mask::None>(gy_t, yo_t, x_t, mean, invstd, weight, bias, training, gx_t, gweight, gbias,
+                                    gr_t);
+  };
   if (x.dtype() == DType::BFloat16) {
     const Tensor gxf = float_like(gx), grf = float_like(gresidual);
-    batch_norm_backward(widen(gy), widen(relu_out), widen(x), mean, invstd, weight, training, gxf, gweight, gbias, grf);
+    run(TypeTag<float>{}, TypeTag<BFloat16>{}, widen(gy), widen(relu_out), widen(x), gxf, grf);
     if (gx.defined()) kernels::copy(gxf, gx);
     if (gresidual.defined()) kernels::copy(grf, gresidual);
     return;
   }
-  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    if (relu_out.defined())
-      backward_typed<T, true>(gy, relu_out, x, mean, invstd, weight, training, gx, gweight, gbias, gresidual);
-    else
-      backward_typed<T, false>(gy, relu_out, x, mean, invstd, weight, training, gx, gweight, gbias, gresidual);
-  });
+  dispatch_floating(x.dtype(), "batch_norm",
+                    [&](auto tag) { run(tag, tag, gy, relu_out, x, gx, gresidual); });
 }
 
 }  // namespace lrt::kernels::cpu

@@ -223,13 +223,14 @@ __global__ void bn_apply_kernel(const S* __restrict__ x, const S* __restrict__ r
 }
 
 // Sums of gy and gy * (x - mean) per channel, laid out as bn_stats_kernel;
-// gy masked by relu_out > 0 when relu_out is not null.
+// gy masked by relu_out > 0 when relu_out is not null, or by the mask
+// recomputed from x when relu_from_x (bn_relu_kept; bias may be null).
 template <class S, class T, int V>
 __global__ void __launch_bounds__(kThreads)
     bn_grad_sums_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out, const S* __restrict__ x,
-                        const T* mean, const T* invstd,
-                        const T* weight, Dims d, int64_t splits, int64_t chunk, BnGradSums* partial,
-                        BnGradCoef<T>* coef, T* gweight, T* gbias) {
+                        const T* mean, const T* invstd, const T* weight, const T* bias, bool relu_from_x, Dims d,
+                        int64_t splits, int64_t chunk, BnGradSums* partial, BnGradCoef<T>* coef, T* gweight,
+                        T* gbias) {
   __shared__ BnGradSums sh[kThreads];
   const int64_t c = blockIdx.x / splits, s = blockIdx.x % splits;
   const int64_t packs = d.n * (d.hw / V);
@@ -238,6 +239,7 @@ __global__ void __launch_bounds__(kThreads)
   BnGradSums acc{};
   if (k < end) {
     const double mc = static_cast<double>(mean[c]);
+    const T mt = mean[c], scale = bn_scale(invstd, weight, c), shift = bias ? bias[c] : T(0);
     Cursor<V> cur(d, c, k, blockDim.x);
     while (k < end) {
       T pg[kUnroll][V];
@@ -255,6 +257,11 @@ __global__ void __launch_bounds__(kThreads)
             for (int v = 0; v < V; ++v) pg[u][v] = bn_relu_grad(pg[u][v], static_cast<T>(py.v[v]));
           }
           px[u] = load_pack<S, V>(x + cur.offset());
+          if (relu_from_x) {
+#pragma unroll
+            for (int v = 0; v < V; ++v)
+              if (!bn_relu_kept<S>(static_cast<T>(px[u].v[v]), mt, scale, shift)) pg[u][v] = T(0);
+          }
           cur.advance();
           k += blockDim.x;
           got = u + 1;
@@ -296,13 +303,15 @@ __global__ void bn_grad_finish_kernel(const BnGradSums* partial, int64_t channel
 }
 
 // TRAINING: gx from the coefficients of bn_finish_grad; else gx = gy * scale.
-// gy is masked by relu_out > 0 when relu_out is not null; gresidual (may be
-// null) receives the masked gy, gx (may be null) the input gradient.
+// gy is masked by relu_out > 0 when relu_out is not null, or by the mask
+// recomputed from x when relu_from_x (TRAINING only; then gresidual is
+// null); gresidual (may be null) receives the masked gy, gx (may be null)
+// the input gradient.
 template <class S, class T, int V, bool TRAINING>
 __global__ void bn_grad_input_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out,
                                      const S* __restrict__ x, const T* mean, const T* invstd, const T* weight,
-                                     const BnGradCoef<T>* coef, S* __restrict__ gx, S* __restrict__ gresidual,
-                                     int64_t samples, uint32_t hwv, uint32_t sample_packs) {
+                                     const T* bias, bool relu_from_x, const BnGradCoef<T>* coef, S* __restrict__ gx,
+                                     S* __restrict__ gresidual, int64_t samples, uint32_t hwv, uint32_t sample_packs) {
   using P = Pack<S, V>;
   for (int64_t n = blockIdx.y; n < samples; n += gridDim.y) {
     const int64_t first = n * sample_packs;
@@ -320,6 +329,12 @@ __global__ void bn_grad_input_kernel(const S* __restrict__ gy, const S* __restri
         const BnGradCoef<T> k = coef[c];
         const T m = mean[c];
         const P v = reinterpret_cast<const P*>(x)[first + j];
+        if (relu_from_x) {
+          const T scale = bn_scale(invstd, weight, c), shift = bias ? bias[c] : T(0);
+#pragma unroll
+          for (int i = 0; i < V; ++i)
+            if (!bn_relu_kept<S>(static_cast<T>(v.v[i]), m, scale, shift)) g.v[i] = S(T(0));
+        }
 #pragma unroll
         for (int i = 0; i < V; ++i) g.v[i] = S(bn_grad_input(static_cast<T>(g.v[i]), static_cast<T>(v.v[i]), m, k));
       } else {
@@ -486,13 +501,16 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Sums of gy (masked by relu_out > 0 when relu_out is not null) and
-// gy * (x - mean), laid out as bn_stats_nhwc_kernel.
+// Sums of gy (masked by relu_out > 0 when relu_out is not null, or by the
+// mask recomputed from x when relu_from_x) and gy * (x - mean), laid out as
+// bn_stats_nhwc_kernel. The mask's source is a runtime flag, so that both
+// take the same grid and sum in the same order.
 template <class S, class T, int CP>
 __global__ void __launch_bounds__(kThreads)
     bn_grad_sums_nhwc_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out, const S* __restrict__ x,
-                             const T* mean, const T* invstd, const T* weight, RowsDims d, int64_t chunk,
-                             BnGradSums* partial, BnGradCoef<T>* coef, T* gweight, T* gbias) {
+                             const T* mean, const T* invstd, const T* weight, const T* bias, bool relu_from_x,
+                             RowsDims d, int64_t chunk, BnGradSums* partial, BnGradCoef<T>* coef, T* gweight,
+                             T* gbias) {
   using P = Pack<S, CP>;
   __shared__ BnGradSums sh[kRowLanes][kTileC];
   const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x) * CP;  // C % CP == 0
@@ -502,8 +520,14 @@ __global__ void __launch_bounds__(kThreads)
   int64_t r = s * chunk + threadIdx.y;
   if (c0 < d.c && r < end) {
     double mc[CP];
+    T mt[CP], scale[CP], shift[CP];  // the normalisation's values, for relu_from_x
 #pragma unroll
-    for (int k = 0; k < CP; ++k) mc[k] = static_cast<double>(mean[c0 + k]);
+    for (int k = 0; k < CP; ++k) {
+      mc[k] = static_cast<double>(mean[c0 + k]);
+      mt[k] = mean[c0 + k];
+      scale[k] = relu_from_x ? bn_scale(invstd, weight, c0 + k) : T(0);
+      shift[k] = relu_from_x && bias ? bias[c0 + k] : T(0);
+    }
     for (; r < end; r += kRowLanes * kNhwcUnroll) {
       P g[kNhwcUnroll], o[kNhwcUnroll], v[kNhwcUnroll];
 #pragma unroll
@@ -520,8 +544,13 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int k = 0; k < CP; ++k) {
           T gk = static_cast<T>(g[u].v[k]);
-          if (relu_out) gk = bn_relu_grad(gk, static_cast<T>(o[u].v[k]));
-          bn_accumulate_grad(acc[k], static_cast<double>(gk), static_cast<double>(static_cast<T>(v[u].v[k])), mc[k]);
+          const T xk = static_cast<T>(v[u].v[k]);
+          if (relu_from_x) {
+            if (!bn_relu_kept<S>(xk, mt[k], scale[k], shift[k])) gk = T(0);
+          } else if (relu_out) {
+            gk = bn_relu_grad(gk, static_cast<T>(o[u].v[k]));
+          }
+          bn_accumulate_grad(acc[k], static_cast<double>(gk), static_cast<double>(xk), mc[k]);
         }
       }
     }
@@ -607,40 +636,49 @@ __global__ void bn_apply_nhwc_kernel(const S* __restrict__ x, const S* __restric
 }
 
 // The per-channel values of the input gradient for V channels from c0: the
-// training coefficients and mean, or the eval-mode scale.
-template <class T, int V, bool TRAINING>
+// training coefficients and mean, or the eval-mode scale; with FROM_X also
+// the normalisation's scale and shift, for the recomputed ReLU mask.
+template <class T, int V, bool TRAINING, bool FROM_X>
 struct GradCoefs {
   T mean[V];
   BnGradCoef<T> coef[V];
   T scale[V];
-  __device__ void load(int64_t c0, const T* m, const BnGradCoef<T>* co, const T* invstd, const T* weight) {
+  T shift[FROM_X ? V : 1];
+  __device__ void load(int64_t c0, const T* m, const BnGradCoef<T>* co, const T* invstd, const T* weight,
+                       const T* bias) {
 #pragma unroll
     for (int i = 0; i < V; ++i) {
       if constexpr (TRAINING) {
         mean[i] = m[c0 + i];
         coef[i] = co[c0 + i];
-      } else {
-        scale[i] = bn_scale(invstd, weight, c0 + i);
       }
+      if constexpr (!TRAINING || FROM_X) scale[i] = bn_scale(invstd, weight, c0 + i);
+      if constexpr (FROM_X) shift[i] = bias ? bias[c0 + i] : T(0);
     }
   }
 };
 
 // The input gradient (and the residual's) over packs in memory order, as
-// bn_grad_input_kernel computes them.
-template <class S, class T, int V, bool TRAINING>
+// bn_grad_input_kernel computes them (FROM_X: its relu_from_x; TRAINING
+// only).
+template <class S, class T, int V, bool TRAINING, bool FROM_X>
 __global__ void bn_grad_input_nhwc_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out,
                                           const S* __restrict__ x, const T* mean, const T* invstd, const T* weight,
-                                          const BnGradCoef<T>* coef, S* __restrict__ gx, S* __restrict__ gresidual,
-                                          int64_t packs, int64_t cv) {
+                                          const T* bias, const BnGradCoef<T>* coef, S* __restrict__ gx,
+                                          S* __restrict__ gresidual, int64_t packs, int64_t cv) {
+  static_assert(TRAINING || !FROM_X, "the recomputed mask is for batch statistics");
   using P = Pack<S, V>;
   const P* gyp = reinterpret_cast<const P*>(gy);
   const P* yop = reinterpret_cast<const P*>(relu_out);
   const P* xp = reinterpret_cast<const P*>(x);
-  GradCoefs<T, V, TRAINING> k;
+  GradCoefs<T, V, TRAINING, FROM_X> k;
   // The masked gy of pack j, given its loads: written to gresidual; then gx.
   auto finish = [&](int64_t j, P g, const P& yo, const P& v) {
-    if (relu_out) {
+    if constexpr (FROM_X) {
+#pragma unroll
+      for (int i = 0; i < V; ++i)
+        if (!bn_relu_kept<S>(static_cast<T>(v.v[i]), k.mean[i], k.scale[i], k.shift[i])) g.v[i] = S(T(0));
+    } else if (relu_out) {
 #pragma unroll
       for (int i = 0; i < V; ++i) g.v[i] = S(bn_relu_grad(static_cast<T>(g.v[i]), static_cast<T>(yo.v[i])));
     }
@@ -662,13 +700,13 @@ __global__ void bn_grad_input_nhwc_kernel(const S* __restrict__ gy, const S* __r
   if (j >= packs) return;
   if (stride % cv != 0) {
     for (; j < packs; j += stride) {
-      if (gx) k.load((j % cv) * V, mean, coef, invstd, weight);
+      if (gx) k.load((j % cv) * V, mean, coef, invstd, weight, bias);
       finish(j, gyp[j], relu_out ? yop[j] : P{}, need_x ? xp[j] : P{});
     }
     return;
   }
   // Fixed channels: two packs an iteration, their loads issued together.
-  if (gx) k.load((j % cv) * V, mean, coef, invstd, weight);
+  if (gx) k.load((j % cv) * V, mean, coef, invstd, weight, bias);
   for (; j < packs; j += 2 * stride) {
     const int64_t j2 = j + stride;
     const bool two = j2 < packs;
@@ -803,12 +841,13 @@ void apply_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, const
 
 void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean, const Tensor& invstd,
                    const Tensor& weight, bool training, const Tensor& gx, const Tensor& gweight, const Tensor& gbias,
-                   const Tensor& gresidual, int dev, cudaStream_t stream) {
+                   const Tensor& gresidual, bool relu_from_x, const Tensor& bias, int dev, cudaStream_t stream) {
   const RowsDims d = rows_dims_of(x);
   dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
     using S = typename decltype(stag)::type;
     using T = typename decltype(ttag)::type;
     const T* wp = ptr_or_null<T>(weight);
+    const T* bp = ptr_or_null<T>(bias);
     const S* yo = ptr_or_null<S>(relu_out);
     T* gw = ptr_or_null<T>(gweight);
     T* gb = ptr_or_null<T>(gbias);
@@ -824,7 +863,8 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
         Tensor partial;
         BnGradSums* pp = scratch_array<BnGradSums>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
         bn_grad_sums_nhwc_kernel<S, T, CP><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
-            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, d, chunk, pp, coef, gw, gb);
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, relu_from_x, d, chunk, pp, coef,
+            gw, gb);
         LRT_LAUNCH_CHECK();
         if (grid.y > 1) {
           bn_grad_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
@@ -838,13 +878,17 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
       constexpr int V = decltype(width)::value;
       const int64_t packs = d.rows * d.c / V;
       const unsigned grid = nhwc_grid(packs, d.c / V, dev);
-      if (training)
-        bn_grad_input_nhwc_kernel<S, T, V, true><<<grid, kThreads, 0, stream>>>(
-            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<S>(gx),
+      if (training && relu_from_x)
+        bn_grad_input_nhwc_kernel<S, T, V, true, true><<<grid, kThreads, 0, stream>>>(
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx),
+            ptr_or_null<S>(gresidual), packs, d.c / V);
+      else if (training)
+        bn_grad_input_nhwc_kernel<S, T, V, true, false><<<grid, kThreads, 0, stream>>>(
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx),
             ptr_or_null<S>(gresidual), packs, d.c / V);
       else
-        bn_grad_input_nhwc_kernel<S, T, V, false><<<grid, kThreads, 0, stream>>>(
-            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<S>(gx),
+        bn_grad_input_nhwc_kernel<S, T, V, false, false><<<grid, kThreads, 0, stream>>>(
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx),
             ptr_or_null<S>(gresidual), packs, d.c / V);
       LRT_LAUNCH_CHECK();
     });
@@ -921,13 +965,23 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
 
 void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight, bool training, const Tensor& gx,
-                         const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual) {
+                         const Tensor& gweight, const Tensor& gbias, const Tensor& gresidual, bool relu_from_x,
+                         const Tensor& bias) {
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
   check_bn_layout(x, {&gy, &relu_out, &gx, &gresidual}, true);
+  check_relu_mask_source(relu_out, relu_from_x, gresidual);
+  if (relu_from_x && !training) {
+    // The kernels recompute the mask with batch statistics only: the output
+    // is made once here instead, with the same operations.
+    Tensor y = empty(x.shape(), x.options(), memory_format_of(x));
+    batch_norm_apply(x, mean, invstd, weight, bias, Tensor(), true, y);
+    return batch_norm_backward(gy, y, x, mean, invstd, weight, training, gx, gweight, gbias, gresidual);
+  }
   if (is_nhwc(x))
-    return backward_nhwc(gy, relu_out, x, mean, invstd, weight, training, gx, gweight, gbias, gresidual, dev, stream);
+    return backward_nhwc(gy, relu_out, x, mean, invstd, weight, training, gx, gweight, gbias, gresidual, relu_from_x,
+                         bias, dev, stream);
   const Dims d = dims_of(x);
   check_sample_size(d);
   dispatch_bn(x.dtype(), [&](auto stag, auto ttag) {
@@ -937,6 +991,7 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
       constexpr int V = decltype(width)::value;
       const int64_t hwv = d.hw / V, sample_packs = d.c * hwv;
       const T* wp = ptr_or_null<T>(weight);
+      const T* bp = ptr_or_null<T>(bias);
       const S* yo = ptr_or_null<S>(relu_out);
       T* gw = ptr_or_null<T>(gweight);
       T* gb = ptr_or_null<T>(gbias);
@@ -949,8 +1004,8 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
         Tensor partial;
         BnGradSums* pp = scratch_array<BnGradSums>(partial, sp.splits > 1 ? d.c * sp.splits : 0, x);
         bn_grad_sums_kernel<S, T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
-            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, d, sp.splits, sp.chunk, pp, coef, gw,
-            gb);
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, relu_from_x, d, sp.splits,
+            sp.chunk, pp, coef, gw, gb);
         LRT_LAUNCH_CHECK();
         if (sp.splits > 1) {
           bn_grad_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
@@ -962,11 +1017,12 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
       const dim3 grid = elementwise_grid(d.n, sample_packs, dev);
       if (training)
         bn_grad_input_kernel<S, T, V, true><<<grid, kThreads, 0, stream>>>(
-            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<S>(gx),
-            ptr_or_null<S>(gresidual), d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, relu_from_x, coef,
+            ptr_or_null<S>(gx), ptr_or_null<S>(gresidual), d.n, static_cast<uint32_t>(hwv),
+            static_cast<uint32_t>(sample_packs));
       else
         bn_grad_input_kernel<S, T, V, false><<<grid, kThreads, 0, stream>>>(
-            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, coef, ptr_or_null<S>(gx),
+            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, false, coef, ptr_or_null<S>(gx),
             ptr_or_null<S>(gresidual), d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
       LRT_LAUNCH_CHECK();
     });

@@ -8,6 +8,8 @@
 // which gradients are computed, strided inputs, thread-count independence,
 // and every argument error. batch_norm_act (the fused residual add and ReLU):
 // the same bits as the separate ops, central differences, and its errors.
+// The backward kernel's ReLU mask recomputed from x: the bits of reading the
+// forward's output.
 #include <doctest/doctest.h>
 #include <omp.h>
 
@@ -20,6 +22,7 @@
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/random.h"
+#include "kernels/batch_norm.h"
 #include "layers/functional.h"
 #include "testing.h"
 
@@ -494,6 +497,69 @@ TEST_CASE("batch_norm_act rejects a residual that does not match the input") {
   auto bn = [&](const Tensor& r) { return error_of([&] { batch_norm_act(x, c3, c3, c3, c3, true, r, true); }); };
   check_mentions(bn(ones({2, 3, 4, 5})), {"batch_norm", "residual", "(2, 3, 4, 5)", "(2, 3, 4, 4)"});
   check_mentions(bn(ones({2, 3, 4, 4}, DType::Float64)), {"batch_norm", "residual", "float64"});
+}
+
+
+TEST_CASE("batch_norm_backward recomputes a ReLU's mask from x with the bits of reading the output") {
+  namespace kc = kernels::cpu;
+  uint64_t seed = 900;
+  for (DType dt : {DType::Float32, DType::Float64, DType::BFloat16})
+    for (const Shape& s : {Shape{4, 3, 5, 7}, Shape{8, 16, 8, 8}, Shape{37, 6}})
+      for (bool training : {true, false})
+        for (bool affine : {true, false}) {
+          CAPTURE(dt);
+          CAPTURE(to_string(s));
+          CAPTURE(training);
+          CAPTURE(affine);
+          const DType ct = dt == DType::BFloat16 ? DType::Float32 : dt;  // the per-channel dtype
+          const int64_t c = s[1];
+          const Tensor x = input(s, ct, ++seed).to(dt), gy = testing::normal(s, ct, ++seed).to(dt);
+          const Tensor w = affine ? testing::uniform({c}, -2.0, 2.0, ct, ++seed) : Tensor();  // both signs
+          const Tensor b = affine ? testing::normal({c}, ct, ++seed) : Tensor();
+          Tensor mean = empty({c}, ct), invstd = empty({c}, ct);
+          if (training) {
+            kc::batch_norm_stats(x, mean, invstd, kEps, Tensor(), Tensor(), 0.1);
+          } else {
+            mean = testing::normal({c}, ct, ++seed);
+            kc::batch_norm_invstd(testing::uniform({c}, 0.5, 3.0, ct, ++seed), invstd, kEps);
+          }
+          Tensor y = empty(s, dt);
+          kc::batch_norm_apply(x, mean, invstd, w, b, Tensor(), true, y);
+          const std::vector<double> yv = host(y);
+          REQUIRE(std::count(yv.begin(), yv.end(), 0.0) > 0);  // the mask matters
+          REQUIRE(std::count(yv.begin(), yv.end(), 0.0) < static_cast<std::ptrdiff_t>(yv.size()));
+          struct Grads {
+            std::vector<double> gx, gw, gb;
+          };
+          auto backward = [&](bool from_x) {
+            Tensor gx = empty(s, dt), gw = empty({c}, ct), gb = empty({c}, ct);
+            kc::batch_norm_backward(gy, from_x ? Tensor() : y, x, mean, invstd, w, training, gx, gw, gb, Tensor(),
+                                    from_x, b);
+            return Grads{host(gx), host(gw), host(gb)};
+          };
+          const Grads read = backward(false), recomputed = backward(true);
+          CHECK(recomputed.gx == read.gx);
+          CHECK(recomputed.gw == read.gw);
+          CHECK(recomputed.gb == read.gb);
+        }
+}
+
+TEST_CASE("batch_norm_backward's recomputed mask takes no output and no residual gradient") {
+  const Shape s{2, 3, 4, 4};
+  const Tensor x = input(s, DType::Float32, 950), gy = testing::normal(s, DType::Float32, 951);
+  Tensor mean = empty({3}), invstd = empty({3});
+  kernels::cpu::batch_norm_stats(x, mean, invstd, kEps, Tensor(), Tensor(), 0.1);
+  const Tensor gx = empty(s), gr = empty(s);
+  check_mentions(error_of([&] {
+                   kernels::cpu::batch_norm_backward(gy, x.clone(), x, mean, invstd, Tensor(), true, gx, Tensor(),
+                                                     Tensor(), Tensor(), true, Tensor());
+                 }),
+                 {"relu_from_x", "relu_out"});
+  check_mentions(error_of([&] {
+                   kernels::cpu::batch_norm_backward(gy, Tensor(), x, mean, invstd, Tensor(), true, gx, Tensor(),
+                                                     Tensor(), gr, true, Tensor());
+                 }),
+                 {"relu_from_x", "gresidual"});
 }
 
 }  // namespace lrt

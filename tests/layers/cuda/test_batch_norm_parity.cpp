@@ -186,6 +186,15 @@ TEST_CASE("CUDA: batch_norm kernels match the CPU's, outputs poisoned first") {
                                             Tensor(), gr_only);
               check_same(gr_only, gr, "gresidual alone");
             }
+            if (relu && !with_res) {
+              // The mask recomputed from x instead of read from y: the same bits.
+              Tensor gx_x = poisoned(cs.shape, dt), gw_x = poisoned({c}, dt), gb_x = poisoned({c}, dt);
+              kb::cuda::batch_norm_backward(gyg, Tensor(), xg, mean_g, invstd_g, wgc, training, gx_x, gw_x, gb_x,
+                                            Tensor(), true, bgc);
+              check_same(gx_x, gx_g.to(kCPU), "gx, mask from x");
+              check_same(gw_x, gw_g.to(kCPU), "gweight, mask from x");
+              check_same(gb_x, gb_g.to(kCPU), "gbias, mask from x");
+            }
           }
         }
       }

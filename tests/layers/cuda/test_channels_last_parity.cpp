@@ -260,6 +260,16 @@ TEST_CASE("CUDA: channels_last batch-norm kernels match the CPU's, elementwise p
           check_cuda_close(gw_g, gw, sum_tolerance(dt), "gweight");
           check_cuda_close(gb_g, gb, sum_tolerance(dt), "gbias");
           if (with_res) check_same(gr_g, gr, "gresidual");
+          if (relu && !with_res) {
+            // The mask recomputed from x instead of read from y: the same bits.
+            Tensor gx_x = poisoned_nhwc(s, dt);
+            Tensor gw_x = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda)), gb_x = gw_x.clone();
+            kb::cuda::batch_norm_backward(gyg, Tensor(), xg, mean_g, invstd_g, wg, training, gx_x, gw_x, gb_x, Tensor(),
+                                          true, bg);
+            check_same(gx_x, gx_g.to(kCPU), "gx, mask from x");
+            check_same(gw_x, gw_g.to(kCPU), "gweight, mask from x");
+            check_same(gb_x, gb_g.to(kCPU), "gbias, mask from x");
+          }
         }
       }
     }
