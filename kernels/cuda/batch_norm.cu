@@ -504,13 +504,15 @@ __global__ void __launch_bounds__(kThreads)
 // Sums of gy (masked by relu_out > 0 when relu_out is not null, or by the
 // mask recomputed from x when relu_from_x) and gy * (x - mean), laid out as
 // bn_stats_nhwc_kernel. The mask's source is a runtime flag, so that both
-// take the same grid and sum in the same order.
+// take the same grid and sum in the same order. gmasked (may be null)
+// receives the masked gy, as the input-gradient pass would write it to
+// gresidual: that pass then reads it instead of gy and relu_out.
 template <class S, class T, int CP>
 __global__ void __launch_bounds__(kThreads)
     bn_grad_sums_nhwc_kernel(const S* __restrict__ gy, const S* __restrict__ relu_out, const S* __restrict__ x,
                              const T* mean, const T* invstd, const T* weight, const T* bias, bool relu_from_x,
                              RowsDims d, int64_t chunk, BnGradSums* partial, BnGradCoef<T>* coef, T* gweight,
-                             T* gbias) {
+                             T* gbias, S* __restrict__ gmasked) {
   using P = Pack<S, CP>;
   __shared__ BnGradSums sh[kRowLanes][kTileC];
   const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x) * CP;  // C % CP == 0
@@ -541,6 +543,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int u = 0; u < kNhwcUnroll; ++u) {
         if (r + u * kRowLanes >= end) continue;
+        P masked;
 #pragma unroll
         for (int k = 0; k < CP; ++k) {
           T gk = static_cast<T>(g[u].v[k]);
@@ -550,8 +553,10 @@ __global__ void __launch_bounds__(kThreads)
           } else if (relu_out) {
             gk = bn_relu_grad(gk, static_cast<T>(o[u].v[k]));
           }
+          masked.v[k] = S(gk);
           bn_accumulate_grad(acc[k], static_cast<double>(gk), static_cast<double>(xk), mc[k]);
         }
+        if (gmasked) *reinterpret_cast<P*>(gmasked + (r + u * kRowLanes) * d.c + c0) = masked;
       }
     }
   }
@@ -854,8 +859,14 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
     const bool want_coef = training && gx.defined();
     Tensor coef_buf;
     BnGradCoef<T>* coef = scratch_array<BnGradCoef<T>>(coef_buf, want_coef ? d.c : 0, x);
-    if (want_coef || gw || gb) {
-      with_lane_channels(nhwc_lane_channels(d, sizeof(S), {&gy, &relu_out, &x}), [&](auto lanes) {
+    const bool sums = want_coef || gw || gb;
+    // A block ending in a residual add and a ReLU: the sums pass, which has
+    // the masked gy in hand, writes the residual's gradient, and the input
+    // gradient's pass reads that instead of gy and relu_out (one tensor less
+    // to read; the same bits).
+    const bool masked_by_sums = sums && relu_out.defined() && gresidual.defined();
+    if (sums) {
+      with_lane_channels(nhwc_lane_channels(d, sizeof(S), {&gy, &relu_out, &x, &gresidual}), [&](auto lanes) {
         constexpr int CP = decltype(lanes)::value;
         static const int64_t occupancy = blocks_per_sm(bn_grad_sums_nhwc_kernel<S, T, CP>);
         const int64_t chunk = nhwc_chunk(d, CP, occupancy * lrt::cuda::sm_count(dev));
@@ -864,7 +875,7 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
         BnGradSums* pp = scratch_array<BnGradSums>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
         bn_grad_sums_nhwc_kernel<S, T, CP><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
             gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, relu_from_x, d, chunk, pp, coef,
-            gw, gb);
+            gw, gb, masked_by_sums ? gresidual.data<S>() : nullptr);
         LRT_LAUNCH_CHECK();
         if (grid.y > 1) {
           bn_grad_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
@@ -873,23 +884,27 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
         }
       });
     }
-    if (!gx.defined() && !gresidual.defined()) return;
+    if (!gx.defined() && (masked_by_sums || !gresidual.defined())) return;
+    // What the input gradient's pass reads and writes besides x and gx.
+    const S* g_in = masked_by_sums ? gresidual.data<S>() : gy.data<S>();
+    const S* yo_in = masked_by_sums ? nullptr : yo;
+    S* gr_out = masked_by_sums ? nullptr : ptr_or_null<S>(gresidual);
     with_width<S>(nhwc_pack_width<S>(d, {&gy, &relu_out, &x, &gx, &gresidual}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t packs = d.rows * d.c / V;
       const unsigned grid = nhwc_grid(packs, d.c / V, dev);
       if (training && relu_from_x)
         bn_grad_input_nhwc_kernel<S, T, V, true, true><<<grid, kThreads, 0, stream>>>(
-            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx),
-            ptr_or_null<S>(gresidual), packs, d.c / V);
+            g_in, yo_in, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx), gr_out,
+            packs, d.c / V);
       else if (training)
         bn_grad_input_nhwc_kernel<S, T, V, true, false><<<grid, kThreads, 0, stream>>>(
-            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx),
-            ptr_or_null<S>(gresidual), packs, d.c / V);
+            g_in, yo_in, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx), gr_out,
+            packs, d.c / V);
       else
         bn_grad_input_nhwc_kernel<S, T, V, false, false><<<grid, kThreads, 0, stream>>>(
-            gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx),
-            ptr_or_null<S>(gresidual), packs, d.c / V);
+            g_in, yo_in, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx), gr_out,
+            packs, d.c / V);
       LRT_LAUNCH_CHECK();
     });
   });

@@ -259,7 +259,16 @@ TEST_CASE("CUDA: channels_last batch-norm kernels match the CPU's, elementwise p
             check_same(gx_g, gx, "gx (eval)");
           check_cuda_close(gw_g, gw, sum_tolerance(dt), "gweight");
           check_cuda_close(gb_g, gb, sum_tolerance(dt), "gbias");
-          if (with_res) check_same(gr_g, gr, "gresidual");
+          if (with_res) {
+            check_same(gr_g, gr, "gresidual");
+            // Without the sums pass (only the residual's gradient asked for)
+            // the input-gradient pass masks gy itself: the same bits as the
+            // sums pass writing it.
+            Tensor gr_only = poisoned_nhwc(s, dt);
+            kb::cuda::batch_norm_backward(gyg, yo_g, xg, mean_g, invstd_g, wg, training, Tensor(), Tensor(), Tensor(),
+                                          gr_only);
+            check_same(gr_only, gr, "gresidual alone");
+          }
           if (relu && !with_res) {
             // The mask recomputed from x instead of read from y: the same bits.
             Tensor gx_x = poisoned_nhwc(s, dt);
