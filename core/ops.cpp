@@ -328,6 +328,19 @@ Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) { return reduce_raw(Re
 Tensor argmin(const Tensor& a) { return reduce_raw(ReduceOp::ArgMin, a, nullptr, false, 1.0); }
 Tensor argmin(const Tensor& a, int64_t dim, bool keepdim) { return reduce_raw(ReduceOp::ArgMin, a, &dim, keepdim, 1.0); }
 
+Tensor nonfinite_flag(const std::vector<Tensor>& tensors) {
+  LRT_CHECK(!tensors.empty(), "nonfinite_flag: no tensors given");
+  std::vector<Tensor> in;
+  in.reserve(tensors.size());
+  for (const Tensor& t : tensors) {
+    LRT_CHECK(t.defined(), "nonfinite_flag: undefined tensor");
+    in.push_back(t.detach().contiguous());
+  }
+  Tensor flag = empty({}, TensorOptions(DType::Float32).with_device(in[0].device()));
+  kernels::nonfinite_flag(in, flag);
+  return flag;
+}
+
 Tensor sum_to(const Tensor& a, const Shape& shape) {
   if (a.shape() == shape) return a;
   LRT_CHECK(broadcast_shapes(shape, a.shape()) == a.shape(), "sum_to: shape ", to_string(a.shape()),

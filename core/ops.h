@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -59,6 +60,11 @@ Tensor argmin(const Tensor& a);
 Tensor argmin(const Tensor& a, int64_t dim, bool keepdim = false);
 // Sums a broadcast result back down to shape (the gradient of broadcasting).
 Tensor sum_to(const Tensor& a, const Shape& shape);
+// 1 (a 0-d float32 tensor on their device) when any value of any of the
+// tensors is NaN or infinite, else 0: one pass over all of them (one launch
+// on CUDA), not differentiable. Floating or bfloat16 tensors on one device,
+// at least one. Nothing waits for the device.
+Tensor nonfinite_flag(const std::vector<Tensor>& tensors);
 
 // ---- linear algebra ----
 // 2-D matrix product op(a) @ op(b), op(x) = x^T when the flag is set.

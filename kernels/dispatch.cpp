@@ -86,6 +86,20 @@ void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inn
   LRT_ROUTE(out.device(), reduce(op, in, outer, r, inner, out, scale));
 }
 
+void nonfinite_flag(const std::vector<Tensor>& ins, const Tensor& flag) {
+  check_defined({&flag}, "nonfinite_flag");
+  LRT_CHECK(flag.numel() == 1 && flag.dtype() == DType::Float32 && flag.is_contiguous(),
+            "nonfinite_flag: the flag must be one float32 value, got ", flag.dtype(), " of shape ",
+            to_string(flag.shape()));
+  for (const Tensor& t : ins) {
+    check_defined({&t}, "nonfinite_flag");
+    detail::check_same_device(t, flag, "nonfinite_flag");
+    detail::check_floating_or_bf16(t, "nonfinite_flag");
+    LRT_CHECK(t.is_contiguous(), "nonfinite_flag: the tensors must be contiguous");
+  }
+  LRT_ROUTE(flag.device(), nonfinite_flag(ins, flag));
+}
+
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b, double alpha,
             double beta) {
   check_defined({&a, &b, &out}, "matmul");

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
@@ -31,6 +32,11 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
 // Sum/Max/Min (in's dtype), indices for ArgMax/ArgMin (int64).
 void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Tensor& out,
             double scale = 1.0);
+// flag (a 0-d float32 tensor) = 1 when any value of any tensor of ins is NaN
+// or infinite, else 0: one pass over all of them (on CUDA one launch for up
+// to 256 tensors, after zeroing the flag). ins contiguous, floating or
+// bfloat16, on flag's device.
+void nonfinite_flag(const std::vector<Tensor>& ins, const Tensor& flag);
 // out = alpha * op(a) @ op(b) + beta * out, row-major 2-D contiguous tensors,
 // op(x) = x^T when the flag is set.
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a = false, bool trans_b = false,
@@ -47,6 +53,7 @@ void fill_random(RandomKind kind, const Tensor& out, uint64_t seed, uint64_t off
   void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);                   \
   void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inner,              \
               const Tensor& out, double scale);                                                    \
+  void nonfinite_flag(const std::vector<Tensor>& ins, const Tensor& flag);                        \
   void matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool trans_a, bool trans_b,     \
               double alpha, double beta);                                                          \
   void fill_random(RandomKind kind, const Tensor& out, uint64_t seed, uint64_t offset);

@@ -2,9 +2,10 @@
 // argument checks, the kernels of kernels/batch_norm.h on the input's
 // device, and the backward closure. The running statistics are updated in
 // place by the statistics kernel, outside autograd. Backward keeps x, the
-// mean and invstd forward normalised with, the weight and, after a fused
-// ReLU, the output (its mask; the next layer keeps it anyway); it computes
-// only the gradients asked for.
+// mean and invstd forward normalised with, and the weight. After a fused
+// ReLU it needs the ReLU's mask: with a residual, or in eval mode, it keeps
+// the output (the next layer keeps it anyway); otherwise it keeps the bias
+// and recomputes the mask from x. It computes only the gradients asked for.
 #include "kernels/batch_norm.h"
 
 #include <vector>

@@ -1,6 +1,8 @@
 // CPU reductions over the (outer, r, inner) view, using the shared math of
 // kernels/reduce.h. Sums accumulate in double; long rows are split into
 // chunks merged in order, so results do not depend on the thread count.
+#include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/indexing.h"
@@ -59,6 +61,28 @@ void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inn
       reduce_typed<decltype(optag)::value, T>(in.data<T>(), outer, r, inner, out, scale);
     });
   });
+}
+
+void nonfinite_flag(const std::vector<Tensor>& ins, const Tensor& flag) {
+  bool bad = false;
+  for (const Tensor& t : ins) {
+    if (bad) break;
+    dispatch_floating_bf16(t.dtype(), "nonfinite_flag", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* p = t.data<T>();
+      const int64_t n = t.numel();
+      bool found = false;
+#pragma omp parallel for reduction(|| : found) if (n > (1 << 16))
+      for (int64_t i = 0; i < n; ++i) {
+        if constexpr (std::is_same_v<T, BFloat16>)
+          found = found || !std::isfinite(static_cast<float>(p[i]));
+        else
+          found = found || !std::isfinite(p[i]);
+      }
+      bad = found;
+    });
+  }
+  flag.data<float>()[0] = bad ? 1.0f : 0.0f;
 }
 
 }  // namespace lrt::kernels::cpu

@@ -126,7 +126,102 @@ void launch(const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Ten
   }
 }
 
+// nonfinite_flag: the tensors are cut into chunks of kFiniteChunk values, one
+// block a chunk, with the per-tensor pointers and sizes and the block ->
+// chunk map passed by value in the kernel arguments (as the fused optimizer
+// step's), so a captured launch replays over the same tensors. A value is
+// NaN or infinite when its exponent bits are all ones.
+constexpr int kFiniteTensors = 256;
+constexpr int kFiniteBlocks = 1024;
+constexpr int64_t kFiniteChunk = 65536;
+
+enum FiniteKind : uint8_t { kF32, kF32x4, kF64, kBf16 };
+
+struct FiniteMeta {
+  const void* ptr[kFiniteTensors];
+  int64_t n[kFiniteTensors];
+  uint8_t kind[kFiniteTensors];
+  int16_t block_tensor[kFiniteBlocks];
+  int32_t block_chunk[kFiniteBlocks];
+};
+static_assert(sizeof(FiniteMeta) + 64 < 32764, "kernel arguments over CUDA's 32 KB limit");
+
+template <class U>
+__device__ __forceinline__ bool any_exponent_ones(const U* p, int64_t begin, int64_t end, U mask) {
+  bool bad = false;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) bad |= (p[i] & mask) == mask;
+  return bad;
+}
+
+__global__ void __launch_bounds__(kThreads) nonfinite_kernel(const __grid_constant__ FiniteMeta meta, float* flag) {
+  const int t = meta.block_tensor[blockIdx.x];
+  const int64_t start = static_cast<int64_t>(meta.block_chunk[blockIdx.x]) * kFiniteChunk;
+  const int64_t end = min(meta.n[t], start + kFiniteChunk);
+  constexpr uint32_t f32 = 0x7f800000u;
+  bool bad = false;
+  switch (meta.kind[t]) {
+    case kF32x4: {  // 16-byte aligned: four values a load, then the tail
+      const uint4* q = static_cast<const uint4*>(meta.ptr[t]);
+      const int64_t packs = (end - start) / 4;
+      for (int64_t k = threadIdx.x; k < packs; k += blockDim.x) {
+        const uint4 v = q[start / 4 + k];
+        bad |= (v.x & f32) == f32 || (v.y & f32) == f32 || (v.z & f32) == f32 || (v.w & f32) == f32;
+      }
+      bad |= any_exponent_ones(static_cast<const uint32_t*>(meta.ptr[t]), start + packs * 4, end, f32);
+      break;
+    }
+    case kF32: bad = any_exponent_ones(static_cast<const uint32_t*>(meta.ptr[t]), start, end, f32); break;
+    case kF64:
+      bad = any_exponent_ones(static_cast<const unsigned long long*>(meta.ptr[t]), start, end,
+                              0x7ff0000000000000ull);
+      break;
+    case kBf16:
+      bad = any_exponent_ones(static_cast<const uint16_t*>(meta.ptr[t]), start, end, static_cast<uint16_t>(0x7f80));
+      break;
+  }
+  if (__syncthreads_or(bad) && threadIdx.x == 0) *flag = 1.0f;
+}
+
 }  // namespace
+
+void nonfinite_flag(const std::vector<Tensor>& ins, const Tensor& flag) {
+  const int dev = device_of(flag);
+  DeviceGuard guard(dev);
+  cudaStream_t stream = lrt::cuda::stream(dev);
+  CUDA_CHECK(cudaMemsetAsync(flag.data_ptr(), 0, sizeof(float), stream));
+  FiniteMeta meta{};
+  int tensors = 0, blocks = 0;
+  auto launch = [&] {
+    if (blocks == 0) return;
+    nonfinite_kernel<<<blocks, kThreads, 0, stream>>>(meta, flag.data<float>());
+    LRT_LAUNCH_CHECK();
+    tensors = blocks = 0;
+  };
+  for (const Tensor& in : ins) {
+    const int64_t n = in.numel();
+    if (n == 0) continue;
+    const int64_t chunks = (n + kFiniteChunk - 1) / kFiniteChunk;
+    int64_t chunk = 0;
+    while (chunk < chunks) {
+      if (tensors == kFiniteTensors || blocks == kFiniteBlocks) launch();
+      const int t = tensors++;
+      meta.ptr[t] = in.data_ptr();
+      meta.n[t] = n;
+      meta.kind[t] = in.dtype() == DType::Float64    ? kF64
+                     : in.dtype() == DType::BFloat16 ? kBf16
+                     : aligned16(in.data_ptr())      ? kF32x4
+                                                     : kF32;
+      // A tensor whose chunks do not fit the remaining blocks continues in
+      // the next launch, listed again.
+      for (; chunk < chunks && blocks < kFiniteBlocks; ++chunk) {
+        meta.block_tensor[blocks] = static_cast<int16_t>(t);
+        meta.block_chunk[blocks] = static_cast<int32_t>(chunk);
+        ++blocks;
+      }
+    }
+  }
+  launch();
+}
 
 void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Tensor& out,
             double scale) {

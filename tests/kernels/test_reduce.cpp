@@ -2,7 +2,8 @@
 // the ops API and kernels::reduce: sum/mean/max/min/argmax/argmin over all
 // elements and over each dim (keepdim both ways) against a naive double
 // reference, ties, NaN, the long-row chunked path, thread-count independence,
-// float32 accuracy over 2^25 and 2^26 elements, and empty inputs.
+// float32 accuracy over 2^25 and 2^26 elements, and empty inputs. The
+// non-finite flag over lists of tensors.
 #include <doctest/doctest.h>
 #include <omp.h>
 
@@ -300,6 +301,60 @@ TEST_CASE("max, min, argmax, argmin and mean of nothing throw") {
   CHECK_THROWS_AS(argmin(empty({0, 2}), 0), Error);
   CHECK_THROWS_AS(mean(empty({0})), Error);
   CHECK_THROWS_AS(mean(empty({4, 0}), 1), Error);
+}
+
+namespace {
+
+// A tensor of dtype dt and n values, finite and of every kind: large, tiny,
+// subnormal, signed zeros.
+Tensor finite_values(int64_t n, DType dt, uint64_t seed) {
+  std::vector<double> v = host(testing::normal({n}, DType::Float64, seed) * 1e3);
+  const double big = dt == DType::Float64 ? 1e300 : 3.0e38;
+  const double extremes[] = {big, -big, 1e-40, -0.0, 0.0, 1e-30};
+  const size_t step = v.size() / std::size(extremes);
+  for (size_t k = 0; k < std::size(extremes) && k < v.size(); ++k) v[k * step] = extremes[k];
+  return from_vector<double>(v, {n}).to(dt);
+}
+
+}  // namespace
+
+TEST_CASE("nonfinite_flag finds a NaN or an infinity anywhere in a list of tensors, and nothing else") {
+  const double bad[] = {testing::kNaN, std::numeric_limits<double>::infinity(),
+                        -std::numeric_limits<double>::infinity()};
+  uint64_t seed = 40;
+  for (DType dt : {DType::Float32, DType::Float64, DType::BFloat16})
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(65536), int64_t(65537), int64_t(1 << 20) + 3}) {
+      CAPTURE(dt);
+      CAPTURE(n);
+      std::vector<Tensor> list{finite_values(5, dt, ++seed), finite_values(n, dt, ++seed),
+                               finite_values(3, dt, ++seed)};
+      // Finite values whose sum overflows are still finite.
+      CHECK(nonfinite_flag(list).item() == 0.0);
+      CHECK(nonfinite_flag(list).dtype() == DType::Float32);
+      CHECK(nonfinite_flag(list).dim() == 0);
+      for (double b : bad)
+        for (int64_t at :
+             {int64_t(0), n / 2, n - 1, std::min<int64_t>(n - 1, 65535), std::min<int64_t>(n - 1, 65536)}) {
+          CAPTURE(b);
+          CAPTURE(at);
+          Tensor t = list[1].clone();
+          t.slice(0, at, at + 1).fill_(b);
+          CHECK(nonfinite_flag({list[0], t, list[2]}).item() == 1.0);
+          CHECK(nonfinite_flag({t}).item() == 1.0);
+        }
+    }
+}
+
+TEST_CASE("nonfinite_flag reads strided tensors and checks its arguments") {
+  Tensor m = testing::normal({30, 40}, DType::Float32, 50);
+  m.slice(0, 29, 30).slice(1, 3, 4).fill_(testing::kNaN);
+  CHECK(nonfinite_flag({m.transpose(0, 1)}).item() == 1.0);
+  CHECK(nonfinite_flag({m.slice(0, 0, 29).transpose(0, 1)}).item() == 0.0);
+  CHECK(nonfinite_flag({empty({0}), ones({2})}).item() == 0.0);
+  testing::check_mentions(testing::error_of([] { nonfinite_flag({}); }), {"nonfinite_flag", "no tensors"});
+  testing::check_mentions(testing::error_of([] { nonfinite_flag({ones({2}), Tensor()}); }),
+                          {"nonfinite_flag", "undefined"});
+  testing::check_mentions(testing::error_of([] { nonfinite_flag({zeros({2}, DType::Int64)}); }), {"nonfinite_flag"});
 }
 
 }  // namespace lrt

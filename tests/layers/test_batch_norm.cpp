@@ -544,6 +544,32 @@ TEST_CASE("batch_norm_backward recomputes a ReLU's mask from x with the bits of 
         }
 }
 
+TEST_CASE("batch_norm_backward's recomputed mask rounds as the stored bfloat16 output did") {
+  // y = x * 2^-70 (mean 0, invstd 2^-70, no affine): 2^-70 gives 2^-140,
+  // positive in float but 0 once stored in bfloat16 (its smallest value is
+  // 2^-133), so the stored output's mask drops it; 2^-60 gives 2^-130,
+  // which bfloat16 keeps.
+  const Tensor x = from_vector<double>({std::ldexp(1.0, -70), std::ldexp(1.0, -60), -1.0, std::ldexp(1.0, -70)}, {4, 1})
+                       .to(DType::BFloat16);
+  const Tensor gy = ones({4, 1}, DType::BFloat16);
+  const Tensor mean = zeros({1}), invstd = full({1}, std::ldexp(1.0, -70));
+  Tensor y = empty({4, 1}, DType::BFloat16);
+  kernels::cpu::batch_norm_apply(x, mean, invstd, Tensor(), Tensor(), Tensor(), true, y);
+  REQUIRE(host(y) == std::vector<double>{0.0, std::ldexp(1.0, -130), 0.0, 0.0});
+  for (bool training : {true, false}) {
+    CAPTURE(training);
+    std::vector<double> got[2];
+    for (bool from_x : {false, true}) {
+      Tensor gx = empty({4, 1}, DType::BFloat16), gb = empty({1});
+      kernels::cpu::batch_norm_backward(gy, from_x ? Tensor() : y, x, mean, invstd, Tensor(), training, gx, Tensor(),
+                                        gb, Tensor(), from_x, Tensor());
+      got[from_x] = host(gb);
+    }
+    CHECK(got[0] == std::vector<double>{1.0});  // only the second value passes the mask
+    CHECK(got[1] == got[0]);
+  }
+}
+
 TEST_CASE("batch_norm_backward's recomputed mask takes no output and no residual gradient") {
   const Shape s{2, 3, 4, 4};
   const Tensor x = input(s, DType::Float32, 950), gy = testing::normal(s, DType::Float32, 951);

@@ -63,20 +63,26 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
   o.deterministic = true;
   struct Mode {
     const char* tag;
-    bool graph, channels_last;
+    Switch graph;
+    bool channels_last;
     const char* reference;  // the run this one must repeat to the bit
+    bool skip_nonfinite = false;
   };
-  const Mode modes[] = {{"eager", false, false, nullptr},
-                        {"eager-again", false, false, "eager"},
-                        {"graph", true, false, "eager"},
-                        {"eager-nhwc", false, true, nullptr},
-                        {"graph-nhwc", true, true, "eager-nhwc"}};
+  // "test-graph": the default (Auto) with --skip-nonfinite, whose step runs
+  // eagerly while the test pass replays its graph.
+  const Mode modes[] = {{"eager", Switch::Off, false, nullptr},
+                        {"eager-again", Switch::Off, false, "eager"},
+                        {"graph", Switch::On, false, "eager"},
+                        {"test-graph", Switch::Auto, false, "eager", true},
+                        {"eager-nhwc", Switch::Off, true, nullptr},
+                        {"graph-nhwc", Switch::On, true, "eager-nhwc"}};
   std::map<std::string, std::vector<nlohmann::json>> logs;
   std::map<std::string, std::map<std::string, Tensor>> ck;
   for (const Mode& m : modes) {
     CAPTURE(m.tag);
     RunOptions r = o;
-    r.cuda_graph = m.graph ? Switch::On : Switch::Off;
+    r.cuda_graph = m.graph;
+    r.skip_nonfinite = m.skip_nonfinite;
     r.channels_last = m.channels_last ? Switch::On : Switch::Off;
     r.log = dir.str() + "/" + m.tag + ".jsonl";
     r.checkpoint_dir = dir.str() + "/ck-" + m.tag;
@@ -120,7 +126,11 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
     CHECK(epochs == 2);
     CHECK(first_diff == -1);  // the first step whose loss differs, if any
     CHECK(g.back()["event"] == "end");
-    if (m.graph) {
+    if (m.graph == Switch::Auto) {
+      CHECK_FALSE(g.back().contains("cuda_graph_steps"));
+      CHECK(g.back()["cuda_graph_test_batches"] == 5);
+    }
+    if (m.graph == Switch::On) {
       // Epoch 1: the first batch warms up, the second is captured and run,
       // four replays; epoch 2: six replays. The batches of 2 run eagerly.
       CHECK(g.back()["cuda_graph_steps"] == 11);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "core/cuda_graph.h"
 #include "core/ops.h"
 #include "core/random.h"
 #include "kernels/kernels.h"
@@ -630,6 +631,67 @@ TEST_CASE("CUDA: mixing devices in one op throws, naming both devices") {
   }
   CHECK_THROWS_AS(matmul(ones({2, 2}), ones({2, 2}, kCuda)), Error);
   CHECK_THROWS_AS(zeros({2}, Device("cuda:" + std::to_string(cuda_device_count()))), Error);
+}
+
+TEST_CASE("CUDA: nonfinite_flag agrees with the CPU over dtypes, sizes, positions and lists") {
+  const double inf = std::numeric_limits<double>::infinity();
+  uint64_t seed = 900;
+  for (DType dt : {DType::Float32, DType::Float64, DType::BFloat16})
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(65537), int64_t(1 << 20) + 3}) {
+      CAPTURE(dt);
+      CAPTURE(n);
+      const Tensor a = (testing::normal({n}, DType::Float64, ++seed) * 1e3).to(dt);
+      const Tensor small = testing::normal({3}, DType::Float64, ++seed).to(dt);
+      CHECK(nonfinite_flag({small.to(kCuda), a.to(kCuda)}).item() == 0.0);
+      for (double b : {testing::kNaN, inf, -inf})
+        for (int64_t at : {int64_t(0), n / 2, n - 1, std::min<int64_t>(n - 1, 65536)}) {
+          CAPTURE(b);
+          CAPTURE(at);
+          Tensor t = a.clone();
+          t.slice(0, at, at + 1).fill_(b);
+          CHECK(nonfinite_flag({small, t}).item() == 1.0);
+          CHECK(nonfinite_flag({small.to(kCuda), t.to(kCuda)}).item() == 1.0);
+        }
+    }
+  // float32 not 16-byte aligned (one value a load).
+  Tensor base = zeros({4099}, kCuda);
+  const Tensor tail = base.slice(0, 1, 4099);
+  CHECK(nonfinite_flag({tail}).item() == 0.0);
+  base.slice(0, 4098, 4099).fill_(inf);
+  CHECK(nonfinite_flag({tail}).item() == 1.0);
+}
+
+TEST_CASE("CUDA: nonfinite_flag over more tensors and chunks than one launch takes") {
+  std::vector<Tensor> many;
+  for (int i = 0; i < 300; ++i) many.push_back(full({i + 1}, 0.5, kCuda));
+  CHECK(nonfinite_flag(many).item() == 0.0);
+  many.back().slice(0, 299, 300).fill_(testing::kNaN);
+  CHECK(nonfinite_flag(many).item() == 1.0);
+  // 2^26 + 5 values: more than 1024 chunks of 65,536.
+  const int64_t n = (int64_t(1) << 26) + 5;
+  Tensor big = zeros({n}, kCuda);
+  CHECK(nonfinite_flag({big}).item() == 0.0);
+  big.slice(0, n - 1, n).fill_(-std::numeric_limits<double>::infinity());
+  CHECK(nonfinite_flag({big}).item() == 1.0);
+}
+
+TEST_CASE("CUDA: a captured nonfinite_flag replays over the values the tensors hold then") {
+  Tensor a = testing::normal({70000}, DType::Float32, 950).to(kCuda), b = zeros({5}, kCuda);
+  Tensor flag;
+  CudaGraph graph;
+  graph.capture(0, [&] { flag = nonfinite_flag({a, b}); });
+  REQUIRE(graph.captured());
+  graph.replay();
+  CHECK(flag.item() == 0.0);
+  a.slice(0, 69999, 70000).fill_(testing::kNaN);
+  graph.replay();
+  CHECK(flag.item() == 1.0);
+  a.slice(0, 69999, 70000).fill_(1.0);
+  graph.replay();
+  CHECK(flag.item() == 0.0);  // the captured launch zeroes the flag first
+  b.slice(0, 0, 1).fill_(std::numeric_limits<double>::infinity());
+  graph.replay();
+  CHECK(flag.item() == 1.0);
 }
 
 }  // namespace lrt

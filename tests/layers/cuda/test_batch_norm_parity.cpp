@@ -194,6 +194,17 @@ TEST_CASE("CUDA: batch_norm kernels match the CPU's, outputs poisoned first") {
               check_same(gx_x, gx_g.to(kCPU), "gx, mask from x");
               check_same(gw_x, gw_g.to(kCPU), "gweight, mask from x");
               check_same(gb_x, gb_g.to(kCPU), "gbias, mask from x");
+              // And without the affine parameters (no weight, no bias).
+              Tensor y0 = poisoned(cs.shape, dt);
+              kb::cuda::batch_norm_apply(xg, mean_g, invstd_g, Tensor(), Tensor(), Tensor(), true, y0);
+              Tensor gx_r = poisoned(cs.shape, dt), gb_r = poisoned({c}, dt);
+              Tensor gx_0 = poisoned(cs.shape, dt), gb_0 = poisoned({c}, dt);
+              kb::cuda::batch_norm_backward(gyg, y0, xg, mean_g, invstd_g, Tensor(), training, gx_r, Tensor(), gb_r,
+                                            Tensor());
+              kb::cuda::batch_norm_backward(gyg, Tensor(), xg, mean_g, invstd_g, Tensor(), training, gx_0, Tensor(),
+                                            gb_0, Tensor(), true, Tensor());
+              check_same(gx_0, gx_r.to(kCPU), "gx, mask from x, no affine");
+              check_same(gb_0, gb_r.to(kCPU), "gbias, mask from x, no affine");
             }
           }
         }

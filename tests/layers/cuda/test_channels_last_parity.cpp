@@ -278,6 +278,17 @@ TEST_CASE("CUDA: channels_last batch-norm kernels match the CPU's, elementwise p
             check_same(gx_x, gx_g.to(kCPU), "gx, mask from x");
             check_same(gw_x, gw_g.to(kCPU), "gweight, mask from x");
             check_same(gb_x, gb_g.to(kCPU), "gbias, mask from x");
+            // And without the affine parameters (no weight, no bias).
+            Tensor y0 = poisoned_nhwc(s, dt);
+            kb::cuda::batch_norm_apply(xg, mean_g, invstd_g, Tensor(), Tensor(), Tensor(), true, y0);
+            Tensor gx_r = poisoned_nhwc(s, dt), gx_0 = poisoned_nhwc(s, dt);
+            Tensor gb_r = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda)), gb_0 = gb_r.clone();
+            kb::cuda::batch_norm_backward(gyg, y0, xg, mean_g, invstd_g, Tensor(), training, gx_r, Tensor(), gb_r,
+                                          Tensor());
+            kb::cuda::batch_norm_backward(gyg, Tensor(), xg, mean_g, invstd_g, Tensor(), training, gx_0, Tensor(), gb_0,
+                                          Tensor(), true, Tensor());
+            check_same(gx_0, gx_r.to(kCPU), "gx, mask from x, no affine");
+            check_same(gb_0, gb_r.to(kCPU), "gbias, mask from x, no affine");
           }
         }
       }
