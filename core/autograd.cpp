@@ -20,14 +20,24 @@ Tensor grad_sum(const Tensor& a, const Tensor& b) {
   NoGradGuard no_grad;
   return add(a, b);
 }
-// leaf.grad += g. The first gradient is copied, so the in-place += of later
-// passes never writes into a tensor that another node still holds; the copy
-// takes the leaf's memory format (a channels_last leaf gets a channels_last
-// gradient, as in PyTorch).
-void accumulate_leaf_grad(const Tensor& leaf, const Tensor& g) {
+bool held_alone(const Tensor& t);
+
+// leaf.grad += g. The first gradient becomes the leaf's .grad as it is when
+// nothing else holds it (the engine's own result, dense in the leaf's dtype
+// and memory format), and is copied otherwise, so the in-place += of later
+// passes never writes into a tensor that another node or the caller still
+// holds; the copy takes the leaf's memory format (a channels_last leaf gets
+// a channels_last gradient, as in PyTorch).
+void accumulate_leaf_grad(const Tensor& leaf, Tensor g) {
   Tensor cur = leaf.grad();
   if (!cur.defined()) {
-    Tensor first = empty(g.shape(), g.options(), memory_format_of(leaf));
+    const MemoryFormat f = memory_format_of(leaf);
+    if (held_alone(g) && g.dtype() == leaf.dtype() && g.device() == leaf.device() && g.is_contiguous(f) &&
+        (f == MemoryFormat::Contiguous || g.dim() == 4) && !g.requires_grad()) {
+      leaf.impl()->grad = std::move(g);
+      return;
+    }
+    Tensor first = empty(g.shape(), g.options(), f);
     kernels::copy(g, first);
     leaf.impl()->grad = first;
   } else if (cur.is_contiguous() && cur.dtype() == g.dtype() && cur.device() == g.device()) {
@@ -56,6 +66,7 @@ class WaitingScope {
   WaitingGrads* prev_;
 };
 
+// No other tensor (or view) shares t's impl or storage.
 bool held_alone(const Tensor& t) { return t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1; }
 }  // namespace
 
@@ -209,7 +220,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     }
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
-      const Tensor& g = grads[i];
+      Tensor& g = grads[i];
       // A leaf frozen (requires_grad cleared) after the op was recorded gets
       // no gradient. One that starts requiring grad only after it has no
       // edge: as in PyTorch, the graph recorded then decides.
@@ -217,7 +228,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
       LRT_CHECK(g.shape() == e.shape, "backward of ", node->name(), " gave input ", i, " a gradient of shape ",
                 to_string(g.shape()), " for an input of shape ", to_string(e.shape));
       if (e.leaf.defined()) {
-        accumulate_leaf_grad(e.leaf, g);
+        accumulate_leaf_grad(e.leaf, std::move(g));  // the engine's reference goes with it
       } else {
         Node* child = e.fn.get();
         auto slot = pending.find(child);

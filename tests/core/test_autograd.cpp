@@ -346,6 +346,43 @@ TEST_CASE("backward hands a gradient it holds alone to the next consumer's closu
   CHECK_FALSE(take_waiting_grad(0, kF64, MemoryFormat::Contiguous).defined());
 }
 
+TEST_CASE("a leaf's first gradient is the engine's own tensor when nothing else holds it, else a copy") {
+  for (bool kept : {false, true}) {
+    CAPTURE(kept);
+    Tensor x = normal_leaf({2, 3}, 702);
+    auto made = std::make_shared<Tensor>();  // the tensor the backward returned, when kept
+    const void* made_at = nullptr;
+    Tensor y;
+    {
+      NoGradGuard no_grad;
+      y = x * 3.0;
+    }
+    y = record("triple", y, {x}, [made, &made_at, kept](const Tensor& g) {
+      Tensor gx = g * 3.0;
+      made_at = gx.data_ptr();
+      if (kept) *made = gx;  // shared: the leaf must get a copy
+      return std::vector<Tensor>{gx};
+    });
+    sum(y).backward();
+    CHECK(host(x.grad()) == std::vector<double>(6, 3.0));
+    CHECK((x.grad().data_ptr() == made_at) == !kept);
+    if (kept) {
+      // Later passes add into the leaf's own tensor, never into the kept one.
+      sum(x * 1.0).backward();
+      CHECK(host(x.grad()) == std::vector<double>(6, 4.0));
+      CHECK(host(*made) == std::vector<double>(6, 3.0));
+    }
+  }
+  // A seed given for a leaf root is the caller's: copied.
+  Tensor leaf = normal_leaf({4}, 703);
+  const Tensor seed = full({4}, 2.0, TensorOptions(kF64));
+  leaf.backward(seed);
+  CHECK(leaf.grad().data_ptr() != seed.data_ptr());
+  leaf.backward(seed);
+  CHECK(host(seed) == std::vector<double>(4, 2.0));
+  CHECK(host(leaf.grad()) == std::vector<double>(4, 4.0));
+}
+
 TEST_CASE("a waiting gradient is handed over only in the dtype and layout asked for, and must come back") {
   Tensor x = normal_leaf({2, 3}, 701);
   const void* summed_at = nullptr;
