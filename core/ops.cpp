@@ -328,6 +328,37 @@ Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) { return reduce_raw(Re
 Tensor argmin(const Tensor& a) { return reduce_raw(ReduceOp::ArgMin, a, nullptr, false, 1.0); }
 Tensor argmin(const Tensor& a, int64_t dim, bool keepdim) { return reduce_raw(ReduceOp::ArgMin, a, &dim, keepdim, 1.0); }
 
+std::vector<Tensor> to_each(const std::vector<Tensor>& ts, DType dt, const std::vector<MemoryFormat>& formats) {
+  LRT_CHECK(ts.size() == formats.size(), "to_each: ", ts.size(), " tensors and ", formats.size(), " formats");
+  std::vector<Tensor> out(ts.size());
+  std::vector<Tensor> srcs, dsts;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const Tensor& t = ts[i];
+    const MemoryFormat f = formats[i];
+    // Together: the floating conversions of a dense source; the rest as to().
+    if (!t.defined() || t.dtype() == dt || !is_floating(dt) || !is_floating(t.dtype()) || !t.is_contiguous() ||
+        (f == MemoryFormat::ChannelsLast && t.dim() != 4)) {
+      if (t.defined()) out[i] = t.to(dt, f);
+      continue;
+    }
+    // The layout to() gives: the source's where it is already dense in f.
+    const MemoryFormat made = t.is_contiguous(f) ? memory_format_of(t) : f;
+    srcs.push_back(t.detach());
+    dsts.push_back(empty(t.shape(), t.options().with_dtype(dt), made));
+    at.push_back(i);
+  }
+  kernels::copy_each(srcs, dsts);
+  for (size_t k = 0; k < at.size(); ++k) {
+    const Tensor& t = ts[at[k]];
+    const DType from = t.dtype();
+    const MemoryFormat from_format = memory_format_of(t);
+    out[at[k]] = record("to_dtype", dsts[k], {t},
+                        [from, from_format](const Tensor& g) { return std::vector<Tensor>{g.to(from, from_format)}; });
+  }
+  return out;
+}
+
 Tensor nonfinite_flag(const std::vector<Tensor>& tensors) {
   LRT_CHECK(!tensors.empty(), "nonfinite_flag: no tensors given");
   std::vector<Tensor> in;

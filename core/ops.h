@@ -60,6 +60,11 @@ Tensor argmin(const Tensor& a);
 Tensor argmin(const Tensor& a, int64_t dim, bool keepdim = false);
 // Sums a broadcast result back down to shape (the gradient of broadcasting).
 Tensor sum_to(const Tensor& a, const Shape& shape);
+// ts[i].to(dt, formats[i]) for every i (values, layout and gradient the
+// same), with the conversions done together where the kernels allow it
+// (float32 to bfloat16 on CUDA: one launch for all; see
+// kernels::copy_each). Undefined tensors stay undefined.
+std::vector<Tensor> to_each(const std::vector<Tensor>& ts, DType dt, const std::vector<MemoryFormat>& formats);
 // 1 (a 0-d float32 tensor on their device) when any value of any of the
 // tensors is NaN or infinite, else 0: one pass over all of them (one launch
 // on CUDA), not differentiable. Floating or bfloat16 tensors on one device,

@@ -44,6 +44,19 @@ void copy(const Tensor& src, const Tensor& dst) {
   LRT_ROUTE(dst.device(), copy(src, dst));
 }
 
+void copy_each(const std::vector<Tensor>& srcs, const std::vector<Tensor>& dsts) {
+  LRT_CHECK(srcs.size() == dsts.size(), "copy_each: ", srcs.size(), " sources for ", dsts.size(), " destinations");
+  if (srcs.empty()) return;
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    check_defined({&srcs[i], &dsts[i]}, "copy_each");
+    detail::check_same_device(srcs[i], dsts[i], "copy_each");
+    detail::check_same_device(dsts[0], dsts[i], "copy_each");
+    LRT_CHECK(srcs[i].shape() == dsts[i].shape(), "copy_each: source ", i, " of shape ", to_string(srcs[i].shape()),
+              " for a destination of shape ", to_string(dsts[i].shape()));
+  }
+  LRT_ROUTE(dsts[0].device(), copy_each(srcs, dsts));
+}
+
 void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar) {
   check_defined({&in, &out}, "unary");
   detail::check_same_device(in, out, "unary");

@@ -21,6 +21,12 @@ void fill(const Tensor& out, double value);
 // dst[...] = cast(src[...]); src is broadcast to dst's shape; both on one
 // device, any layouts, any dtypes with kernels.
 void copy(const Tensor& src, const Tensor& dst);
+// dsts[i] = cast(srcs[i]) for every pair, as copy(srcs[i], dsts[i]) would
+// (same shapes, one device). On CUDA the pairs of a contiguous float32
+// source and a bfloat16 destination, contiguous or channels_last, are done
+// in one launch (a model's weights rounded for a bfloat16 forward); other
+// pairs take a copy each.
+void copy_each(const std::vector<Tensor>& srcs, const std::vector<Tensor>& dsts);
 // out = op(in, scalar); same shape and floating dtype; in may be strided, out
 // contiguous.
 void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar = 0.0);
@@ -49,6 +55,7 @@ void fill_random(RandomKind kind, const Tensor& out, uint64_t seed, uint64_t off
 #define LRT_KERNEL_DECLS                                                                          \
   void fill(const Tensor& out, double value);                                                      \
   void copy(const Tensor& src, const Tensor& dst);                                                 \
+  void copy_each(const std::vector<Tensor>& srcs, const std::vector<Tensor>& dsts);               \
   void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar);                      \
   void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);                   \
   void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inner,              \

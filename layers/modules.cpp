@@ -51,8 +51,12 @@ Tensor Conv2d::forward(const Tensor& x) {
   const MemoryFormat wfmt = cast && x.device().is_cuda() && memory_format_of(x) == MemoryFormat::ChannelsLast
                                 ? MemoryFormat::ChannelsLast
                                 : MemoryFormat::Contiguous;
-  return conv2d(x, cast ? weight_->to(DType::BFloat16, wfmt) : *weight_, bias_ ? *bias_ : Tensor(),
-                {cfg_.stride, cfg_.padding, cfg_.dilation});
+  Tensor w = cast ? std::move(compute_weight_) : *weight_;
+  compute_weight_ = Tensor();
+  if (cast && !(w.defined() && w.dtype() == DType::BFloat16 && w.shape() == weight_->shape() &&
+                w.device() == weight_->device() && w.is_contiguous(wfmt)))
+    w = weight_->to(DType::BFloat16, wfmt);
+  return conv2d(x, w, bias_ ? *bias_ : Tensor(), {cfg_.stride, cfg_.padding, cfg_.dilation});
 }
 
 // --------------------------------------------------------------- BatchNorm --

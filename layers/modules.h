@@ -38,11 +38,18 @@ class Conv2d : public Module {
   Tensor& weight() { return *weight_; }
   // torchvision's ResNet init: normal(0, sqrt(2 / fan_out)), fan_out = out k k.
   void kaiming_normal_fan_out(Generator* gen = nullptr);
+  // The bfloat16 copy of the weight the next forward uses instead of making
+  // its own (a model makes all of them in one pass, see to_each): w must be
+  // weight().to(DType::BFloat16, f) recorded from the current weight, in the
+  // layout forward would make (f channels_last for a channels_last input on
+  // CUDA). Used by one forward only; undefined clears it.
+  void set_compute_weight(Tensor w) { compute_weight_ = std::move(w); }
 
  private:
   Conv2dConfig cfg_;
   Tensor* weight_;
   Tensor* bias_ = nullptr;
+  Tensor compute_weight_;
 };
 
 // Batch normalisation over channels of (N, C, H, W) (BatchNorm2d) or (N, C)

@@ -95,6 +95,16 @@ ResNet50::ResNet50(const ResNet50Options& opts)
     add("dropout_mid", std::make_shared<Dropout>(opts.dropout, dropout_gen_.get()));
     add("fc", std::make_shared<Linear>(128, opts.classes, true, gen));
   }
+  // Every convolution, for cast_weights_together.
+  std::vector<const Module*> stack{this};
+  while (!stack.empty()) {
+    const Module* m = stack.back();
+    stack.pop_back();
+    for (auto it = m->children().rbegin(); it != m->children().rend(); ++it) {
+      if (auto* conv = dynamic_cast<Conv2d*>(it->second.get())) convs_.push_back(conv);
+      stack.push_back(it->second.get());
+    }
+  }
 }
 
 Tensor ResNet50::forward(const Tensor& x) {
@@ -110,6 +120,21 @@ Tensor ResNet50::forward(const Tensor& x) {
     return opts_.channels_last && t.dim() == 4 ? t.contiguous(MemoryFormat::ChannelsLast) : t;
   };
   h = layout(h);
+  // Every weight's bfloat16 copy in one pass; each convolution takes its own
+  // (and any left unused are dropped when forward ends, even on a throw).
+  struct DropUnused {
+    const std::vector<Conv2d*>& convs;
+    ~DropUnused() {
+      for (Conv2d* c : convs) c->set_compute_weight(Tensor());
+    }
+  } drop_unused{convs_};
+  if (bf16 && opts_.cast_weights_together && x.device().is_cuda()) {
+    const MemoryFormat f = opts_.channels_last ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+    std::vector<Tensor> weights;
+    for (Conv2d* c : convs_) weights.push_back(c->weight());
+    const std::vector<Tensor> cast = to_each(weights, DType::BFloat16, std::vector<MemoryFormat>(weights.size(), f));
+    for (size_t i = 0; i < convs_.size(); ++i) convs_[i]->set_compute_weight(cast[i]);
+  }
   const bool fuse = opts_.fuse_bn_act;
   for (const auto& m : order_) {
     if (fuse && m == stem_relu_) continue;  // ran inside the stem BN's pass

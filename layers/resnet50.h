@@ -53,6 +53,10 @@ struct ResNet50Options {
   // every convolution. The values are the same either way (on the CPU,
   // bit for bit); parameters and checkpoints are unaffected.
   bool channels_last = false;
+  // bfloat16 on CUDA: round every convolution's weight to bfloat16 in one
+  // pass at the start of forward (one launch, to_each) instead of a copy a
+  // convolution. The same values either way. Off only to measure it.
+  bool cast_weights_together = true;
 };
 
 // Input (N, 3, H, W) float; output logits (N, classes), float32. With
@@ -77,6 +81,7 @@ class ResNet50 : public Module {
   std::shared_ptr<BatchNorm2d> stem_bn_;  // with stem_relu_, one fused pass
   std::shared_ptr<ReLU> stem_relu_;
   std::shared_ptr<Module> maxpool_, avgpool_;  // where bfloat16 features turn float32
+  std::vector<Conv2d*> convs_;  // every convolution, owned by the module tree
 };
 
 }  // namespace lrt

@@ -115,4 +115,9 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   });
 }
 
+void copy_each(const std::vector<Tensor>& srcs, const std::vector<Tensor>& dsts) {
+  for (size_t i = 0; i < srcs.size(); ++i)
+    if (srcs[i].numel() > 0) copy(srcs[i], dsts[i]);
+}
+
 }  // namespace lrt::kernels::cpu

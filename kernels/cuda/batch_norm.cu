@@ -866,7 +866,9 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
     // to read; the same bits).
     const bool masked_by_sums = sums && relu_out.defined() && gresidual.defined();
     if (sums) {
-      with_lane_channels(nhwc_lane_channels(d, sizeof(S), {&gy, &relu_out, &x, &gresidual}), [&](auto lanes) {
+      const Tensor none;
+      const Tensor* written = masked_by_sums ? &gresidual : &none;  // aligned for the lanes' stores too
+      with_lane_channels(nhwc_lane_channels(d, sizeof(S), {&gy, &relu_out, &x, written}), [&](auto lanes) {
         constexpr int CP = decltype(lanes)::value;
         static const int64_t occupancy = blocks_per_sm(bn_grad_sums_nhwc_kernel<S, T, CP>);
         const int64_t chunk = nhwc_chunk(d, CP, occupancy * lrt::cuda::sm_count(dev));

@@ -242,4 +242,92 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   });
 }
 
+namespace {
+
+// copy_each's one launch: float32 -> bfloat16 over a list of tensors, each
+// in its own layout (a plain cast, rs = 0) or from a contiguous (K, C, R, S)
+// source into a channels_last destination (K, R, S, C): destination value
+// j = (k * RS + p) * C + c takes source value (k * C + c) * RS + p. The
+// metadata travels by value (as the fused optimizer step's), so a captured
+// launch replays over the same tensors; a block takes a chunk of
+// kEachChunk destination values in memory order.
+constexpr int kEachTensors = 128;
+constexpr int kEachBlocks = 2048;
+constexpr int64_t kEachChunk = 16384;
+
+struct CastEachMeta {
+  const float* src[kEachTensors];
+  BFloat16* dst[kEachTensors];
+  int64_t n[kEachTensors];
+  int64_t c[kEachTensors], rs[kEachTensors];
+  int16_t block_tensor[kEachBlocks];
+  int32_t block_chunk[kEachBlocks];
+};
+static_assert(sizeof(CastEachMeta) + 64 < 32764, "kernel arguments over CUDA's 32 KB limit");
+
+__global__ void cast_each_kernel(const __grid_constant__ CastEachMeta m) {
+  const int t = m.block_tensor[blockIdx.x];
+  const int64_t start = static_cast<int64_t>(m.block_chunk[blockIdx.x]) * kEachChunk;
+  const int64_t end = min(m.n[t], start + kEachChunk);
+  const float* src = m.src[t];
+  BFloat16* dst = m.dst[t];
+  const int64_t c = m.c[t], rs = m.rs[t];
+  if (rs == 0) {
+    for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) dst[j] = BFloat16(src[j]);
+    return;
+  }
+  for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) {
+    const int64_t ch = j % c, q = j / c, p = q % rs, k = q / rs;
+    dst[j] = BFloat16(src[(k * c + ch) * rs + p]);
+  }
+}
+
+}  // namespace
+
+void copy_each(const std::vector<Tensor>& srcs, const std::vector<Tensor>& dsts) {
+  const int dev = device_of(dsts[0]);
+  DeviceGuard guard(dev);
+  cudaStream_t stream = lrt::cuda::stream(dev);
+  CastEachMeta meta{};
+  int tensors = 0, blocks = 0;
+  auto launch = [&] {
+    if (blocks == 0) return;
+    cast_each_kernel<<<blocks, kThreads, 0, stream>>>(meta);
+    LRT_LAUNCH_CHECK();
+    tensors = blocks = 0;
+  };
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    const Tensor& src = srcs[i];
+    const Tensor& dst = dsts[i];
+    const int64_t n = dst.numel();
+    if (n == 0) continue;
+    const bool cast = src.dtype() == DType::Float32 && dst.dtype() == DType::BFloat16 && src.is_contiguous();
+    const bool plain = cast && dst.is_contiguous();
+    const bool to_nhwc = cast && !plain && dst.dim() == 4 && dst.is_contiguous(MemoryFormat::ChannelsLast);
+    if (!plain && !to_nhwc) {
+      copy(src, dst);
+      continue;
+    }
+    const int64_t chunks = (n + kEachChunk - 1) / kEachChunk;
+    int64_t chunk = 0;
+    while (chunk < chunks) {
+      if (tensors == kEachTensors || blocks == kEachBlocks) launch();
+      const int t = tensors++;
+      meta.src[t] = src.data<float>();
+      meta.dst[t] = dst.data<BFloat16>();
+      meta.n[t] = n;
+      meta.c[t] = plain ? 0 : dst.size(1);
+      meta.rs[t] = plain ? 0 : dst.size(2) * dst.size(3);
+      // A tensor whose chunks do not fit the remaining blocks continues in
+      // the next launch, listed again.
+      for (; chunk < chunks && blocks < kEachBlocks; ++chunk) {
+        meta.block_tensor[blocks] = static_cast<int16_t>(t);
+        meta.block_chunk[blocks] = static_cast<int32_t>(chunk);
+        ++blocks;
+      }
+    }
+  }
+  launch();
+}
+
 }  // namespace lrt::kernels::cuda

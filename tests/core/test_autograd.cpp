@@ -383,6 +383,31 @@ TEST_CASE("a leaf's first gradient is the engine's own tensor when nothing else 
   CHECK(host(leaf.grad()) == std::vector<double>(4, 4.0));
 }
 
+TEST_CASE("leaves whose gradients are views of one tensor: the first gets a copy, the last the view") {
+  Tensor a = normal_leaf({3}, 704), b = normal_leaf({3}, 705);
+  Tensor y;
+  {
+    NoGradGuard no_grad;
+    y = a + b;
+  }
+  // One buffer holds both gradients: a's is rows 0-2, b's rows 3-5.
+  y = record("split", y, {a, b}, [](const Tensor& g) {
+    Tensor buf = empty({6}, TensorOptions(kF64));
+    buf.slice(0, 0, 3).copy_(g * 2.0);
+    buf.slice(0, 3, 6).copy_(g * 5.0);
+    return std::vector<Tensor>{buf.slice(0, 0, 3), buf.slice(0, 3, 6)};
+  });
+  sum(y).backward();
+  CHECK(host(a.grad()) == std::vector<double>(3, 2.0));
+  CHECK(host(b.grad()) == std::vector<double>(3, 5.0));
+  CHECK(a.grad().storage() != b.grad().storage());  // a's was copied while b's view still held the buffer
+  // Later passes add into each leaf's own gradient only.
+  sum(a * 1.0).backward();
+  sum(b * 1.0).backward();
+  CHECK(host(a.grad()) == std::vector<double>(3, 3.0));
+  CHECK(host(b.grad()) == std::vector<double>(3, 6.0));
+}
+
 TEST_CASE("a waiting gradient is handed over only in the dtype and layout asked for, and must come back") {
   Tensor x = normal_leaf({2, 3}, 701);
   const void* summed_at = nullptr;

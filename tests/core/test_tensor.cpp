@@ -344,4 +344,43 @@ TEST_CASE("from_vector keeps the element type of its values unless a dtype is gi
   CHECK(arange(3).dtype() == DType::Float32);  // factories still default to float32
 }
 
+TEST_CASE("to_each gives each tensor's to(dtype, format): values, layout and gradient") {
+  const Shape shapes[] = {{6, 5, 3, 3}, {8, 4, 1, 1}, {7, 3}, {2, 3, 4, 5}};
+  for (DType dt : {DType::BFloat16, DType::Float64})
+    for (MemoryFormat f : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+      CAPTURE(dt);
+      CAPTURE(f == MemoryFormat::ChannelsLast);
+      std::vector<Tensor> src;
+      std::vector<MemoryFormat> formats;
+      uint64_t seed = 30;
+      for (const Shape& s : shapes) {
+        src.push_back(testing::normal(s, DType::Float32, ++seed).set_requires_grad(true));
+        formats.push_back(s.size() == 4 ? f : MemoryFormat::Contiguous);
+      }
+      src.push_back(Tensor());  // undefined stays undefined
+      formats.push_back(f);
+      const std::vector<Tensor> got = to_each(src, dt, formats);
+      REQUIRE(got.size() == src.size());
+      CHECK_FALSE(got.back().defined());
+      for (size_t i = 0; i + 1 < src.size(); ++i) {
+        CAPTURE(i);
+        const Tensor want = src[i].to(dt, formats[i]);
+        CHECK(got[i].dtype() == dt);
+        CHECK(got[i].strides() == want.strides());
+        CHECK(host(got[i]) == host(want));
+        // The gradient comes back in the source's dtype and layout, with the
+        // values to()'s backward gives.
+        const Tensor g = testing::normal(src[i].shape(), DType::Float32, 90 + i).to(dt, formats[i]);
+        got[i].backward(g);
+        const Tensor via_each = src[i].grad();
+        src[i].zero_grad();
+        want.backward(g);
+        CHECK(via_each.dtype() == DType::Float32);
+        CHECK(via_each.strides() == src[i].grad().strides());
+        CHECK(host(via_each) == host(src[i].grad()));
+      }
+    }
+  testing::check_mentions(testing::error_of([] { to_each({ones({2})}, DType::BFloat16, {}); }), {"to_each"});
+}
+
 }  // namespace lrt

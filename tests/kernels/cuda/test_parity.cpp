@@ -694,4 +694,38 @@ TEST_CASE("CUDA: a captured nonfinite_flag replays over the values the tensors h
   CHECK(flag.item() == 1.0);
 }
 
+TEST_CASE("CUDA: to_each casts float32 weights to bfloat16 in one launch with the bits, layouts and gradients of to()") {
+  std::vector<Shape> shapes = {{64, 3, 3, 3}, {256, 64, 1, 1}, {512, 512, 3, 3}, {10, 7, 5, 3}, {7, 3}, {1, 1, 1, 1}};
+  for (int i = 0; i < 150; ++i) shapes.push_back({8, 4, 3, 3});  // more tensors than one launch takes
+  shapes.push_back({2049, 16, 32, 32});                           // more chunks than one launch takes
+  for (MemoryFormat f : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+    CAPTURE(f == MemoryFormat::ChannelsLast);
+    std::vector<Tensor> src;
+    std::vector<MemoryFormat> formats;
+    uint64_t seed = 1000;
+    for (const Shape& s : shapes) {
+      src.push_back(testing::normal(s, DType::Float32, ++seed).to(kCuda).set_requires_grad(true));
+      formats.push_back(s.size() == 4 ? f : MemoryFormat::Contiguous);
+    }
+    src[3].slice(0, 0, 1).detach().fill_(testing::kNaN);  // NaN and infinities cast as to() casts them
+    src[4].slice(0, 1, 2).detach().fill_(std::numeric_limits<double>::infinity());
+    const std::vector<Tensor> got = to_each(src, DType::BFloat16, formats);
+    for (size_t i = 0; i < src.size(); ++i) {
+      CAPTURE(i);
+      const Tensor want = src[i].to(DType::BFloat16, formats[i]);
+      CHECK(got[i].strides() == want.strides());
+      testing::check_equal(host(got[i]), host(want), "values");
+      if (i < 6) {
+        const Tensor g = testing::normal(src[i].shape(), DType::Float32, 77).to(kCuda).to(DType::BFloat16, formats[i]);
+        got[i].backward(g);
+        const Tensor via_each = src[i].grad();
+        src[i].zero_grad();
+        want.backward(g);
+        CHECK(via_each.strides() == src[i].grad().strides());
+        testing::check_equal(host(via_each), host(src[i].grad()), "gradient");
+      }
+    }
+  }
+}
+
 }  // namespace lrt

@@ -322,13 +322,15 @@ namespace {
 
 // A ResNet50 step on CUDA at batch 8: the logits, then every parameter's
 // gradient, as host vectors.
-std::vector<std::vector<double>> resnet_step(DType dt, bool channels_last, bool training) {
+std::vector<std::vector<double>> resnet_step(DType dt, bool channels_last, bool training,
+                                             bool cast_weights_together = true) {
   const Tensor x = testing::normal({8, 3, 32, 32}, DType::Float32, 701).to(kCuda);
   const Tensor labels = from_vector<int64_t>({0, 1, 2, 3, 4, 5, 6, 7}, {8}).to(kCuda);
   ResNet50Options o;
   o.seed = 9;
   o.compute_dtype = dt;
   o.channels_last = channels_last;
+  o.cast_weights_together = cast_weights_together;
   ResNet50 model(o);
   model.to(kCuda);
   if (!training) model.eval();
@@ -396,6 +398,26 @@ TEST_CASE("CUDA: a channels_last ResNet50 step matches the NCHW one") {
       CHECK(got <= 2.0 * base + 1e-3);
     }
   }
+}
+
+// ResNet50Options::cast_weights_together: all 53 weights rounded to
+// bfloat16 in one launch give the bits of a copy a convolution, in both
+// layouts and modes (deterministic algorithms, so that two runs repeat).
+TEST_CASE("CUDA: a bfloat16 ResNet50 step with its weights cast together gives the bits of one cast a convolution") {
+  const bool was = conv_deterministic();
+  set_conv_deterministic(true);
+  struct Restore {
+    bool was;
+    ~Restore() { set_conv_deterministic(was); }
+  } restore{was};
+  for (bool channels_last : {false, true})
+    for (bool training : {true, false}) {
+      CAPTURE(channels_last);
+      CAPTURE(training);
+      const auto together = resnet_step(DType::BFloat16, channels_last, training, true);
+      const auto separate = resnet_step(DType::BFloat16, channels_last, training, false);
+      CHECK(together == separate);
+    }
 }
 
 }  // namespace lrt
