@@ -190,6 +190,44 @@ StepTensors forward_backward(ResNet50& model, const data::Batch& b) {
 // overwritten by its next replay.
 StepTensors copy_of(const StepTensors& t) { return {t.loss.clone(), t.correct.clone(), t.bad.clone()}; }
 
+// What GraphedStep and GraphedEval share: the fixed tensors a capture reads
+// its batch from, and which batches run eagerly, are captured or replay.
+// The first batch of a size runs eagerly (a warm-up: cuDNN's algorithm
+// choice and the libraries' workspaces are set up then, which a capture
+// cannot do), the second is captured, later ones of the captured size
+// replay; other sizes run eagerly, and so does everything after a failed
+// capture.
+struct GraphInputs {
+  enum class Use { Eager, Capture, Replay };
+  Tensor images, labels;  // what the capture read
+  int64_t batch = 0;      // the captured batch size
+  std::set<int64_t> seen;
+  bool disabled = false;
+
+  // How to run b. For Replay its values are copied into images and labels
+  // first; for Capture those become copies of it.
+  Use use_for(const data::Batch& b, bool captured) {
+    if (disabled) return Use::Eager;
+    const int64_t n = b.images.size(0);
+    if (captured) {
+      if (n != batch) return Use::Eager;
+      images.copy_(b.images);
+      labels.copy_(b.labels);
+      return Use::Replay;
+    }
+    if (seen.insert(n).second) return Use::Eager;
+    images = b.images.contiguous().clone();
+    labels = b.labels.contiguous().clone();
+    batch = n;
+    return Use::Capture;
+  }
+  // After a failed capture: eager from then on.
+  void disable() {
+    disabled = true;
+    images = labels = Tensor();
+  }
+};
+
 // --cuda-graph: the whole training step (forward, loss, backward, the
 // finiteness flag, the optimizer update) captured once as a CUDA graph and
 // replayed for every batch of the captured size. A batch size is first run
@@ -209,23 +247,22 @@ class GraphedStep {
   // Runs the training step of b at rate lr and returns its outcome, or
   // returns false and does nothing where the caller must run it eagerly.
   bool run(const data::Batch& b, double lr, StepTensors& out) {
-    if (disabled_) return false;
-    const int64_t n = b.images.size(0);
-    if (graph_.captured()) {
-      if (n != batch_) return false;
-      images_.copy_(b.images);
-      labels_.copy_(b.labels);
-      opt_.prepare(lr);
-      graph_.replay();
-      model_.replayed_forward();
-      out = copy_of(outputs_);
-      ++steps_;
-      return true;
+    switch (in_.use_for(b, graph_.captured())) {
+      case GraphInputs::Use::Eager:
+        return false;
+      case GraphInputs::Use::Replay:
+        opt_.prepare(lr);
+        graph_.replay();
+        model_.replayed_forward();
+        out = copy_of(outputs_);
+        ++steps_;
+        return true;
+      case GraphInputs::Use::Capture:
+        capture(b, lr);
+        out = graph_.captured() ? copy_of(outputs_) : eager_after_failed_capture(b);
+        return true;
     }
-    if (seen_.insert(n).second) return false;  // the first batch of this size warms up eagerly
-    capture(b, lr);
-    out = graph_.captured() ? copy_of(outputs_) : eager_after_failed_capture(b);
-    return true;
+    return false;
   }
 
   bool captured() const { return graph_.captured(); }
@@ -234,8 +271,6 @@ class GraphedStep {
 
  private:
   void capture(const data::Batch& b, double lr) {
-    images_ = b.images.contiguous().clone();
-    labels_ = b.labels.contiguous().clone();
     // Host buffers (BatchNorm's counters) as they were, in case the capture
     // fails after the forward has advanced them.
     for (const auto& [name, t] : model_.named_buffers())
@@ -243,21 +278,19 @@ class GraphedStep {
     opt_.prepare(lr);
     try {
       graph_.capture(dev_.index, [&] {
-        outputs_ = forward_backward(model_, data::Batch{images_, labels_, b.index});
+        outputs_ = forward_backward(model_, data::Batch{in_.images, in_.labels, b.index});
         bad_.copy_(maximum(bad_, outputs_.bad));
         opt_.apply(bad_);
       });
     } catch (const Error& e) {
       std::fprintf(stderr, "resnet50_cifar: --cuda-graph: %s; training goes on without a graph\n", e.message().c_str());
-      disabled_ = true;
+      in_.disable();
       for (auto& [buffer, saved] : host_buffers_) buffer.copy_(saved);
       host_buffers_.clear();
       outputs_ = StepTensors{};
-      images_ = labels_ = Tensor();
       return;
     }
     host_buffers_.clear();
-    batch_ = b.images.size(0);
     graph_.replay();  // the captured step itself
     ++steps_;
   }
@@ -275,12 +308,10 @@ class GraphedStep {
   optim::Optimizer& opt_;
   Device dev_;
   Tensor bad_;  // the trainer's sticky non-finite flag, which the update reads
-  Tensor images_, labels_;  // what the capture read
-  StepTensors outputs_;     // what it wrote
-  int64_t batch_ = 0, steps_ = 0;
-  std::set<int64_t> seen_;
+  GraphInputs in_;
+  StepTensors outputs_;  // what the capture wrote
+  int64_t steps_ = 0;
   std::vector<std::pair<Tensor, Tensor>> host_buffers_;
-  bool disabled_ = false;
   // Last, so it is destroyed first: its destructor waits for the last replay
   // before the tensors above are freed.
   CudaGraph graph_;
@@ -318,17 +349,16 @@ class GraphedEval {
   // mode without gradients) and returns its outcome, or returns false and
   // does nothing where the caller must run it eagerly.
   bool run(const data::Batch& b, EvalTensors& out) {
-    if (disabled_) return false;
-    const int64_t n = b.images.size(0);
-    if (graph_.captured()) {
-      if (n != batch_) return false;
-      images_.copy_(b.images);
-      labels_.copy_(b.labels);
-      graph_.replay();
-      model_.replayed_forward();
-    } else {
-      if (seen_.insert(n).second) return false;  // the first batch of this size warms up eagerly
-      if (!capture(b)) return false;
+    switch (in_.use_for(b, graph_.captured())) {
+      case GraphInputs::Use::Eager:
+        return false;
+      case GraphInputs::Use::Replay:
+        graph_.replay();
+        model_.replayed_forward();
+        break;
+      case GraphInputs::Use::Capture:
+        if (!capture()) return false;
+        break;
     }
     out = {outputs_.loss.clone(), outputs_.correct.clone()};  // the next replay overwrites them
     ++batches_;
@@ -339,31 +369,25 @@ class GraphedEval {
   int64_t batches() const { return batches_; }
 
  private:
-  bool capture(const data::Batch& b) {
-    images_ = b.images.contiguous().clone();
-    labels_ = b.labels.contiguous().clone();
+  bool capture() {
     try {
-      graph_.capture(dev_.index, [&] { outputs_ = eval_batch(model_, images_, labels_); });
+      graph_.capture(dev_.index, [&] { outputs_ = eval_batch(model_, in_.images, in_.labels); });
     } catch (const Error& e) {
       std::fprintf(stderr, "resnet50_cifar: --cuda-graph: the test pass: %s; it goes on without a graph\n",
                    e.message().c_str());
-      disabled_ = true;
+      in_.disable();
       outputs_ = EvalTensors{};
-      images_ = labels_ = Tensor();
       return false;
     }
-    batch_ = b.images.size(0);
     graph_.replay();  // the captured batch itself
     return true;
   }
 
   ResNet50& model_;
   Device dev_;
-  Tensor images_, labels_;  // what the capture read
-  EvalTensors outputs_;     // what it wrote
-  int64_t batch_ = 0, batches_ = 0;
-  std::set<int64_t> seen_;
-  bool disabled_ = false;
+  GraphInputs in_;
+  EvalTensors outputs_;  // what the capture wrote
+  int64_t batches_ = 0;
   CudaGraph graph_;  // last: destroyed first, after the last replay
 };
 
