@@ -288,46 +288,35 @@ void copy_each(const std::vector<Tensor>& srcs, const std::vector<Tensor>& dsts)
   const int dev = device_of(dsts[0]);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
-  CastEachMeta meta{};
-  int tensors = 0, blocks = 0;
-  auto launch = [&] {
-    if (blocks == 0) return;
-    cast_each_kernel<<<blocks, kThreads, 0, stream>>>(meta);
-    LRT_LAUNCH_CHECK();
-    tensors = blocks = 0;
-  };
+  // The pairs one launch takes (the others: a copy each) and their layouts.
+  std::vector<int64_t> sizes(srcs.size(), 0);
+  std::vector<bool> plain(srcs.size(), false);
   for (size_t i = 0; i < srcs.size(); ++i) {
     const Tensor& src = srcs[i];
     const Tensor& dst = dsts[i];
-    const int64_t n = dst.numel();
-    if (n == 0) continue;
     const bool cast = src.dtype() == DType::Float32 && dst.dtype() == DType::BFloat16 && src.is_contiguous();
-    const bool plain = cast && dst.is_contiguous();
-    const bool to_nhwc = cast && !plain && dst.dim() == 4 && dst.is_contiguous(MemoryFormat::ChannelsLast);
-    if (!plain && !to_nhwc) {
+    plain[i] = cast && dst.is_contiguous();
+    const bool to_nhwc = cast && !plain[i] && dst.dim() == 4 && dst.is_contiguous(MemoryFormat::ChannelsLast);
+    if (plain[i] || to_nhwc)
+      sizes[i] = dst.numel();
+    else if (dst.numel() > 0)
       copy(src, dst);
-      continue;
-    }
-    const int64_t chunks = (n + kEachChunk - 1) / kEachChunk;
-    int64_t chunk = 0;
-    while (chunk < chunks) {
-      if (tensors == kEachTensors || blocks == kEachBlocks) launch();
-      const int t = tensors++;
-      meta.src[t] = src.data<float>();
-      meta.dst[t] = dst.data<BFloat16>();
-      meta.n[t] = n;
-      meta.c[t] = plain ? 0 : dst.size(1);
-      meta.rs[t] = plain ? 0 : dst.size(2) * dst.size(3);
-      // A tensor whose chunks do not fit the remaining blocks continues in
-      // the next launch, listed again.
-      for (; chunk < chunks && blocks < kEachBlocks; ++chunk) {
-        meta.block_tensor[blocks] = static_cast<int16_t>(t);
-        meta.block_chunk[blocks] = static_cast<int32_t>(chunk);
-        ++blocks;
-      }
-    }
   }
-  launch();
+  CastEachMeta meta{};
+  launch_chunked<kEachTensors, kEachBlocks>(
+      meta, sizes, kEachChunk,
+      [&](int t, size_t i) {
+        const Tensor& dst = dsts[i];
+        meta.src[t] = srcs[i].data<float>();
+        meta.dst[t] = dst.data<BFloat16>();
+        meta.n[t] = dst.numel();
+        meta.c[t] = plain[i] ? 0 : dst.size(1);
+        meta.rs[t] = plain[i] ? 0 : dst.size(2) * dst.size(3);
+      },
+      [&](int blocks) {
+        cast_each_kernel<<<blocks, kThreads, 0, stream>>>(meta);
+        LRT_LAUNCH_CHECK();
+      });
 }
 
 }  // namespace lrt::kernels::cuda

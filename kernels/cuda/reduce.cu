@@ -189,38 +189,24 @@ void nonfinite_flag(const std::vector<Tensor>& ins, const Tensor& flag) {
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
   CUDA_CHECK(cudaMemsetAsync(flag.data_ptr(), 0, sizeof(float), stream));
+  std::vector<int64_t> sizes;
+  for (const Tensor& in : ins) sizes.push_back(in.numel());
   FiniteMeta meta{};
-  int tensors = 0, blocks = 0;
-  auto launch = [&] {
-    if (blocks == 0) return;
-    nonfinite_kernel<<<blocks, kThreads, 0, stream>>>(meta, flag.data<float>());
-    LRT_LAUNCH_CHECK();
-    tensors = blocks = 0;
-  };
-  for (const Tensor& in : ins) {
-    const int64_t n = in.numel();
-    if (n == 0) continue;
-    const int64_t chunks = (n + kFiniteChunk - 1) / kFiniteChunk;
-    int64_t chunk = 0;
-    while (chunk < chunks) {
-      if (tensors == kFiniteTensors || blocks == kFiniteBlocks) launch();
-      const int t = tensors++;
-      meta.ptr[t] = in.data_ptr();
-      meta.n[t] = n;
-      meta.kind[t] = in.dtype() == DType::Float64    ? kF64
-                     : in.dtype() == DType::BFloat16 ? kBf16
-                     : aligned16(in.data_ptr())      ? kF32x4
-                                                     : kF32;
-      // A tensor whose chunks do not fit the remaining blocks continues in
-      // the next launch, listed again.
-      for (; chunk < chunks && blocks < kFiniteBlocks; ++chunk) {
-        meta.block_tensor[blocks] = static_cast<int16_t>(t);
-        meta.block_chunk[blocks] = static_cast<int32_t>(chunk);
-        ++blocks;
-      }
-    }
-  }
-  launch();
+  launch_chunked<kFiniteTensors, kFiniteBlocks>(
+      meta, sizes, kFiniteChunk,
+      [&](int t, size_t i) {
+        const Tensor& in = ins[i];
+        meta.ptr[t] = in.data_ptr();
+        meta.n[t] = in.numel();
+        meta.kind[t] = in.dtype() == DType::Float64    ? kF64
+                       : in.dtype() == DType::BFloat16 ? kBf16
+                       : aligned16(in.data_ptr())      ? kF32x4
+                                                       : kF32;
+      },
+      [&](int blocks) {
+        nonfinite_kernel<<<blocks, kThreads, 0, stream>>>(meta, flag.data<float>());
+        LRT_LAUNCH_CHECK();
+      });
 }
 
 void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Tensor& out,
