@@ -479,26 +479,19 @@ if [ -x "$build/apps/bench_resnet50" ]; then
     timeout 150 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
       "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last --profile-step --repeat 1 \
       >"$logs/ncu_bf16_step.csv" 2>"$logs/ncu.err"
-    while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/ncu_bf16_step.csv" <<'PY'
-import collections, csv, sys
-lines = open(sys.argv[1]).read().splitlines()
-start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), None)
-if start is None:
-    print(f'{"ncu bf16 step":<28} {"FAIL":<8} no kernel table (see ncu.err)'); sys.exit()
-rows = list(csv.DictReader(lines[start:]))
-scale = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}
-total, by = 0.0, collections.defaultdict(lambda: [0.0, 0])
-for r in rows:
-    ms = float(r["Metric Value"].replace(",", "")) * scale.get(r["Metric Unit"], 1e-6)
-    name = r["Kernel Name"].removeprefix("void ").split("(")[0].replace("kernels::<unnamed>::", "")
-    total += ms
-    by[name][0] += ms
-    by[name][1] += 1
-print(f'{"ncu bf16 step":<28} {"info":<8} {total:.2f} ms of kernels in {len(rows)} launches (each timed alone; channels_last)')
-for i, (name, (ms, n)) in enumerate(sorted(by.items(), key=lambda kv: -kv[1][0])[:10]):
-    print(f'{"ncu bf16 #" + str(i + 1):<28} {"info":<8} {ms:.2f} ms, {n} launches: {name[:110]}')
-PY
-)
+    while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bf16_step.csv" \
+      "ncu bf16 step" --top 10 --what "each timed alone; channels_last")
+    # Why the batch-norm kernels take what they take: the same step again,
+    # only lrt's batch-norm kernels, with the DRAM bytes each moves (so its
+    # achieved bandwidth, against the copy's 4.16 TB/s), registers a thread,
+    # theoretical and achieved occupancy. Last, as it needs more replays of
+    # each kernel than the time alone; a run stopped here keeps the rows
+    # above.
+    timeout 100 ncu --clock-control none --profile-from-start off --kernel-name regex:bn_ \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__registers_per_thread,sm__maximum_warps_per_active_cycle_pct,sm__warps_active.avg.pct_of_peak_sustained_active \
+      --csv "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last \
+      --profile-step --repeat 1 >"$logs/ncu_bn.csv" 2>"$logs/ncu_bn.err"
+    while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bn.csv" "ncu bn" --missing skip)
   else
     row "ncu bf16 step" "skip" "ncu not found"
   fi

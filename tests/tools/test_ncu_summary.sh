@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Checks tools/ncu_summary.py (the device check's Nsight Compute rows) on
+# hand-written CSVs in ncu's format: kernels grouped and ranked by time,
+# ncu's scaled units, DRAM traffic and its rate, register and occupancy
+# ranges, a time-weighted achieved occupancy, and one row (FAIL, or skip on
+# request) for a CSV without a usable table. The expected rows were worked
+# out by hand from the values below. Exits 77 (skipped) without python3.
+#   tests/tools/test_ncu_summary.sh
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+script="$here/../../tools/ncu_summary.py"
+[ -f "$script" ] || { echo "FAIL: $script not found"; exit 1; }
+py=""
+for cand in python3 /usr/bin/python3; do
+  if command -v "$cand" >/dev/null 2>&1; then py=$cand; break; fi
+done
+if [ -z "$py" ]; then
+  echo "SKIPPED: ncu_summary.py (no python3)"
+  exit 77
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# expect FILE ROW: FILE holds ROW as a whole line.
+expect() { grep -qFx -- "$2" "$1" || fail "$(basename "$1") lacks the row '$2'; it holds:$(printf '\n%s' "$(cat "$1")")"; }
+row() { printf '%-28s %-8s %s' "$1" "$2" "$3"; }
+
+header='"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size","Device","CC","Section Name","Metric Name","Metric Unit","Metric Value"'
+apply='void lrt::kernels::cuda::(anonymous namespace)::bn_apply_nhwc_kernel<lrt::BFloat16, float, 8>(const T1 *, const T1 *, T1 *, const T2 *, long, long)'
+stats='void lrt::kernels::cuda::(anonymous namespace)::bn_stats_nhwc_kernel<lrt::BFloat16, float, 2>(const T1 *, lrt::kernels::cuda::(anonymous namespace)::RowsDims, long)'
+line() { printf '"%s","7","bench_resnet50","h","%s","1","7","(256, 1, 1)","(264, 1, 1)","0","9.0","Command line profiler metrics","%s","%s","%s"\n' "$@"; }
+
+# Times only: bn_apply twice (1,500.5 us + 500 us = 2.0005 ms), a cuDNN
+# kernel once (2.5 ms): 4.5005 ms in 3 launches, the cuDNN kernel first.
+{
+  echo '==PROF== Connected to process 7 (bench_resnet50)'
+  echo '==PROF== Profiling "bn_apply_nhwc_kernel": 0%....50%....100% - 1 pass'
+  echo "$header"
+  line 0 "$apply" gpu__time_duration.sum usecond "1,500.5"
+  line 1 "sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc" gpu__time_duration.sum msecond 2.5
+  line 2 "$apply" gpu__time_duration.sum nsecond "500,000"
+} >"$tmp/times.csv"
+"$py" "$script" "$tmp/times.csv" "ncu step" --top 10 --what "each timed alone" >"$tmp/times.out" || fail "times.csv: status $?"
+expect "$tmp/times.out" "$(row "ncu step" info "4.50 ms of kernels in 3 launches (each timed alone)")"
+expect "$tmp/times.out" "$(row "ncu step #1" info "2.50 ms, 1 launch: sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc")"
+expect "$tmp/times.out" "$(row "ncu step #2" info "2.00 ms, 2 launches: bn_apply_nhwc_kernel<lrt::BFloat16, float, 8>")"
+[ "$(wc -l <"$tmp/times.out")" -eq 3 ] || fail "times.csv: $(wc -l <"$tmp/times.out") rows, not 3"
+"$py" "$script" "$tmp/times.csv" "ncu step" --top 1 >"$tmp/top1.out"
+[ "$(wc -l <"$tmp/top1.out")" -eq 2 ] || fail "--top 1: $(wc -l <"$tmp/top1.out") rows, not 2"
+
+# Every metric: bn_stats twice.
+#   launch 0: 1 ms, 2 GB read + 1,000 MB written, 56 registers, 50% / 40%
+#   launch 1: 3,000 us, 5 GB read + 1e9 bytes written, 64 registers, 37.4% / 20%
+# 4 ms and 9 GB: 2.25 TB/s; achieved (40 * 1 + 20 * 3) / 4 = 25%.
+{
+  echo "$header"
+  for m in "gpu__time_duration.sum msecond 1" "dram__bytes_read.sum Gbyte 2" "dram__bytes_write.sum Mbyte 1,000" \
+           "launch__registers_per_thread register/thread 56" "sm__maximum_warps_per_active_cycle_pct % 50" \
+           "sm__warps_active.avg.pct_of_peak_sustained_active % 40"; do
+    set -- $m; line 0 "$stats" "$1" "$2" "$3"
+  done
+  for m in "gpu__time_duration.sum usecond 3,000" "dram__bytes_read.sum Gbyte 5" "dram__bytes_write.sum byte 1000000000" \
+           "launch__registers_per_thread register/thread 64" "sm__maximum_warps_per_active_cycle_pct % 37.4" \
+           "sm__warps_active.avg.pct_of_peak_sustained_active % 20"; do
+    set -- $m; line 1 "$stats" "$1" "$2" "$3"
+  done
+} >"$tmp/all.csv"
+"$py" "$script" "$tmp/all.csv" "ncu bn" >"$tmp/all.out" || fail "all.csv: status $?"
+expect "$tmp/all.out" "$(row "ncu bn" info "4.00 ms of kernels in 2 launches, 9.00 GB at 2.25 TB/s")"
+expect "$tmp/all.out" "$(row "ncu bn #1" info "4.00 ms, 2 launches, 9.00 GB at 2.25 TB/s, 56-64 registers, occupancy 37-50% theoretical, 25% achieved: bn_stats_nhwc_kernel<lrt::BFloat16, float, 2>")"
+
+# No usable table: one row, FAIL or skip, and status 0.
+echo '==ERROR== Failed to profile "bn_apply_nhwc_kernel"' >"$tmp/none.csv"
+"$py" "$script" "$tmp/none.csv" "ncu bn" >"$tmp/none.out" || fail "none.csv: status $?"
+expect "$tmp/none.out" "$(row "ncu bn" FAIL "no kernel table (see the ncu log beside the CSV)")"
+"$py" "$script" "$tmp/none.csv" "ncu bn" --missing skip >"$tmp/skip.out"
+expect "$tmp/skip.out" "$(row "ncu bn" skip "no kernel table (see the ncu log beside the CSV)")"
+"$py" "$script" "$tmp/absent.csv" "ncu bn" >"$tmp/absent.out" || fail "absent.csv: status $?"
+grep -q '^ncu bn  *FAIL  *no kernel table (No such file or directory: ' "$tmp/absent.out" || fail "absent.csv: $(cat "$tmp/absent.out")"
+{ echo "$header"; line 0 "$apply" gpu__time_duration.sum furlong 3; } >"$tmp/unit.csv"
+"$py" "$script" "$tmp/unit.csv" "ncu bn" >"$tmp/unit.out"
+expect "$tmp/unit.out" "$(row "ncu bn" FAIL "unreadable kernel table (unit 'furlong' of gpu__time_duration.sum)")"
+{ echo "$header"; line 0 "$apply" dram__bytes_read.sum byte 3; } >"$tmp/notime.csv"
+"$py" "$script" "$tmp/notime.csv" "ncu bn" >"$tmp/notime.out"
+expect "$tmp/notime.out" "$(row "ncu bn" FAIL "unreadable kernel table (a launch of bn_apply_nhwc_kernel<lrt::BFloat16, float, 8> has no gpu__time_duration.sum)")"
+echo "$header" >"$tmp/empty.csv"
+"$py" "$script" "$tmp/empty.csv" "ncu bn" >"$tmp/empty.out"
+expect "$tmp/empty.out" "$(row "ncu bn" FAIL "the kernel table is empty (no kernel matched)")"
+
+# Bad arguments: status 2.
+"$py" "$script" "$tmp/times.csv" "ncu bn" --top -1 >/dev/null 2>&1
+[ $? -eq 2 ] || fail "--top -1 did not exit with status 2"
+"$py" "$script" >/dev/null 2>&1
+[ $? -eq 2 ] || fail "no arguments did not exit with status 2"
+
+if [ "$failures" -gt 0 ]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "ncu_summary.py: all checks passed"

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Summarises an Nsight Compute CSV as rows of the device check's table.
+
+    ncu_summary.py CSV LABEL [--top N] [--what TEXT]
+
+CSV is what `ncu --csv --metrics ...` prints (its own lines first, then a
+table of one row per kernel launch and metric). Launches are grouped by
+kernel (the name without its arguments), costliest first, and the script
+prints a total row, then one row per kernel (the N costliest, all by
+default), each `LABEL #i   info   detail`. What a row says depends on the
+metrics the CSV holds:
+
+  gpu__time_duration.sum            milliseconds, summed over the launches
+  dram__bytes_read.sum and
+  dram__bytes_write.sum             DRAM traffic (GB) and its rate (TB/s)
+  launch__registers_per_thread      registers a thread (the range, if they differ)
+  sm__maximum_warps_per_active_cycle_pct
+                                    theoretical occupancy (the range)
+  sm__warps_active.avg.pct_of_peak_sustained_active
+                                    achieved occupancy, averaged over the
+                                    launches weighted by their time
+
+A CSV without a usable kernel table (ncu failed or was stopped) gives one
+row saying so, FAIL unless --missing skip, and status 0, so that the table
+goes on; bad arguments exit with status 2.
+"""
+
+import argparse
+import collections
+import csv
+import sys
+
+TIME = "gpu__time_duration.sum"
+READ = "dram__bytes_read.sum"
+WRITE = "dram__bytes_write.sum"
+REGS = "launch__registers_per_thread"
+THEORETICAL = "sm__maximum_warps_per_active_cycle_pct"
+ACHIEVED = "sm__warps_active.avg.pct_of_peak_sustained_active"
+
+# ncu's units (auto-scaled or base), to milliseconds and to bytes. Nsight
+# Compute's byte prefixes are decimal (Kbyte = 1000 bytes); the binary ones
+# are spelt KiB.
+MS = {"nsecond": 1e-6, "ns": 1e-6, "usecond": 1e-3, "us": 1e-3, "msecond": 1.0, "ms": 1.0, "second": 1e3, "s": 1e3}
+BYTES = {"byte": 1.0, "B": 1.0, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6, "MB": 1e6, "Gbyte": 1e9, "GB": 1e9,
+         "Tbyte": 1e12, "TB": 1e12, "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30}
+
+
+def kernel_name(raw):
+    """The kernel's name without 'void', its arguments and lrt's namespaces."""
+    name = raw.removeprefix("void ")
+    for ns in ("lrt::kernels::cuda::(anonymous namespace)::", "lrt::kernels::cuda::<unnamed>::",
+               "kernels::<unnamed>::", "lrt::kernels::cuda::", "(anonymous namespace)::", "<unnamed>::"):
+        name = name.replace(ns, "")
+    depth = 0
+    for i, ch in enumerate(name):  # cut at the first '(' outside template brackets
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        elif ch == "(" and depth == 0:
+            return name[:i]
+    return name
+
+
+def number(value):
+    return float(value.replace(",", ""))
+
+
+def scaled(row, table):
+    unit = row["Metric Unit"]
+    if unit not in table:
+        raise ValueError(f"unit '{unit}' of {row['Metric Name']}")
+    return number(row["Metric Value"]) * table[unit]
+
+
+def span(values, fmt):
+    lo, hi = min(values), max(values)
+    return fmt.format(lo) if lo == hi else fmt.format(lo) + "-" + fmt.format(hi)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Nsight Compute CSV to device-check rows.")
+    ap.add_argument("csv")
+    ap.add_argument("label")
+    ap.add_argument("--top", type=int, default=0, help="rows for the N costliest kernels only (default: all)")
+    ap.add_argument("--what", default="", help="added to the total row, in parentheses")
+    ap.add_argument("--missing", default="FAIL", choices=["FAIL", "skip"],
+                    help="the status of the row that says the CSV holds no usable table (default FAIL)")
+    a = ap.parse_args()
+    if a.top < 0:
+        print("ncu_summary.py: --top must be 0 or more", file=sys.stderr)
+        return 2
+    label = a.label
+
+    def out(n, status, detail):
+        print(f"{n:<28} {status:<8} {detail}")
+
+    try:
+        with open(a.csv, newline="") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        out(label, a.missing, f"no kernel table ({e.strerror}: {a.csv})")
+        return 0
+    start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), None)
+    if start is None:
+        out(label, a.missing, "no kernel table (see the ncu log beside the CSV)")
+        return 0
+
+    launches = collections.OrderedDict()  # ID -> (name, {metric: row})
+    try:
+        for r in csv.DictReader(lines[start:]):
+            if r.get("ID") is None or r.get("Metric Name") is None:
+                continue
+            launches.setdefault(r["ID"], (kernel_name(r["Kernel Name"]), {}))[1][r["Metric Name"]] = r
+        by = collections.OrderedDict()
+        for name, metrics in launches.values():
+            if TIME not in metrics:
+                raise ValueError(f"a launch of {name} has no {TIME}")
+            k = by.setdefault(name, {"ms": 0.0, "n": 0, "bytes": 0.0, "has_bytes": True, "regs": [], "theo": [],
+                                     "ach_ms": 0.0, "ach": 0.0})
+            ms = scaled(metrics[TIME], MS)
+            k["ms"] += ms
+            k["n"] += 1
+            if READ in metrics and WRITE in metrics:
+                k["bytes"] += scaled(metrics[READ], BYTES) + scaled(metrics[WRITE], BYTES)
+            else:
+                k["has_bytes"] = False
+            if REGS in metrics:
+                k["regs"].append(number(metrics[REGS]["Metric Value"]))
+            if THEORETICAL in metrics:
+                k["theo"].append(number(metrics[THEORETICAL]["Metric Value"]))
+            if ACHIEVED in metrics:
+                k["ach"] += number(metrics[ACHIEVED]["Metric Value"]) * ms
+                k["ach_ms"] += ms
+    except (ValueError, KeyError) as e:
+        out(label, a.missing, f"unreadable kernel table ({e})")
+        return 0
+    if not by:
+        out(label, a.missing, "the kernel table is empty (no kernel matched)")
+        return 0
+
+    def traffic(ms, nbytes):
+        return f"{nbytes / 1e9:.2f} GB at {nbytes / 1e9 / ms:.2f} TB/s" if ms > 0 else f"{nbytes / 1e9:.2f} GB"
+
+    total_ms = sum(k["ms"] for k in by.values())
+    total = f"{total_ms:.2f} ms of kernels in {len(launches)} launches"
+    if all(k["has_bytes"] for k in by.values()):
+        total += ", " + traffic(total_ms, sum(k["bytes"] for k in by.values()))
+    if a.what:
+        total += f" ({a.what})"
+    out(label, "info", total)
+    ranked = sorted(by.items(), key=lambda kv: -kv[1]["ms"])
+    for i, (name, k) in enumerate(ranked[: a.top or None]):
+        parts = [f"{k['ms']:.2f} ms", f"{k['n']} launch" + ("" if k["n"] == 1 else "es")]
+        if k["has_bytes"]:
+            parts.append(traffic(k["ms"], k["bytes"]))
+        if len(k["regs"]) == k["n"]:
+            parts.append(span(k["regs"], "{:.0f}") + " registers")
+        if len(k["theo"]) == k["n"]:
+            parts.append("occupancy " + span(k["theo"], "{:.0f}") + "% theoretical")
+        if k["ach_ms"] > 0:
+            parts.append(f"{k['ach'] / k['ach_ms']:.0f}% achieved")
+        out(f"{label} #{i + 1}", "info", ", ".join(parts) + ": " + name[:110])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
