@@ -484,13 +484,20 @@ if [ -x "$build/apps/bench_resnet50" ]; then
     # Why the batch-norm kernels take what they take: the same step again,
     # only lrt's batch-norm kernels, with the DRAM bytes each moves (so its
     # achieved bandwidth, against the copy's 4.16 TB/s), registers a thread,
-    # theoretical and achieved occupancy. Last, as it needs more replays of
-    # each kernel than the time alone; a run stopped here keeps the rows
-    # above.
-    timeout 100 ncu --clock-control none --profile-from-start off --kernel-name regex:bn_ \
-      --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__registers_per_thread,sm__maximum_warps_per_active_cycle_pct,sm__warps_active.avg.pct_of_peak_sustained_active \
-      --csv "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last \
-      --profile-step --repeat 1 >"$logs/ncu_bn.csv" 2>"$logs/ncu_bn.err"
+    # theoretical and achieved occupancy, issue slots busy and the FP64
+    # pipe's use (the reductions sum in double). Last, as it needs more
+    # replays of each kernel than the time alone; a run stopped here keeps
+    # the rows above. Should ncu refuse a metric name at once, the pass runs
+    # again with the first five alone.
+    bn_metrics=gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__registers_per_thread
+    bn_metrics+=,sm__maximum_warps_per_active_cycle_pct,sm__warps_active.avg.pct_of_peak_sustained_active
+    for extra in ,sm__inst_issued.avg.pct_of_peak_sustained_active,sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active ""; do
+      t0=$(date +%s)
+      timeout 100 ncu --clock-control none --profile-from-start off --kernel-name regex:bn_ --metrics "$bn_metrics$extra" \
+        --csv "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last \
+        --profile-step --repeat 1 >"$logs/ncu_bn.csv" 2>"$logs/ncu_bn.err"
+      grep -q '^"ID"' "$logs/ncu_bn.csv" || (($(date +%s) - t0 > 20)) && break
+    done
     while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bn.csv" "ncu bn" --missing skip)
   else
     row "ncu bf16 step" "skip" "ncu not found"

@@ -17,8 +17,12 @@ metrics the CSV holds:
   sm__maximum_warps_per_active_cycle_pct
                                     theoretical occupancy (the range)
   sm__warps_active.avg.pct_of_peak_sustained_active
-                                    achieved occupancy, averaged over the
-                                    launches weighted by their time
+                                    achieved occupancy
+  sm__inst_issued.avg.pct_of_peak_sustained_active
+                                    issue slots busy
+  sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active
+                                    the FP64 pipe's use
+The last three are averaged over a kernel's launches, weighted by their time.
 
 A CSV without a usable kernel table (ncu failed or was stopped) gives one
 row saying so, FAIL unless --missing skip, and status 0, so that the table
@@ -35,7 +39,11 @@ READ = "dram__bytes_read.sum"
 WRITE = "dram__bytes_write.sum"
 REGS = "launch__registers_per_thread"
 THEORETICAL = "sm__maximum_warps_per_active_cycle_pct"
-ACHIEVED = "sm__warps_active.avg.pct_of_peak_sustained_active"
+# Percentages averaged over a kernel's launches, weighted by their time,
+# and how a row names them.
+WEIGHTED = [("sm__warps_active.avg.pct_of_peak_sustained_active", "{:.0f}% achieved"),
+            ("sm__inst_issued.avg.pct_of_peak_sustained_active", "issue slots {:.0f}% busy"),
+            ("sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active", "FP64 pipe {:.0f}%")]
 
 # ncu's units (auto-scaled or base), to milliseconds and to bytes. Nsight
 # Compute's byte prefixes are decimal (Kbyte = 1000 bytes); the binary ones
@@ -117,7 +125,7 @@ def main():
             if TIME not in metrics:
                 raise ValueError(f"a launch of {name} has no {TIME}")
             k = by.setdefault(name, {"ms": 0.0, "n": 0, "bytes": 0.0, "has_bytes": True, "regs": [], "theo": [],
-                                     "ach_ms": 0.0, "ach": 0.0})
+                                     "weighted": {m: [0.0, 0.0] for m, _ in WEIGHTED}})
             ms = scaled(metrics[TIME], MS)
             k["ms"] += ms
             k["n"] += 1
@@ -129,9 +137,10 @@ def main():
                 k["regs"].append(number(metrics[REGS]["Metric Value"]))
             if THEORETICAL in metrics:
                 k["theo"].append(number(metrics[THEORETICAL]["Metric Value"]))
-            if ACHIEVED in metrics:
-                k["ach"] += number(metrics[ACHIEVED]["Metric Value"]) * ms
-                k["ach_ms"] += ms
+            for m, _ in WEIGHTED:
+                if m in metrics:
+                    k["weighted"][m][0] += number(metrics[m]["Metric Value"]) * ms
+                    k["weighted"][m][1] += ms
     except (ValueError, KeyError) as e:
         out(label, a.missing, f"unreadable kernel table ({e})")
         return 0
@@ -158,8 +167,10 @@ def main():
             parts.append(span(k["regs"], "{:.0f}") + " registers")
         if len(k["theo"]) == k["n"]:
             parts.append("occupancy " + span(k["theo"], "{:.0f}") + "% theoretical")
-        if k["ach_ms"] > 0:
-            parts.append(f"{k['ach'] / k['ach_ms']:.0f}% achieved")
+        for m, fmt in WEIGHTED:
+            total_value, weight = k["weighted"][m]
+            if weight > 0:
+                parts.append(fmt.format(total_value / weight))
         out(f"{label} #{i + 1}", "info", ", ".join(parts) + ": " + name[:110])
     return 0
 

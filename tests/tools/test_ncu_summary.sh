@@ -51,25 +51,32 @@ expect "$tmp/times.out" "$(row "ncu step #2" info "2.00 ms, 2 launches: bn_apply
 [ "$(wc -l <"$tmp/top1.out")" -eq 2 ] || fail "--top 1: $(wc -l <"$tmp/top1.out") rows, not 2"
 
 # Every metric: bn_stats twice.
-#   launch 0: 1 ms, 2 GB read + 1,000 MB written, 56 registers, 50% / 40%
-#   launch 1: 3,000 us, 5 GB read + 1e9 bytes written, 64 registers, 37.4% / 20%
-# 4 ms and 9 GB: 2.25 TB/s; achieved (40 * 1 + 20 * 3) / 4 = 25%.
+#   launch 0: 1 ms, 2 GB read + 1,000 MB written, 56 registers, occupancy
+#             50% / 40%, issue slots 30% busy, FP64 pipe 10%
+#   launch 1: 3,000 us, 5 GB read + 1e9 bytes written, 64 registers,
+#             occupancy 37.4% / 20%, issue slots 50%, FP64 pipe 2%
+# 4 ms and 9 GB: 2.25 TB/s; weighted by time: achieved (40 * 1 + 20 * 3) / 4
+# = 25%, issue slots (30 + 150) / 4 = 45%, FP64 (10 + 6) / 4 = 4%.
 {
   echo "$header"
   for m in "gpu__time_duration.sum msecond 1" "dram__bytes_read.sum Gbyte 2" "dram__bytes_write.sum Mbyte 1,000" \
            "launch__registers_per_thread register/thread 56" "sm__maximum_warps_per_active_cycle_pct % 50" \
-           "sm__warps_active.avg.pct_of_peak_sustained_active % 40"; do
+           "sm__warps_active.avg.pct_of_peak_sustained_active % 40" \
+           "sm__inst_issued.avg.pct_of_peak_sustained_active % 30" \
+           "sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active % 10"; do
     set -- $m; line 0 "$stats" "$1" "$2" "$3"
   done
   for m in "gpu__time_duration.sum usecond 3,000" "dram__bytes_read.sum Gbyte 5" "dram__bytes_write.sum byte 1000000000" \
            "launch__registers_per_thread register/thread 64" "sm__maximum_warps_per_active_cycle_pct % 37.4" \
-           "sm__warps_active.avg.pct_of_peak_sustained_active % 20"; do
+           "sm__warps_active.avg.pct_of_peak_sustained_active % 20" \
+           "sm__inst_issued.avg.pct_of_peak_sustained_active % 50" \
+           "sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active % 2"; do
     set -- $m; line 1 "$stats" "$1" "$2" "$3"
   done
 } >"$tmp/all.csv"
 "$py" "$script" "$tmp/all.csv" "ncu bn" >"$tmp/all.out" || fail "all.csv: status $?"
 expect "$tmp/all.out" "$(row "ncu bn" info "4.00 ms of kernels in 2 launches, 9.00 GB at 2.25 TB/s")"
-expect "$tmp/all.out" "$(row "ncu bn #1" info "4.00 ms, 2 launches, 9.00 GB at 2.25 TB/s, 56-64 registers, occupancy 37-50% theoretical, 25% achieved: bn_stats_nhwc_kernel<lrt::BFloat16, float, 2>")"
+expect "$tmp/all.out" "$(row "ncu bn #1" info "4.00 ms, 2 launches, 9.00 GB at 2.25 TB/s, 56-64 registers, occupancy 37-50% theoretical, 25% achieved, issue slots 45% busy, FP64 pipe 4%: bn_stats_nhwc_kernel<lrt::BFloat16, float, 2>")"
 
 # No usable table: one row, FAIL or skip, and status 0.
 echo '==ERROR== Failed to profile "bn_apply_nhwc_kernel"' >"$tmp/none.csv"
