@@ -69,6 +69,14 @@ def run_torch(args):
 
     for _ in range(args.warmup):
         step()
+    if args.profile_step:
+        # One step after warm-up between cudaProfilerStart and cudaProfilerStop,
+        # for `ncu --profile-from-start off` (as bench_resnet50 --profile-step).
+        torch.cuda.synchronize()
+        torch.cuda.profiler.start()
+        step()
+        torch.cuda.synchronize()
+        torch.cuda.profiler.stop()
     times = []
     loss = None
     if dev.type == "cuda":
@@ -237,12 +245,19 @@ def main():
     ap.add_argument("--config-timeout", type=float, default=300,
                     help="--matrix: seconds one PyTorch configuration may take, compilation included (default 300)")
     ap.add_argument("--matmul-rate", action="store_true", help="only measure the bf16 matrix rate (JSON)")
+    ap.add_argument("--profile-step", action="store_true",
+                    help="CUDA, PyTorch alone: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, "
+                         "for ncu --profile-from-start off")
     args = ap.parse_args()
     try:
         args.batches = [int(b) for b in args.batches.split(",")]
         assert all(b > 0 for b in args.batches)
     except (ValueError, AssertionError):
         print(f"bench_pytorch_resnet50: --batches expects positive integers like 256,512, got '{args.batches}'",
+              file=sys.stderr)
+        return 2
+    if args.profile_step and (args.device != "cuda" or args.matrix or args.lrt or args.matmul_rate):
+        print("bench_pytorch_resnet50: --profile-step needs --device cuda, without --matrix, --lrt or --matmul-rate",
               file=sys.stderr)
         return 2
     args.batch = args.batch or (256 if args.device == "cuda" else 32)

@@ -480,7 +480,15 @@ if [ -x "$build/apps/bench_resnet50" ]; then
       "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last --profile-step --repeat 1 \
       >"$logs/ncu_bf16_step.csv" 2>"$logs/ncu.err"
     while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bf16_step.csv" \
-      "ncu bf16 step" --top 10 --what "each timed alone; channels_last")
+      "ncu bf16 step" --top 10 --split --what "each timed alone; channels_last")
+    # PyTorch's bf16 autocast + channels_last eager step (the comparison's
+    # "torch bf16 eager") under the same profiler: where its time goes, by
+    # kind of kernel beside lrt's split above, and its ten costliest kernels.
+    timeout 120 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
+      python3 tools/bench_pytorch_resnet50.py --device cuda --batch 256 --adam --precision bf16 --channels-last \
+      --profile-step --repeat 1 >"$logs/ncu_torch_step.csv" 2>"$logs/ncu_torch.err"
+    while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_torch_step.csv" \
+      "ncu torch bf16 step" --top 10 --split --missing skip --what "each timed alone; PyTorch bf16 eager, channels_last")
     # Why the batch-norm kernels take what they take: the same step again,
     # only lrt's batch-norm kernels, with the DRAM bytes each moves (so its
     # achieved bandwidth, against the copy's 4.16 TB/s), registers a thread,

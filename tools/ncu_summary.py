@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Summarises an Nsight Compute CSV as rows of the device check's table.
 
-    ncu_summary.py CSV LABEL [--top N] [--what TEXT]
+    ncu_summary.py CSV LABEL [--top N] [--what TEXT] [--split] [--missing FAIL|skip]
 
 CSV is what `ncu --csv --metrics ...` prints (its own lines first, then a
 table of one row per kernel launch and metric). Launches are grouped by
 kernel (the name without its arguments), costliest first, and the script
 prints a total row, then one row per kernel (the N costliest, all by
-default), each `LABEL #i   info   detail`. What a row says depends on the
-metrics the CSV holds:
+default), each `LABEL #i   info   detail`. --split adds a row after the
+total, `LABEL split`, with the time by kind of kernel (convolutions and
+matrix products, batch norm, elementwise and copies, ...: CATEGORIES below,
+told apart by name, for lrt's kernels, PyTorch's and the libraries'). What
+a kernel's row says depends on the metrics the CSV holds:
 
   gpu__time_duration.sum            milliseconds, summed over the launches
   dram__bytes_read.sum and
@@ -32,6 +35,7 @@ goes on; bad arguments exit with status 2.
 import argparse
 import collections
 import csv
+import re
 import sys
 
 TIME = "gpu__time_duration.sum"
@@ -51,6 +55,25 @@ WEIGHTED = [("sm__warps_active.avg.pct_of_peak_sustained_active", "{:.0f}% achie
 MS = {"nsecond": 1e-6, "ns": 1e-6, "usecond": 1e-3, "us": 1e-3, "msecond": 1.0, "ms": 1.0, "second": 1e3, "s": 1e3}
 BYTES = {"byte": 1.0, "B": 1.0, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6, "MB": 1e6, "Gbyte": 1e9, "GB": 1e9,
          "Tbyte": 1e12, "TB": 1e12, "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30}
+
+
+# Kinds of kernel, by a lowercase pattern of the name; the first that matches
+# names a kernel's kind (so BN kernels whose names say "reduce" count as batch
+# norm), anything else is "other".
+CATEGORIES = [
+    ("layout transposes", re.compile(r"nchwtonhwc|nhwctonchw|transpose")),
+    ("optimizer", re.compile(r"adam|multi_tensor")),
+    ("batch norm", re.compile(r"(^|[^a-z])bn_|batch_?norm|welford")),
+    ("loss", re.compile(r"softmax|nll_loss|cross_entropy")),
+    ("convolutions and matrix products", re.compile(r"xmma|gemm|conv|cutlass|splitk|dgrad|wgrad|fprop")),
+    ("reductions and pooling", re.compile(r"reduce|pool|avg")),
+    ("elementwise and copies", re.compile(r"elementwise|binary|unary|copy|fill|cast|vec|nonfinite")),
+]
+
+
+def category(name):
+    low = name.lower()
+    return next((c for c, pattern in CATEGORIES if pattern.search(low)), "other")
 
 
 def kernel_name(raw):
@@ -92,6 +115,7 @@ def main():
     ap.add_argument("label")
     ap.add_argument("--top", type=int, default=0, help="rows for the N costliest kernels only (default: all)")
     ap.add_argument("--what", default="", help="added to the total row, in parentheses")
+    ap.add_argument("--split", action="store_true", help="a row with the time by kind of kernel")
     ap.add_argument("--missing", default="FAIL", choices=["FAIL", "skip"],
                     help="the status of the row that says the CSV holds no usable table (default FAIL)")
     a = ap.parse_args()
@@ -158,6 +182,13 @@ def main():
     if a.what:
         total += f" ({a.what})"
     out(label, "info", total)
+    if a.split:
+        kinds = collections.defaultdict(lambda: [0.0, 0])
+        for name, k in by.items():
+            kinds[category(name)][0] += k["ms"]
+            kinds[category(name)][1] += k["n"]
+        out(label + " split", "info", ", ".join(f"{c} {ms:.2f} ms ({n})" for c, (ms, n) in
+                                                 sorted(kinds.items(), key=lambda kv: -kv[1][0])))
     ranked = sorted(by.items(), key=lambda kv: -kv[1]["ms"])
     for i, (name, k) in enumerate(ranked[: a.top or None]):
         parts = [f"{k['ms']:.2f} ms", f"{k['n']} launch" + ("" if k["n"] == 1 else "es")]

@@ -78,6 +78,38 @@ expect "$tmp/times.out" "$(row "ncu step #2" info "2.00 ms, 2 launches: bn_apply
 expect "$tmp/all.out" "$(row "ncu bn" info "4.00 ms of kernels in 2 launches, 9.00 GB at 2.25 TB/s")"
 expect "$tmp/all.out" "$(row "ncu bn #1" info "4.00 ms, 2 launches, 9.00 GB at 2.25 TB/s, 56-64 registers, occupancy 37-50% theoretical, 25% achieved, issue slots 45% busy, FP64 pipe 4%: bn_stats_nhwc_kernel<lrt::BFloat16, float, 2>")"
 
+# --split: the time by kind of kernel, told apart by name (lrt's kernels,
+# PyTorch's and the libraries'), the first matching kind counting:
+#   convolutions and matrix products: 3 + 0.5 ms; batch norm 1 + 1.5 ms
+#   (PyTorch's reduce kernel counts as batch norm); optimizer 0.75;
+#   elementwise 0.3 + 0.2; layout transposes 0.25; reductions 0.2; loss 0.1;
+#   other 0.05. In all 7.85 ms in 12 launches.
+{
+  echo "$header"
+  i=0
+  while IFS='|' read -r name ms; do
+    line $i "$name" gpu__time_duration.sum msecond "$ms"
+    i=$((i + 1))
+  done <<'KERNELS'
+sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x64x64|3
+void splitKreduce_kernel<32, 16, int, float, __nv_bfloat16, float>(cublasSplitKParams<float>, const float *)|0.5
+void nhwcToNchwKernel<__nv_bfloat16, __nv_bfloat16, float, 1, 0, 0>(int, int, int, int, const T1 *, T2 *, T3, T3)|0.25
+bn_apply_nhwc_kernel<lrt::BFloat16, float, 8>|1
+void at::native::batch_norm_backward_reduce_channels_last_kernel<4, c10::BFloat16, float, float, int>(const T2 *)|1.5
+void at::native::<unnamed>::multi_tensor_apply_kernel<at::native::<unnamed>::TensorListMetadata<4>, at::native::<unnamed>::FusedAdamMathFunctor<float, 4>>(T1, T2)|0.75
+void at::native::<unnamed>::cunn_SoftMaxForward<4, float, float, float, at::native::<unnamed>::LogSoftMaxForwardEpilogue>(T4 *, const T2 *, int)|0.1
+reduce_rows_kernel<0, float>|0.2
+void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<c10::BFloat16>, std::array<char *, 3>>(int, T2, T3)|0.3
+binary_vec_kernel<0, lrt::BFloat16>|0.2
+computeOffsetsKernel|0.05
+bn_apply_nhwc_kernel<lrt::BFloat16, float, 8>|0
+KERNELS
+} >"$tmp/split.csv"
+"$py" "$script" "$tmp/split.csv" "ncu torch" --split --top 2 >"$tmp/split.out" || fail "split.csv: status $?"
+expect "$tmp/split.out" "$(row "ncu torch" info "7.85 ms of kernels in 12 launches")"
+expect "$tmp/split.out" "$(row "ncu torch split" info "convolutions and matrix products 3.50 ms (2), batch norm 2.50 ms (3), optimizer 0.75 ms (1), elementwise and copies 0.50 ms (2), layout transposes 0.25 ms (1), reductions and pooling 0.20 ms (1), loss 0.10 ms (1), other 0.05 ms (1)")"
+expect "$tmp/split.out" "$(row "ncu torch #2" info "1.50 ms, 1 launch: at::native::batch_norm_backward_reduce_channels_last_kernel<4, c10::BFloat16, float, float, int>")"
+
 # No usable table: one row, FAIL or skip, and status 0.
 echo '==ERROR== Failed to profile "bn_apply_nhwc_kernel"' >"$tmp/none.csv"
 "$py" "$script" "$tmp/none.csv" "ncu bn" >"$tmp/none.out" || fail "none.csv: status $?"
