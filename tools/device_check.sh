@@ -427,9 +427,18 @@ if len(epochs) > 1:
     f = epochs[0]
     first = f'; epoch 1 (one-off costs included): {f.get("train_seconds", f["seconds"]):.2f} s'
 which = f"epoch {e['epoch']}: " if len(epochs) > 1 else ""
+# Where the epoch's training time went on the GPU (the trainer's CUDA-event
+# marks): the steps by how they ran, and the time between steps.
+t = e.get("time_split_ms") or {}
+split = ""
+if t:
+    kinds = [f'{t[k]["steps"]} {k} (median {t[k]["median"]:.1f} ms, {t[k]["total"] / 1e3:.2f} s)'
+             for k in ("replayed", "captured", "eager") if k in t]
+    split = f'; on the GPU: {", ".join(kinds)}, {t["between_steps"] / 1e3:.2f} s between steps'
+
 print(f'{"cifar epoch 50k " + sys.argv[2]:<28} {"info":<8} {which}{train:.2f} s training ({prec}; target <= 2.5 s), '
       f'{e["seconds"]:.2f} s with the test pass, {e["images_per_s"]:.0f} img/s, test acc {100 * (e["test_acc"] or 0):.1f}%'
-      f'{first}{graph}')
+      f'{first}{graph}{split}')
 PY
 )
     else

@@ -25,6 +25,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -46,6 +47,7 @@
 #include "core/cuda_graph.h"
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/stream_marks.h"
 #include "layers/functional.h"
 #include "optim/lr_find.h"
 
@@ -247,7 +249,8 @@ class GraphedStep {
   // Runs the training step of b at rate lr and returns its outcome, or
   // returns false and does nothing where the caller must run it eagerly.
   bool run(const data::Batch& b, double lr, StepTensors& out) {
-    switch (in_.use_for(b, graph_.captured())) {
+    last_ = in_.use_for(b, graph_.captured());
+    switch (last_) {
       case GraphInputs::Use::Eager:
         return false;
       case GraphInputs::Use::Replay:
@@ -268,6 +271,9 @@ class GraphedStep {
   bool captured() const { return graph_.captured(); }
   // Steps run by the graph (the captured one and every replay).
   int64_t steps() const { return steps_; }
+  // How the last run() went: Capture also where the capture failed and the
+  // step then ran eagerly.
+  GraphInputs::Use last() const { return last_; }
 
  private:
   void capture(const data::Batch& b, double lr) {
@@ -309,6 +315,7 @@ class GraphedStep {
   Device dev_;
   Tensor bad_;  // the trainer's sticky non-finite flag, which the update reads
   GraphInputs in_;
+  GraphInputs::Use last_ = GraphInputs::Use::Eager;
   StepTensors outputs_;  // what the capture wrote
   int64_t steps_ = 0;
   std::vector<std::pair<Tensor, Tensor>> host_buffers_;
@@ -389,6 +396,60 @@ class GraphedEval {
   EvalTensors outputs_;  // what the capture wrote
   int64_t batches_ = 0;
   CudaGraph graph_;  // last: destroyed first, after the last replay
+};
+
+// Where an epoch's training time goes on the device: the epoch record's
+// "time_split_ms". Marks on the device's queue (StreamMarks: CUDA events, or
+// the host clock on the CPU) before the epoch's first batch, when each batch
+// is ready (the loader's work queued) and after each step's work is queued.
+// The steps' time splits by how they ran (eager; the step captured into a
+// CUDA graph, with its replay; replayed), and what lies between a step's end
+// and the next batch's readiness is "between_steps": the data pipeline's
+// work and any time the device waited for the host (read-backs, host work,
+// an eager step's launches). "span" runs from the first mark to the last.
+class EpochClock {
+ public:
+  explicit EpochClock(Device dev) : marks_(dev) {}
+
+  void begin() {
+    marks_.clear();
+    kinds_.clear();
+    marks_.mark();
+  }
+  void batch_ready() { marks_.mark(); }
+  void step_queued(GraphInputs::Use how) {
+    marks_.mark();
+    kinds_.push_back(how);
+  }
+
+  // The split as a JSON object (waits for the device to reach the last mark).
+  std::string json() const {
+    const size_t steps = kinds_.size();
+    if (steps == 0 || marks_.size() < 2 * steps + 1) return "null";
+    double between = 0.0;
+    std::vector<double> by[3];
+    for (size_t i = 0; i < steps; ++i) {
+      const size_t ready = 1 + 2 * i, queued = ready + 1;
+      between += marks_.elapsed_ms(ready - 1, ready);
+      by[static_cast<int>(kinds_[i])].push_back(marks_.elapsed_ms(ready, queued));
+    }
+    std::string out = "{\"span\":" + num(marks_.elapsed_ms(0, 2 * steps)) + ",\"between_steps\":" + num(between);
+    const char* names[3] = {"eager", "captured", "replayed"};
+    for (int k = 0; k < 3; ++k) {
+      std::vector<double>& t = by[k];
+      if (t.empty()) continue;
+      double total = 0.0;
+      for (double ms : t) total += ms;
+      std::sort(t.begin(), t.end());
+      out += std::string(",\"") + names[k] + "\":{\"steps\":" + std::to_string(t.size()) + ",\"total\":" + num(total) +
+             ",\"median\":" + num(t[t.size() / 2]) + "}";
+    }
+    return out + "}";
+  }
+
+ private:
+  StreamMarks marks_;
+  std::vector<GraphInputs::Use> kinds_;  // how each step ran
 };
 
 std::string oom_hint(const Error& e, int64_t batch) {
@@ -633,6 +694,7 @@ int run_train(RunOptions o) {
     graphed_eval = std::make_unique<GraphedEval>(*model, dev);
   // On the CPU a read-back waits for nothing, so the default reads every step.
   const int64_t sync_every = o.sync_every > 0 ? o.sync_every : dev.is_cuda() ? 10 : 1;
+  EpochClock clock(dev);
 
   // Logs a step read back and adds it to the epoch's figures.
   auto record = [&](const PendingStep& p, const StepOutcome& out, bool skipped) {
@@ -708,13 +770,16 @@ int run_train(RunOptions o) {
     while (st.epoch < o.epochs && st.step < total_steps) {
       train_loader.start_epoch(st.epoch, st.batch_in_epoch);
       progress.begin_epoch(st.epoch, o.epochs, spe);
+      clock.begin();
       data::Batch b;
       while (train_loader.next(b)) {
+        clock.batch_ready();
         const int64_t n = st.step + 1;
         const double lr = sched.lr_at_step(n);
         PendingStep p{n, st.epoch, st.batch_in_epoch, opt.group_lrs(lr), b.labels.numel(), StepTensors{}};
         // A graph replay (or capture) runs the optimizer too.
         const bool replayed = graphed && graphed->run(b, lr, p.t);
+        const GraphInputs::Use how = replayed ? graphed->last() : GraphInputs::Use::Eager;
         if (!replayed) p.t = forward_backward(*model, b);
         if (o.skip_nonfinite) {
           const StepOutcome out = read_outcome(p.t);
@@ -724,12 +789,14 @@ int run_train(RunOptions o) {
             ++st.skipped_steps;
             model->zero_grad();
           }
+          clock.step_queued(how);
           record(p, out, !out.finite);
         } else {
           if (!replayed) {
             bad_since_read.copy_(maximum(bad_since_read, p.t.bad));
             opt.step(lr, bad_since_read);
           }
+          clock.step_queued(how);
           pending.push_back(std::move(p));
           if (static_cast<int64_t>(pending.size()) >= sync_every)
             if (const int rc = read_back(); rc != 0) return rc;
@@ -759,6 +826,7 @@ int run_train(RunOptions o) {
       progress.end_epoch();
 
       const double train_secs = progress.epoch_seconds();
+      const std::string time_split = clock.json();
       const EvalResult test =
           ds.test.size() > 0 ? evaluate_with(*model, test_loader, false, graphed_eval.get()) : EvalResult{};
       const double train_loss = epoch_seen ? epoch_loss_sum / static_cast<double>(epoch_seen) : NAN;
@@ -776,6 +844,7 @@ int run_train(RunOptions o) {
                 ",\"test_loss\":" + (test.count ? num(test.loss) : "null") + ",\"test_acc\":" +
                 (test.count ? num(test.accuracy) : "null") + ",\"images_per_s\":" + num(ips) +
                 ",\"train_seconds\":" + num(train_secs) + ",\"seconds\":" + num(progress.epoch_seconds()) +
+                ",\"time_split_ms\":" + time_split +
                 (stopped_early ? ",\"partial\":true" : "") + "}");
       epoch_loss_sum = 0.0;
       epoch_correct = epoch_seen = 0;

@@ -110,6 +110,21 @@ TEST_CASE("train: the loss falls on a small synthetic set and the log follows it
     }
     CHECK(e["test_acc"].get<double>() >= 0.0);
     CHECK(e["test_acc"].get<double>() <= 1.0);
+    // Where the epoch's training time went: on the CPU every step is eager.
+    const auto& t = e["time_split_ms"];
+    REQUIRE(t.is_object());
+    CHECK(t["eager"]["steps"] == 4);
+    CHECK_FALSE(t.contains("captured"));
+    CHECK_FALSE(t.contains("replayed"));
+    CHECK(t["eager"]["total"].get<double>() > 0.0);
+    CHECK(t["eager"]["median"].get<double>() > 0.0);
+    CHECK(t["eager"]["median"].get<double>() <= t["eager"]["total"].get<double>());
+    CHECK(t["between_steps"].get<double>() >= 0.0);
+    // The steps and what lies between them tile the span, which lies within
+    // the epoch's training time.
+    CHECK(t["span"].get<double>() ==
+          doctest::Approx(t["between_steps"].get<double>() + t["eager"]["total"].get<double>()));
+    CHECK(t["span"].get<double>() <= 1e3 * e["train_seconds"].get<double>());
   }
   // Cycles of 1 and 2 epochs end at steps 4 and 12.
   REQUIRE(cycles.size() == 2);
@@ -175,7 +190,7 @@ namespace {
 // snapshot paths cut to their file names (the runs write to other folders).
 std::vector<nlohmann::json> untimed(std::vector<nlohmann::json> log) {
   for (auto& e : log) {
-    for (const char* k : {"seconds", "train_seconds", "images_per_s"}) e.erase(k);
+    for (const char* k : {"seconds", "train_seconds", "images_per_s", "time_split_ms"}) e.erase(k);
     if (e.contains("snapshot") && e["snapshot"].is_string())
       e["snapshot"] = std::filesystem::path(e["snapshot"].get<std::string>()).filename().string();
   }

@@ -138,6 +138,29 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
       // second is captured and run, the third replayed; in epoch 2 all three
       // are replayed. The batches of 2 run eagerly.
       CHECK(g.back()["cuda_graph_test_batches"] == 5);
+      // The epochs' time split counts the steps the same way.
+      std::vector<nlohmann::json> splits;
+      for (const auto& j : g)
+        if (j["event"] == "epoch") splits.push_back(j["time_split_ms"]);
+      REQUIRE(splits.size() == 2);
+      CHECK(splits[0]["eager"]["steps"] == 2);
+      CHECK(splits[0]["captured"]["steps"] == 1);
+      CHECK(splits[0]["replayed"]["steps"] == 4);
+      CHECK(splits[1]["eager"]["steps"] == 1);
+      CHECK_FALSE(splits[1].contains("captured"));
+      CHECK(splits[1]["replayed"]["steps"] == 6);
+      for (const auto& t : splits) {
+        double parts = t["between_steps"].get<double>();
+        for (const char* k : {"eager", "captured", "replayed"})
+          if (t.contains(k)) {
+            CHECK(t[k]["total"].get<double>() > 0.0);
+            CHECK(t[k]["median"].get<double>() <= t[k]["total"].get<double>());
+            parts += t[k]["total"].get<double>();
+          }
+        // The intervals tile the span (each event timestamp is rounded to
+        // about half a microsecond).
+        CHECK(t["span"].get<double>() == doctest::Approx(parts).epsilon(1e-3));
+      }
     }
     const auto& want = ck[m.reference];
     const auto& got = ck[m.tag];

@@ -11,6 +11,7 @@
 #include "core/allocator.h"
 #include "core/autograd.h"
 #include "core/cuda_graph.h"
+#include "core/stream_marks.h"
 #include "core/ops.h"
 #include "layers/functional.h"
 #include "optim/optimizer.h"
@@ -175,3 +176,37 @@ TEST_CASE("CUDA graph: memory a capture used, freed or not, goes to no tensor ma
 }
 
 }  // namespace lrt::optim
+
+namespace lrt {
+
+TEST_CASE("CUDA StreamMarks: GPU time between marks, a replay timed, marks refused inside a capture") {
+  const Device dev("cuda:0");
+  StreamMarks m(dev);
+  Tensor a = randn({4096, 4096}, TensorOptions(dev));
+  m.mark();
+  Tensor c = matmul(a, a);  // some milliseconds of GPU work
+  m.mark();
+  m.mark();  // nothing queued between: about no time
+  const double work = m.elapsed_ms(0, 1);
+  CHECK(work > 0.0);
+  CHECK(work < 10000.0);
+  CHECK(m.elapsed_ms(1, 2) >= 0.0);
+  CHECK(m.elapsed_ms(1, 2) < work);
+  CHECK(m.elapsed_ms(0, 2) == doctest::Approx(work + m.elapsed_ms(1, 2)).epsilon(1e-3));
+
+  CudaGraph g;
+  g.capture(dev.index, [&] {
+    Tensor d = matmul(a, a);  // cuBLAS was set up by the eager call above
+    testing::check_mentions(testing::error_of([&] { m.mark(); }), {"StreamMarks::mark", "captured"});
+  });
+  REQUIRE(g.captured());
+  CHECK(m.size() == 3);  // the refused mark made none
+  m.clear();
+  m.mark();
+  g.replay();
+  m.mark();
+  CHECK(m.elapsed_ms(0, 1) > 0.0);  // the events made before clear() are reused
+  CHECK(m.size() == 2);
+}
+
+}  // namespace lrt
