@@ -221,7 +221,7 @@ int main(int argc, char** argv) {
   }
 
   std::printf("{\n  \"benchmark\": \"bench_kernels\",\n  \"lrt_version\": \"%s\",\n  \"cpu_gemm\": \"%s\",\n",
-              LRT_VERSION, lrt::kernels::cpu::gemm_backend());
+              LRT_VERSION, (std::string(lrt::kernels::cpu::gemm_backend()) + ", " + lrt::kernels::cpu::gemm_kernels()).c_str());
   std::printf("  \"cuda\": \"%s\",\n  \"results\": [\n", cuda_info.empty() ? "none" : cuda_info.c_str());
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];

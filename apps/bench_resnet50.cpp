@@ -29,6 +29,7 @@
 #include "core/autograd.h"
 #include "core/cuda_graph.h"
 #include "core/ops.h"
+#include "kernels/kernels.h"
 #include "layers/functional.h"
 #include "layers/resnet50.h"
 #include "lrt_config.h"
@@ -233,11 +234,12 @@ int main(int argc, char** argv) {
         "\"steps\": %d, "
         "\"median_ms\": %.3f, \"host_ms\": %.3f, \"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, "
         "\"memory_kind\": \"%s\", "
-        "\"allocator_peak_mib\": %.1f, \"loss\": %.6f}\n",
+        "\"allocator_peak_mib\": %.1f, \"loss\": %.6f%s}\n",
         dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : (tf32 && cuda ? "tf32" : "fp32"),
         channels_last ? "channels_last" : "contiguous", fuse ? "true" : "false", graph ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, host_med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
-        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss);
+        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss,
+        cuda ? "" : (", \"cpu_gemm\": \"" + std::string(kernels::cpu::gemm_backend()) + ", " + kernels::cpu::gemm_kernels() + "\"").c_str());
   } catch (const Error& e) {
     die(e.what());
   }

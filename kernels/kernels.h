@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -81,6 +82,10 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
           int64_t ldb, T beta, T* c, int64_t ldc);
 // Which CPU GEMM matmul uses: "openblas" or "blocked".
 const char* gemm_backend();
+// The kernels behind it, for reports: OpenBLAS's core name ("SkylakeX", and
+// why where lrt chose it: see kernels/cpu/matmul.cpp) or "lrt's blocked
+// GEMM". Sets OpenBLAS up if no GEMM has run yet.
+std::string gemm_kernels();
 }  // namespace cpu
 
 namespace cuda {

@@ -48,6 +48,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/stream_marks.h"
+#include "kernels/kernels.h"
 #include "layers/functional.h"
 #include "optim/lr_find.h"
 
@@ -660,6 +661,9 @@ int run_train(RunOptions o) {
             std::to_string(opt.num_groups()) + ",\"device\":" + json_string(dev.str()) + ",\"precision\":" + json_string(precision) +
             ",\"memory_format\":" + json_string(use_channels_last(o, dev) ? "channels_last" : "contiguous") +
             (o.deterministic ? ",\"deterministic\":true" : "") + (o.cudnn_benchmark ? ",\"cudnn_benchmark\":true" : "") +
+            (dev.is_cpu() ? ",\"cpu_gemm\":" + json_string(std::string(kernels::cpu::gemm_backend()) + ", " +
+                                                          kernels::cpu::gemm_kernels())
+                          : std::string()) +
             "}");
 
   SignalScope signals;

@@ -12,9 +12,69 @@
 
 #if LRT_HAVE_OPENBLAS
 #include <cblas.h>
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <string>
 #endif
 
 namespace lrt::kernels::cpu {
+
+#if LRT_HAVE_OPENBLAS
+namespace {
+
+// OpenBLAS built for many CPUs (DYNAMIC_ARCH, as distributions ship it)
+// picks its kernels from the CPU's identity when it loads. A CPU it does not
+// know (a newer one, or one a hypervisor names generically, "Intel(R)
+// Xeon(R) Processor") gets its Prescott kernels, SSE3 only: on such a
+// machine with AVX-512 a ResNet50 training step at batch 8 took 2.3-2.6x as
+// long as with OpenBLAS's SkylakeX kernels. Where OpenBLAS says Prescott but
+// the CPU has AVX-512 (F, BW, DQ, VL), or AVX2 and FMA, lrt has it choose
+// again with OPENBLAS_CORETYPE set to SkylakeX or Haswell, as a user would
+// by hand, before its first GEMM (OpenBLAS's gotoblas_dynamic_quit and
+// gotoblas_dynamic_init, looked up at run time: nothing happens where they
+// are missing), then restores the environment. A user's own
+// OPENBLAS_CORETYPE is left alone. Returns what was done, for reports.
+std::string choose_blas_core() {
+  const char* core = openblas_get_corename();
+  const std::string found = core ? core : "?";
+  if (std::getenv("OPENBLAS_CORETYPE")) return found + " (OPENBLAS_CORETYPE)";
+  if (found != "Prescott") return found;
+  const char* better = nullptr;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    better = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    better = "Haswell";
+  using Fn = void (*)();
+  const auto quit = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  const auto init = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  if (!better || !quit || !init) return found;
+  setenv("OPENBLAS_CORETYPE", better, 1);
+  quit();
+  init();
+  unsetenv("OPENBLAS_CORETYPE");
+  const char* now = openblas_get_corename();
+  return std::string(now ? now : "?") + " (chosen by lrt: OpenBLAS took this CPU for " + found + ")";
+}
+
+// OpenBLAS's kernels chosen (once, before the first GEMM) and its threads
+// set: it runs single-threaded inside lrt's OpenMP threads, each on its own
+// column panel of C, so one thread pool serves everything. OpenBLAS's own
+// pthreads would otherwise compete for the cores with OpenMP threads that
+// spin after every parallel loop (measured 1.8x slower on 2 cores).
+const std::string& blas_setup() {
+  static const std::string core = [] {
+    std::string c = choose_blas_core();
+    openblas_set_num_threads(1);
+    return c;
+  }();
+  return core;
+}
+
+}  // namespace
+#endif
 
 template <class T>
 void gemm_blocked(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
@@ -84,19 +144,19 @@ template void gemm_blocked<double>(bool, bool, int64_t, int64_t, int64_t, double
 
 const char* gemm_backend() { return LRT_HAVE_OPENBLAS ? "openblas" : "blocked"; }
 
+std::string gemm_kernels() {
+#if LRT_HAVE_OPENBLAS
+  return blas_setup();
+#else
+  return "lrt's blocked GEMM";
+#endif
+}
+
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc) {
 #if LRT_HAVE_OPENBLAS
-  // OpenBLAS runs single-threaded inside lrt's OpenMP threads, each on its
-  // own column panel of C: one thread pool for everything. OpenBLAS's own
-  // pthreads would otherwise compete for the cores with OpenMP threads that
-  // spin after every parallel loop (measured 1.8x slower on 2 cores).
-  static const bool single = [] {
-    openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)single;
+  blas_setup();
   const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
   auto run = [&](int64_t j0, int64_t nj) {
     const T* bj = trans_b ? b + j0 * ldb : b + j0;

@@ -20,6 +20,7 @@
 #include "apps/resnet50_cifar/train.h"
 #include "core/ops.h"
 #include "data/synthetic.h"
+#include "kernels/kernels.h"
 #include "layers/functional.h"
 #include "layers/safetensors.h"
 #include "testing.h"
@@ -88,6 +89,8 @@ TEST_CASE("train: the loss falls on a small synthetic set and the log follows it
     if (j["event"] == "epoch") epochs.push_back(j);
     if (j["event"] == "cycle_end") cycles.push_back(j);
   }
+  REQUIRE(log.front()["event"] == "start");
+  CHECK(log.front()["cpu_gemm"].get<std::string>().find(kernels::cpu::gemm_backend()) == 0);
   REQUIRE(steps.size() == 16);  // 4 epochs of 4 batches
   for (size_t i = 0; i < steps.size(); ++i) {
     const auto& s = steps[i];

@@ -6,8 +6,10 @@
 // Errors are measured as ||out - ref|| / ||ref||.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -145,6 +147,45 @@ TEST_CASE("kernels::matmul checks shapes, dtypes and contiguity") {
 TEST_CASE("the CPU GEMM backend is the one the build configured") {
   const std::string backend = kernels::cpu::gemm_backend();
   CHECK(backend == (LRT_HAVE_OPENBLAS ? "openblas" : "blocked"));
+}
+
+// OpenBLAS takes CPUs it does not know for a Prescott (SSE3 kernels); lrt has
+// it choose again where the CPU has AVX2 and FMA or AVX-512, unless the user
+// set OPENBLAS_CORETYPE (the ctest entry kernels.matmul_coretype runs this
+// case with OPENBLAS_CORETYPE=Haswell).
+TEST_CASE("OpenBLAS's kernels: never the SSE3 ones on a CPU with AVX2, and a user's OPENBLAS_CORETYPE is kept") {
+  const std::string kernels = kernels::cpu::gemm_kernels();
+  CAPTURE(kernels);
+  REQUIRE_FALSE(kernels.empty());
+#if LRT_HAVE_OPENBLAS
+  const std::string core = kernels.substr(0, kernels.find(' '));
+  if (const char* user = std::getenv("OPENBLAS_CORETYPE")) {
+    CHECK(core == user);
+    CHECK(kernels.find("(OPENBLAS_CORETYPE)") != std::string::npos);
+  } else {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) CHECK(core != "Prescott");
+  }
+  // The GEMM gives right answers with the kernels chosen: a 67 x 129 x 300
+  // product against double sums.
+  const Tensor a = randn({67, 300}), b = randn({300, 129});
+  const Tensor c = empty({67, 129});
+  kernels::matmul(a, b, c);
+  const std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>(), cv = c.to_vector<float>();
+  double worst = 0.0;
+  for (int i = 0; i < 67; ++i)
+    for (int j = 0; j < 129; ++j) {
+      double want = 0.0, scale = 0.0;
+      for (int p = 0; p < 300; ++p) {
+        want += double(av[i * 300 + p]) * double(bv[p * 129 + j]);
+        scale += std::fabs(double(av[i * 300 + p]) * double(bv[p * 129 + j]));
+      }
+      worst = std::max(worst, std::fabs(double(cv[i * 129 + j]) - want) / scale);
+    }
+  CHECK(worst < 1e-5);
+#else
+  CHECK(kernels == "lrt's blocked GEMM");
+#endif
 }
 
 // ------------------------------------------------------------ gemm_blocked --
