@@ -66,4 +66,24 @@ LRT_HD double normal_at(uint64_t seed, uint64_t offset, uint64_t i) {
   return (lane % 2 == 0) ? radius * ::cos(angle) : radius * ::sin(angle);
 }
 
+// Elements 4j .. 4j + 3 of a draw at once (counter offset + j): the same
+// operations as uniform_at and normal_at on each, so the same bits, with the
+// block generated once and, for normals, each pair's radius once.
+LRT_HD void uniform4_at(uint64_t seed, uint64_t offset, uint64_t j, float out[4]) {
+  const U32x4 r = block(seed, offset + j);
+  for (int w = 0; w < 4; ++w) out[w] = uniform01(r.x[w]);
+}
+
+LRT_HD void normal4_at(uint64_t seed, uint64_t offset, uint64_t j, double out[4]) {
+  const U32x4 r = block(seed, offset + j);
+  for (unsigned pair = 0; pair < 2; ++pair) {
+    const double u1 = (static_cast<double>(r.x[2 * pair] >> 8) + 1.0) * (1.0 / 16777216.0);
+    const double u2 = static_cast<double>(r.x[2 * pair + 1] >> 8) * (1.0 / 16777216.0);
+    const double radius = ::sqrt(-2.0 * ::log(u1));
+    const double angle = 6.283185307179586476925 * u2;
+    out[2 * pair] = radius * ::cos(angle);
+    out[2 * pair + 1] = radius * ::sin(angle);
+  }
+}
+
 }  // namespace lrt::philox

@@ -107,6 +107,41 @@ TEST_CASE("draws are the shared Philox transforms at the reserved offset") {
   CHECK(normal_ok);
 }
 
+TEST_CASE("four elements at once (uniform4_at, normal4_at) are the one-at-a-time transforms' bits") {
+  bool uniform_ok = true, normal_ok = true;
+  for (uint64_t j = 0; j < 5000; ++j) {
+    float u[4];
+    double z[4];
+    philox::uniform4_at(0x1234567890abull, 3, j, u);
+    philox::normal4_at(0x1234567890abull, 3, j, z);
+    for (uint64_t w = 0; w < 4; ++w) {
+      uniform_ok = uniform_ok && u[w] == philox::uniform_at(0x1234567890abull, 3, 4 * j + w);
+      normal_ok = normal_ok && z[w] == philox::normal_at(0x1234567890abull, 3, 4 * j + w);
+    }
+  }
+  CHECK(uniform_ok);
+  CHECK(normal_ok);
+}
+
+TEST_CASE("large draws in both float types are the per-element transforms, their last partial block included") {
+  const int64_t n = (1 << 16) + 3;  // threaded, and not a whole number of blocks
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    CAPTURE(dt);
+    Generator g(77);
+    g.set_offset(5);
+    const std::vector<double> u = rand({n}, TensorOptions(dt), &g).to_vector<double>();
+    const std::vector<double> z = randn({n}, TensorOptions(dt), &g).to_vector<double>();
+    const uint64_t z_offset = 5 + static_cast<uint64_t>(n + 3) / 4;
+    int64_t bad_u = 0, bad_z = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      bad_u += u[i] != static_cast<double>(philox::uniform_at(77, 5, static_cast<uint64_t>(i)));
+      bad_z += z[i] != static_cast<double>(static_cast<float>(philox::normal_at(77, z_offset, static_cast<uint64_t>(i))));
+    }
+    CHECK(bad_u == 0);
+    CHECK(bad_z == 0);
+  }
+}
+
 TEST_CASE("the same seed gives the same draws, a different seed different ones") {
   Generator a(1234), b(1234), c(1235);
   const std::vector<float> ra = draw_uniform(a, 1001), rb = draw_uniform(b, 1001), rc = draw_uniform(c, 1001);
