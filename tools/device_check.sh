@@ -161,7 +161,10 @@ else
   if ((quick)); then
     row "ctest" "skip" "--quick: the CUDA test cases only (CI runs the CPU suites)"
   else
-    (cd "$build" && ctest --output-on-failure -j "$(nproc)") >"$logs/ctest.log" 2>&1
+    # Waiting OpenMP threads sleep rather than spin, as in tools/test.sh:
+    # the suites run side by side, each with a thread per core.
+    (cd "$build" && OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" ctest --output-on-failure -j "$(nproc)") \
+      >"$logs/ctest.log" 2>&1
     summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -1)
     if grep -qE '\*\*\*Skipped|SKIPPED' "$logs/ctest.log"; then
       row "ctest" "FAIL" "CUDA cases were skipped on a GPU machine; $summary"
