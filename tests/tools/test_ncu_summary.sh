@@ -10,19 +10,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 script="$here/../../tools/ncu_summary.py"
 [ -f "$script" ] || { echo "FAIL: $script not found"; exit 1; }
-py=""
-for cand in python3 /usr/bin/python3; do
-  if command -v "$cand" >/dev/null 2>&1; then py=$cand; break; fi
-done
-if [ -z "$py" ]; then
-  echo "SKIPPED: ncu_summary.py (no python3)"
-  exit 77
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+. "$here/lib.sh"
+pick_python ncu_summary.py
 # expect FILE ROW: FILE holds ROW as a whole line.
 expect() { grep -qFx -- "$2" "$1" || fail "$(basename "$1") lacks the row '$2'; it holds:$(printf '\n%s' "$(cat "$1")")"; }
 row() { printf '%-28s %-8s %s' "$1" "$2" "$3"; }
@@ -59,20 +48,24 @@ expect "$tmp/times.out" "$(row "ncu step #2" info "2.00 ms, 2 launches: bn_apply
 # = 25%, issue slots (30 + 150) / 4 = 45%, FP64 (10 + 6) / 4 = 4%.
 {
   echo "$header"
-  for m in "gpu__time_duration.sum msecond 1" "dram__bytes_read.sum Gbyte 2" "dram__bytes_write.sum Mbyte 1,000" \
-           "launch__registers_per_thread register/thread 56" "sm__maximum_warps_per_active_cycle_pct % 50" \
-           "sm__warps_active.avg.pct_of_peak_sustained_active % 40" \
-           "sm__inst_issued.avg.pct_of_peak_sustained_active % 30" \
-           "sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active % 10"; do
-    set -- $m; line 0 "$stats" "$1" "$2" "$3"
-  done
-  for m in "gpu__time_duration.sum usecond 3,000" "dram__bytes_read.sum Gbyte 5" "dram__bytes_write.sum byte 1000000000" \
-           "launch__registers_per_thread register/thread 64" "sm__maximum_warps_per_active_cycle_pct % 37.4" \
-           "sm__warps_active.avg.pct_of_peak_sustained_active % 20" \
-           "sm__inst_issued.avg.pct_of_peak_sustained_active % 50" \
-           "sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active % 2"; do
-    set -- $m; line 1 "$stats" "$1" "$2" "$3"
-  done
+  while read -r id metric unit value; do line "$id" "$stats" "$metric" "$unit" "$value"; done <<'METRICS'
+0 gpu__time_duration.sum msecond 1
+0 dram__bytes_read.sum Gbyte 2
+0 dram__bytes_write.sum Mbyte 1,000
+0 launch__registers_per_thread register/thread 56
+0 sm__maximum_warps_per_active_cycle_pct % 50
+0 sm__warps_active.avg.pct_of_peak_sustained_active % 40
+0 sm__inst_issued.avg.pct_of_peak_sustained_active % 30
+0 sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active % 10
+1 gpu__time_duration.sum usecond 3,000
+1 dram__bytes_read.sum Gbyte 5
+1 dram__bytes_write.sum byte 1000000000
+1 launch__registers_per_thread register/thread 64
+1 sm__maximum_warps_per_active_cycle_pct % 37.4
+1 sm__warps_active.avg.pct_of_peak_sustained_active % 20
+1 sm__inst_issued.avg.pct_of_peak_sustained_active % 50
+1 sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active % 2
+METRICS
 } >"$tmp/all.csv"
 "$py" "$script" "$tmp/all.csv" "ncu bn" >"$tmp/all.out" || fail "all.csv: status $?"
 expect "$tmp/all.out" "$(row "ncu bn" info "4.00 ms of kernels in 2 launches, 9.00 GB at 2.25 TB/s")"
@@ -134,8 +127,4 @@ expect "$tmp/empty.out" "$(row "ncu bn" FAIL "the kernel table is empty (no kern
 "$py" "$script" >/dev/null 2>&1
 [ $? -eq 2 ] || fail "no arguments did not exit with status 2"
 
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "ncu_summary.py: all checks passed"
+finish ncu_summary.py

@@ -9,24 +9,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 script="$here/../../tools/plot_run.py"
 [ -f "$script" ] || { echo "FAIL: $script not found"; exit 1; }
 
-py=""
-for cand in python3 /usr/bin/python3; do
-  if command -v "$cand" >/dev/null 2>&1 &&
-     "$cand" -c 'import matplotlib, numpy' >/dev/null 2>&1; then
-    py=$cand
-    break
-  fi
-done
-if [ -z "$py" ]; then
-  echo "SKIPPED: plot_run.py (no python3 with matplotlib)"
-  exit 77
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$here/lib.sh"
+pick_python plot_run.py "import matplotlib, numpy"
 export MPLCONFIGDIR="$tmp/mpl"  # matplotlib's cache, kept out of $HOME
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 # A run with 2 parameter groups, 2 SGDR cycles (20 + 40 steps), 3 epochs of
 # 20 steps, a skipped step and some events the plot ignores.
@@ -122,8 +107,4 @@ rc=$?
 leftover=$(find "$tmp" -maxdepth 1 -name '.*.tmp' | head -n 1)
 [ -z "$leftover" ] || fail "temporary file left behind: $leftover"
 
-if [ "$failures" -ne 0 ]; then
-  echo "plot_run.py: $failures check(s) failed"
-  exit 1
-fi
-echo "plot_run.py: all checks passed ($py)"
+finish "plot_run.py ($py)"
