@@ -27,8 +27,11 @@ a kernel's row says depends on the metrics the CSV holds:
                                     the FP64 pipe's use
 The last three are averaged over a kernel's launches, weighted by their time.
 
-A CSV without a usable kernel table (ncu failed or was stopped) gives one
-row saying so, FAIL unless --missing skip, and status 0, so that the table
+A launch's other metrics that ncu could not give ("n/a", an unknown unit)
+are left out of its kernel's row (a range or average then covers the
+launches that have them; bytes only where every launch has them); a CSV
+without a usable kernel table (ncu failed or was stopped, a time unreadable)
+gives one row saying so, FAIL unless --missing skip, and status 0, so that the table
 goes on; bad arguments exit with status 2.
 """
 
@@ -62,7 +65,7 @@ BYTES = {"byte": 1.0, "B": 1.0, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6, "MB": 1e6
 # norm), anything else is "other".
 CATEGORIES = [
     ("layout transposes", re.compile(r"nchwtonhwc|nhwctonchw|transpose")),
-    ("optimizer", re.compile(r"adam|multi_tensor")),
+    ("optimizer", re.compile(r"adam|multi_tensor|fused_step|upload_kernel")),
     ("batch norm", re.compile(r"(^|[^a-z])bn_|batch_?norm|welford")),
     ("loss", re.compile(r"softmax|nll_loss|cross_entropy")),
     ("convolutions and matrix products", re.compile(r"xmma|gemm|conv|cutlass|splitk|dgrad|wgrad|fprop")),
@@ -102,6 +105,18 @@ def scaled(row, table):
     if unit not in table:
         raise ValueError(f"unit '{unit}' of {row['Metric Name']}")
     return number(row["Metric Value"]) * table[unit]
+
+
+def readable(metrics, name, table=None):
+    """The value of metric `name` (scaled by table), or None where the launch
+    lacks it or ncu gave no number ("n/a") or an unknown unit: such a value is
+    left out of the row rather than failing the table."""
+    if name not in metrics:
+        return None
+    try:
+        return scaled(metrics[name], table) if table else number(metrics[name]["Metric Value"])
+    except ValueError:
+        return None
 
 
 def span(values, fmt):
@@ -153,17 +168,18 @@ def main():
             ms = scaled(metrics[TIME], MS)
             k["ms"] += ms
             k["n"] += 1
-            if READ in metrics and WRITE in metrics:
-                k["bytes"] += scaled(metrics[READ], BYTES) + scaled(metrics[WRITE], BYTES)
+            read, written = readable(metrics, READ, BYTES), readable(metrics, WRITE, BYTES)
+            if read is not None and written is not None:
+                k["bytes"] += read + written
             else:
                 k["has_bytes"] = False
-            if REGS in metrics:
-                k["regs"].append(number(metrics[REGS]["Metric Value"]))
-            if THEORETICAL in metrics:
-                k["theo"].append(number(metrics[THEORETICAL]["Metric Value"]))
+            if (regs := readable(metrics, REGS)) is not None:
+                k["regs"].append(regs)
+            if (theo := readable(metrics, THEORETICAL)) is not None:
+                k["theo"].append(theo)
             for m, _ in WEIGHTED:
-                if m in metrics:
-                    k["weighted"][m][0] += number(metrics[m]["Metric Value"]) * ms
+                if (v := readable(metrics, m)) is not None:
+                    k["weighted"][m][0] += v * ms
                     k["weighted"][m][1] += ms
     except (ValueError, KeyError) as e:
         out(label, a.missing, f"unreadable kernel table ({e})")
@@ -194,9 +210,9 @@ def main():
         parts = [f"{k['ms']:.2f} ms", f"{k['n']} launch" + ("" if k["n"] == 1 else "es")]
         if k["has_bytes"]:
             parts.append(traffic(k["ms"], k["bytes"]))
-        if len(k["regs"]) == k["n"]:
+        if k["regs"]:
             parts.append(span(k["regs"], "{:.0f}") + " registers")
-        if len(k["theo"]) == k["n"]:
+        if k["theo"]:
             parts.append("occupancy " + span(k["theo"], "{:.0f}") + "% theoretical")
         for m, fmt in WEIGHTED:
             total_value, weight = k["weighted"][m]

@@ -29,24 +29,32 @@ namespace {
 // Xeon(R) Processor") gets its Prescott kernels, SSE3 only: on such a
 // machine with AVX-512 a ResNet50 training step at batch 8 took 2.3-2.6x as
 // long as with OpenBLAS's SkylakeX kernels. Where OpenBLAS says Prescott but
-// the CPU has AVX-512 (F, BW, DQ, VL), or AVX2 and FMA, lrt has it choose
+// the CPU (x86) has AVX-512 (F, CD, BW, DQ, VL), or AVX2 and FMA, lrt has it choose
 // again with OPENBLAS_CORETYPE set to SkylakeX or Haswell, as a user would
 // by hand, before its first GEMM (OpenBLAS's gotoblas_dynamic_quit and
 // gotoblas_dynamic_init, looked up at run time: nothing happens where they
 // are missing), then restores the environment. A user's own
 // OPENBLAS_CORETYPE is left alone. Returns what was done, for reports.
+// Every GEMM of lrt waits for this (blas_setup below); a program that also
+// calls OpenBLAS itself from another thread at that moment, or reads the
+// environment then, could see the switch half done.
 std::string choose_blas_core() {
   const char* core = openblas_get_corename();
   const std::string found = core ? core : "?";
   if (std::getenv("OPENBLAS_CORETYPE")) return found + " (OPENBLAS_CORETYPE)";
   if (found != "Prescott") return found;
   const char* better = nullptr;
+#if defined(__x86_64__) || defined(__i386__)
+  // The CPU's features as the compiler's runtime reads them (with the
+  // operating system's support for the wider registers).
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl"))
     better = "SkylakeX";
   else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     better = "Haswell";
+#endif
   using Fn = void (*)();
   const auto quit = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
   const auto init = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));

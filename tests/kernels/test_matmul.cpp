@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -17,6 +18,11 @@
 #include "kernels/kernels.h"
 #include "lrt_config.h"
 #include "testing.h"
+
+#if LRT_HAVE_OPENBLAS
+#include <cblas.h>
+#include <dlfcn.h>
+#endif
 
 namespace lrt {
 
@@ -152,19 +158,36 @@ TEST_CASE("the CPU GEMM backend is the one the build configured") {
 // OpenBLAS takes CPUs it does not know for a Prescott (SSE3 kernels); lrt has
 // it choose again where the CPU has AVX2 and FMA or AVX-512, unless the user
 // set OPENBLAS_CORETYPE (the ctest entry kernels.matmul_coretype runs this
-// case with OPENBLAS_CORETYPE=Haswell).
+// case with OPENBLAS_CORETYPE=Prescott, whose SSE3 kernels every x86-64 CPU
+// runs, and which lrt would otherwise replace on a CPU with AVX2).
 TEST_CASE("OpenBLAS's kernels: never the SSE3 ones on a CPU with AVX2, and a user's OPENBLAS_CORETYPE is kept") {
   const std::string kernels = kernels::cpu::gemm_kernels();
   CAPTURE(kernels);
   REQUIRE_FALSE(kernels.empty());
 #if LRT_HAVE_OPENBLAS
   const std::string core = kernels.substr(0, kernels.find(' '));
+  // Only an x86 OpenBLAS built for many CPUs whose core selection lrt can
+  // reach chooses (as kernels/cpu/matmul.cpp requires).
+  bool choosing = std::string(openblas_get_config()).find("DYNAMIC_ARCH") != std::string::npos &&
+                  dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init") != nullptr;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  const bool avx2 = false;
+  choosing = false;
+#endif
+  auto lower = [](std::string t) {
+    for (char& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return t;
+  };
   if (const char* user = std::getenv("OPENBLAS_CORETYPE")) {
-    CHECK(core == user);
     CHECK(kernels.find("(OPENBLAS_CORETYPE)") != std::string::npos);
+    if (choosing) CHECK(lower(core) == lower(user));
+  } else if (choosing && avx2) {
+    CHECK(lower(core) != "prescott");
   } else {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) CHECK(core != "Prescott");
+    MESSAGE("OpenBLAS's kernels are " << kernels << ": no choice to check on this machine");
   }
   // The GEMM gives right answers with the kernels chosen: a 67 x 129 x 300
   // product against double sums.

@@ -74,9 +74,9 @@ expect "$tmp/all.out" "$(row "ncu bn #1" info "4.00 ms, 2 launches, 9.00 GB at 2
 # --split: the time by kind of kernel, told apart by name (lrt's kernels,
 # PyTorch's and the libraries'), the first matching kind counting:
 #   convolutions and matrix products: 3 + 0.5 ms; batch norm 1 + 1.5 ms
-#   (PyTorch's reduce kernel counts as batch norm); optimizer 0.75;
-#   elementwise 0.3 + 0.2; layout transposes 0.25; reductions 0.2; loss 0.1;
-#   other 0.05. In all 7.85 ms in 12 launches.
+#   (PyTorch's reduce kernel counts as batch norm); optimizer 0.75 + 0 (lrt's
+#   Adam); elementwise 0.3 + 0.2; layout transposes 0.25; reductions 0.2; loss 0.1;
+#   other 0.05. In all 7.85 ms in 13 launches.
 {
   echo "$header"
   i=0
@@ -95,13 +95,34 @@ reduce_rows_kernel<0, float>|0.2
 void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<c10::BFloat16>, std::array<char *, 3>>(int, T2, T3)|0.3
 binary_vec_kernel<0, lrt::BFloat16>|0.2
 computeOffsetsKernel|0.05
+void lrt::optim::detail::(anonymous namespace)::fused_step_kernel<float>(const float *, int)|0
 bn_apply_nhwc_kernel<lrt::BFloat16, float, 8>|0
 KERNELS
 } >"$tmp/split.csv"
 "$py" "$script" "$tmp/split.csv" "ncu torch" --split --top 2 >"$tmp/split.out" || fail "split.csv: status $?"
-expect "$tmp/split.out" "$(row "ncu torch" info "7.85 ms of kernels in 12 launches")"
-expect "$tmp/split.out" "$(row "ncu torch split" info "convolutions and matrix products 3.50 ms (2), batch norm 2.50 ms (3), optimizer 0.75 ms (1), elementwise and copies 0.50 ms (2), layout transposes 0.25 ms (1), reductions and pooling 0.20 ms (1), loss 0.10 ms (1), other 0.05 ms (1)")"
+expect "$tmp/split.out" "$(row "ncu torch" info "7.85 ms of kernels in 13 launches")"
+expect "$tmp/split.out" "$(row "ncu torch split" info "convolutions and matrix products 3.50 ms (2), batch norm 2.50 ms (3), optimizer 0.75 ms (2), elementwise and copies 0.50 ms (2), layout transposes 0.25 ms (1), reductions and pooling 0.20 ms (1), loss 0.10 ms (1), other 0.05 ms (1)")"
 expect "$tmp/split.out" "$(row "ncu torch #2" info "1.50 ms, 1 launch: at::native::batch_norm_backward_reduce_channels_last_kernel<4, c10::BFloat16, float, float, int>")"
+
+# Values ncu could not give ("n/a", an unknown unit) are left out of the
+# row: launch 1 has no read bytes and no register count, so the kernel's row
+# has no traffic and the registers of launch 0 alone.
+{
+  echo "$header"
+  while read -r id metric unit value; do line "$id" "$apply" "$metric" "$unit" "$value"; done <<'METRICS'
+0 gpu__time_duration.sum msecond 1
+0 dram__bytes_read.sum Gbyte 1
+0 dram__bytes_write.sum Gbyte 1
+0 launch__registers_per_thread register/thread 32
+1 gpu__time_duration.sum msecond 1
+1 dram__bytes_read.sum byte n/a
+1 dram__bytes_write.sum Gbyte 1
+1 launch__registers_per_thread register/thread n/a
+METRICS
+} >"$tmp/na.csv"
+"$py" "$script" "$tmp/na.csv" "ncu bn" >"$tmp/na.out" || fail "na.csv: status $?"
+expect "$tmp/na.out" "$(row "ncu bn" info "2.00 ms of kernels in 2 launches")"
+expect "$tmp/na.out" "$(row "ncu bn #1" info "2.00 ms, 2 launches, 32 registers: bn_apply_nhwc_kernel<lrt::BFloat16, float, 8>")"
 
 # No usable table: one row, FAIL or skip, and status 0.
 echo '==ERROR== Failed to profile "bn_apply_nhwc_kernel"' >"$tmp/none.csv"
