@@ -56,13 +56,19 @@ LRT_HD float uniform_at(uint64_t seed, uint64_t offset, uint64_t i) {
 // Box-Muller over words (2p, 2p+1) of the block: element i gets the cosine
 // branch when even, the sine branch when odd. Computed in double so the float
 // result is the same on CPU and CUDA except in rare last-bit ties.
+// The Box-Muller radius and angle of the word pair (a, b).
+LRT_HD void box_muller(uint32_t a, uint32_t b, double* radius, double* angle) {
+  const double u1 = (static_cast<double>(a >> 8) + 1.0) * (1.0 / 16777216.0);  // (0, 1]
+  const double u2 = static_cast<double>(b >> 8) * (1.0 / 16777216.0);         // [0, 1)
+  *radius = ::sqrt(-2.0 * ::log(u1));
+  *angle = 6.283185307179586476925 * u2;
+}
+
 LRT_HD double normal_at(uint64_t seed, uint64_t offset, uint64_t i) {
   const U32x4 r = block(seed, offset + i / 4);
   const unsigned lane = static_cast<unsigned>(i % 4), pair = lane / 2;
-  const double u1 = (static_cast<double>(r.x[2 * pair] >> 8) + 1.0) * (1.0 / 16777216.0);  // (0, 1]
-  const double u2 = static_cast<double>(r.x[2 * pair + 1] >> 8) * (1.0 / 16777216.0);     // [0, 1)
-  const double radius = ::sqrt(-2.0 * ::log(u1));
-  const double angle = 6.283185307179586476925 * u2;
+  double radius, angle;
+  box_muller(r.x[2 * pair], r.x[2 * pair + 1], &radius, &angle);
   return (lane % 2 == 0) ? radius * ::cos(angle) : radius * ::sin(angle);
 }
 
@@ -77,10 +83,8 @@ LRT_HD void uniform4_at(uint64_t seed, uint64_t offset, uint64_t j, float out[4]
 LRT_HD void normal4_at(uint64_t seed, uint64_t offset, uint64_t j, double out[4]) {
   const U32x4 r = block(seed, offset + j);
   for (unsigned pair = 0; pair < 2; ++pair) {
-    const double u1 = (static_cast<double>(r.x[2 * pair] >> 8) + 1.0) * (1.0 / 16777216.0);
-    const double u2 = static_cast<double>(r.x[2 * pair + 1] >> 8) * (1.0 / 16777216.0);
-    const double radius = ::sqrt(-2.0 * ::log(u1));
-    const double angle = 6.283185307179586476925 * u2;
+    double radius, angle;
+    box_muller(r.x[2 * pair], r.x[2 * pair + 1], &radius, &angle);
     out[2 * pair] = radius * ::cos(angle);
     out[2 * pair + 1] = radius * ::sin(angle);
   }
