@@ -435,6 +435,9 @@ class EpochClock {
       by[static_cast<int>(kinds_[i])].push_back(marks_.elapsed_ms(ready, queued));
     }
     std::string out = "{\"span\":" + num(marks_.elapsed_ms(0, 2 * steps)) + ",\"between_steps\":" + num(between);
+    // Indexed by GraphInputs::Use.
+    static_assert(static_cast<int>(GraphInputs::Use::Eager) == 0 && static_cast<int>(GraphInputs::Use::Capture) == 1 &&
+                  static_cast<int>(GraphInputs::Use::Replay) == 2);
     const char* names[3] = {"eager", "captured", "replayed"};
     for (int k = 0; k < 3; ++k) {
       std::vector<double>& t = by[k];
