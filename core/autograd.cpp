@@ -75,6 +75,9 @@ Tensor take_waiting_grad(size_t input, DType dt, MemoryFormat f) {
   const Tensor& t = t_waiting->offered[input];
   if (!t.defined() || t.dtype() != dt || (f == MemoryFormat::ChannelsLast && t.dim() != 4) || !t.is_contiguous(f))
     return Tensor();
+  // Where the taker's kernels were chosen on aligned buffers (cuDNN's
+  // algorithm for a shape), a view into a larger buffer might not suit them.
+  if (reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 != 0) return Tensor();
   t_waiting->taken[input] = true;
   return t;
 }

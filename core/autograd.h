@@ -79,7 +79,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);
 // For a backward closure while the engine runs it: the gradient already
 // waiting for its input `input` (from the input's other consumers), handed
 // over when the engine holds it alone (no other tensor shares its storage),
-// it has dtype dt and it is dense in format f. The closure may then add its
+// it has dtype dt, it is dense in format f and its data is 16-byte aligned. The closure may then add its
 // own contribution into it in place and must return it (or a view of its
 // storage holding the sum) as that input's gradient: the engine keeps it
 // instead of adding the two in a separate pass. Undefined, and nothing

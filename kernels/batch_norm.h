@@ -33,7 +33,7 @@
 // The entry points assume checked arguments (layers/batch_norm.cpp checks
 // shapes, dtypes and devices): x, y, gy, gx of one shape, the (C) tensors
 // contiguous, everything on x's device; the activations contiguous in x's
-// memory format (check_bn_layout, which each entry point runs); the activations (x, y, gy,
+// memory format and x non-empty (check_bn_layout, which each entry point runs); the activations (x, y, gy,
 // gx, residual) of x's dtype, the (C) tensors of x's or, for a bfloat16 x,
 // float32. bfloat16 values are computed on in float (see the kernels).
 #pragma once
@@ -50,7 +50,9 @@ namespace lrt::kernels {
 // The layout rule of the entry points: every activation given (x, residual,
 // y; gy, relu_out, gx, gresidual) contiguous in x's memory format, which may
 // be channels_last only where the kernels read it (nhwc_ok: CUDA).
+// An empty input is refused (the layers handle empty batches themselves).
 inline void check_bn_layout(const Tensor& x, std::initializer_list<const Tensor*> activations, bool nhwc_ok) {
+  LRT_CHECK(x.numel() > 0, "batch_norm: the kernels take a non-empty input, got ", to_string(x.shape()));
   const MemoryFormat f = memory_format_of(x);
   LRT_CHECK(nhwc_ok || f == MemoryFormat::Contiguous,
             "batch_norm: the CPU kernels take NCHW tensors, got a channels_last input");

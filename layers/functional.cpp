@@ -88,8 +88,9 @@ Tensor global_avg_pool(const Tensor& x) {
   // channels_last: memory holds (N, H, W, C), so the column reduction over the
   // (N, H*W, C) view reads it in place (neighbouring threads, neighbouring
   // channels) and the gradient comes back channels_last, with no layout copy
-  // either way. Each mean sums its H*W values in the same order as NCHW's row
-  // reduction over (N, C, H*W), which reads each plane in one contiguous run.
+  // either way. Up to 64 values a plane (ResNet50's 4x4 on CIFAR), each mean
+  // sums its H*W values in the same order as NCHW's row reduction over
+  // (N, C, H*W); larger planes are summed in another order (last bits).
   if (memory_format_of(x) == MemoryFormat::ChannelsLast)
     return mean(x.transpose(1, 2).transpose(2, 3).reshape({n, hw, c}), 1);
   return mean(x.reshape({n, c, hw}), 2);

@@ -795,9 +795,11 @@ A* scratch_array(Tensor& holder, int64_t n, const Tensor& like) {
   return static_cast<A*>(holder.data_ptr());
 }
 
+// The NCHW elementwise passes index a sample's packs in 32 bits, and a
+// thread's index plus the grid's stride (at most 2^28 threads) must not wrap.
 void check_sample_size(const Dims& d) {
-  LRT_CHECK(d.c * d.hw < (int64_t(1) << 32), "batch_norm: ", d.c * d.hw,
-            " values a sample are more than the CUDA kernels index");
+  LRT_CHECK(d.c * d.hw < (int64_t(1) << 31), "batch_norm: ", d.c * d.hw,
+            " values a sample are more than the CUDA kernels index (2^31)");
 }
 
 void stats_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps, const Tensor& running_mean,

@@ -338,7 +338,9 @@ struct ConvPlan {
 };
 
 std::mutex g_plans_mu;
-std::map<AlgoKey, std::unique_ptr<const ConvPlan>> g_plans;  // never erased: plans stay valid
+// Never erased, so plans stay valid; and never destroyed: the descriptors it
+// owns are not released at exit, when cuDNN may already be unloaded.
+auto& g_plans = *new std::map<AlgoKey, std::unique_ptr<const ConvPlan>>;
 
 const ConvPlan* find_plan(const AlgoKey& key) {
   std::lock_guard<std::mutex> lock(g_plans_mu);

@@ -287,14 +287,20 @@ Tensor spy_double(const Tensor& x, const void** grad_storage) {
 }
 // An op of (h, y) whose backward gives h the gradient `h_grad` (5 everywhere)
 // and passes y's through; it runs before the backward of y's producer.
-Tensor giver(const Tensor& h, const Tensor& y, std::shared_ptr<Tensor> keep_h_grad) {
+// misaligned: h_grad is a view one value into a larger buffer.
+Tensor giver(const Tensor& h, const Tensor& y, std::shared_ptr<Tensor> keep_h_grad, bool misaligned = false) {
   Tensor out;
   {
     NoGradGuard no_grad;
     out = y * 1.0;
   }
-  return record("giver", out, {h, y}, [shape = h.shape(), keep_h_grad](const Tensor& g) {
+  return record("giver", out, {h, y}, [shape = h.shape(), keep_h_grad, misaligned](const Tensor& g) {
     Tensor h_grad = full(shape, 5.0, TensorOptions(kF64));
+    if (misaligned) {
+      const int64_t n = h_grad.numel();
+      Tensor big = full({n + 1}, 5.0, TensorOptions(kF64));
+      h_grad = big.slice(0, 1, n + 1).reshape(shape);  // big goes: the view holds its storage alone
+    }
     if (keep_h_grad) *keep_h_grad = h_grad;  // shared: the engine must not hand it over
     return std::vector<Tensor>{h_grad, g};
   });
@@ -307,8 +313,12 @@ TEST_CASE("backward hands a gradient it holds alone to the next consumer's closu
     std::vector<double> values;
     const void* into = nullptr;
   };
-  for (bool shared : {false, true}) {
-    CAPTURE(shared);
+  // A gradient shared with another tensor, or one not 16-byte aligned (a
+  // view into a larger buffer, which a taker's kernels chosen on aligned
+  // buffers might not take), is not handed over.
+  for (int mode = 0; mode < 3; ++mode) {
+    const bool shared = mode == 1, misaligned = mode == 2;
+    CAPTURE(mode);
     auto seen = std::make_shared<Seen>();
     Tensor x = normal_leaf({2, 3}, 700);
     const void* summed_at = nullptr;
@@ -331,14 +341,14 @@ TEST_CASE("backward hands a gradient it holds alone to the next consumer's closu
       return std::vector<Tensor>{into};
     });
     auto keep = shared ? std::make_shared<Tensor>() : nullptr;
-    sum(giver(h, y, keep)).backward();
+    sum(giver(h, y, keep, misaligned)).backward();
     // Either way h's gradient is 5 + 1, and x's twice that.
     CHECK(host(x.grad()) == std::vector<double>(6, 12.0));
-    CHECK(seen->offered == !shared);
-    if (!shared) {
+    CHECK(seen->offered == (mode == 0));
+    if (mode == 0) {
       CHECK(seen->values == std::vector<double>(6, 5.0));  // the giver's gradient, waiting
       CHECK(summed_at == seen->into);  // x's producer got the very tensor added into
-    } else {
+    } else if (shared) {
       CHECK(summed_at != keep->data_ptr());  // summed into a new tensor
     }
   }

@@ -500,6 +500,23 @@ TEST_CASE("batch_norm_act rejects a residual that does not match the input") {
 }
 
 
+TEST_CASE("the batch-norm kernels refuse an empty input by name instead of dividing by its size") {
+  namespace kc = kernels::cpu;
+  for (const Shape& s : {Shape{0, 3, 4, 4}, Shape{2, 3, 0, 4}}) {
+    CAPTURE(to_string(s));
+    const Tensor x = empty(s), mean = empty({3}), invstd = empty({3});
+    check_mentions(error_of([&] { kc::batch_norm_stats(x, mean, invstd, kEps, Tensor(), Tensor(), 0.1); }),
+                   {"batch_norm", "non-empty", to_string(s)});
+    check_mentions(error_of([&] { kc::batch_norm_apply(x, mean, invstd, Tensor(), Tensor(), Tensor(), true, empty(s)); }),
+                   {"batch_norm", "non-empty"});
+    check_mentions(error_of([&] {
+                     kc::batch_norm_backward(empty(s), Tensor(), x, mean, invstd, Tensor(), true, empty(s), Tensor(),
+                                             Tensor(), Tensor());
+                   }),
+                   {"batch_norm", "non-empty"});
+  }
+}
+
 TEST_CASE("batch_norm_backward recomputes a ReLU's mask from x with the bits of reading the output") {
   namespace kc = kernels::cpu;
   uint64_t seed = 900;

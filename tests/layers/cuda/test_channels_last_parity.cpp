@@ -48,6 +48,16 @@ bool nhwc(const Tensor& t) { return memory_format_of(t) == kCL; }
 // t's values on the device, laid out channels_last.
 Tensor nhwc_cuda(const Tensor& t) { return t.to(kCuda).contiguous(kCL).detach(); }
 
+// The same, one value past an aligned address (the kernels' one-value and
+// one-channel-a-lane paths): a view of a larger buffer.
+Tensor misaligned_nhwc_cuda(const Tensor& t) {
+  const int64_t n = t.size(0), c = t.size(1), h = t.size(2), w = t.size(3);
+  Tensor buf = empty({t.numel() + 1}, TensorOptions(t.dtype()).with_device(kCuda));
+  Tensor v = buf.slice(0, 1, t.numel() + 1).reshape({n, h, w, c}).transpose(1, 3).transpose(2, 3);
+  v.copy_(t);
+  return v;
+}
+
 // A channels_last CUDA tensor of NaN.
 Tensor poisoned_nhwc(const Shape& s, DType dt) {
   return full(s, testing::kNaN, TensorOptions(dt).with_device(kCuda)).contiguous(kCL).detach();
@@ -206,93 +216,101 @@ TEST_CASE("CUDA: channels_last batch-norm kernels match the CPU's, elementwise p
   namespace kb = kernels;
   // {2, 130, 3, 3}: 130 channels a row make the elementwise passes find each
   // pack's channels (no grid whose thread count is a multiple of 130).
+  // Misaligned inputs (a view one value into a buffer; even C then takes
+  // one channel a lane in the reductions and one value a pack elsewhere)
+  // for the smaller shapes.
   const Shape shapes[] = {{256, 64, 32, 32}, {8, 2048, 4, 4}, {4, 3, 5, 7}, {3, 40, 5, 5}, {2, 6, 1, 9}, {2, 130, 3, 3}};
   uint64_t seed = 500;
   for (DType dt : {DType::Float32, DType::Float64, DType::BFloat16})
-    for (const Shape& s : shapes) {
-      if (dt == DType::Float64 && s[0] == 256) continue;  // the large case once per storage width
-      CAPTURE(dt);
-      CAPTURE(to_string(s));
-      const DType ct = dt == DType::BFloat16 ? DType::Float32 : dt;  // per-channel dtype
-      const int64_t c = s[1];
-      const double eps = 1e-5, momentum = 0.1;
-      const Tensor x = random(s, dt, ++seed) * 1.5 + 0.25, gy = random(s, dt, ++seed);
-      const Tensor w = testing::uniform({c}, 0.5, 2.0, ct, ++seed), b = testing::normal({c}, ct, ++seed);
-      const Tensor rm0 = testing::normal({c}, ct, ++seed), rv0 = testing::uniform({c}, 0.5, 3.0, ct, ++seed);
-      const Tensor xg = nhwc_cuda(x), gyg = nhwc_cuda(gy), wg = w.to(kCuda), bg = b.to(kCuda);
-      REQUIRE(nhwc(xg));
+    for (const Shape& s : shapes)
+      for (bool misaligned : {false, true}) {
+        if (dt == DType::Float64 && s[0] == 256) continue;  // the large case once per storage width
+        if (misaligned && (s[0] == 256 || dt == DType::Float64)) continue;
+        CAPTURE(dt);
+        CAPTURE(to_string(s));
+        CAPTURE(misaligned);
+        auto on_cuda = [&](const Tensor& t) { return misaligned ? misaligned_nhwc_cuda(t) : nhwc_cuda(t); };
+        const DType ct = dt == DType::BFloat16 ? DType::Float32 : dt;  // per-channel dtype
+        const int64_t c = s[1];
+        const double eps = 1e-5, momentum = 0.1;
+        const Tensor x = random(s, dt, ++seed) * 1.5 + 0.25, gy = random(s, dt, ++seed);
+        const Tensor w = testing::uniform({c}, 0.5, 2.0, ct, ++seed), b = testing::normal({c}, ct, ++seed);
+        const Tensor rm0 = testing::normal({c}, ct, ++seed), rv0 = testing::uniform({c}, 0.5, 3.0, ct, ++seed);
+        const Tensor xg = on_cuda(x), gyg = on_cuda(gy), wg = w.to(kCuda), bg = b.to(kCuda);
+        REQUIRE(nhwc(xg));
+        REQUIRE(xg.is_contiguous(kCL));
 
-      Tensor mean = empty({c}, ct), invstd = empty({c}, ct), rm = rm0.clone(), rv = rv0.clone();
-      Tensor mean_g = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda));
-      Tensor invstd_g = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda));
-      Tensor rm_g = rm0.to(kCuda), rv_g = rv0.to(kCuda);
-      kb::cpu::batch_norm_stats(x, mean, invstd, eps, rm, rv, momentum);
-      kb::cuda::batch_norm_stats(xg, mean_g, invstd_g, eps, rm_g, rv_g, momentum);
-      check_cuda_close(mean_g, mean, sum_tolerance(dt), "mean");
-      check_cuda_close(invstd_g, invstd, sum_tolerance(dt), "invstd");
-      check_cuda_close(rm_g, rm, sum_tolerance(dt), "running_mean");
-      check_cuda_close(rv_g, rv, sum_tolerance(dt), "running_var");
-      mean_g = mean.to(kCuda);
-      invstd_g = invstd.to(kCuda);
+        Tensor mean = empty({c}, ct), invstd = empty({c}, ct), rm = rm0.clone(), rv = rv0.clone();
+        Tensor mean_g = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda));
+        Tensor invstd_g = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda));
+        Tensor rm_g = rm0.to(kCuda), rv_g = rv0.to(kCuda);
+        kb::cpu::batch_norm_stats(x, mean, invstd, eps, rm, rv, momentum);
+        kb::cuda::batch_norm_stats(xg, mean_g, invstd_g, eps, rm_g, rv_g, momentum);
+        check_cuda_close(mean_g, mean, sum_tolerance(dt), "mean");
+        check_cuda_close(invstd_g, invstd, sum_tolerance(dt), "invstd");
+        check_cuda_close(rm_g, rm, sum_tolerance(dt), "running_mean");
+        check_cuda_close(rv_g, rv, sum_tolerance(dt), "running_var");
+        mean_g = mean.to(kCuda);
+        invstd_g = invstd.to(kCuda);
 
-      for (int ending = 0; ending < 3; ++ending) {  // none, ReLU, residual add + ReLU
-        const bool relu = ending > 0, with_res = ending == 2;
-        CAPTURE(ending);
-        const Tensor r = with_res ? random(s, dt, ++seed) : Tensor();
-        const Tensor rg = with_res ? nhwc_cuda(r) : Tensor();
-        Tensor y = empty(s, TensorOptions(dt)), y_g = poisoned_nhwc(s, dt);
-        kb::cpu::batch_norm_apply(x, mean, invstd, w, b, r, relu, y);
-        kb::cuda::batch_norm_apply(xg, mean_g, invstd_g, wg, bg, rg, relu, y_g);
-        check_same(y_g, y, "y");
-        const Tensor yo = relu ? y : Tensor(), yo_g = relu ? y_g : Tensor();
-        for (bool training : {true, false}) {
-          CAPTURE(training);
-          Tensor gx = empty(s, TensorOptions(dt)), gw = empty({c}, ct), gb = empty({c}, ct);
-          Tensor gr = with_res ? empty(s, TensorOptions(dt)) : Tensor();
-          Tensor gx_g = poisoned_nhwc(s, dt), gr_g = with_res ? poisoned_nhwc(s, dt) : Tensor();
-          Tensor gw_g = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda)), gb_g = gw_g.clone();
-          kb::cpu::batch_norm_backward(gy, yo, x, mean, invstd, w, training, gx, gw, gb, gr);
-          kb::cuda::batch_norm_backward(gyg, yo_g, xg, mean_g, invstd_g, wg, training, gx_g, gw_g, gb_g, gr_g);
-          if (training)
-            check_cuda_close(gx_g, gx, value_tolerance(dt), "gx");
-          else
-            check_same(gx_g, gx, "gx (eval)");
-          check_cuda_close(gw_g, gw, sum_tolerance(dt), "gweight");
-          check_cuda_close(gb_g, gb, sum_tolerance(dt), "gbias");
-          if (with_res) {
-            check_same(gr_g, gr, "gresidual");
-            // Without the sums pass (only the residual's gradient asked for)
-            // the input-gradient pass masks gy itself: the same bits as the
-            // sums pass writing it.
-            Tensor gr_only = poisoned_nhwc(s, dt);
-            kb::cuda::batch_norm_backward(gyg, yo_g, xg, mean_g, invstd_g, wg, training, Tensor(), Tensor(), Tensor(),
-                                          gr_only);
-            check_same(gr_only, gr, "gresidual alone");
-          }
-          if (relu && !with_res) {
-            // The mask recomputed from x instead of read from y: the same bits.
-            Tensor gx_x = poisoned_nhwc(s, dt);
-            Tensor gw_x = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda)), gb_x = gw_x.clone();
-            kb::cuda::batch_norm_backward(gyg, Tensor(), xg, mean_g, invstd_g, wg, training, gx_x, gw_x, gb_x, Tensor(),
-                                          true, bg);
-            check_same(gx_x, gx_g.to(kCPU), "gx, mask from x");
-            check_same(gw_x, gw_g.to(kCPU), "gweight, mask from x");
-            check_same(gb_x, gb_g.to(kCPU), "gbias, mask from x");
-            // And without the affine parameters (no weight, no bias).
-            Tensor y0 = poisoned_nhwc(s, dt);
-            kb::cuda::batch_norm_apply(xg, mean_g, invstd_g, Tensor(), Tensor(), Tensor(), true, y0);
-            Tensor gx_r = poisoned_nhwc(s, dt), gx_0 = poisoned_nhwc(s, dt);
-            Tensor gb_r = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda)), gb_0 = gb_r.clone();
-            kb::cuda::batch_norm_backward(gyg, y0, xg, mean_g, invstd_g, Tensor(), training, gx_r, Tensor(), gb_r,
-                                          Tensor());
-            kb::cuda::batch_norm_backward(gyg, Tensor(), xg, mean_g, invstd_g, Tensor(), training, gx_0, Tensor(), gb_0,
-                                          Tensor(), true, Tensor());
-            check_same(gx_0, gx_r.to(kCPU), "gx, mask from x, no affine");
-            check_same(gb_0, gb_r.to(kCPU), "gbias, mask from x, no affine");
+        for (int ending = 0; ending < 4; ++ending) {  // none, ReLU, residual add + ReLU, residual add
+          const bool relu = ending == 1 || ending == 2, with_res = ending >= 2;
+          CAPTURE(ending);
+          const Tensor r = with_res ? random(s, dt, ++seed) : Tensor();
+          const Tensor rg = with_res ? on_cuda(r) : Tensor();
+          Tensor y = empty(s, TensorOptions(dt)), y_g = poisoned_nhwc(s, dt);
+          kb::cpu::batch_norm_apply(x, mean, invstd, w, b, r, relu, y);
+          kb::cuda::batch_norm_apply(xg, mean_g, invstd_g, wg, bg, rg, relu, y_g);
+          check_same(y_g, y, "y");
+          const Tensor yo = relu ? y : Tensor(), yo_g = relu ? y_g : Tensor();
+          for (bool training : {true, false}) {
+            CAPTURE(training);
+            Tensor gx = empty(s, TensorOptions(dt)), gw = empty({c}, ct), gb = empty({c}, ct);
+            Tensor gr = with_res ? empty(s, TensorOptions(dt)) : Tensor();
+            Tensor gx_g = poisoned_nhwc(s, dt), gr_g = with_res ? poisoned_nhwc(s, dt) : Tensor();
+            Tensor gw_g = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda)), gb_g = gw_g.clone();
+            kb::cpu::batch_norm_backward(gy, yo, x, mean, invstd, w, training, gx, gw, gb, gr);
+            kb::cuda::batch_norm_backward(gyg, yo_g, xg, mean_g, invstd_g, wg, training, gx_g, gw_g, gb_g, gr_g);
+            if (training)
+              check_cuda_close(gx_g, gx, value_tolerance(dt), "gx");
+            else
+              check_same(gx_g, gx, "gx (eval)");
+            check_cuda_close(gw_g, gw, sum_tolerance(dt), "gweight");
+            check_cuda_close(gb_g, gb, sum_tolerance(dt), "gbias");
+            if (with_res) {
+              check_same(gr_g, gr, "gresidual");
+              // Without the sums pass (only the residual's gradient asked for)
+              // the input-gradient pass masks gy itself: the same bits as the
+              // sums pass writing it.
+              Tensor gr_only = poisoned_nhwc(s, dt);
+              kb::cuda::batch_norm_backward(gyg, yo_g, xg, mean_g, invstd_g, wg, training, Tensor(), Tensor(), Tensor(),
+                                            gr_only);
+              check_same(gr_only, gr, "gresidual alone");
+            }
+            if (relu && !with_res) {
+              // The mask recomputed from x instead of read from y: the same bits.
+              Tensor gx_x = poisoned_nhwc(s, dt);
+              Tensor gw_x = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda)), gb_x = gw_x.clone();
+              kb::cuda::batch_norm_backward(gyg, Tensor(), xg, mean_g, invstd_g, wg, training, gx_x, gw_x, gb_x,
+                                            Tensor(), true, bg);
+              check_same(gx_x, gx_g.to(kCPU), "gx, mask from x");
+              check_same(gw_x, gw_g.to(kCPU), "gweight, mask from x");
+              check_same(gb_x, gb_g.to(kCPU), "gbias, mask from x");
+              // And without the affine parameters (no weight, no bias).
+              Tensor y0 = poisoned_nhwc(s, dt);
+              kb::cuda::batch_norm_apply(xg, mean_g, invstd_g, Tensor(), Tensor(), Tensor(), true, y0);
+              Tensor gx_r = poisoned_nhwc(s, dt), gx_0 = poisoned_nhwc(s, dt);
+              Tensor gb_r = full({c}, testing::kNaN, TensorOptions(ct).with_device(kCuda)), gb_0 = gb_r.clone();
+              kb::cuda::batch_norm_backward(gyg, y0, xg, mean_g, invstd_g, Tensor(), training, gx_r, Tensor(), gb_r,
+                                            Tensor());
+              kb::cuda::batch_norm_backward(gyg, Tensor(), xg, mean_g, invstd_g, Tensor(), training, gx_0, Tensor(),
+                                            gb_0, Tensor(), true, Tensor());
+              check_same(gx_0, gx_r.to(kCPU), "gx, mask from x, no affine");
+              check_same(gb_0, gb_r.to(kCPU), "gbias, mask from x, no affine");
+            }
           }
         }
       }
-    }
 }
 
 TEST_CASE("CUDA: channels_last batch-norm kernels give the same bits from run to run") {

@@ -194,6 +194,17 @@ TEST_CASE("CUDA: bfloat16 batch-norm kernels give the CPU's bits given its stati
             CHECK(bits_of(gx_d) == bits_of(gx));
           check_cuda_close(gw_d, gw, 1e-5, "gweight");
           check_cuda_close(gb_d, gb, 1e-5, "gbias");
+          if (relu && !with_r) {
+            // The ReLU's mask recomputed from x (no relu_out, no gresidual):
+            // the bits of reading the stored bfloat16 output.
+            Tensor gx_x = place(full(c.x, testing::kNaN, TensorOptions(DType::BFloat16)), kCuda);
+            Tensor gw_x = poisoned({ch}, DType::Float32), gb_x = poisoned({ch}, DType::Float32);
+            kernels::cuda::batch_norm_backward(place(gy, kCuda), Tensor(), place(x, kCuda), mean_c, invstd_c, w_c,
+                                               training, gx_x, gw_x, gb_x, Tensor(), true, b_c);
+            CHECK(bits_of(gx_x) == bits_of(gx_d));
+            CHECK(testing::host(gw_x) == testing::host(gw_d));
+            CHECK(testing::host(gb_x) == testing::host(gb_d));
+          }
         }
       }
     }
