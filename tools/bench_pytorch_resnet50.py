@@ -114,7 +114,7 @@ def run_lrt(args, extra=()):
     if args.adam:
         cmd.append("--adam")
     cmd += list(extra)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=args.config_timeout)
     return json.loads(out.stdout)
 
 
@@ -184,6 +184,8 @@ def run_matrix(args):
                 run["config"] = config
                 results.append(run)
                 lrt_runs[config] = run
+            except subprocess.TimeoutExpired:
+                failures.append(f"{config} batch {batch}: over {args.config_timeout} s")
             except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
                 failures.append(f"{config} batch {batch}: {e}")
         for name, flags in torch_configs():
@@ -208,12 +210,16 @@ def run_matrix(args):
                               "images_per_s_ratio": round(ours["images_per_s"] / theirs["images_per_s"], 3),
                               "peak_memory_ratio": round(ours["peak_memory_mib"] / theirs["peak_memory_mib"], 3)})
     rate = None
-    out = subprocess.run(base + ["--matmul-rate"], capture_output=True, text=True)
-    if out.returncode == 0:
+    try:
+        out = subprocess.run(base + ["--matmul-rate"], capture_output=True, text=True, timeout=args.config_timeout)
+    except subprocess.TimeoutExpired:
+        out = None
+        failures.append(f"the bf16 matrix rate: over {args.config_timeout} s")
+    if out is not None and out.returncode == 0:
         rate = json.loads(out.stdout)
         for r in results:
             r["mfu_bf16"] = round(r["images_per_s"] * FLOP_PER_TRAINING_IMAGE / (rate["tflops"] * 1e12), 4)
-    else:
+    elif out is not None:
         failures.append(f"bf16 matmul rate: exit {out.returncode}: {out.stderr.strip()[-300:]}")
     return {"results": results, "bf16_matmul": rate, "failures": failures, "table": table}
 
@@ -243,7 +249,8 @@ def main():
                     help="--matrix on CUDA: lrt with NCHW features and no CUDA graph (default: the trainer's CUDA "
                          "defaults, channels_last and the graph)")
     ap.add_argument("--config-timeout", type=float, default=300,
-                    help="--matrix: seconds one PyTorch configuration may take, compilation included (default 300)")
+                    help="seconds one run may take: a PyTorch configuration of --matrix, compilation included, "
+                         "and each run of --lrt (default 300)")
     ap.add_argument("--matmul-rate", action="store_true", help="only measure the bf16 matrix rate (JSON)")
     ap.add_argument("--profile-step", action="store_true",
                     help="CUDA, PyTorch alone: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, "
@@ -281,7 +288,7 @@ def main():
     if args.lrt:
         try:
             result["results"].append(run_lrt(args))
-        except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
+        except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
             print(f"bench_pytorch_resnet50: running {args.lrt} failed: {e}", file=sys.stderr)
             return 2
     result["results"].append(run_torch(args))

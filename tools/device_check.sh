@@ -6,11 +6,19 @@
 # and prints a summary table last. Full logs go to the log folder.
 #
 # usage: tools/device_check.sh [--quick] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
-#                              [--baseline DIR]
+#                              [--baseline DIR] [--deadline SECONDS]
 #   --quick       for a short lease: the CUDA test cases (lrt_cuda_tests)
 #                 instead of the whole ctest suite (whose CPU suites CI runs),
 #                 the ResNet50 comparison at batch 256 only, no bench_data,
-#                 no bf16-against-fp32 accuracy runs
+#                 no fused-against-unfused or per-default step rows, the
+#                 default and searched-algorithm epochs only, no
+#                 bf16-against-fp32 accuracy runs
+#   --deadline SECONDS  finish within SECONDS of the start: each later stage
+#                 runs only if its usual time still fits (else its row says
+#                 "skip: out of time"), and every run's timeout is cut to end
+#                 10 s before the deadline, so the table is always printed.
+#                 Stages run most telling first: tests, the PyTorch
+#                 comparison, the baseline, the epochs, then the profiles.
 #   --sanitize    instead of the suite and the benchmarks, run the CUDA test
 #                 cases (lrt_cuda_tests) under compute-sanitizer: memcheck
 #                 and racecheck, the CUDA allocator's
@@ -38,6 +46,7 @@ arch=90
 sanitize=0
 quick=0
 baseline=""
+deadline=""
 while (($#)); do
   case "$1" in
     --quick) quick=1; shift ;;
@@ -47,10 +56,13 @@ while (($#)); do
     --build) build=${2:?--build needs a folder}; shift 2 ;;
     --arch) arch=${2:?--arch needs a value}; shift 2 ;;
     --baseline) baseline=${2:?--baseline needs a folder}; shift 2 ;;
+    --deadline) deadline=${2:?--deadline needs seconds}; shift 2 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "device_check: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+[[ -z "$deadline" || "$deadline" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "device_check: --deadline takes whole seconds, got '$deadline'" >&2; exit 2; }
 mkdir -p "$logs"
 logs=$(cd "$logs" && pwd)
 [ -z "$deps" ] || deps=$(cd "$deps" && pwd) || { echo "device_check: --deps folder not found" >&2; exit 2; }
@@ -69,6 +81,34 @@ declare -a rows=()
 add_row() { rows+=("$1"); printf '%s\n' "$1" >>"$logs/rows.txt"; }
 row() { add_row "$(printf '%-28s %-8s %s' "$1" "$2" "$3")"; }
 elapsed() { echo "$(( $(date +%s) - start ))s"; }
+# Seconds left before --deadline.
+left() { echo $(( start + deadline - $(date +%s) )); }
+# cap N: a timeout of N seconds, cut to end 10 s before --deadline (at least 1).
+cap() {
+  local t=$1 l
+  if [ -n "$deadline" ]; then
+    l=$(( $(left) - 10 ))
+    (( l < t )) && t=$l
+    (( t < 1 )) && t=1
+  fi
+  echo "$t"
+}
+# stage NAME SECONDS: whether a stage of about SECONDS still fits before
+# --deadline (always, without one); where it does not, a row says so.
+stage() {
+  [ -z "$deadline" ] && return 0
+  (( $(left) >= $2 )) && return 0
+  row "$1" "skip" "out of time: $(left) s left before --deadline, it takes about $2 s"
+  return 1
+}
+# The table, last (also where the run is stopped by a signal).
+summary() {
+  echo
+  echo "==== lrt device check summary$1 ($(date -u +%Y-%m-%dT%H:%MZ)) ===="
+  printf '%-28s %-8s %s\n' "check" "status" "detail"
+  printf '%s\n' "${rows[@]}"
+}
+trap 'row "stopped" "FAIL" "by a signal after $(elapsed)"; summary ""; exit 1' TERM INT
 
 # ---- environment ----
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
@@ -108,7 +148,9 @@ if [ -n "$baseline" ] && ((!sanitize)); then
   bcfg=(-S "$baseline" -B "$bbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLRT_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$arch")
   [ -z "$deps" ] || bcfg+=("-DLRT_DEPS_INCLUDE=$deps")
   [ -z "$cudnn_root" ] || bcfg+=("-DCUDNN_ROOT=$cudnn_root")
-  (cmake "${bcfg[@]}" && cmake --build "$bbuild" -j "$(nproc)" --target bench_resnet50) >"$logs/baseline_build.log" 2>&1 &
+  # At the lowest priority: the CUDA tests run meanwhile.
+  (nice -n 19 cmake "${bcfg[@]}" && nice -n 19 cmake --build "$bbuild" -j "$(nproc)" --target bench_resnet50) \
+    >"$logs/baseline_build.log" 2>&1 &
   baseline_pid=$!
 fi
 
@@ -119,7 +161,7 @@ fi
 sanitizer_pass() {  # sanitizer_pass TOOL EXTRA_ARGS...
   local tool=$1 log="$logs/sanitize_$1.log" rc errors
   shift
-  LRT_CUDA_NO_CACHE=1 timeout 900 compute-sanitizer --tool "$tool" "$@" --error-exitcode 99 --print-limit 20 \
+  LRT_CUDA_NO_CACHE=1 timeout -k 5 "$(cap 900)" compute-sanitizer --tool "$tool" "$@" --error-exitcode 99 --print-limit 20 \
     "$build/tests/lrt_cuda_tests" --no-version >"$log" 2>&1
   rc=$?
   errors=$(sed -n 's/^========= ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$log" | tail -1)
@@ -146,10 +188,7 @@ if ((sanitize)); then
     sanitizer_pass racecheck
   fi
   row "total time" "info" "$(elapsed)"
-  echo
-  echo "==== lrt device check summary, compute-sanitizer ($(date -u +%Y-%m-%dT%H:%MZ)) ===="
-  printf '%-28s %-8s %s\n' "check" "status" "detail"
-  printf '%s\n' "${rows[@]}"
+  summary ", compute-sanitizer"
   printf '%s\n' "${rows[@]}" | grep -qE '^.{29}(FAIL|MISS)' && exit 1
   exit 0
 fi
@@ -163,8 +202,8 @@ else
   else
     # Waiting OpenMP threads sleep rather than spin, as in tools/test.sh:
     # the suites run side by side, each with a thread per core.
-    (cd "$build" && OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" ctest --output-on-failure -j "$(nproc)") \
-      >"$logs/ctest.log" 2>&1
+    (cd "$build" && OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" timeout -k 5 "$(cap 1500)" \
+      ctest --output-on-failure -j "$(nproc)") >"$logs/ctest.log" 2>&1
     summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -1)
     if grep -qE '\*\*\*Skipped|SKIPPED' "$logs/ctest.log"; then
       row "ctest" "FAIL" "CUDA cases were skipped on a GPU machine; $summary"
@@ -174,17 +213,30 @@ else
       row "ctest" "FAIL" "$summary (see $logs/ctest.log)"
     fi
   fi
-  "$build/tests/lrt_cuda_tests" >"$logs/cuda_tests.log" 2>&1
-  status=$([ $? -eq 0 ] && echo ok || echo FAIL)
+  # Bounded, so that a hang in a CUDA case cannot take the whole run; each
+  # case's time is logged as it ends (line-buffered), so a stopped run says
+  # which case it was in.
+  limit=$(cap 360)
+  lb=()
+  command -v stdbuf >/dev/null && lb=(stdbuf -oL)
+  timeout -k 5 "$limit" "${lb[@]}" "$build/tests/lrt_cuda_tests" --duration=true >"$logs/cuda_tests.log" 2>&1
+  rc=$?
+  status=$([ $rc -eq 0 ] && echo ok || echo FAIL)
   detail=$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | sed 's/\[doctest\] //' | paste -sd';' -)
+  if ((rc == 124 || rc == 137)); then
+    detail="stopped after $limit s; the case after this one hung or ran long: "
+    detail+="$(grep -E '^[0-9.]+ s: ' "$logs/cuda_tests.log" | tail -1 | cut -c1-120)"
+  fi
   row "cuda parity cases" "$status" "${detail:-$(head -1 "$logs/cuda_tests.log")}"
   # The failed checks, above the summary (the full log is in the logs folder).
   [ "$status" = ok ] || grep -B2 -A6 -m 12 -E 'ERROR|FATAL|exception' "$logs/cuda_tests.log" | head -120
 fi
 
 # ---- benchmarks ----
-if [ -x "$build/apps/bench_kernels" ]; then
-  if "$build/apps/bench_kernels" >"$logs/bench_kernels.json" 2>"$logs/bench_kernels.err"; then
+if ! stage "bench_kernels" 30; then
+  :
+elif [ -x "$build/apps/bench_kernels" ]; then
+  if timeout -k 5 "$(cap 180)" "$build/apps/bench_kernels" >"$logs/bench_kernels.json" 2>"$logs/bench_kernels.err"; then
     while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_kernels.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -208,7 +260,7 @@ fi
 if ((quick)); then
   row "bench_data" "skip" "--quick"
 elif [ -x "$build/apps/bench_data" ]; then
-  if "$build/apps/bench_data" >"$logs/bench_data.json" 2>"$logs/bench_data.err"; then
+  if timeout -k 5 "$(cap 180)" "$build/apps/bench_data" >"$logs/bench_data.json" 2>"$logs/bench_data.err"; then
     while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_data.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -225,9 +277,13 @@ PY
 else
   row "bench_data" "FAIL" "not built"
 fi
-if [ -x "$build/apps/bench_adam" ]; then
-  "$build/apps/bench_adam" >"$logs/bench_adam.json" 2>"$logs/bench_adam.err" || row "bench_adam" "FAIL" "see $logs/bench_adam.err"
-  python3 tools/bench_pytorch_adam.py >"$logs/bench_pytorch_adam.json" 2>"$logs/bench_pytorch_adam.err" || true
+if ! stage "bench_adam" 30; then
+  :
+elif [ -x "$build/apps/bench_adam" ]; then
+  timeout -k 5 "$(cap 120)" "$build/apps/bench_adam" >"$logs/bench_adam.json" 2>"$logs/bench_adam.err" ||
+    row "bench_adam" "FAIL" "see $logs/bench_adam.err"
+  timeout -k 5 "$(cap 120)" python3 tools/bench_pytorch_adam.py >"$logs/bench_pytorch_adam.json" \
+    2>"$logs/bench_pytorch_adam.err" || true
   while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_adam.json" "$logs/bench_pytorch_adam.json" <<'PY'
 import json, sys
 try:
@@ -253,7 +309,14 @@ PY
 else
   row "bench_adam" "FAIL" "not built"
 fi
+# The baseline's build ends before anything is timed: it would take CPU
+# time from the benchmarks' host threads.
+baseline_built=0
+if [ -n "$baseline_pid" ]; then
+  wait "$baseline_pid" && baseline_built=1
+fi
 if [ -x "$build/apps/bench_resnet50" ]; then
+  if stage "bench_resnet50" 150; then
   # ResNet50 training steps (forward, loss, backward, Adam) at batch 256 and
   # 512: lrt at the trainer's CUDA defaults (channels_last features, the step
   # replayed as a CUDA graph) beside PyTorch float32 eager, bf16 +
@@ -262,7 +325,10 @@ if [ -x "$build/apps/bench_resnet50" ]; then
   # measured in the same run.
   matrix=(--batches 256,512)
   ((quick)) && matrix=(--batches 256)
-  python3 tools/bench_pytorch_resnet50.py --device cuda --matrix "${matrix[@]}" --lrt "$build/apps/bench_resnet50" \
+  # Each run (a configuration, compilation included) is bounded, and so is
+  # the whole.
+  timeout -k 5 "$(cap 900)" python3 tools/bench_pytorch_resnet50.py --device cuda --matrix "${matrix[@]}" \
+    --config-timeout "$(cap 300)" --lrt "$build/apps/bench_resnet50" \
     >"$logs/bench_resnet50.json" 2>"$logs/bench_resnet50.err"
   while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_resnet50.json" <<'PY'
 import json, sys
@@ -301,66 +367,21 @@ for f in d.get("failures", []):
     print(f'{"bench_resnet50":<28} {"FAIL":<8} {f[:200]}')
 PY
 )
-  # Fused BN + ReLU / BN + add + ReLU against separate ops, side by side.
-  for mode in "" --no-fuse; do
-    "$build/apps/bench_resnet50" --device cuda --batch 256 --adam $mode 2>>"$logs/bench_fuse.err" || echo '{"failed": true}'
-  done >"$logs/bench_fuse.json"
-  while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_fuse.json" <<'PY'
-import json, sys
-runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-if len(runs) != 2 or any("failed" in r for r in runs):
-    print(f'{"r50 fused bn+act":<28} {"FAIL":<8} see bench_fuse.err'); sys.exit()
-f, u = runs
-print(f'{"r50 fused bn+act b256":<28} {"info":<8} {f["images_per_s"] / u["images_per_s"]:.3f}x img/s '
-      f'({f["images_per_s"]:.0f} vs {u["images_per_s"]:.0f} unfused), peak {f["peak_memory_mib"]:.0f} vs '
-      f'{u["peak_memory_mib"]:.0f} MiB')
-PY
-)
-  # What each default contributes: the same step without the CUDA graph
-  # (eager), without channels_last (NCHW), and without both, against
-  # PyTorch's figures from the comparison above.
-  for mode in "--precision bf16" "--precision bf16 --channels-last" "--precision bf16 --cuda-graph" \
-    "--tf32 --cuda-graph"; do
-    "$build/apps/bench_resnet50" --device cuda --batch 256 --adam $mode 2>>"$logs/bench_graph.err" ||
-      echo '{"failed": true}'
-  done >"$logs/bench_graph.json"
-  while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_graph.json" "$logs/bench_resnet50.json" <<'PY'
-import json, sys
-runs = []
-for l in open(sys.argv[1]):
-    try:
-        runs.append(json.loads(l)) if l.strip() else None
-    except ValueError:
-        runs.append({"failed": True})
-try:
-    torch = {x["config"]: x for x in json.load(open(sys.argv[2]))["results"] if x["batch"] == 256}
-except Exception:
-    torch = {}
-for r in runs:
-    if "failed" in r:
-        print(f'{"r50 cuda graph":<28} {"FAIL":<8} see bench_graph.err'); continue
-    nhwc = " nhwc" if r.get("memory_format") == "channels_last" else ""
-    name = f'r50 {r["precision"]}{nhwc}{" graph" if r.get("cuda_graph") else " eager"} b256'
-    vs = {"bf16": ["torch bf16 eager", "torch bf16 compile"], "tf32": ["torch fp32 eager"]}.get(r["precision"], [])
-    ratios = ", ".join(f'{r["images_per_s"] / torch[t]["images_per_s"]:.2f}x {t[6:]}' for t in vs if t in torch)
-    print(f'{name:<28} {"info":<8} {r["images_per_s"]:.0f} img/s, {r["median_ms"]:.2f} ms/step'
-          f'{"; " + ratios if ratios else ""}{" (CUDA graph replays)" if r.get("cuda_graph") else ""}')
-PY
-)
+  fi
   # This tree against the baseline revision: the default bf16 step
   # (channels_last), replayed from a CUDA graph and eager, the two binaries
   # in turns (graph: twice each, the better run counts) in one run.
-  if [ -n "$baseline_pid" ]; then
+  if [ -n "$baseline_pid" ] && stage "r50 vs baseline" 90; then
     rev=$(cat "$baseline/REVISION" 2>/dev/null || basename "$baseline")
-    if wait "$baseline_pid" && [ -x "$bbuild/apps/bench_resnet50" ]; then
+    if ((baseline_built)) && [ -x "$bbuild/apps/bench_resnet50" ]; then
       for turn in "this --cuda-graph" "baseline --cuda-graph" "this --cuda-graph" "baseline --cuda-graph" "this" \
         "baseline"; do
         read -r side mode <<<"$turn"
         bin="$build/apps/bench_resnet50"
         [ "$side" = baseline ] && bin="$bbuild/apps/bench_resnet50"
         echo "$side"
-        "$bin" --device cuda --batch 256 --adam --precision bf16 --channels-last $mode 2>>"$logs/bench_baseline.err" |
-          tr -d '\n' || true
+        timeout -k 5 "$(cap 120)" "$bin" --device cuda --batch 256 --adam --precision bf16 --channels-last $mode \
+          2>>"$logs/bench_baseline.err" | tr -d '\n' || true
         echo
       done >"$logs/bench_baseline.txt"
       while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_baseline.txt" "$rev" <<'PY'
@@ -390,6 +411,59 @@ PY
       row "baseline $rev" "FAIL" "its bench_resnet50 did not build (see baseline_build.log)"
     fi
   fi
+  if ((quick)); then
+    row "r50 fused bn+act" "skip" "--quick"
+    row "r50 per-default steps" "skip" "--quick (the eager step is in the baseline rows)"
+  else
+  # Fused BN + ReLU / BN + add + ReLU against separate ops, side by side.
+  for mode in "" --no-fuse; do
+    timeout -k 5 "$(cap 120)" "$build/apps/bench_resnet50" --device cuda --batch 256 --adam $mode \
+      2>>"$logs/bench_fuse.err" || echo '{"failed": true}'
+  done >"$logs/bench_fuse.json"
+  while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_fuse.json" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+if len(runs) != 2 or any("failed" in r for r in runs):
+    print(f'{"r50 fused bn+act":<28} {"FAIL":<8} see bench_fuse.err'); sys.exit()
+f, u = runs
+print(f'{"r50 fused bn+act b256":<28} {"info":<8} {f["images_per_s"] / u["images_per_s"]:.3f}x img/s '
+      f'({f["images_per_s"]:.0f} vs {u["images_per_s"]:.0f} unfused), peak {f["peak_memory_mib"]:.0f} vs '
+      f'{u["peak_memory_mib"]:.0f} MiB')
+PY
+)
+  # What each default contributes: the same step without the CUDA graph
+  # (eager), without channels_last (NCHW), and without both, against
+  # PyTorch's figures from the comparison above.
+  for mode in "--precision bf16" "--precision bf16 --channels-last" "--precision bf16 --cuda-graph" \
+    "--tf32 --cuda-graph"; do
+    timeout -k 5 "$(cap 120)" "$build/apps/bench_resnet50" --device cuda --batch 256 --adam $mode \
+      2>>"$logs/bench_graph.err" ||
+      echo '{"failed": true}'
+  done >"$logs/bench_graph.json"
+  while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_graph.json" "$logs/bench_resnet50.json" <<'PY'
+import json, sys
+runs = []
+for l in open(sys.argv[1]):
+    try:
+        runs.append(json.loads(l)) if l.strip() else None
+    except ValueError:
+        runs.append({"failed": True})
+try:
+    torch = {x["config"]: x for x in json.load(open(sys.argv[2]))["results"] if x["batch"] == 256}
+except Exception:
+    torch = {}
+for r in runs:
+    if "failed" in r:
+        print(f'{"r50 cuda graph":<28} {"FAIL":<8} see bench_graph.err'); continue
+    nhwc = " nhwc" if r.get("memory_format") == "channels_last" else ""
+    name = f'r50 {r["precision"]}{nhwc}{" graph" if r.get("cuda_graph") else " eager"} b256'
+    vs = {"bf16": ["torch bf16 eager", "torch bf16 compile"], "tf32": ["torch fp32 eager"]}.get(r["precision"], [])
+    ratios = ", ".join(f'{r["images_per_s"] / torch[t]["images_per_s"]:.2f}x {t[6:]}' for t in vs if t in torch)
+    print(f'{name:<28} {"info":<8} {r["images_per_s"]:.0f} img/s, {r["median_ms"]:.2f} ms/step'
+          f'{"; " + ratios if ratios else ""}{" (CUDA graph replays)" if r.get("cuda_graph") else ""}')
+PY
+)
+  fi
 else
   row "bench_resnet50" "FAIL" "not built"
 fi
@@ -399,13 +473,16 @@ if [ -x "$build/apps/resnet50_cifar" ]; then
   # channels_last, the step replayed from a CUDA graph: "default"), then
   # without channels_last (--no-channels-last), then without either
   # (--no-cuda-graph too: eager), and the defaults with cuDNN's timed
-  # algorithm search (--cudnn-benchmark) instead of its heuristics. The
-  # default runs two epochs: the first pays the one-off costs (eager first
-  # steps, algorithm choice, the capture), the second is what every later
-  # epoch costs; the row gives both.
-  "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 >/dev/null \
-    2>"$logs/epoch.err" || row "synthetic data" "FAIL" "see $logs/epoch.err"
-  for mode in default graph-nchw eager search; do
+  # algorithm search (--cudnn-benchmark) instead of its heuristics (--quick:
+  # the default and the search only). The default runs two epochs: the
+  # first pays the one-off costs (eager first steps, algorithm choice, the
+  # capture), the second is what every later epoch costs; the row gives both.
+  timeout -k 5 "$(cap 120)" "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 \
+    --test 10000 >/dev/null 2>"$logs/epoch.err" || row "synthetic data" "FAIL" "see $logs/epoch.err"
+  modes=(default graph-nchw eager search)
+  ((quick)) && modes=(default search)
+  for mode in "${modes[@]}"; do
+    stage "cifar epoch 50k $mode" "$([ "$mode" = default ] && echo 60 || echo 40)" || continue
     flag=""
     [ "$mode" = search ] && flag="--cudnn-benchmark"
     [ "$mode" = graph-nchw ] && flag="--no-channels-last"
@@ -413,51 +490,24 @@ if [ -x "$build/apps/resnet50_cifar" ]; then
     epochs=1
     [ "$mode" = default ] && epochs=2
     rm -f "$logs/epoch_$mode.jsonl"
-    if "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs $epochs --device cuda $flag \
-         --log "$logs/epoch_$mode.jsonl" >"$logs/epoch_$mode.out" 2>"$logs/epoch_$mode.err"; then
-      while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/epoch_$mode.jsonl" "$mode" <<'PY'
-import json, sys
-log = [json.loads(l) for l in open(sys.argv[1])]
-epochs = [j for j in log if j.get("event") == "epoch"]
-e = epochs[-1]
-end = [j for j in log if j.get("event") == "end"]
-start = next((j for j in log if j.get("event") == "start"), {})
-prec = start.get("precision", "?") + ", " + start.get("memory_format", "?")
-train = e.get("train_seconds", e["seconds"])
-graph = f', {end[-1]["cuda_graph_steps"]} of {end[-1]["step"]} steps from the graph' if end and "cuda_graph_steps" in end[-1] else ""
-first = ""
-if len(epochs) > 1:
-    f = epochs[0]
-    first = f'; epoch 1 (one-off costs included): {f.get("train_seconds", f["seconds"]):.2f} s'
-which = f"epoch {e['epoch']}: " if len(epochs) > 1 else ""
-# Where the epoch's training time went on the GPU (the trainer's CUDA-event
-# marks): the steps by how they ran, and the time between steps.
-t = e.get("time_split_ms") or {}
-split = ""
-if t:
-    kinds = [f'{t[k]["steps"]} {k} (median {t[k]["median"]:.1f} ms, {t[k]["total"] / 1e3:.2f} s)'
-             for k in ("replayed", "captured", "eager") if k in t]
-    split = f'; on the GPU: {", ".join(kinds)}, {t["between_steps"] / 1e3:.2f} s between steps'
-
-print(f'{"cifar epoch 50k " + sys.argv[2]:<28} {"info":<8} {which}{train:.2f} s training ({prec}; target <= 2.5 s), '
-      f'{e["seconds"]:.2f} s with the test pass, {e["images_per_s"]:.0f} img/s, test acc {100 * (e["test_acc"] or 0):.1f}%'
-      f'{first}{graph}{split}')
-PY
-)
+    if timeout -k 5 "$(cap 240)" "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar \
+         --epochs $epochs --device cuda $flag --log "$logs/epoch_$mode.jsonl" >"$logs/epoch_$mode.out" \
+         2>"$logs/epoch_$mode.err"; then
+      add_row "$(python3 tools/epoch_row.py "$logs/epoch_$mode.jsonl" "$mode" "$logs/epoch_$mode.err")"
     else
       row "cifar epoch 50k $mode" "FAIL" "see $logs/epoch_$mode.err"
     fi
   done
   if ((quick)); then
     row "bf16 vs fp32 accuracy" "skip" "--quick (4 epochs of training; run without --quick)"
-  else
+  elif stage "bf16 vs fp32 accuracy" 120; then
     # Numerics: the same run (the cifar preset on the 50,000 synthetic images
     # for 2 epochs: its first SGDR cycle, ending at the minimum rate; same seed
     # and steps) in bf16 and in fp32; the test accuracies on the 10,000 test
     # images must agree within 1 point.
     for p in bf16 fp32; do
       rm -f "$logs/numerics_$p.jsonl" "$logs/numerics_$p.failed"
-      "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 2 \
+      timeout -k 5 "$(cap 300)" "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 2 \
         --device cuda --precision "$p" --log "$logs/numerics_$p.jsonl" \
         >"$logs/numerics_$p.out" 2>"$logs/numerics_$p.err" || echo "failed" >"$logs/numerics_$p.failed"
     done
@@ -481,53 +531,60 @@ PY
 )
   fi
 fi
-# Last, as the slowest and least essential:
+# Last, as the slowest and least essential: profiles.
 if [ -x "$build/apps/bench_resnet50" ]; then
-  # Where one bf16 step's GPU time goes: Nsight Compute times each kernel of
-  # one step after warm-up (alone, caches flushed: an upper bound per kernel),
-  # with channels_last features (NCHW ones cost layout transposes around
-  # every convolution, 5.0 ms of a 20 ms step when last profiled).
   if command -v ncu >/dev/null; then
-    timeout 150 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
-      "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last --profile-step --repeat 1 \
-      >"$logs/ncu_bf16_step.csv" 2>"$logs/ncu.err"
-    while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bf16_step.csv" \
-      "ncu bf16 step" --top 10 --split --what "each timed alone; channels_last")
-    # PyTorch's bf16 autocast + channels_last eager step (the comparison's
-    # "torch bf16 eager") under the same profiler: where its time goes, by
-    # kind of kernel beside lrt's split above, and its ten costliest kernels.
-    timeout 120 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
-      python3 tools/bench_pytorch_resnet50.py --device cuda --batch 256 --adam --precision bf16 --channels-last \
-      --profile-step --repeat 1 >"$logs/ncu_torch_step.csv" 2>"$logs/ncu_torch.err"
-    while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_torch_step.csv" \
-      "ncu torch bf16 step" --top 10 --split --missing skip --what "each timed alone; PyTorch bf16 eager, channels_last")
+    # Where one bf16 step's GPU time goes: Nsight Compute times each kernel
+    # of one step after warm-up (alone, caches flushed: an upper bound per
+    # kernel), with channels_last features (NCHW ones cost layout transposes
+    # around every convolution, 5.0 ms of a 20 ms step when last profiled).
+    if stage "ncu bf16 step" 60; then
+      timeout -k 5 "$(cap 150)" ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum \
+        --csv "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last \
+        --profile-step --repeat 1 >"$logs/ncu_bf16_step.csv" 2>"$logs/ncu.err"
+      while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bf16_step.csv" \
+        "ncu bf16 step" --top 10 --split --what "each timed alone; channels_last")
+    fi
     # Why the batch-norm kernels take what they take: the same step again,
     # only lrt's batch-norm kernels, with the DRAM bytes each moves (so its
     # achieved bandwidth, against the copy's 4.16 TB/s), registers a thread,
     # theoretical and achieved occupancy, issue slots busy and the FP64
-    # pipe's use (the reductions sum in double). Last, as it needs more
-    # replays of each kernel than the time alone; a run stopped here keeps
-    # the rows above. Should ncu refuse a metric name at once, the pass runs
-    # again with the first five alone.
-    bn_metrics=gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__registers_per_thread
-    bn_metrics+=,sm__maximum_warps_per_active_cycle_pct,sm__warps_active.avg.pct_of_peak_sustained_active
-    for extra in ,sm__inst_issued.avg.pct_of_peak_sustained_active,sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active ""; do
-      t0=$(date +%s)
-      timeout 100 ncu --clock-control none --profile-from-start off --kernel-name regex:bn_ --metrics "$bn_metrics$extra" \
-        --csv "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last \
-        --profile-step --repeat 1 >"$logs/ncu_bn.csv" 2>"$logs/ncu_bn.err"
-      grep -q '^"ID"' "$logs/ncu_bn.csv" || (($(date +%s) - t0 > 20)) && break
-    done
-    while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bn.csv" "ncu bn" --missing skip)
+    # pipe's use (the reductions sum in double). Should ncu give no table
+    # without having been stopped (a metric name it does not know), the pass
+    # runs again with the first six metrics alone.
+    if stage "ncu bn" 50; then
+      bn_metrics=gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__registers_per_thread
+      bn_metrics+=,sm__maximum_warps_per_active_cycle_pct,sm__warps_active.avg.pct_of_peak_sustained_active
+      bn_extra=,sm__inst_issued.avg.pct_of_peak_sustained_active
+      bn_extra+=,sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active
+      for extra in "$bn_extra" ""; do
+        [ -z "$extra" ] && { stage "ncu bn (core metrics)" 50 || break; }
+        timeout -k 5 "$(cap 100)" ncu --clock-control none --profile-from-start off --kernel-name regex:bn_ \
+          --metrics "$bn_metrics$extra" --csv "$build/apps/bench_resnet50" --device cuda --batch 256 --adam \
+          --precision bf16 --channels-last --profile-step --repeat 1 >"$logs/ncu_bn.csv" 2>"$logs/ncu_bn.err"
+        rc=$?
+        grep -q '^"ID"' "$logs/ncu_bn.csv" && break
+        ((rc == 124 || rc == 137)) && break  # stopped: a second pass would be no quicker
+        cp "$logs/ncu_bn.err" "$logs/ncu_bn_first.err"
+      done
+      while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bn.csv" "ncu bn" \
+        --missing skip)
+    fi
+    # PyTorch's bf16 autocast + channels_last eager step (the comparison's
+    # "torch bf16 eager") under the same profiler: where its time goes, by
+    # kind of kernel beside lrt's split above, and its ten costliest kernels.
+    if stage "ncu torch bf16 step" 70; then
+      timeout -k 5 "$(cap 120)" ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum \
+        --csv python3 tools/bench_pytorch_resnet50.py --device cuda --batch 256 --adam --precision bf16 \
+        --channels-last --profile-step --repeat 1 >"$logs/ncu_torch_step.csv" 2>"$logs/ncu_torch.err"
+      while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_torch_step.csv" \
+        "ncu torch bf16 step" --top 10 --split --missing skip --what "each timed alone; PyTorch bf16 eager, channels_last")
+    fi
   else
     row "ncu bf16 step" "skip" "ncu not found"
   fi
 fi
-row "total time" "info" "$(elapsed)"
-
-echo
-echo "==== lrt device check summary ($(date -u +%Y-%m-%dT%H:%MZ)) ===="
-printf '%-28s %-8s %s\n' "check" "status" "detail"
-printf '%s\n' "${rows[@]}"
+row "total time" "info" "$(elapsed)${deadline:+ (deadline ${deadline}s)}"
+summary ""
 printf '%s\n' "${rows[@]}" | grep -qE '^.{29}(FAIL|MISS)' && exit 1
 exit 0

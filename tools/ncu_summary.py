@@ -29,9 +29,10 @@ The last three are averaged over a kernel's launches, weighted by their time.
 
 A launch's other metrics that ncu could not give ("n/a", an unknown unit)
 are left out of its kernel's row (a range or average then covers the
-launches that have them; bytes only where every launch has them); a CSV
-without a usable kernel table (ncu failed or was stopped, a time unreadable)
-gives one row saying so, FAIL unless --missing skip, and status 0, so that the table
+launches that have them; bytes only where every launch has them); a launch
+without a readable time is left out of the rows, and the total row counts
+it; a CSV without a usable kernel table (ncu failed or was stopped, no
+launch with a readable time) gives one row saying so, FAIL unless --missing skip, and status 0, so that the table
 goes on; bad arguments exit with status 2.
 """
 
@@ -104,7 +105,11 @@ def scaled(row, table):
     unit = row["Metric Unit"]
     if unit not in table:
         raise ValueError(f"unit '{unit}' of {row['Metric Name']}")
-    return number(row["Metric Value"]) * table[unit]
+    try:
+        value = number(row["Metric Value"])
+    except ValueError:
+        raise ValueError(f"value '{row['Metric Value']}' of {row['Metric Name']}") from None
+    return value * table[unit]
 
 
 def readable(metrics, name, table=None):
@@ -160,12 +165,18 @@ def main():
                 continue
             launches.setdefault(r["ID"], (kernel_name(r["Kernel Name"]), {}))[1][r["Metric Name"]] = r
         by = collections.OrderedDict()
+        untimed, untimed_why = 0, ""  # launches without a readable time, and the first one's reason
         for name, metrics in launches.values():
-            if TIME not in metrics:
-                raise ValueError(f"a launch of {name} has no {TIME}")
+            try:
+                if TIME not in metrics:
+                    raise ValueError(f"a launch of {name} has no {TIME}")
+                ms = scaled(metrics[TIME], MS)
+            except ValueError as e:
+                untimed += 1
+                untimed_why = untimed_why or str(e)
+                continue
             k = by.setdefault(name, {"ms": 0.0, "n": 0, "bytes": 0.0, "has_bytes": True, "regs": [], "theo": [],
                                      "weighted": {m: [0.0, 0.0] for m, _ in WEIGHTED}})
-            ms = scaled(metrics[TIME], MS)
             k["ms"] += ms
             k["n"] += 1
             read, written = readable(metrics, READ, BYTES), readable(metrics, WRITE, BYTES)
@@ -185,18 +196,23 @@ def main():
         out(label, a.missing, f"unreadable kernel table ({e})")
         return 0
     if not by:
-        out(label, a.missing, "the kernel table is empty (no kernel matched)")
+        if untimed:
+            out(label, a.missing, f"unreadable kernel table ({untimed_why})")
+        else:
+            out(label, a.missing, "the kernel table is empty (no kernel matched)")
         return 0
 
     def traffic(ms, nbytes):
         return f"{nbytes / 1e9:.2f} GB at {nbytes / 1e9 / ms:.2f} TB/s" if ms > 0 else f"{nbytes / 1e9:.2f} GB"
 
     total_ms = sum(k["ms"] for k in by.values())
-    total = f"{total_ms:.2f} ms of kernels in {len(launches)} launches"
+    total = f"{total_ms:.2f} ms of kernels in {len(launches) - untimed} launches"
     if all(k["has_bytes"] for k in by.values()):
         total += ", " + traffic(total_ms, sum(k["bytes"] for k in by.values()))
     if a.what:
         total += f" ({a.what})"
+    if untimed:
+        total += f"; {untimed} more launch{'' if untimed == 1 else 'es'} left out, no readable time ({untimed_why})"
     out(label, "info", total)
     if a.split:
         kinds = collections.defaultdict(lambda: [0.0, 0])

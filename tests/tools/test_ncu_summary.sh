@@ -124,6 +124,19 @@ METRICS
 expect "$tmp/na.out" "$(row "ncu bn" info "2.00 ms of kernels in 2 launches")"
 expect "$tmp/na.out" "$(row "ncu bn #1" info "2.00 ms, 2 launches, 32 registers: bn_apply_nhwc_kernel<lrt::BFloat16, float, 8>")"
 
+# A launch without a readable time is left out, and the total row says so:
+# the others still make the table.
+{
+  echo "$header"
+  line 0 "$apply" gpu__time_duration.sum msecond 1
+  line 1 "$stats" gpu__time_duration.sum msecond n/a
+  line 2 "$apply" gpu__time_duration.sum msecond 0.5
+} >"$tmp/untimed.csv"
+"$py" "$script" "$tmp/untimed.csv" "ncu bn" >"$tmp/untimed.out" || fail "untimed.csv: status $?"
+expect "$tmp/untimed.out" "$(row "ncu bn" info "1.50 ms of kernels in 2 launches; 1 more launch left out, no readable time (value 'n/a' of gpu__time_duration.sum)")"
+expect "$tmp/untimed.out" "$(row "ncu bn #1" info "1.50 ms, 2 launches: bn_apply_nhwc_kernel<lrt::BFloat16, float, 8>")"
+[ "$(wc -l <"$tmp/untimed.out")" -eq 2 ] || fail "untimed.csv: $(wc -l <"$tmp/untimed.out") rows, not 2"
+
 # No usable table: one row, FAIL or skip, and status 0.
 echo '==ERROR== Failed to profile "bn_apply_nhwc_kernel"' >"$tmp/none.csv"
 "$py" "$script" "$tmp/none.csv" "ncu bn" >"$tmp/none.out" || fail "none.csv: status $?"
