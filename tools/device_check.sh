@@ -6,7 +6,7 @@
 # and prints a summary table last. Full logs go to the log folder.
 #
 # usage: tools/device_check.sh [--quick] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
-#                              [--baseline DIR] [--deadline SECONDS]
+#                              [--baseline DIR] [--deadline SECONDS] [--profile]
 #   --quick       for a short lease: the CUDA test cases (lrt_cuda_tests)
 #                 instead of the whole ctest suite (whose CPU suites CI runs),
 #                 the ResNet50 comparison at batch 256 only, no bench_data,
@@ -19,6 +19,11 @@
 #                 10 s before the deadline, so the table is always printed.
 #                 Stages run most telling first: tests, the PyTorch
 #                 comparison, the baseline, the epochs, then the profiles.
+#   --profile     also profile with Nsight Compute (ncu), last: each kernel
+#                 of one bf16 step of lrt (the ten costliest, the time by
+#                 kind of kernel), lrt's batch-norm kernels with their DRAM
+#                 bytes, registers, occupancy, issue and FP64 use, and
+#                 PyTorch's bf16 eager step as lrt's (a few minutes more)
 #   --sanitize    instead of the suite and the benchmarks, run the CUDA test
 #                 cases (lrt_cuda_tests) under compute-sanitizer: memcheck
 #                 and racecheck, the CUDA allocator's
@@ -47,9 +52,11 @@ sanitize=0
 quick=0
 baseline=""
 deadline=""
+profile=0
 while (($#)); do
   case "$1" in
     --quick) quick=1; shift ;;
+    --profile) profile=1; shift ;;
     --sanitize) sanitize=1; shift ;;
     --logs) logs=${2:?--logs needs a folder}; shift 2 ;;
     --deps) deps=${2:?--deps needs a folder}; shift 2 ;;
@@ -531,8 +538,10 @@ PY
 )
   fi
 fi
-# Last, as the slowest and least essential: profiles.
-if [ -x "$build/apps/bench_resnet50" ]; then
+# Last, as the slowest and least essential: profiles (--profile).
+if ((!profile)); then
+  row "ncu profiles" "skip" "without --profile"
+elif [ -x "$build/apps/bench_resnet50" ]; then
   if command -v ncu >/dev/null; then
     # Where one bf16 step's GPU time goes: Nsight Compute times each kernel
     # of one step after warm-up (alone, caches flushed: an upper bound per
