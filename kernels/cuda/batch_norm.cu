@@ -49,6 +49,11 @@ namespace {
 
 constexpr int kUnroll = 4;  // loads a thread has in flight in the reductions
 
+// bfloat16 values are summed in float a run at a time (BnFloatSums), others
+// one by one in double.
+template <class S>
+constexpr bool kFloatRuns = std::is_same_v<S, BFloat16>;
+
 // x viewed as (n, c, hw).
 struct Dims {
   int64_t n, c, hw;
@@ -130,8 +135,17 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (u < got) {
+          if constexpr (kFloatRuns<S>) {  // a run a pack
+            static_assert(V <= kBnFloatRun, "a pack is one run");
+            BnFloatSums run{};
+            const float shift = static_cast<float>(acc.shift);  // a bfloat16 value: exact
 #pragma unroll
-          for (int v = 0; v < V; ++v) bn_accumulate(acc, static_cast<double>(static_cast<T>(p[u].v[v])));
+            for (int v = 0; v < V; ++v) bn_run_accumulate(run, static_cast<float>(p[u].v[v]), shift);
+            bn_run_flush(acc, run);
+          } else {
+#pragma unroll
+            for (int v = 0; v < V; ++v) bn_accumulate(acc, static_cast<double>(static_cast<T>(p[u].v[v])));
+          }
         }
       }
     }
@@ -270,10 +284,18 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (u < got) {
+          if constexpr (kFloatRuns<S>) {  // a run a pack
+            static_assert(V <= kBnFloatRun, "a pack is one run");
+            BnGradFloatSums run{};
 #pragma unroll
-          for (int v = 0; v < V; ++v)
-            bn_accumulate_grad(acc, static_cast<double>(pg[u][v]), static_cast<double>(static_cast<T>(px[u].v[v])),
-                               mc);
+            for (int v = 0; v < V; ++v) bn_run_accumulate_grad(run, pg[u][v], static_cast<float>(px[u].v[v]), mt);
+            bn_run_flush_grad(acc, run);
+          } else {
+#pragma unroll
+            for (int v = 0; v < V; ++v)
+              bn_accumulate_grad(acc, static_cast<double>(pg[u][v]),
+                                 static_cast<double>(static_cast<T>(px[u].v[v])), mc);
+          }
         }
       }
     }
@@ -478,11 +500,24 @@ __global__ void __launch_bounds__(kThreads)
         const int64_t ru = r + u * kRowLanes;
         v[u] = *reinterpret_cast<const P*>(x + (ru < end ? ru : r) * d.c + c0);
       }
+      if constexpr (kFloatRuns<S>) {  // a run a channel of the unrolled rows
+        static_assert(kNhwcUnroll <= kBnFloatRun, "the unrolled rows are one run");
 #pragma unroll
-      for (int u = 0; u < kNhwcUnroll; ++u) {
-        if (r + u * kRowLanes >= end) continue;
+        for (int k = 0; k < CP; ++k) {
+          BnFloatSums run{};
+          const float shift = static_cast<float>(acc[k].shift);  // a bfloat16 value: exact
 #pragma unroll
-        for (int k = 0; k < CP; ++k) bn_accumulate(acc[k], static_cast<double>(static_cast<T>(v[u].v[k])));
+          for (int u = 0; u < kNhwcUnroll; ++u)
+            if (r + u * kRowLanes < end) bn_run_accumulate(run, static_cast<float>(v[u].v[k]), shift);
+          bn_run_flush(acc[k], run);
+        }
+      } else {
+#pragma unroll
+        for (int u = 0; u < kNhwcUnroll; ++u) {
+          if (r + u * kRowLanes >= end) continue;
+#pragma unroll
+          for (int k = 0; k < CP; ++k) bn_accumulate(acc[k], static_cast<double>(static_cast<T>(v[u].v[k])));
+        }
       }
     }
 #pragma unroll
@@ -531,6 +566,8 @@ __global__ void __launch_bounds__(kThreads)
       shift[k] = relu_from_x && bias ? bias[c0 + k] : T(0);
     }
     for (; r < end; r += kRowLanes * kNhwcUnroll) {
+      static_assert(!kFloatRuns<S> || kNhwcUnroll <= kBnFloatRun, "the unrolled rows are one run");
+      BnGradFloatSums run[CP] = {};  // kFloatRuns: a run a channel of the unrolled rows
       P g[kNhwcUnroll], o[kNhwcUnroll], v[kNhwcUnroll];
 #pragma unroll
       for (int u = 0; u < kNhwcUnroll; ++u) {
@@ -554,9 +591,16 @@ __global__ void __launch_bounds__(kThreads)
             gk = bn_relu_grad(gk, static_cast<T>(o[u].v[k]));
           }
           masked.v[k] = S(gk);
-          bn_accumulate_grad(acc[k], static_cast<double>(gk), static_cast<double>(xk), mc[k]);
+          if constexpr (kFloatRuns<S>)
+            bn_run_accumulate_grad(run[k], gk, xk, mt[k]);
+          else
+            bn_accumulate_grad(acc[k], static_cast<double>(gk), static_cast<double>(xk), mc[k]);
         }
         if (gmasked) *reinterpret_cast<P*>(gmasked + (r + u * kRowLanes) * d.c + c0) = masked;
+      }
+      if constexpr (kFloatRuns<S>) {
+#pragma unroll
+        for (int k = 0; k < CP; ++k) bn_run_flush_grad(acc[k], run[k]);
       }
     }
   }

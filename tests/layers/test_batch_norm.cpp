@@ -500,6 +500,72 @@ TEST_CASE("batch_norm_act rejects a residual that does not match the input") {
 }
 
 
+TEST_CASE("bfloat16 sums in float runs (the CUDA reductions' way) agree with summing every value in double") {
+  // The CUDA kernels sum runs of kBnFloatRun bfloat16 values in float, each
+  // thread's values shifted by its first, then merge the threads' moments;
+  // the CPU sums every value in double. Here both on the host, 512
+  // "threads" of 512 values each, for values far from zero (mean 3,
+  // standard deviation 0.5: bfloat16's coarse values then sum exactly) and
+  // for log-normal values over about 2^-9 to 2^9 (whose squares and products
+  // round in float), with gradients of both signs.
+  constexpr int kThreadsHere = 512, kPer = 512;
+  auto bf16_values = [](const Tensor& t) { return t.to(DType::BFloat16).to(DType::Float32).to_vector<float>(); };
+  const Tensor z = testing::normal({kThreadsHere * kPer}, DType::Float32, 4100);
+  for (bool wide : {false, true}) {
+    CAPTURE(wide);
+    const std::vector<float> x = bf16_values(wide ? exp(z * 2.0) : z * 0.5 + 3.0);
+    const std::vector<float> g = bf16_values(testing::normal({kThreadsHere * kPer}, DType::Float32, 4101));
+    double mean_ref = 0.0;
+    for (float v : x) mean_ref += v;
+    mean_ref /= static_cast<double>(x.size());
+    const float mean_f = static_cast<float>(mean_ref);
+    kernels::BnMoments by_runs{}, by_values{};
+    kernels::BnGradSums grad_runs{}, grad_values{};
+    bool emptied = true;
+    for (int t = 0; t < kThreadsHere; ++t) {
+      const float* xs = x.data() + t * kPer;
+      const float* gs = g.data() + t * kPer;
+      kernels::BnShiftedSums runs = kernels::bn_shifted_start(xs[0]), values = runs;
+      for (int i = 0; i < kPer; i += kernels::kBnFloatRun) {
+        kernels::BnFloatSums run{};
+        kernels::BnGradFloatSums grun{};
+        for (int j = i; j < i + kernels::kBnFloatRun; ++j) {
+          kernels::bn_run_accumulate(run, xs[j], xs[0]);
+          kernels::bn_run_accumulate_grad(grun, gs[j], xs[j], mean_f);
+          kernels::bn_accumulate(values, xs[j]);
+          kernels::bn_accumulate_grad(grad_values, gs[j], xs[j], mean_f);
+        }
+        kernels::bn_run_flush(runs, run);
+        kernels::bn_run_flush_grad(grad_runs, grun);
+        emptied = emptied && run.n == 0 && run.s1 == 0.0f && grun.gy == 0.0f;
+      }
+      kernels::bn_merge(by_runs, kernels::bn_moments(runs));
+      kernels::bn_merge(by_values, kernels::bn_moments(values));
+    }
+    CHECK(emptied);
+    REQUIRE(by_values.n == static_cast<double>(x.size()));
+    CHECK(by_runs.n == by_values.n);
+    const double sd = std::sqrt(by_values.m2 / by_values.n);
+    // The gradient sums relative to the sum of their terms' magnitudes, as
+    // their totals cancel.
+    double gy_abs = 0.0, gy_xmu_abs = 0.0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      gy_abs += std::abs(g[i]);
+      gy_xmu_abs += std::abs(g[i] * (static_cast<double>(x[i]) - mean_f));
+    }
+    const double e_mean = std::abs(by_runs.mean - by_values.mean) / sd;
+    const double e_m2 = std::abs(by_runs.m2 - by_values.m2) / by_values.m2;
+    const double e_gy = std::abs(grad_runs.gy - grad_values.gy) / gy_abs;
+    const double e_gy_xmu = std::abs(grad_runs.gy_xmu - grad_values.gy_xmu) / gy_xmu_abs;
+    // Seen: 0 and 0 (exact), 1e-10 and 9e-9 (wide) for the moments; below
+    // 1e-9 for the gradient sums.
+    CHECK(e_mean <= 1e-8);
+    CHECK(e_m2 <= 1e-7);
+    CHECK(e_gy <= 1e-9);
+    CHECK(e_gy_xmu <= 1e-8);
+  }
+}
+
 TEST_CASE("the batch-norm kernels refuse an empty input by name instead of dividing by its size") {
   namespace kc = kernels::cpu;
   for (const Shape& s : {Shape{0, 3, 4, 4}, Shape{2, 3, 0, 4}}) {
