@@ -19,6 +19,8 @@
 //   logits within 5%.
 #include <doctest/doctest.h>
 
+#include <bit>
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -60,6 +62,29 @@ std::vector<uint16_t> bits_of(const Tensor& t) {
 }
 
 }  // namespace
+
+TEST_CASE("CUDA: float32 to bfloat16 gives the CPU's bits for every exponent, tie, subnormal, infinity and NaN") {
+  // Every upper half (sign, exponent, the 7 kept mantissa bits) with lower
+  // halves below, at and above the tie, and the extremes: round to nearest
+  // even, carries into the exponent and to infinity, subnormals, signed
+  // zeros, and NaNs of both signs (0x7fc0 on both devices).
+  const uint32_t lows[] = {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu};
+  std::vector<float> v;
+  for (uint32_t hi = 0; hi < 0x10000u; ++hi)
+    for (uint32_t lo : lows) v.push_back(std::bit_cast<float>(hi << 16 | lo));
+  const Tensor x = from_vector<float>(v, {static_cast<int64_t>(v.size())}, DType::Float32);
+  const Tensor want = x.to(DType::BFloat16), got = x.to(kCuda).to(DType::BFloat16);
+  const std::vector<uint16_t> w = bits_of(want), g = bits_of(got);
+  REQUIRE(w.size() == g.size());
+  size_t differ = 0, first = 0;
+  for (size_t i = 0; i < w.size(); ++i)
+    if (w[i] != g[i] && differ++ == 0) first = i;
+  CAPTURE(first);
+  CHECK(differ == 0);
+  if (differ) MESSAGE("first difference: float bits ", std::bit_cast<uint32_t>(v[first]), " gave ", g[first],
+                      " on CUDA, ", w[first], " on the CPU");
+  CHECK(w[static_cast<size_t>(0x7fc0u) * 6 + 1] == 0x7fc0u);  // the set holds NaNs (float bits 0x7fc00001)
+}
 
 TEST_CASE("CUDA: bfloat16 elementwise ops give the CPU's bits, packed and strided") {
   for (int64_t n : {int64_t(8) * 4099, int64_t(4099)}) {  // 16-byte packs / a tail
