@@ -108,13 +108,25 @@ def run_torch(args):
             "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32) if dev.type == "cuda" else None}
 
 
+def time_for_a_run(args):
+    """Seconds the next run may take: --config-timeout, cut to end by
+    --stop-by; None where there is no time left to start one (20 s)."""
+    if args.stop_by is None:
+        return args.config_timeout
+    left = args.stop_by - time.time()
+    return min(args.config_timeout, left) if left >= 20 else None
+
+
 def run_lrt(args, extra=()):
+    timeout = time_for_a_run(args)
+    if timeout is None:
+        raise subprocess.TimeoutExpired("bench_resnet50", 0)
     cmd = [args.lrt, "--device", args.device, "--batch", str(args.batch), "--repeat", str(args.repeat),
            "--warmup", str(args.warmup), "--stem", args.stem]
     if args.adam:
         cmd.append("--adam")
     cmd += list(extra)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=args.config_timeout)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout)
     return json.loads(out.stdout)
 
 
@@ -184,18 +196,23 @@ def run_matrix(args):
                 run["config"] = config
                 results.append(run)
                 lrt_runs[config] = run
-            except subprocess.TimeoutExpired:
-                failures.append(f"{config} batch {batch}: over {args.config_timeout} s")
+            except subprocess.TimeoutExpired as e:
+                failures.append(f"{config} batch {batch}: " + (f"over {e.timeout:.0f} s" if e.timeout else
+                                                                  "not started: out of time (--stop-by)"))
             except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
                 failures.append(f"{config} batch {batch}: {e}")
         for name, flags in torch_configs():
             if args.skip_compile and "--compile" in flags:
                 continue
+            timeout = time_for_a_run(args)
+            if timeout is None:
+                failures.append(f"{name} batch {batch}: not started: out of time (--stop-by)")
+                continue
             try:
                 out = subprocess.run(me + ["--batch", str(batch)] + flags, capture_output=True, text=True,
-                                     timeout=args.config_timeout)
+                                     timeout=timeout)
             except subprocess.TimeoutExpired:
-                failures.append(f"{name} batch {batch}: over {args.config_timeout} s")
+                failures.append(f"{name} batch {batch}: over {timeout:.0f} s")
                 continue
             if out.returncode != 0:
                 failures.append(f"{name} batch {batch}: exit {out.returncode}: {out.stderr.strip()[-300:]}")
@@ -210,11 +227,14 @@ def run_matrix(args):
                               "images_per_s_ratio": round(ours["images_per_s"] / theirs["images_per_s"], 3),
                               "peak_memory_ratio": round(ours["peak_memory_mib"] / theirs["peak_memory_mib"], 3)})
     rate = None
+    timeout = time_for_a_run(args)
     try:
-        out = subprocess.run(base + ["--matmul-rate"], capture_output=True, text=True, timeout=args.config_timeout)
+        if timeout is None:
+            raise subprocess.TimeoutExpired("--matmul-rate", 0)
+        out = subprocess.run(base + ["--matmul-rate"], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         out = None
-        failures.append(f"the bf16 matrix rate: over {args.config_timeout} s")
+        failures.append("the bf16 matrix rate: " + (f"over {timeout:.0f} s" if timeout else "not started: out of time"))
     if out is not None and out.returncode == 0:
         rate = json.loads(out.stdout)
         for r in results:
@@ -251,6 +271,9 @@ def main():
     ap.add_argument("--config-timeout", type=float, default=300,
                     help="seconds one run may take: a PyTorch configuration of --matrix, compilation included, "
                          "and each run of --lrt (default 300)")
+    ap.add_argument("--stop-by", type=float, default=None, metavar="UNIX_TIME",
+                    help="start no run that would leave less than 20 s before this time (seconds since the "
+                         "epoch), and cut each run's timeout to end by it; what was measured is kept")
     ap.add_argument("--matmul-rate", action="store_true", help="only measure the bf16 matrix rate (JSON)")
     ap.add_argument("--profile-step", action="store_true",
                     help="CUDA, PyTorch alone: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, "

@@ -16,9 +16,13 @@
 #   --deadline SECONDS  finish within SECONDS of the start: each later stage
 #                 runs only if its usual time still fits (else its row says
 #                 "skip: out of time"), and every run's timeout is cut to end
-#                 10 s before the deadline, so the table is always printed.
-#                 Stages run most telling first: tests, the PyTorch
-#                 comparison, the baseline, the epochs, then the profiles.
+#                 10 s before the deadline (a run it stops is a skip, not a
+#                 FAIL), so the table is always printed. Stages run in this
+#                 order: build, tests, the short benchmarks (kernels, data,
+#                 Adam), the PyTorch comparison, the baseline, the epochs,
+#                 then the profiles. Every program runs under a timeout
+#                 even without --deadline, and a signal (TERM, INT) stops
+#                 the running one and prints the table so far.
 #   --profile     also profile with Nsight Compute (ncu), last: each kernel
 #                 of one bf16 step of lrt (the ten costliest, the time by
 #                 kind of kernel), lrt's batch-norm kernels with their DRAM
@@ -108,6 +112,31 @@ stage() {
   row "$1" "skip" "out of time: $(left) s left before --deadline, it takes about $2 s"
   return 1
 }
+# bounded SECONDS COMMAND...: runs COMMAND under a timeout of SECONDS, cut
+# by cap to end before --deadline, in the background with the script
+# waiting for it, so that a signal reaches the trap at once (the trap stops
+# it). Its status is COMMAND's (124 or 137 when stopped); cut=1 where it was
+# stopped by a timeout that --deadline had shortened.
+cur=""
+cut=0
+bounded() {
+  local nominal=$1 t rc
+  shift
+  t=$(cap "$nominal")
+  timeout -k 5 "$t" "$@" &
+  cur=$!
+  wait "$cur"
+  rc=$?
+  cur=""
+  cut=0
+  ((rc == 124 || rc == 137)) && ((t < nominal)) && cut=1
+  return $rc
+}
+# failed NAME DETAIL: the row of a stage whose program failed: FAIL, or skip
+# where --deadline stopped it.
+failed() {
+  if ((cut)); then row "$1" "skip" "stopped at --deadline ($(elapsed))"; else row "$1" "FAIL" "$2"; fi
+}
 # The table, last (also where the run is stopped by a signal).
 summary() {
   echo
@@ -115,7 +144,18 @@ summary() {
   printf '%-28s %-8s %s\n' "check" "status" "detail"
   printf '%s\n' "${rows[@]}"
 }
-trap 'row "stopped" "FAIL" "by a signal after $(elapsed)"; summary ""; exit 1' TERM INT
+baseline_pid=""
+# The script's own output, for the trap: it may run inside a redirected call.
+exec 3>&1
+on_signal() {
+  trap '' TERM INT
+  [ -n "$cur" ] && kill -TERM "$cur" 2>/dev/null
+  [ -n "$baseline_pid" ] && kill -TERM "$baseline_pid" 2>/dev/null
+  row "stopped" "FAIL" "by a signal after $(elapsed)"
+  summary "" >&3
+  exit 1
+}
+trap on_signal TERM INT
 
 # ---- environment ----
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
@@ -149,15 +189,14 @@ else
 fi
 
 # ---- the baseline's benchmark (--baseline), built while the tests run ----
-baseline_pid=""
 if [ -n "$baseline" ] && ((!sanitize)); then
   bbuild="$build-baseline"
   bcfg=(-S "$baseline" -B "$bbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLRT_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$arch")
   [ -z "$deps" ] || bcfg+=("-DLRT_DEPS_INCLUDE=$deps")
   [ -z "$cudnn_root" ] || bcfg+=("-DCUDNN_ROOT=$cudnn_root")
-  # At the lowest priority: the CUDA tests run meanwhile.
-  (nice -n 19 cmake "${bcfg[@]}" && nice -n 19 cmake --build "$bbuild" -j "$(nproc)" --target bench_resnet50) \
-    >"$logs/baseline_build.log" 2>&1 &
+  # At the lowest priority (the CUDA tests run meanwhile), and bounded.
+  timeout -k 5 "$(cap 600)" bash -c 'nice -n 19 cmake "${@:3}" && nice -n 19 cmake --build "$1" -j "$2" --target bench_resnet50' \
+    _ "$bbuild" "$(nproc)" "${bcfg[@]}" >"$logs/baseline_build.log" 2>&1 &
   baseline_pid=$!
 fi
 
@@ -168,15 +207,15 @@ fi
 sanitizer_pass() {  # sanitizer_pass TOOL EXTRA_ARGS...
   local tool=$1 log="$logs/sanitize_$1.log" rc errors
   shift
-  LRT_CUDA_NO_CACHE=1 timeout -k 5 "$(cap 900)" compute-sanitizer --tool "$tool" "$@" --error-exitcode 99 --print-limit 20 \
+  LRT_CUDA_NO_CACHE=1 bounded 900 compute-sanitizer --tool "$tool" "$@" --error-exitcode 99 --print-limit 20 \
     "$build/tests/lrt_cuda_tests" --no-version >"$log" 2>&1
   rc=$?
   errors=$(sed -n 's/^========= ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$log" | tail -1)
   if grep -q "Device not supported" "$log"; then
     # The tool cannot attach to this GPU at all (some sandboxed machines).
     row "compute-sanitizer $tool" "skip" "the tool does not support this machine's GPU: $(grep -m1 'not supported' "$log")"
-  elif ((rc == 124)); then
-    row "compute-sanitizer $tool" "FAIL" "over 15 minutes (see $log)"
+  elif ((rc == 124 || rc == 137)); then
+    failed "compute-sanitizer $tool" "over its time limit (see $log)"
   elif [ -z "$errors" ]; then
     row "compute-sanitizer $tool" "FAIL" "no error summary, exit $rc: $(grep -m1 -iE 'error|not supported' "$log")"
   elif ((errors == 0 && rc == 0)); then
@@ -195,6 +234,7 @@ if ((sanitize)); then
     sanitizer_pass racecheck
   fi
   row "total time" "info" "$(elapsed)"
+  trap '' TERM INT
   summary ", compute-sanitizer"
   printf '%s\n' "${rows[@]}" | grep -qE '^.{29}(FAIL|MISS)' && exit 1
   exit 0
@@ -209,10 +249,12 @@ else
   else
     # Waiting OpenMP threads sleep rather than spin, as in tools/test.sh:
     # the suites run side by side, each with a thread per core.
-    (cd "$build" && OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" timeout -k 5 "$(cap 1500)" \
-      ctest --output-on-failure -j "$(nproc)") >"$logs/ctest.log" 2>&1
+    OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" bounded 1500 ctest --test-dir "$build" --output-on-failure \
+      -j "$(nproc)" >"$logs/ctest.log" 2>&1
     summary=$(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -1)
-    if grep -qE '\*\*\*Skipped|SKIPPED' "$logs/ctest.log"; then
+    if ((cut)); then
+      failed "ctest" ""
+    elif grep -qE '\*\*\*Skipped|SKIPPED' "$logs/ctest.log"; then
       row "ctest" "FAIL" "CUDA cases were skipped on a GPU machine; $summary"
     elif grep -q '100% tests passed' "$logs/ctest.log"; then
       row "ctest" "ok" "$summary"
@@ -226,24 +268,44 @@ else
   limit=$(cap 360)
   lb=()
   command -v stdbuf >/dev/null && lb=(stdbuf -oL)
-  timeout -k 5 "$limit" "${lb[@]}" "$build/tests/lrt_cuda_tests" --duration=true >"$logs/cuda_tests.log" 2>&1
+  bounded 360 "${lb[@]}" "$build/tests/lrt_cuda_tests" --duration=true >"$logs/cuda_tests.log" 2>&1
   rc=$?
   status=$([ $rc -eq 0 ] && echo ok || echo FAIL)
+  ((cut)) && status=skip
   detail=$(grep -E '^\[doctest\] (test cases|assertions)' "$logs/cuda_tests.log" | sed 's/\[doctest\] //' | paste -sd';' -)
   if ((rc == 124 || rc == 137)); then
-    detail="stopped after $limit s; the case after this one hung or ran long: "
+    detail="stopped after $limit s$( ((cut)) && echo " (--deadline)"); the case after this one hung or ran long: "
     detail+="$(grep -E '^[0-9.]+ s: ' "$logs/cuda_tests.log" | tail -1 | cut -c1-120)"
+    [[ "$detail" == *": " ]] && detail+="(no case had ended)"
   fi
   row "cuda parity cases" "$status" "${detail:-$(head -1 "$logs/cuda_tests.log")}"
   # The failed checks, above the summary (the full log is in the logs folder).
   [ "$status" = ok ] || grep -B2 -A6 -m 12 -E 'ERROR|FATAL|exception' "$logs/cuda_tests.log" | head -120
 fi
 
+# The baseline's build ends before anything is timed: it would take CPU
+# time from the benchmarks' host threads. It is waited for only while the
+# comparison it serves still fits before --deadline.
+baseline_built=0
+if [ -n "$baseline_pid" ]; then
+  while kill -0 "$baseline_pid" 2>/dev/null && { [ -z "$deadline" ] || (( $(left) > 240 )); }; do sleep 2; done
+  if kill -0 "$baseline_pid" 2>/dev/null; then
+    kill -TERM "$baseline_pid" 2>/dev/null
+    wait "$baseline_pid" 2>/dev/null
+    row "baseline build" "skip" "not built in time for --deadline ($(elapsed))"
+  elif wait "$baseline_pid" && [ -x "$bbuild/apps/bench_resnet50" ]; then
+    baseline_built=1
+  else
+    row "baseline build" "FAIL" "see $logs/baseline_build.log"
+  fi
+  baseline_pid=""
+fi
+
 # ---- benchmarks ----
 if ! stage "bench_kernels" 30; then
   :
 elif [ -x "$build/apps/bench_kernels" ]; then
-  if timeout -k 5 "$(cap 180)" "$build/apps/bench_kernels" >"$logs/bench_kernels.json" 2>"$logs/bench_kernels.err"; then
+  if bounded 180 "$build/apps/bench_kernels" >"$logs/bench_kernels.json" 2>"$logs/bench_kernels.err"; then
     while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_kernels.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -259,15 +321,17 @@ if ratios:
 PY
 )
   else
-    row "bench_kernels" "FAIL" "see $logs/bench_kernels.err"
+    failed "bench_kernels" "see $logs/bench_kernels.err"
   fi
 else
   row "bench_kernels" "FAIL" "not built"
 fi
 if ((quick)); then
   row "bench_data" "skip" "--quick"
+elif ! stage "bench_data" 40; then
+  :
 elif [ -x "$build/apps/bench_data" ]; then
-  if timeout -k 5 "$(cap 180)" "$build/apps/bench_data" >"$logs/bench_data.json" 2>"$logs/bench_data.err"; then
+  if bounded 180 "$build/apps/bench_data" >"$logs/bench_data.json" 2>"$logs/bench_data.err"; then
     while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_data.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -279,7 +343,7 @@ for r in d["results"]:
 PY
 )
   else
-    row "bench_data" "FAIL" "see $logs/bench_data.err"
+    failed "bench_data" "see $logs/bench_data.err"
   fi
 else
   row "bench_data" "FAIL" "not built"
@@ -287,10 +351,10 @@ fi
 if ! stage "bench_adam" 30; then
   :
 elif [ -x "$build/apps/bench_adam" ]; then
-  timeout -k 5 "$(cap 120)" "$build/apps/bench_adam" >"$logs/bench_adam.json" 2>"$logs/bench_adam.err" ||
-    row "bench_adam" "FAIL" "see $logs/bench_adam.err"
-  timeout -k 5 "$(cap 120)" python3 tools/bench_pytorch_adam.py >"$logs/bench_pytorch_adam.json" \
-    2>"$logs/bench_pytorch_adam.err" || true
+  bounded 120 "$build/apps/bench_adam" >"$logs/bench_adam.json" 2>"$logs/bench_adam.err" ||
+    failed "bench_adam" "see $logs/bench_adam.err"
+  bounded 120 python3 tools/bench_pytorch_adam.py >"$logs/bench_pytorch_adam.json" 2>"$logs/bench_pytorch_adam.err" ||
+    true
   while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_adam.json" "$logs/bench_pytorch_adam.json" <<'PY'
 import json, sys
 try:
@@ -316,12 +380,6 @@ PY
 else
   row "bench_adam" "FAIL" "not built"
 fi
-# The baseline's build ends before anything is timed: it would take CPU
-# time from the benchmarks' host threads.
-baseline_built=0
-if [ -n "$baseline_pid" ]; then
-  wait "$baseline_pid" && baseline_built=1
-fi
 if [ -x "$build/apps/bench_resnet50" ]; then
   if stage "bench_resnet50" 150; then
   # ResNet50 training steps (forward, loss, backward, Adam) at batch 256 and
@@ -333,10 +391,13 @@ if [ -x "$build/apps/bench_resnet50" ]; then
   matrix=(--batches 256,512)
   ((quick)) && matrix=(--batches 256)
   # Each run (a configuration, compilation included) is bounded, and so is
-  # the whole.
-  timeout -k 5 "$(cap 900)" python3 tools/bench_pytorch_resnet50.py --device cuda --matrix "${matrix[@]}" \
-    --config-timeout "$(cap 300)" --lrt "$build/apps/bench_resnet50" \
-    >"$logs/bench_resnet50.json" 2>"$logs/bench_resnet50.err"
+  # the whole; under --deadline the script starts no run that could not
+  # end before it (--stop-by) and keeps what it measured.
+  rm -f "$logs/bench_resnet50.json"
+  stop_by=()
+  [ -z "$deadline" ] || stop_by=(--stop-by $(( start + deadline - 15 )))
+  bounded 900 python3 tools/bench_pytorch_resnet50.py --device cuda --matrix "${matrix[@]}" "${stop_by[@]}" \
+    --lrt "$build/apps/bench_resnet50" >"$logs/bench_resnet50.json" 2>"$logs/bench_resnet50.err"
   while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_resnet50.json" <<'PY'
 import json, sys
 try:
@@ -378,9 +439,8 @@ PY
   # This tree against the baseline revision: the default bf16 step
   # (channels_last), replayed from a CUDA graph and eager, the two binaries
   # in turns (graph: twice each, the better run counts) in one run.
-  if [ -n "$baseline_pid" ] && stage "r50 vs baseline" 90; then
+  if ((baseline_built)) && stage "r50 vs baseline" 90; then
     rev=$(cat "$baseline/REVISION" 2>/dev/null || basename "$baseline")
-    if ((baseline_built)) && [ -x "$bbuild/apps/bench_resnet50" ]; then
       for turn in "this --cuda-graph" "baseline --cuda-graph" "this --cuda-graph" "baseline --cuda-graph" "this" \
         "baseline"; do
         read -r side mode <<<"$turn"
@@ -414,13 +474,10 @@ for mode in ("graph", "eager"):
           f'({b["median_ms"]:.2f} ms), peak {t["peak_memory_mib"]:.0f} vs {b["peak_memory_mib"]:.0f} MiB{host}')
 PY
 )
-    else
-      row "baseline $rev" "FAIL" "its bench_resnet50 did not build (see baseline_build.log)"
-    fi
   fi
   if ((quick)); then
     row "r50 fused bn+act" "skip" "--quick"
-    row "r50 per-default steps" "skip" "--quick (the eager step is in the baseline rows)"
+    row "r50 per-default steps" "skip" "--quick"
   else
   # Fused BN + ReLU / BN + add + ReLU against separate ops, side by side.
   for mode in "" --no-fuse; do
@@ -484,10 +541,14 @@ if [ -x "$build/apps/resnet50_cifar" ]; then
   # the default and the search only). The default runs two epochs: the
   # first pays the one-off costs (eager first steps, algorithm choice, the
   # capture), the second is what every later epoch costs; the row gives both.
-  timeout -k 5 "$(cap 120)" "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 \
-    --test 10000 >/dev/null 2>"$logs/epoch.err" || row "synthetic data" "FAIL" "see $logs/epoch.err"
   modes=(default graph-nchw eager search)
   ((quick)) && modes=(default search)
+  if stage "synthetic data" 70; then
+    bounded 120 "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 \
+      >/dev/null 2>"$logs/epoch.err" || { failed "synthetic data" "see $logs/epoch.err"; modes=(); }
+  else
+    modes=()
+  fi
   for mode in "${modes[@]}"; do
     stage "cifar epoch 50k $mode" "$([ "$mode" = default ] && echo 60 || echo 40)" || continue
     flag=""
@@ -497,24 +558,24 @@ if [ -x "$build/apps/resnet50_cifar" ]; then
     epochs=1
     [ "$mode" = default ] && epochs=2
     rm -f "$logs/epoch_$mode.jsonl"
-    if timeout -k 5 "$(cap 240)" "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar \
-         --epochs $epochs --device cuda $flag --log "$logs/epoch_$mode.jsonl" >"$logs/epoch_$mode.out" \
-         2>"$logs/epoch_$mode.err"; then
-      add_row "$(python3 tools/epoch_row.py "$logs/epoch_$mode.jsonl" "$mode" "$logs/epoch_$mode.err")"
+    if bounded 240 "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs $epochs \
+         --device cuda $flag --log "$logs/epoch_$mode.jsonl" >"$logs/epoch_$mode.out" 2>"$logs/epoch_$mode.err"; then
+      line=$(python3 tools/epoch_row.py "$logs/epoch_$mode.jsonl" "$mode" "$logs/epoch_$mode.err" 2>>"$logs/epoch.err")
+      if [ -n "$line" ]; then add_row "$line"; else row "cifar epoch 50k $mode" "FAIL" "no row (see epoch.err)"; fi
     else
-      row "cifar epoch 50k $mode" "FAIL" "see $logs/epoch_$mode.err"
+      failed "cifar epoch 50k $mode" "see $logs/epoch_$mode.err"
     fi
   done
   if ((quick)); then
     row "bf16 vs fp32 accuracy" "skip" "--quick (4 epochs of training; run without --quick)"
-  elif stage "bf16 vs fp32 accuracy" 120; then
+  elif ((${#modes[@]})) && stage "bf16 vs fp32 accuracy" 120; then
     # Numerics: the same run (the cifar preset on the 50,000 synthetic images
     # for 2 epochs: its first SGDR cycle, ending at the minimum rate; same seed
     # and steps) in bf16 and in fp32; the test accuracies on the 10,000 test
     # images must agree within 1 point.
     for p in bf16 fp32; do
       rm -f "$logs/numerics_$p.jsonl" "$logs/numerics_$p.failed"
-      timeout -k 5 "$(cap 300)" "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 2 \
+      bounded 300 "$build/apps/resnet50_cifar" train --data "$logs/synthetic" --preset cifar --epochs 2 \
         --device cuda --precision "$p" --log "$logs/numerics_$p.jsonl" \
         >"$logs/numerics_$p.out" 2>"$logs/numerics_$p.err" || echo "failed" >"$logs/numerics_$p.failed"
     done
@@ -548,7 +609,7 @@ elif [ -x "$build/apps/bench_resnet50" ]; then
     # kernel), with channels_last features (NCHW ones cost layout transposes
     # around every convolution, 5.0 ms of a 20 ms step when last profiled).
     if stage "ncu bf16 step" 60; then
-      timeout -k 5 "$(cap 150)" ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum \
+      bounded 150 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum \
         --csv "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last \
         --profile-step --repeat 1 >"$logs/ncu_bf16_step.csv" 2>"$logs/ncu.err"
       while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bf16_step.csv" \
@@ -568,13 +629,13 @@ elif [ -x "$build/apps/bench_resnet50" ]; then
       bn_extra+=,sm__pipe_fp64_cycles_active.avg.pct_of_peak_sustained_active
       for extra in "$bn_extra" ""; do
         [ -z "$extra" ] && { stage "ncu bn (core metrics)" 50 || break; }
-        timeout -k 5 "$(cap 100)" ncu --clock-control none --profile-from-start off --kernel-name regex:bn_ \
+        bounded 100 ncu --clock-control none --profile-from-start off --kernel-name regex:bn_ \
           --metrics "$bn_metrics$extra" --csv "$build/apps/bench_resnet50" --device cuda --batch 256 --adam \
           --precision bf16 --channels-last --profile-step --repeat 1 >"$logs/ncu_bn.csv" 2>"$logs/ncu_bn.err"
         rc=$?
         grep -q '^"ID"' "$logs/ncu_bn.csv" && break
         ((rc == 124 || rc == 137)) && break  # stopped: a second pass would be no quicker
-        cp "$logs/ncu_bn.err" "$logs/ncu_bn_first.err"
+        [ -n "$extra" ] && cp "$logs/ncu_bn.err" "$logs/ncu_bn_first.err"
       done
       while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_bn.csv" "ncu bn" \
         --missing skip)
@@ -583,7 +644,7 @@ elif [ -x "$build/apps/bench_resnet50" ]; then
     # "torch bf16 eager") under the same profiler: where its time goes, by
     # kind of kernel beside lrt's split above, and its ten costliest kernels.
     if stage "ncu torch bf16 step" 70; then
-      timeout -k 5 "$(cap 120)" ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum \
+      bounded 120 ncu --clock-control none --profile-from-start off --metrics gpu__time_duration.sum \
         --csv python3 tools/bench_pytorch_resnet50.py --device cuda --batch 256 --adam --precision bf16 \
         --channels-last --profile-step --repeat 1 >"$logs/ncu_torch_step.csv" 2>"$logs/ncu_torch.err"
       while IFS= read -r line; do add_row "$line"; done < <(python3 tools/ncu_summary.py "$logs/ncu_torch_step.csv" \
@@ -594,6 +655,7 @@ elif [ -x "$build/apps/bench_resnet50" ]; then
   fi
 fi
 row "total time" "info" "$(elapsed)${deadline:+ (deadline ${deadline}s)}"
+trap '' TERM INT
 summary ""
 printf '%s\n' "${rows[@]}" | grep -qE '^.{29}(FAIL|MISS)' && exit 1
 exit 0

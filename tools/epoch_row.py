@@ -40,6 +40,17 @@ def main(argv):
     if not epochs:
         out("FAIL", f"no epoch in {argv[1]}")
         return 0
+    try:
+        detail, capture_failed = describe(log, epochs, argv[3] if len(argv) == 4 else None)
+    except (KeyError, TypeError, ValueError) as e:  # a field missing or null
+        out("FAIL", f"unreadable epoch record ({type(e).__name__}: {e})")
+        return 0
+    out("FAIL" if capture_failed else "info", detail)
+    return 0
+
+
+def describe(log, epochs, stderr_path):
+    """The row's detail, and whether stderr says a capture failed."""
     e = epochs[-1]
     end = [j for j in log if j.get("event") == "end"]
     start = next((j for j in log if j.get("event") == "start"), {})
@@ -53,9 +64,9 @@ def main(argv):
             graph += f', {end[-1]["cuda_graph_test_batches"]} test batches from the test-pass graph'
     # A capture that failed is said on stderr, and the run goes on without it.
     failed = []
-    if len(argv) == 4:
+    if stderr_path:
         try:
-            with open(argv[3], errors="replace") as f:
+            with open(stderr_path, errors="replace") as f:
                 failed = [line.strip() for line in f if "without a graph" in line]
         except OSError:
             pass
@@ -75,10 +86,9 @@ def main(argv):
                  for k in ("replayed", "captured", "eager") if k in t]
         split = f'; on the device: {", ".join(kinds)}, {t["between_steps"] / 1e3:.2f} s between steps'
     acc = e.get("test_acc")
-    out("FAIL" if failed else "info",
-        f"{which}{train:.2f} s training ({prec}; target <= 2.5 s), {e['seconds']:.2f} s with the test pass, "
-        f"{e['images_per_s']:.0f} img/s, test acc {'-' if acc is None else f'{100 * acc:.1f}%'}{first}{graph}{split}")
-    return 0
+    return (f"{which}{train:.2f} s training ({prec}; target <= 2.5 s), {e['seconds']:.2f} s with the test pass, "
+            f"{e['images_per_s']:.0f} img/s, test acc {'-' if acc is None else f'{100 * acc:.1f}%'}{first}{graph}"
+            f"{split}"), bool(failed)
 
 
 if __name__ == "__main__":

@@ -98,11 +98,13 @@ def kernel_name(raw):
 
 
 def number(value):
+    if value is None:  # a row cut short (ncu stopped while writing)
+        raise ValueError("no value")
     return float(value.replace(",", ""))
 
 
 def scaled(row, table):
-    unit = row["Metric Unit"]
+    unit = row.get("Metric Unit")
     if unit not in table:
         raise ValueError(f"unit '{unit}' of {row['Metric Name']}")
     try:
@@ -192,7 +194,7 @@ def main():
                 if (v := readable(metrics, m)) is not None:
                     k["weighted"][m][0] += v * ms
                     k["weighted"][m][1] += ms
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, csv.Error) as e:
         out(label, a.missing, f"unreadable kernel table ({e})")
         return 0
     if not by:
@@ -206,7 +208,8 @@ def main():
         return f"{nbytes / 1e9:.2f} GB at {nbytes / 1e9 / ms:.2f} TB/s" if ms > 0 else f"{nbytes / 1e9:.2f} GB"
 
     total_ms = sum(k["ms"] for k in by.values())
-    total = f"{total_ms:.2f} ms of kernels in {len(launches) - untimed} launches"
+    timed = len(launches) - untimed
+    total = f"{total_ms:.2f} ms of kernels in {timed} launch{'' if timed == 1 else 'es'}"
     if all(k["has_bytes"] for k in by.values()):
         total += ", " + traffic(total_ms, sum(k["bytes"] for k in by.values()))
     if a.what:

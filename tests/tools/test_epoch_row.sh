@@ -57,6 +57,12 @@ matches "$tmp/bad.out" "^cifar epoch 50k default +FAIL +unreadable log "
 "$py" "$script" "$tmp/absent.jsonl" default >"$tmp/absent.out" || fail "absent: status $?"
 matches "$tmp/absent.out" "^cifar epoch 50k default +FAIL +unreadable log "
 
+# A null where a number belongs (the trainer writes null for a non-finite
+# value): one FAIL row saying so.
+sed 's/"median":16.1/"median":null/' "$tmp/cuda.jsonl" >"$tmp/null.jsonl"
+"$py" "$script" "$tmp/null.jsonl" default >"$tmp/null.out" || fail "null: status $?"
+matches "$tmp/null.out" "^cifar epoch 50k default +FAIL +unreadable epoch record \(TypeError: "
+
 # Bad arguments: status 2.
 "$py" "$script" "$tmp/cuda.jsonl" >/dev/null 2>&1
 [ $? -eq 2 ] || fail "one argument did not exit with status 2"

@@ -137,6 +137,16 @@ expect "$tmp/untimed.out" "$(row "ncu bn" info "1.50 ms of kernels in 2 launches
 expect "$tmp/untimed.out" "$(row "ncu bn #1" info "1.50 ms, 2 launches: bn_apply_nhwc_kernel<lrt::BFloat16, float, 8>")"
 [ "$(wc -l <"$tmp/untimed.out")" -eq 2 ] || fail "untimed.csv: $(wc -l <"$tmp/untimed.out") rows, not 2"
 
+# A last line cut short (ncu stopped while writing): that launch is left
+# out like one without a readable time.
+{
+  echo "$header"
+  line 0 "$apply" gpu__time_duration.sum msecond 1
+  printf '"1","7","bench_resnet50","h","%s","1","7","(256, 1, 1)","(264, 1, 1)","0","9.0","Command line profiler metrics","gpu__time_duration.sum"\n' "$stats"
+} >"$tmp/cut.csv"
+"$py" "$script" "$tmp/cut.csv" "ncu bn" >"$tmp/cut.out" || fail "cut.csv: status $?"
+expect "$tmp/cut.out" "$(row "ncu bn" info "1.00 ms of kernels in 1 launch; 1 more launch left out, no readable time (unit 'None' of gpu__time_duration.sum)")"
+
 # No usable table: one row, FAIL or skip, and status 0.
 echo '==ERROR== Failed to profile "bn_apply_nhwc_kernel"' >"$tmp/none.csv"
 "$py" "$script" "$tmp/none.csv" "ncu bn" >"$tmp/none.out" || fail "none.csv: status $?"
