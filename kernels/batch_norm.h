@@ -119,9 +119,12 @@ LRT_HD void bn_accumulate(BnShiftedSums& s, double x) {
 // at most kBnFloatRun) in float and add the run's sums to the double ones:
 // two conversions a run instead of one a value. For bfloat16 values x -
 // shift is exact in float where the two are within 2^15 of each other in
-// magnitude; each square, product and partial sum then rounds once to float,
-// a few parts in 10^8 of the run's sums, far below the 2^-9 a bfloat16
-// value carries. The CPU reference keeps summing every value in double.
+// magnitude (x - mean, the mean being a float, rounds once); each square,
+// product and partial sum then rounds once to float (2^-24), far below the
+// 2^-9 a bfloat16 value carries. Values beyond about 1e19 from the shift
+// (a diverging run) overflow the float squares: the batch variance is then
+// infinite where double sums would keep it finite. The CPU reference keeps
+// summing every value in double.
 constexpr int kBnFloatRun = 8;
 
 struct BnFloatSums {

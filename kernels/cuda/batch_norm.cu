@@ -50,7 +50,8 @@ namespace {
 constexpr int kUnroll = 4;  // loads a thread has in flight in the reductions
 
 // bfloat16 values are summed in float a run at a time (BnFloatSums), others
-// one by one in double.
+// one by one in double (so are bfloat16 ones read one at a time, V = 1, where
+// a run of one would only add a conversion).
 template <class S>
 constexpr bool kFloatRuns = std::is_same_v<S, BFloat16>;
 
@@ -135,7 +136,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (u < got) {
-          if constexpr (kFloatRuns<S>) {  // a run a pack
+          if constexpr (kFloatRuns<S> && V > 1) {  // a run a pack
             static_assert(V <= kBnFloatRun, "a pack is one run");
             BnFloatSums run{};
             const float shift = static_cast<float>(acc.shift);  // a bfloat16 value: exact
@@ -284,7 +285,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (u < got) {
-          if constexpr (kFloatRuns<S>) {  // a run a pack
+          if constexpr (kFloatRuns<S> && V > 1) {  // a run a pack
             static_assert(V <= kBnFloatRun, "a pack is one run");
             BnGradFloatSums run{};
 #pragma unroll
