@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks tools/epoch_row.py (the device check's epoch rows) on the log of a
-# real training run (two epochs of two batches on the CPU, so the field
+# real training run (two epochs of two batches of 8 on the CPU, so the field
 # names are the trainer's own), on a hand-written log of a CUDA run with
 # graphs, and on what a run leaves when it fails. Exits 77 (skipped)
 # without python3.
@@ -19,10 +19,10 @@ matches() {
   grep -qE -- "$2" "$1" || fail "$(basename "$1") does not match '$2'; it holds: $(cat "$1")"
 }
 
-# A real run: two epochs of two batches of 16, one test batch of 16.
-"$app" make-synthetic --out "$tmp/data" --train 32 --test 16 >/dev/null 2>"$tmp/make.err" ||
+# A real run: two epochs of two batches of 8, one test batch of 8.
+"$app" make-synthetic --out "$tmp/data" --train 16 --test 8 >/dev/null 2>"$tmp/make.err" ||
   { echo "FAIL: make-synthetic: $(cat "$tmp/make.err")"; exit 1; }
-OMP_NUM_THREADS=2 "$app" train --data "$tmp/data" --epochs 2 --batch-size 16 --device cpu --log "$tmp/cpu.jsonl" \
+OMP_NUM_THREADS=2 "$app" train --data "$tmp/data" --epochs 2 --batch-size 8 --device cpu --log "$tmp/cpu.jsonl" \
   >/dev/null 2>"$tmp/cpu.err" || { echo "FAIL: train: $(cat "$tmp/cpu.err")"; exit 1; }
 "$py" "$script" "$tmp/cpu.jsonl" cpu "$tmp/cpu.err" >"$tmp/cpu.out" || fail "cpu log: status $?"
 n='[0-9]+\.[0-9]+'
