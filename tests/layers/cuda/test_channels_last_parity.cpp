@@ -48,16 +48,6 @@ bool nhwc(const Tensor& t) { return memory_format_of(t) == kCL; }
 // t's values on the device, laid out channels_last.
 Tensor nhwc_cuda(const Tensor& t) { return t.to(kCuda).contiguous(kCL).detach(); }
 
-// The same, one value past an aligned address (the kernels' one-value and
-// one-channel-a-lane paths): a view of a larger buffer.
-Tensor misaligned_nhwc_cuda(const Tensor& t) {
-  const int64_t n = t.size(0), c = t.size(1), h = t.size(2), w = t.size(3);
-  Tensor buf = empty({t.numel() + 1}, TensorOptions(t.dtype()).with_device(kCuda));
-  Tensor v = buf.slice(0, 1, t.numel() + 1).reshape({n, h, w, c}).transpose(1, 3).transpose(2, 3);
-  v.copy_(t);
-  return v;
-}
-
 // A channels_last CUDA tensor of NaN.
 Tensor poisoned_nhwc(const Shape& s, DType dt) {
   return full(s, testing::kNaN, TensorOptions(dt).with_device(kCuda)).contiguous(kCL).detach();
@@ -200,6 +190,16 @@ TEST_CASE("CUDA: global_avg_pool of channels_last features gives the CPU's NCHW 
 #if LRT_HAVE_CUDA  // the CUDA kernel entry points exist only in CUDA builds
 
 namespace {
+
+// nhwc_cuda's values one value past an aligned address (the kernels'
+// one-value and one-channel-a-lane paths): a view of a larger buffer.
+Tensor misaligned_nhwc_cuda(const Tensor& t) {
+  const int64_t n = t.size(0), c = t.size(1), h = t.size(2), w = t.size(3);
+  Tensor buf = empty({t.numel() + 1}, TensorOptions(t.dtype()).with_device(kCuda));
+  Tensor v = buf.slice(0, 1, t.numel() + 1).reshape({n, h, w, c}).transpose(1, 3).transpose(2, 3);
+  v.copy_(t);
+  return v;
+}
 
 double sum_tolerance(DType dt) { return dt == DType::Float64 ? 1e-11 : 1e-6; }
 double value_tolerance(DType dt) { return dt == DType::Float64 ? 1e-11 : 1e-5; }
