@@ -84,7 +84,9 @@ int main(int argc, char** argv) {
           "  --cuda-graph CUDA: capture one step in a CUDA graph after warm-up and time its replays (no host\n"
           "               cost per kernel; as resnet50_cifar train --cuda-graph)\n"
           "  --profile-step CUDA: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, for\n"
-          "               a profiler started with profiling off (ncu --profile-from-start off)\n");
+          "               a profiler started with profiling off (ncu --profile-from-start off)\n"
+          "Environment: LRT_PDL=1 queues the batch-norm kernels as programmatic dependent launches (sm_90+;\n"
+          "               off by default; the JSON's dependent_launch says whether they were).\n");
       return 0;
     } else if (a == "--device" && i + 1 < argc) {
       device = argv[++i];
@@ -126,6 +128,7 @@ int main(int argc, char** argv) {
   if (batch == 0) batch = cuda ? 256 : 32;
   if (repeat == 0) repeat = cuda ? 30 : 5;
   try {
+    dependent_launch();  // a bad LRT_PDL is refused before anything runs
     const Device dev = cuda ? Device("cuda:0") : kCPU;
     set_conv_benchmark(cuda && benchmark_mode);
     set_conv_allow_tf32(tf32);
@@ -239,7 +242,8 @@ int main(int argc, char** argv) {
         channels_last ? "channels_last" : "contiguous", fuse ? "true" : "false", graph ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, host_med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
         cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss,
-        cuda ? "" : (", \"cpu_gemm\": \"" + std::string(kernels::cpu::gemm_backend()) + ", " + kernels::cpu::gemm_kernels() + "\"").c_str());
+        cuda ? (std::string(", \"dependent_launch\": ") + (dependent_launch_on(dev.index) ? "true" : "false")).c_str()
+             : (", \"cpu_gemm\": \"" + std::string(kernels::cpu::gemm_backend()) + ", " + kernels::cpu::gemm_kernels() + "\"").c_str());
   } catch (const Error& e) {
     die(e.what());
   }

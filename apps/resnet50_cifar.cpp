@@ -180,6 +180,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    dependent_launch();  // a bad LRT_PDL is refused before anything runs
     if (*train) {
       train_flags.collect_given();
       return app::run_train(train_o);

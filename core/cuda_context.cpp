@@ -75,6 +75,17 @@ int cuda_device_count() {
 
 bool cuda_available() { return cuda_device_count() > 0; }
 
+bool dependent_launch_on(int device) {
+  if (!lrt::dependent_launch()) return false;
+  check_device_index(device);
+  static std::array<int, kMaxDevices> majors{};
+  static std::once_flag once[kMaxDevices];
+  std::call_once(once[device], [device] {
+    CUDA_CHECK(cudaDeviceGetAttribute(&majors[device], cudaDevAttrComputeCapabilityMajor, device));
+  });
+  return majors[device] >= 9;
+}
+
 Allocator& cuda_allocator(int device) {
   check_device_index(device);
   // Never destroyed: tensors may outlive static destruction, and the CUDA

@@ -35,4 +35,23 @@ int cuda_device_count();
 // Whether this library was built with the CUDA backend at all.
 bool cuda_built();
 
+// Programmatic dependent launch (CUDA devices of compute capability 9.0 and
+// later): lrt's batch-norm kernels are queued so that each may be scheduled
+// while the kernel before it drains, and wait inside until that kernel's
+// results are complete, which hides the gap between dependent kernels (in a
+// CUDA graph replay too). The results are the same bits either way. Off by
+// default; LRT_PDL=1 in the environment turns it on for the process (LRT_PDL=0
+// or unset: off; anything else is an error naming LRT_PDL), and
+// set_dependent_launch overrides it. Older devices and CPU builds ignore it.
+void set_dependent_launch(bool on);
+bool dependent_launch();
+// Whether lrt's kernels on CUDA device `device` are queued that way now: the
+// switch is on and the device has compute capability 9.0 or later (false
+// in CPU builds).
+bool dependent_launch_on(int device);
+
+// The switch in environment variable `name`: fallback when unset or empty,
+// false for "0", true for "1"; any other value throws, naming the variable.
+bool env_switch(const char* name, bool fallback);
+
 }  // namespace lrt

@@ -475,6 +475,40 @@ for mode in ("graph", "eager"):
 PY
 )
   fi
+  # Programmatic dependent launch of the batch-norm kernels (LRT_PDL=1)
+  # against plain launches: the default bf16 step replayed from the graph,
+  # in turns (three each, the better run counts), in one run.
+  if stage "r50 dependent launch" 90; then
+    for pdl in 0 1 0 1 0 1; do
+      echo "$pdl"
+      LRT_PDL=$pdl timeout -k 5 "$(cap 60)" "$build/apps/bench_resnet50" --device cuda --batch 256 --adam \
+        --precision bf16 --channels-last --cuda-graph 2>>"$logs/bench_pdl.err" | tr -d '\n' || true
+      echo
+    done >"$logs/bench_pdl.txt"
+    while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_pdl.txt" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+best = {}
+for pdl, out in zip(lines[0::2], lines[1::2]):
+    try:
+        r = json.loads(out)
+    except ValueError:
+        continue
+    if pdl not in best or r["images_per_s"] > best[pdl]["images_per_s"]:
+        best[pdl] = r
+on, off = best.get("1"), best.get("0")
+name = "r50 bf16 dependent launch"
+if not on or not off:
+    print(f'{name:<28} {"FAIL":<8} a run gave no result (see bench_pdl.err)')
+elif not on.get("dependent_launch"):
+    print(f'{name:<28} {"skip":<8} LRT_PDL=1 left it off (a device before sm_90?)')
+else:
+    print(f'{name:<28} {"info":<8} {on["images_per_s"] / off["images_per_s"]:.3f}x img/s: LRT_PDL=1 '
+          f'{on["images_per_s"]:.0f} ({on["median_ms"]:.2f} ms), plain {off["images_per_s"]:.0f} '
+          f'({off["median_ms"]:.2f} ms), CUDA graph, best of 3 each')
+PY
+)
+  fi
   if ((quick)); then
     row "r50 fused bn+act" "skip" "--quick"
     row "r50 per-default steps" "skip" "--quick"

@@ -33,6 +33,13 @@
 // are the same for float and double; bfloat16 activations (S = BFloat16)
 // are widened to float on load and rounded once on store, with float
 // parameters, statistics and per-channel gradients.
+//
+// Every kernel here begins with dependent_launch_enter() and is queued with
+// launch() (kernels/cuda/launch.cuh): with lrt::dependent_launch() on, on
+// sm_90 and later, a batch-norm layer's chain of kernels (statistics,
+// finishing merge, normalise; sums, merge, input gradient) is queued as
+// programmatic dependent launches, each scheduled while the one before it
+// drains and waiting inside for its results.
 #include <algorithm>
 #include <cstring>
 #include <initializer_list>
@@ -112,6 +119,7 @@ template <class S, class T, int V>
 __global__ void __launch_bounds__(kThreads)
     bn_stats_kernel(const S* __restrict__ x, Dims d, int64_t splits, int64_t chunk, BnMoments* partial, T* mean,
                     T* invstd, T* running_mean, T* running_var, double eps, double momentum) {
+  dependent_launch_enter();
   __shared__ BnMoments sh[kThreads];
   const int64_t c = blockIdx.x / splits, s = blockIdx.x % splits;
   const int64_t packs = d.n * (d.hw / V);
@@ -187,6 +195,7 @@ __device__ A warp_merge(A v, Merge merge) {
 template <class T>
 __global__ void bn_stats_finish_kernel(const BnMoments* partial, int64_t channels, int64_t splits, T* mean, T* invstd,
                                        T* running_mean, T* running_var, double eps, double momentum) {
+  dependent_launch_enter();
   const int lane = threadIdx.x & 31;
   for (int64_t c = global_thread() / 32; c < channels; c += grid_threads() / 32) {
     BnMoments m{};
@@ -200,6 +209,7 @@ __global__ void bn_stats_finish_kernel(const BnMoments* partial, int64_t channel
 
 template <class T>
 __global__ void bn_invstd_kernel(const T* var, T* invstd, int64_t channels, double eps) {
+  dependent_launch_enter();
   for (int64_t c = global_thread(); c < channels; c += grid_threads())
     invstd[c] = static_cast<T>(bn_invstd(static_cast<double>(var[c]), eps));
 }
@@ -210,6 +220,7 @@ template <class S, class T, int V>
 __global__ void bn_apply_kernel(const S* __restrict__ x, const S* __restrict__ residual, S* __restrict__ y,
                                 const T* mean, const T* invstd, const T* weight, const T* bias, bool relu,
                                 int64_t samples, uint32_t hwv, uint32_t sample_packs) {
+  dependent_launch_enter();
   using P = Pack<S, V>;
   for (int64_t n = blockIdx.y; n < samples; n += gridDim.y) {
     const P* xs = reinterpret_cast<const P*>(x) + n * sample_packs;
@@ -246,6 +257,7 @@ __global__ void __launch_bounds__(kThreads)
                         const T* mean, const T* invstd, const T* weight, const T* bias, bool relu_from_x, Dims d,
                         int64_t splits, int64_t chunk, BnGradSums* partial, BnGradCoef<T>* coef, T* gweight,
                         T* gbias) {
+  dependent_launch_enter();
   __shared__ BnGradSums sh[kThreads];
   const int64_t c = blockIdx.x / splits, s = blockIdx.x % splits;
   const int64_t packs = d.n * (d.hw / V);
@@ -314,6 +326,7 @@ __global__ void __launch_bounds__(kThreads)
 template <class T>
 __global__ void bn_grad_finish_kernel(const BnGradSums* partial, int64_t channels, int64_t splits, double n,
                                       const T* invstd, const T* weight, BnGradCoef<T>* coef, T* gweight, T* gbias) {
+  dependent_launch_enter();
   const int lane = threadIdx.x & 31;
   for (int64_t c = global_thread() / 32; c < channels; c += grid_threads() / 32) {
     BnGradSums s{};
@@ -335,6 +348,7 @@ __global__ void bn_grad_input_kernel(const S* __restrict__ gy, const S* __restri
                                      const S* __restrict__ x, const T* mean, const T* invstd, const T* weight,
                                      const T* bias, bool relu_from_x, const BnGradCoef<T>* coef, S* __restrict__ gx,
                                      S* __restrict__ gresidual, int64_t samples, uint32_t hwv, uint32_t sample_packs) {
+  dependent_launch_enter();
   using P = Pack<S, V>;
   for (int64_t n = blockIdx.y; n < samples; n += gridDim.y) {
     const int64_t first = n * sample_packs;
@@ -482,6 +496,7 @@ template <class S, class T, int CP>
 __global__ void __launch_bounds__(kThreads)
     bn_stats_nhwc_kernel(const S* __restrict__ x, RowsDims d, int64_t chunk, BnMoments* partial, T* mean, T* invstd,
                          T* running_mean, T* running_var, double eps, double momentum) {
+  dependent_launch_enter();
   using P = Pack<S, CP>;
   __shared__ BnMoments sh[kRowLanes][kTileC];
   const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x) * CP;  // C % CP == 0
@@ -549,6 +564,7 @@ __global__ void __launch_bounds__(kThreads)
                              const T* mean, const T* invstd, const T* weight, const T* bias, bool relu_from_x,
                              RowsDims d, int64_t chunk, BnGradSums* partial, BnGradCoef<T>* coef, T* gweight,
                              T* gbias, S* __restrict__ gmasked) {
+  dependent_launch_enter();
   using P = Pack<S, CP>;
   __shared__ BnGradSums sh[kRowLanes][kTileC];
   const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x) * CP;  // C % CP == 0
@@ -647,6 +663,7 @@ template <class S, class T, int V>
 __global__ void bn_apply_nhwc_kernel(const S* __restrict__ x, const S* __restrict__ residual, S* __restrict__ y,
                                      const T* mean, const T* invstd, const T* weight, const T* bias, bool relu,
                                      int64_t packs, int64_t cv) {
+  dependent_launch_enter();
   using P = Pack<S, V>;
   const P* xp = reinterpret_cast<const P*>(x);
   const P* rp = reinterpret_cast<const P*>(residual);
@@ -716,6 +733,7 @@ __global__ void bn_grad_input_nhwc_kernel(const S* __restrict__ gy, const S* __r
                                           const S* __restrict__ x, const T* mean, const T* invstd, const T* weight,
                                           const T* bias, const BnGradCoef<T>* coef, S* __restrict__ gx,
                                           S* __restrict__ gresidual, int64_t packs, int64_t cv) {
+  dependent_launch_enter();
   static_assert(TRAINING || !FROM_X, "the recomputed mask is for batch statistics");
   using P = Pack<S, V>;
   const P* gyp = reinterpret_cast<const P*>(gy);
@@ -862,13 +880,11 @@ void stats_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, doubl
       BnMoments* pp = scratch_array<BnMoments>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
       T* rm = ptr_or_null<T>(running_mean);
       T* rv = ptr_or_null<T>(running_var);
-      bn_stats_nhwc_kernel<S, T, CP><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
+      launch(bn_stats_nhwc_kernel<S, T, CP>, grid, dim3(kTileC, kRowLanes), stream, dev,
           x.data<S>(), d, chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
-      LRT_LAUNCH_CHECK();
       if (grid.y > 1) {
-        bn_stats_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
+        launch(bn_stats_finish_kernel<T>, finish_grid(d.c, dev), kThreads, stream, dev,
             pp, d.c, grid.y, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
-        LRT_LAUNCH_CHECK();
       }
     });
   });
@@ -883,10 +899,9 @@ void apply_nhwc(const Tensor& x, const Tensor& mean, const Tensor& invstd, const
     with_width<S>(nhwc_pack_width<S>(d, {&x, &residual, &y}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t packs = d.rows * d.c / V;
-      bn_apply_nhwc_kernel<S, T, V><<<nhwc_grid(packs, d.c / V, dev), kThreads, 0, stream>>>(
+      launch(bn_apply_nhwc_kernel<S, T, V>, nhwc_grid(packs, d.c / V, dev), kThreads, stream, dev,
           x.data<S>(), ptr_or_null<S>(residual), y.data<S>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(weight),
           ptr_or_null<T>(bias), relu, packs, d.c / V);
-      LRT_LAUNCH_CHECK();
     });
   });
 }
@@ -922,14 +937,12 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
         const dim3 grid = nhwc_reduce_grid(d, CP, chunk);
         Tensor partial;
         BnGradSums* pp = scratch_array<BnGradSums>(partial, grid.y > 1 ? d.c * grid.y : 0, x);
-        bn_grad_sums_nhwc_kernel<S, T, CP><<<grid, dim3(kTileC, kRowLanes), 0, stream>>>(
+        launch(bn_grad_sums_nhwc_kernel<S, T, CP>, grid, dim3(kTileC, kRowLanes), stream, dev,
             gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, relu_from_x, d, chunk, pp, coef,
             gw, gb, masked_by_sums ? gresidual.data<S>() : nullptr);
-        LRT_LAUNCH_CHECK();
         if (grid.y > 1) {
-          bn_grad_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
+          launch(bn_grad_finish_kernel<T>, finish_grid(d.c, dev), kThreads, stream, dev,
               pp, d.c, grid.y, static_cast<double>(d.rows), invstd.data<T>(), wp, coef, gw, gb);
-          LRT_LAUNCH_CHECK();
         }
       });
     }
@@ -943,18 +956,17 @@ void backward_nhwc(const Tensor& gy, const Tensor& relu_out, const Tensor& x, co
       const int64_t packs = d.rows * d.c / V;
       const unsigned grid = nhwc_grid(packs, d.c / V, dev);
       if (training && relu_from_x)
-        bn_grad_input_nhwc_kernel<S, T, V, true, true><<<grid, kThreads, 0, stream>>>(
+        launch(bn_grad_input_nhwc_kernel<S, T, V, true, true>, grid, kThreads, stream, dev,
             g_in, yo_in, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx), gr_out,
             packs, d.c / V);
       else if (training)
-        bn_grad_input_nhwc_kernel<S, T, V, true, false><<<grid, kThreads, 0, stream>>>(
+        launch(bn_grad_input_nhwc_kernel<S, T, V, true, false>, grid, kThreads, stream, dev,
             g_in, yo_in, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx), gr_out,
             packs, d.c / V);
       else
-        bn_grad_input_nhwc_kernel<S, T, V, false, false><<<grid, kThreads, 0, stream>>>(
+        launch(bn_grad_input_nhwc_kernel<S, T, V, false, false>, grid, kThreads, stream, dev,
             g_in, yo_in, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, coef, ptr_or_null<S>(gx), gr_out,
             packs, d.c / V);
-      LRT_LAUNCH_CHECK();
     });
   });
 }
@@ -980,13 +992,11 @@ void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd,
       BnMoments* pp = scratch_array<BnMoments>(partial, sp.splits > 1 ? d.c * sp.splits : 0, x);
       T* rm = ptr_or_null<T>(running_mean);
       T* rv = ptr_or_null<T>(running_var);
-      bn_stats_kernel<S, T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
+      launch(bn_stats_kernel<S, T, V>, static_cast<unsigned>(d.c * sp.splits), kThreads, stream, dev,
           x.data<S>(), d, sp.splits, sp.chunk, pp, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
-      LRT_LAUNCH_CHECK();
       if (sp.splits > 1) {
-        bn_stats_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
+        launch(bn_stats_finish_kernel<T>, finish_grid(d.c, dev), kThreads, stream, dev,
             pp, d.c, sp.splits, mean.data<T>(), invstd.data<T>(), rm, rv, eps, momentum);
-        LRT_LAUNCH_CHECK();
       }
     });
   });
@@ -998,9 +1008,8 @@ void batch_norm_invstd(const Tensor& var, const Tensor& invstd, double eps) {
   cudaStream_t stream = lrt::cuda::stream(dev);
   dispatch_floating(var.dtype(), "batch_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    bn_invstd_kernel<T><<<lrt::cuda::grid_for(var.numel(), kThreads, dev), kThreads, 0, stream>>>(
+    launch(bn_invstd_kernel<T>, lrt::cuda::grid_for(var.numel(), kThreads, dev), kThreads, stream, dev,
         var.data<T>(), invstd.data<T>(), var.numel(), eps);
-    LRT_LAUNCH_CHECK();
   });
 }
 
@@ -1019,10 +1028,9 @@ void batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& invstd,
     with_width<S>(pack_width<S>(d, {&x, &residual, &y}), [&](auto width) {
       constexpr int V = decltype(width)::value;
       const int64_t hwv = d.hw / V, sample_packs = d.c * hwv;
-      bn_apply_kernel<S, T, V><<<elementwise_grid(d.n, sample_packs, dev), kThreads, 0, stream>>>(
+      launch(bn_apply_kernel<S, T, V>, elementwise_grid(d.n, sample_packs, dev), kThreads, stream, dev,
           x.data<S>(), ptr_or_null<S>(residual), y.data<S>(), mean.data<T>(), invstd.data<T>(), ptr_or_null<T>(weight),
           ptr_or_null<T>(bias), relu, d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
-      LRT_LAUNCH_CHECK();
     });
   });
 }
@@ -1067,28 +1075,25 @@ void batch_norm_backward(const Tensor& gy, const Tensor& relu_out, const Tensor&
         const Split sp = split_of(d.n * hwv, d.c, occupancy * lrt::cuda::sm_count(dev));
         Tensor partial;
         BnGradSums* pp = scratch_array<BnGradSums>(partial, sp.splits > 1 ? d.c * sp.splits : 0, x);
-        bn_grad_sums_kernel<S, T, V><<<static_cast<unsigned>(d.c * sp.splits), kThreads, 0, stream>>>(
+        launch(bn_grad_sums_kernel<S, T, V>, static_cast<unsigned>(d.c * sp.splits), kThreads, stream, dev,
             gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, relu_from_x, d, sp.splits,
             sp.chunk, pp, coef, gw, gb);
-        LRT_LAUNCH_CHECK();
         if (sp.splits > 1) {
-          bn_grad_finish_kernel<T><<<finish_grid(d.c, dev), kThreads, 0, stream>>>(
+          launch(bn_grad_finish_kernel<T>, finish_grid(d.c, dev), kThreads, stream, dev,
               pp, d.c, sp.splits, static_cast<double>(d.n * d.hw), invstd.data<T>(), wp, coef, gw, gb);
-          LRT_LAUNCH_CHECK();
         }
       }
       if (!gx.defined() && !gresidual.defined()) return;
       const dim3 grid = elementwise_grid(d.n, sample_packs, dev);
       if (training)
-        bn_grad_input_kernel<S, T, V, true><<<grid, kThreads, 0, stream>>>(
+        launch(bn_grad_input_kernel<S, T, V, true>, grid, kThreads, stream, dev,
             gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, relu_from_x, coef,
             ptr_or_null<S>(gx), ptr_or_null<S>(gresidual), d.n, static_cast<uint32_t>(hwv),
             static_cast<uint32_t>(sample_packs));
       else
-        bn_grad_input_kernel<S, T, V, false><<<grid, kThreads, 0, stream>>>(
+        launch(bn_grad_input_kernel<S, T, V, false>, grid, kThreads, stream, dev,
             gy.data<S>(), yo, x.data<S>(), mean.data<T>(), invstd.data<T>(), wp, bp, false, coef, ptr_or_null<S>(gx),
             ptr_or_null<S>(gresidual), d.n, static_cast<uint32_t>(hwv), static_cast<uint32_t>(sample_packs));
-      LRT_LAUNCH_CHECK();
     });
   });
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/cuda_context.h"
@@ -27,6 +28,44 @@ __device__ __forceinline__ int64_t global_thread() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
 __device__ __forceinline__ int64_t grid_threads() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
+
+// Programmatic dependent launch (sm_90 and later; lrt::dependent_launch()).
+// A kernel queued with launch() below may be scheduled while the kernel
+// before it in the stream is still draining; so every kernel launched that
+// way calls dependent_launch_enter() first, before it reads or writes any
+// memory: it waits until the previous kernel has completed and its writes
+// are visible (griddepcontrol.wait), then lets the next kernel be scheduled
+// in turn (griddepcontrol.launch_dependents). Launched plainly, or on older
+// devices, both are no-ops.
+__device__ __forceinline__ void dependent_launch_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Queues kernel<<<grid, block, 0, stream>>>(args...) on device dev's stream,
+// as a programmatic dependent launch where lrt::dependent_launch_on(dev)
+// (the kernel must then begin with dependent_launch_enter()), and checks it.
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, int dev, Args&&... args) {
+  if (lrt::dependent_launch_on(dev)) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = stream;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+  } else {
+    kernel<<<grid, block, 0, stream>>>(std::forward<Args>(args)...);
+    LRT_LAUNCH_CHECK();
+  }
+}
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 

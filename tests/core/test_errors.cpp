@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <string>
 
 #include "core/allocator.h"
@@ -128,6 +129,37 @@ TEST_CASE("a bad device string is refused, naming the text") {
   CHECK(Device("cuda:3").index == 3);
   CHECK(Device("cuda:3").str() == "cuda:3");
   CHECK(kCPU.str() == "cpu");
+}
+
+TEST_CASE("an environment switch is 0 or 1; anything else is refused, naming the variable and the text") {
+  const char* name = "LRT_TEST_SWITCH_VALUE";
+  ::unsetenv(name);
+  CHECK(env_switch(name, false) == false);
+  CHECK(env_switch(name, true) == true);
+  ::setenv(name, "", 1);
+  CHECK(env_switch(name, true) == true);
+  ::setenv(name, "0", 1);
+  CHECK(env_switch(name, true) == false);
+  ::setenv(name, "1", 1);
+  CHECK(env_switch(name, false) == true);
+  for (const char* bad : {"yes", "true", "2", " 1", "10"}) {
+    CAPTURE(std::string(bad));
+    ::setenv(name, bad, 1);
+    const std::string msg = error_of([&] { static_cast<void>(env_switch(name, false)); });
+    CHECK(has_location_prefix(msg));
+    CHECK(contains(msg, std::string(name) + "='" + bad + "'"));
+    CHECK(contains(msg, "expected 0 or 1"));
+  }
+  ::unsetenv(name);
+}
+
+TEST_CASE("dependent launch is a process-wide switch that set_dependent_launch sets") {
+  const bool was = dependent_launch();
+  set_dependent_launch(true);
+  CHECK(dependent_launch());
+  set_dependent_launch(false);
+  CHECK_FALSE(dependent_launch());
+  set_dependent_launch(was);
 }
 
 TEST_CASE("a bad reshape names the shapes") {

@@ -107,6 +107,7 @@ bad "unknown schedule" "--schedule" train --schedule step
 bad "unknown stem" "--stem" train --stem vgg
 bad "unknown preset" "--preset" train --preset imagenet
 bad "unknown device" "--device" train --device tpu
+LRT_PDL=yes bad "bad LRT_PDL" "LRT_PDL='yes'" "${T[@]}"
 bad "flag given twice" "--lr" "${T[@]}" --lr 1 --lr 2
 bad "lr-find with one step" "--steps" lr-find --data "$F/data" --steps 1
 bad "make-synthetic without --out" "--out" make-synthetic

@@ -1,0 +1,169 @@
+// Programmatic dependent launch of the batch-norm kernels
+// (lrt::set_dependent_launch, LRT_PDL; kernels/cuda/launch.cuh): each kernel
+// waits inside for the one before it, so results must be the bits of plain
+// launches, queued eagerly, replayed from a CUDA graph, and between cuDNN's
+// convolutions in a whole ResNet50 step. A kernel that touched memory before
+// its wait would race with the kernel before it and show here as changed
+// bits. On devices before sm_90 the switch does nothing, and the cases say so.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/cuda_graph.h"
+#include "core/device.h"
+#include "core/ops.h"
+#include "layers/functional.h"
+#include "layers/resnet50.h"
+#include "lrt_config.h"
+#include "testing.h"
+
+namespace lrt {
+
+using testing::host;
+
+namespace {
+
+const Device kCuda("cuda");
+constexpr MemoryFormat kCL = MemoryFormat::ChannelsLast;
+
+// Sets the switch for a scope, then puts back what was there.
+struct DependentLaunch {
+  bool was = dependent_launch();
+  explicit DependentLaunch(bool on) { set_dependent_launch(on); }
+  ~DependentLaunch() { set_dependent_launch(was); }
+};
+
+bool device_takes_it() {
+  DependentLaunch on(true);
+  return dependent_launch_on(0);
+}
+
+// Fixed inputs of a BN + residual + ReLU layer and the tensors its step
+// writes, so that a capture and its replays read and write the same memory.
+struct BnCase {
+  Tensor x, residual, w, b, rm, rv, gy;
+  Tensor y, gx, gw, gb, gr;
+
+  BnCase(const Shape& s, DType dt, bool channels_last) {
+    const int64_t c = s[1];
+    auto on_cuda = [&](const Tensor& t) {
+      Tensor g = t.to(dt).to(kCuda);
+      return (channels_last ? g.contiguous(kCL) : g).detach();
+    };
+    x = on_cuda(testing::normal(s, DType::Float32, 41) * 1.5 + 0.25);
+    residual = on_cuda(testing::normal(s, DType::Float32, 42));
+    gy = on_cuda(testing::normal(s, DType::Float32, 43));
+    w = testing::uniform({c}, 0.5, 2.0, DType::Float32, 44).to(kCuda);
+    b = testing::normal({c}, DType::Float32, 45).to(kCuda);
+    rm = zeros({c}, TensorOptions(DType::Float32).with_device(kCuda));
+    rv = ones({c}, TensorOptions(DType::Float32).with_device(kCuda));
+    x.set_requires_grad(true);
+    residual.set_requires_grad(true);
+    w.set_requires_grad(true);
+    b.set_requires_grad(true);
+  }
+
+  // One training step of the layer: y, then the gradients (two passes of
+  // each kernel kind: the block ending with a residual, and a BN + ReLU).
+  void step() {
+    for (Tensor* t : {&x, &residual, &w, &b}) t->set_grad(Tensor());
+    Tensor y1 = batch_norm_act(x, w, b, rm, rv, true, residual, true);
+    Tensor y2 = batch_norm_act(y1, w, b, Tensor(), Tensor(), true, Tensor(), true);
+    sum(y2 * gy).backward();
+    y = y2.detach();
+    gx = x.grad();
+    gw = w.grad();
+    gb = b.grad();
+    gr = residual.grad();
+  }
+
+  std::vector<std::vector<double>> results() const {
+    return {host(y), host(gx), host(gw), host(gb), host(gr), host(rm), host(rv)};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("CUDA: batch norm queued as dependent launches gives the bits of plain launches, eager and from a graph") {
+  const bool takes = device_takes_it();
+  const Shape shapes[] = {{256, 64, 16, 16}, {64, 2048, 4, 4}, {4, 3, 5, 7}};
+  for (DType dt : {DType::Float32, DType::BFloat16})
+    for (bool channels_last : {false, true})
+      for (const Shape& s : shapes) {
+        CAPTURE(dt);
+        CAPTURE(channels_last);
+        CAPTURE(to_string(s));
+        std::vector<std::vector<double>> plain, eager, replayed;
+        {
+          DependentLaunch off(false);
+          BnCase c(s, dt, channels_last);
+          c.step();
+          c.step();  // the running statistics of two steps
+          plain = c.results();
+        }
+        {
+          DependentLaunch on(true);
+          BnCase c(s, dt, channels_last);
+          c.step();
+          c.step();
+          eager = c.results();
+        }
+        CHECK(eager == plain);
+        {
+          DependentLaunch on(true);
+          BnCase c(s, dt, channels_last);
+          c.step();  // eager warm-up, as the trainer's first step
+          CudaGraph graph;
+          graph.capture(0, [&] { c.step(); });
+          REQUIRE(graph.captured());
+          graph.replay();
+          replayed = c.results();
+        }
+        CHECK(replayed == plain);
+      }
+  if (!takes) MESSAGE("dependent launch was not exercised: the device is older than sm_90");
+}
+
+// Between cuDNN's kernels (deterministic algorithms, so that runs repeat).
+TEST_CASE("CUDA: a bf16 channels_last ResNet50 step with dependent launches gives the bits of plain launches") {
+  if (!device_takes_it()) MESSAGE("dependent launch was not exercised: the device is older than sm_90");
+  const bool was = conv_deterministic();
+  set_conv_deterministic(true);
+  struct Restore {
+    bool was;
+    ~Restore() { set_conv_deterministic(was); }
+  } restore{was};
+  auto step = [] {
+    const Tensor x = testing::normal({8, 3, 32, 32}, DType::Float32, 711).to(kCuda);
+    const Tensor labels = from_vector<int64_t>({0, 1, 2, 3, 4, 5, 6, 7}, {8}).to(kCuda);
+    ResNet50Options o;
+    o.seed = 9;
+    o.compute_dtype = DType::BFloat16;
+    o.channels_last = true;
+    ResNet50 model(o);
+    model.to(kCuda);
+    const Tensor logits = model.forward(x);
+    cross_entropy(logits, labels).backward();
+    std::vector<std::vector<double>> out{host(logits.detach())};
+    for (const auto& p : model.named_parameters()) out.push_back(host(p.tensor.grad()));
+    for (const auto& b : model.named_buffers()) out.push_back(host(b.second));
+    return out;
+  };
+  std::vector<std::vector<double>> plain, dependent;
+  {
+    DependentLaunch off(false);
+    plain = step();
+  }
+  {
+    DependentLaunch on(true);
+    dependent = step();
+  }
+  REQUIRE(plain.size() == dependent.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    CAPTURE(i);
+    CHECK(dependent[i] == plain[i]);
+  }
+}
+
+}  // namespace lrt
