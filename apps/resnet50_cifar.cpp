@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
   CLI::App* eval = app.add_subcommand(
       "eval", "Accuracy of each weights file on the test split, and of their averaged-softmax ensemble");
   eval->add_option("--weights", ev_weights, "weights files A,B,C (safetensors)")->required();
-  app::FlagSet ev_flags(eval, ev_o, app::kDataFlags | app::kArchFlags | app::kDeviceFlags | app::kBatchFlag);
+  app::FlagSet ev_flags(eval, ev_o,
+                        app::kDataFlags | app::kArchFlags | app::kDeviceFlags | app::kBatchFlag | app::kEvalGraphFlag);
 
   app::RunOptions pr_o;
   std::string pr_weights, pr_out;
@@ -144,7 +145,8 @@ int main(int argc, char** argv) {
       "predict", "Class probabilities of every test image as CSV (index,label,pred,p0,p1,...)");
   predict->add_option("--weights", pr_weights, "weights file (safetensors)")->required();
   predict->add_option("--out", pr_out, "CSV to write")->required();
-  app::FlagSet pr_flags(predict, pr_o, app::kDataFlags | app::kArchFlags | app::kDeviceFlags | app::kBatchFlag);
+  app::FlagSet pr_flags(predict, pr_o,
+                        app::kDataFlags | app::kArchFlags | app::kDeviceFlags | app::kBatchFlag | app::kEvalGraphFlag);
 
   ScheduleFlags sf;
   CLI::App* schedule = app.add_subcommand(

@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <utility>
 
 #include "core/allocator.h"
 #include "core/storage.h"
@@ -156,6 +158,18 @@ int sm_count(int device) {
     CUDA_CHECK(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device));
   });
   return counts[device];
+}
+
+bool kernel_has_dependent_launch(const void* kernel, int device) {
+  static std::mutex mu;
+  static auto* known = new std::map<std::pair<const void*, int>, bool>();  // never destroyed, as the allocators
+  std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_pair(kernel, device);
+  if (auto it = known->find(key); it != known->end()) return it->second;
+  DeviceGuard guard(device);
+  cudaFuncAttributes attr{};
+  CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+  return (*known)[key] = attr.ptxVersion >= 90;
 }
 
 unsigned grid_for(int64_t n, int threads, int device) {

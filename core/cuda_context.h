@@ -27,6 +27,12 @@ class DeviceGuard {
 
 cudaStream_t stream(int device);
 int sm_count(int device);
+// Whether kernel (a __global__ function) runs on device from code built for
+// a virtual architecture of 9.0 or later, which alone carries the
+// griddepcontrol instructions of kernels/cuda/launch.cuh: a build for older
+// GPUs runs on a newer one JIT-compiled from its older PTX, without them.
+// Asked of the runtime once per kernel and device.
+bool kernel_has_dependent_launch(const void* kernel, int device);
 // Blocks for a grid-stride launch over n items: enough to fill the device,
 // never more than the items need.
 unsigned grid_for(int64_t n, int threads, int device);

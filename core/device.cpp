@@ -70,6 +70,9 @@ bool dependent_launch() {
 bool cuda_available() { return false; }
 int cuda_device_count() { return 0; }
 bool dependent_launch_on(int) { return false; }
+DependentLaunchProbe probe_dependent_launch(int) {
+  LRT_THROW("probe_dependent_launch needs the CUDA backend, which this build of lrt does not have");
+}
 #endif
 
 }  // namespace lrt

@@ -49,6 +49,20 @@ bool dependent_launch();
 // switch is on and the device has compute capability 9.0 or later (false
 // in CPU builds).
 bool dependent_launch_on(int device);
+// One producer-consumer pair of kernels on CUDA device `device`, queued as
+// lrt queues its own: the producer releases its dependents at once, then
+// sleeps about 5 ms before writing a value. dependent: the consumer was
+// queued as a dependent launch (the switch, the device and the build allow
+// it); saw_value: it read the producer's value (it must, queued either way);
+// overlapped: it began before the producer ended (only a dependent launch
+// may). It waits for the device: not for use inside a CUDA graph capture
+// (refused). Throws in CPU builds.
+struct DependentLaunchProbe {
+  bool dependent = false;
+  bool saw_value = false;
+  bool overlapped = false;
+};
+DependentLaunchProbe probe_dependent_launch(int device);
 
 // The switch in environment variable `name`: fallback when unset or empty,
 // false for "0", true for "1"; any other value throws, naming the variable.

@@ -24,8 +24,19 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "core/tensor.h"
+#include "layers/functional.h"
 
 namespace lrt::testing {
+
+// Only cuDNN's deterministic convolution algorithms for the guard's scope
+// (so that two CUDA runs repeat to the bit), then the setting that was there.
+struct DeterministicConvs {
+  bool was = conv_deterministic();
+  DeterministicConvs() { set_conv_deterministic(true); }
+  ~DeterministicConvs() { set_conv_deterministic(was); }
+  DeterministicConvs(const DeterministicConvs&) = delete;
+  DeterministicConvs& operator=(const DeterministicConvs&) = delete;
+};
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 

@@ -6,7 +6,7 @@
 # and prints a summary table last. Full logs go to the log folder.
 #
 # usage: tools/device_check.sh [--quick] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
-#                              [--baseline DIR] [--deadline SECONDS] [--profile]
+#                              [--baseline DIR] [--deadline SECONDS] [--profile | --profile-only]
 #   --quick       for a short lease: the CUDA test cases (lrt_cuda_tests)
 #                 instead of the whole ctest suite (whose CPU suites CI runs),
 #                 the ResNet50 comparison at batch 256 only, no bench_data,
@@ -28,6 +28,9 @@
 #                 kind of kernel), lrt's batch-norm kernels with their DRAM
 #                 bytes, registers, occupancy, issue and FP64 use, and
 #                 PyTorch's bf16 eager step as lrt's (a few minutes more)
+#   --profile-only  the build and --profile's passes alone: no tests, no
+#                 benchmarks, no epochs (a second short run on a machine
+#                 that has the build already)
 #   --sanitize    instead of the suite and the benchmarks, run the CUDA test
 #                 cases (lrt_cuda_tests) under compute-sanitizer: memcheck
 #                 and racecheck, the CUDA allocator's
@@ -57,10 +60,12 @@ quick=0
 baseline=""
 deadline=""
 profile=0
+profile_only=0
 while (($#)); do
   case "$1" in
     --quick) quick=1; shift ;;
     --profile) profile=1; shift ;;
+    --profile-only) profile=1; profile_only=1; shift ;;
     --sanitize) sanitize=1; shift ;;
     --logs) logs=${2:?--logs needs a folder}; shift 2 ;;
     --deps) deps=${2:?--deps needs a folder}; shift 2 ;;
@@ -72,6 +77,9 @@ while (($#)); do
     *) echo "device_check: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+((profile_only && sanitize)) && { echo "device_check: --profile-only and --sanitize are separate runs" >&2; exit 2; }
+((profile_only)) && [ -n "$baseline" ] &&
+  { echo "device_check: --profile-only runs no benchmark to compare with --baseline" >&2; exit 2; }
 [[ -z "$deadline" || "$deadline" =~ ^[1-9][0-9]*$ ]] ||
   { echo "device_check: --deadline takes whole seconds, got '$deadline'" >&2; exit 2; }
 mkdir -p "$logs"
@@ -189,7 +197,7 @@ else
 fi
 
 # ---- the baseline's benchmark (--baseline), built while the tests run ----
-if [ -n "$baseline" ] && ((!sanitize)); then
+if [ -n "$baseline" ] && ((!sanitize && !profile_only)); then
   bbuild="$build-baseline"
   bcfg=(-S "$baseline" -B "$bbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLRT_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$arch")
   [ -z "$deps" ] || bcfg+=("-DLRT_DEPS_INCLUDE=$deps")
@@ -240,6 +248,7 @@ if ((sanitize)); then
   exit 0
 fi
 
+if ((!profile_only)); then
 # ---- tests ----
 if [ ! -x "$build/tests/lrt_cuda_tests" ] || { ((!quick)) && [ ! -x "$build/tests/lrt_tests" ]; }; then
   row "ctest" "FAIL" "not built"
@@ -479,22 +488,29 @@ PY
   # against plain launches: the default bf16 step replayed from the graph,
   # in turns (three each, the better run counts), in one run. cuDNN's
   # heuristics pick the convolutions' algorithms (no timed search), so both
-  # sides run the same kernels and each run takes a few seconds.
+  # sides run the same kernels and each run takes a few seconds. A run cut
+  # by --deadline makes the row a skip.
   if stage "r50 dependent launch" 45; then
-    for pdl in 0 1 0 1 0 1; do
-      echo "$pdl"
-      LRT_PDL=$pdl timeout -k 5 "$(cap 60)" "$build/apps/bench_resnet50" --device cuda --batch 256 --adam \
-        --precision bf16 --channels-last --cuda-graph --no-conv-benchmark --repeat 60 \
-        2>>"$logs/bench_pdl.err" | tr -d '\n' || true
-      echo
-    done >"$logs/bench_pdl.txt"
-    while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_pdl.txt" <<'PY'
-import json, sys
-lines = open(sys.argv[1]).read().split("\n")
+    rm -f "$logs"/bench_pdl_*.json
+    pdl_cut=0
+    for turn in 1 2 3; do
+      for pdl in 0 1; do
+        bounded 60 env LRT_PDL=$pdl "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 \
+          --channels-last --cuda-graph --no-conv-benchmark --repeat 60 \
+          >"$logs/bench_pdl_${pdl}_$turn.json" 2>>"$logs/bench_pdl.err"
+        ((cut)) && { pdl_cut=1; break 2; }
+      done
+    done
+    if ((pdl_cut)); then
+      row "r50 bf16 dependent launch" "skip" "stopped at --deadline ($(elapsed))"
+    else
+      while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs" <<'PY'
+import glob, json, os, sys
 best = {}
-for pdl, out in zip(lines[0::2], lines[1::2]):
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench_pdl_*.json"))):
+    pdl = os.path.basename(f).split("_")[2]
     try:
-        r = json.loads(out)
+        r = json.load(open(f))
     except ValueError:
         continue
     if pdl not in best or r["images_per_s"] > best[pdl]["images_per_s"]:
@@ -503,6 +519,8 @@ on, off = best.get("1"), best.get("0")
 name = "r50 bf16 dependent launch"
 if not on or not off:
     print(f'{name:<28} {"FAIL":<8} a run gave no result (see bench_pdl.err)')
+elif off.get("dependent_launch"):
+    print(f'{name:<28} {"FAIL":<8} LRT_PDL=0 left it on')
 elif not on.get("dependent_launch"):
     print(f'{name:<28} {"skip":<8} LRT_PDL=1 left it off (a device before sm_90?)')
 else:
@@ -511,6 +529,7 @@ else:
           f'({off["median_ms"]:.2f} ms), CUDA graph, heuristic algorithms, best of 3 each')
 PY
 )
+    fi
   fi
   if ((quick)); then
     row "r50 fused bn+act" "skip" "--quick"
@@ -637,6 +656,8 @@ PY
   fi
 fi
 # Last, as the slowest and least essential: profiles (--profile).
+fi  # !profile_only
+
 if ((!profile)); then
   row "ncu profiles" "skip" "without --profile"
 elif [ -x "$build/apps/bench_resnet50" ]; then

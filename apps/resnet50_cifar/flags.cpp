@@ -158,6 +158,12 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
                "epoch replays a graph of its own unless --no-cuda-graph",
                "CUDA: issue every step's and every test batch's kernels from the host (eager)");
   }
+  if (groups & kEvalGraphFlag)
+    add_switch("cuda-graph", o.cuda_graph,
+               "CUDA: capture the forward pass of a full test batch once as a CUDA graph and replay it for every "
+               "later full batch, which removes the host's cost of issuing its kernels (the same results). The "
+               "default on CUDA",
+               "CUDA: issue every test batch's kernels from the host (eager)");
   if (groups & kPresetFlag)
     add("--preset", o.preset,
         "keras-seed (the Keras original's recipe) or cifar (a strong from-scratch recipe); explicit flags win")

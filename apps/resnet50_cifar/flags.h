@@ -26,6 +26,7 @@ enum FlagGroups : unsigned {
   kAllTrainFlags = 255,
   kArchFlags = 256,     // --stem, --head only
   kBatchFlag = 512,     // --batch-size only
+  kEvalGraphFlag = 1024,  // --cuda-graph / --no-cuda-graph for eval and predict
 };
 
 class FlagSet {

@@ -68,8 +68,9 @@ struct RunOptions {
   bool snapshots = false;         // weights at each SGDR cycle end
   bool skip_nonfinite = false;    // skip steps with a non-finite loss or gradient instead of stopping
   int64_t sync_every = 0;         // read the loss, accuracy and finiteness back every N steps (0: 1 on CPU, 10 on CUDA)
-  Switch cuda_graph = Switch::Auto;  // replay the training step as a captured CUDA graph; auto: on CUDA
-                                     // where the run allows (see use_cuda_graph)
+  Switch cuda_graph = Switch::Auto;  // replay the training step (and the test batches; eval and predict:
+                                     // the test batches) as captured CUDA graphs; auto: on CUDA where the
+                                     // run allows (see use_cuda_graph)
 
   std::string preset;             // keras-seed | cifar (empty: none)
 

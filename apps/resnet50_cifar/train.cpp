@@ -331,6 +331,9 @@ struct EvalTensors {
   Tensor loss, correct;
 };
 
+// Softmax probabilities of a batch's logits, as eval and predict report them.
+Tensor softmax_probs(const Tensor& logits) { return exp(log_softmax(logits)); }
+
 // The test pass of one batch (the model in evaluation mode, no gradients).
 // Nothing here waits for the device.
 EvalTensors eval_batch(ResNet50& model, const Tensor& images, const Tensor& labels, Tensor* logits_out = nullptr) {
@@ -348,15 +351,20 @@ EvalTensors eval_batch(ResNet50& model, const Tensor& images, const Tensor& labe
 // them in place, so one capture serves the whole run. The first batch of a
 // size runs eagerly, the second is captured; other sizes (the test split's
 // last, smaller batch) run eagerly. If the capture fails, the run says why
-// on stderr and evaluates eagerly from then on.
+// on stderr and evaluates eagerly from then on. With probabilities (eval and
+// predict), the graph also computes each batch's softmax.
 class GraphedEval {
  public:
-  GraphedEval(ResNet50& model, Device dev) : model_(model), dev_(dev) {}
+  GraphedEval(ResNet50& model, Device dev, bool with_probs = false)
+      : model_(model), dev_(dev), with_probs_(with_probs) {}
 
   // Runs the test pass of b (the caller has put the model in evaluation
-  // mode without gradients) and returns its outcome, or returns false and
-  // does nothing where the caller must run it eagerly.
-  bool run(const data::Batch& b, EvalTensors& out) {
+  // mode without gradients) and returns its outcome (with probs, its
+  // softmax probabilities: a copy on the device), or returns false and does
+  // nothing where the caller must run it eagerly.
+  bool run(const data::Batch& b, EvalTensors& out, Tensor* probs = nullptr) {
+    LRT_CHECK((probs != nullptr) == with_probs_, "GraphedEval: probabilities asked of a graph built ",
+              with_probs_ ? "with" : "without", " them");
     switch (in_.use_for(b, graph_.captured())) {
       case GraphInputs::Use::Eager:
         return false;
@@ -369,6 +377,7 @@ class GraphedEval {
         break;
     }
     out = {outputs_.loss.clone(), outputs_.correct.clone()};  // the next replay overwrites them
+    if (probs) *probs = probs_.clone();
     ++batches_;
     return true;
   }
@@ -379,12 +388,17 @@ class GraphedEval {
  private:
   bool capture() {
     try {
-      graph_.capture(dev_.index, [&] { outputs_ = eval_batch(model_, in_.images, in_.labels); });
+      graph_.capture(dev_.index, [&] {
+        Tensor logits;
+        outputs_ = eval_batch(model_, in_.images, in_.labels, with_probs_ ? &logits : nullptr);
+        if (with_probs_) probs_ = softmax_probs(logits);
+      });
     } catch (const Error& e) {
       std::fprintf(stderr, "resnet50_cifar: --cuda-graph: the test pass: %s; it goes on without a graph\n",
                    e.message().c_str());
       in_.disable();
       outputs_ = EvalTensors{};
+      probs_ = Tensor();
       return false;
     }
     graph_.replay();  // the captured batch itself
@@ -393,8 +407,10 @@ class GraphedEval {
 
   ResNet50& model_;
   Device dev_;
+  bool with_probs_;
   GraphInputs in_;
   EvalTensors outputs_;  // what the capture wrote
+  Tensor probs_;         // likewise, with_probs_ only
   int64_t batches_ = 0;
   CudaGraph graph_;  // last: destroyed first, after the last replay
 };
@@ -507,22 +523,28 @@ EvalResult evaluate_with(ResNet50& model, data::Loader& loader, bool keep_probs,
   std::vector<std::pair<Tensor, int64_t>> batch_loss;
   std::vector<Tensor> batch_correct;
   std::vector<Tensor> probs, labels;
+  const int64_t graph_batches_before = graph ? graph->batches() : 0;
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
     const int64_t n = b.labels.numel();
     EvalTensors t;
-    Tensor logits;
-    if (keep_probs || !graph || !graph->run(b, t)) t = eval_batch(model, b.images, b.labels, &logits);
+    Tensor p;
+    if (!graph || !graph->run(b, t, keep_probs ? &p : nullptr)) {
+      Tensor logits;
+      t = eval_batch(model, b.images, b.labels, keep_probs ? &logits : nullptr);
+      if (keep_probs) p = softmax_probs(logits);
+    }
     batch_loss.emplace_back(t.loss, n);
     batch_correct.push_back(t.correct);
     r.count += n;
-    if (keep_probs) {
-      probs.push_back(exp(log_softmax(logits)).to(kCPU));
-      labels.push_back(b.labels.to(kCPU));
+    if (keep_probs) {  // on the device until the end, as the losses
+      probs.push_back(p);
+      labels.push_back(b.labels);
     }
   }
   model.train(was_training);
+  if (graph) r.graph_batches = graph->batches() - graph_batches_before;
   double loss_sum = 0.0;
   int64_t correct = 0;
   for (const auto& [loss, n] : batch_loss) loss_sum += loss.item() * static_cast<double>(n);
@@ -538,8 +560,8 @@ EvalResult evaluate_with(ResNet50& model, data::Loader& loader, bool keep_probs,
     int64_t at = 0;
     for (size_t i = 0; i < probs.size(); ++i) {
       const int64_t n = probs[i].size(0);
-      r.probs.slice(0, at, at + n).copy_(probs[i]);
-      r.labels.slice(0, at, at + n).copy_(labels[i]);
+      r.probs.slice(0, at, at + n).copy_(probs[i].to(kCPU));
+      r.labels.slice(0, at, at + n).copy_(labels[i].to(kCPU));
       at += n;
     }
   }
@@ -548,8 +570,12 @@ EvalResult evaluate_with(ResNet50& model, data::Loader& loader, bool keep_probs,
 
 }  // namespace
 
-EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs) {
-  return evaluate_with(model, loader, keep_probs, nullptr);
+EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs, bool cuda_graph) {
+  const Device dev = loader.options().device;
+  if (!cuda_graph || !dev.is_cuda() || !loader.options().gpu_resident)
+    return evaluate_with(model, loader, keep_probs, nullptr);
+  GraphedEval graph(model, dev, keep_probs);
+  return evaluate_with(model, loader, keep_probs, &graph);
 }
 
 // -------------------------------------------------------------------- train --

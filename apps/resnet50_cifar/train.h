@@ -33,9 +33,13 @@ struct EvalResult {
   int64_t count = 0;
   Tensor probs;           // (count, classes) float32 on the CPU, when asked for
   Tensor labels;          // (count) int64 on the CPU, when asked for
+  int64_t graph_batches = 0;  // batches run by a CUDA graph (the captured one and the replays)
 };
 // Runs the model in evaluation mode over one epoch of loader (restoring the
-// model's mode afterwards).
-EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs = false);
+// model's mode afterwards). cuda_graph, on CUDA with GPU-resident batches:
+// the first full batch runs eagerly, the second is captured as a CUDA graph
+// and replayed for every later full batch (the same values; other batch
+// sizes run eagerly).
+EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs = false, bool cuda_graph = false);
 
 }  // namespace lrt::app

@@ -35,8 +35,10 @@ __device__ __forceinline__ int64_t grid_threads() { return static_cast<int64_t>(
 // way calls dependent_launch_enter() first, before it reads or writes any
 // memory: it waits until the previous kernel has completed and its writes
 // are visible (griddepcontrol.wait), then lets the next kernel be scheduled
-// in turn (griddepcontrol.launch_dependents). Launched plainly, or on older
-// devices, both are no-ops.
+// in turn (griddepcontrol.launch_dependents). The wait is a no-op in a
+// kernel launched plainly; the release is not, but only a following kernel
+// queued as a dependent launch can use it, and such a kernel waits itself.
+// Code built for older GPUs has neither, and launch() queues it plainly.
 __device__ __forceinline__ void dependent_launch_enter() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -44,12 +46,14 @@ __device__ __forceinline__ void dependent_launch_enter() {
 #endif
 }
 
-// Queues kernel<<<grid, block, 0, stream>>>(args...) on device dev's stream,
-// as a programmatic dependent launch where lrt::dependent_launch_on(dev)
-// (the kernel must then begin with dependent_launch_enter()), and checks it.
+// Queues kernel<<<grid, block, 0, stream>>>(args...) on device dev's stream
+// and checks it: as a programmatic dependent launch where
+// lrt::dependent_launch_on(dev) and the kernel was built with the
+// instructions above (it must begin with dependent_launch_enter()).
 template <class... Params, class... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, int dev, Args&&... args) {
-  if (lrt::dependent_launch_on(dev)) {
+  if (lrt::dependent_launch_on(dev) &&
+      lrt::cuda::kernel_has_dependent_launch(reinterpret_cast<const void*>(kernel), dev)) {
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
@@ -60,11 +64,12 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t strea
     cfg.stream = stream;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+    // The status is also the thread's last error: read it once, there.
+    static_cast<void>(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
   } else {
     kernel<<<grid, block, 0, stream>>>(std::forward<Args>(args)...);
-    LRT_LAUNCH_CHECK();
   }
+  LRT_LAUNCH_CHECK();
 }
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }

@@ -107,11 +107,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lr_find->add_option("--out", lf.out, "");
   CLI::App* eval = app.add_subcommand("eval", "");
   eval->add_option("--weights", ev_weights, "")->required();
-  FlagSet ev_flags(eval, ev_o, kDataFlags | kArchFlags | kDeviceFlags | kBatchFlag);
+  FlagSet ev_flags(eval, ev_o, kDataFlags | kArchFlags | kDeviceFlags | kBatchFlag | kEvalGraphFlag);
   CLI::App* predict = app.add_subcommand("predict", "");
   predict->add_option("--weights", pr_weights, "")->required();
   predict->add_option("--out", pr_out, "")->required();
-  FlagSet pr_flags(predict, pr_o, kDataFlags | kArchFlags | kDeviceFlags | kBatchFlag);
+  FlagSet pr_flags(predict, pr_o, kDataFlags | kArchFlags | kDeviceFlags | kBatchFlag | kEvalGraphFlag);
 
   try {
     app.parse(static_cast<int>(argv.size()), argv.data());

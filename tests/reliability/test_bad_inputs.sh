@@ -149,6 +149,9 @@ bad "eval of a truncated file" "trunc-w.safetensors" eval --data "$F/data" --dev
 bad "eval of a good and a missing file" "missing.safetensors" eval --data "$F/data" --device cpu \
   --weights "$w,$F/missing.safetensors"
 bad "eval with an empty list item" "--weights" eval --data "$F/data" --device cpu --weights "$w,,$w"
+bad "eval --cuda-graph on the CPU" "--cuda-graph" eval --data "$F/data" --device cpu --weights "$w" --cuda-graph
+bad "predict --cuda-graph on the CPU over an existing CSV" "--cuda-graph" predict --data "$F/data" --device cpu \
+  --weights "$w" --cuda-graph --out "$F/existing.csv"
 bad "eval with the wrong stem" "--weights" eval --data "$F/data" --device cpu --weights "$w" --stem imagenet
 bad "eval of 10-class weights on CIFAR-100" "--weights" eval --data "$F/data100" --dataset cifar100 --device cpu \
   --weights "$w"

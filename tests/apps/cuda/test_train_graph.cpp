@@ -19,10 +19,14 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "apps/resnet50_cifar/evaluate.h"
 #include "apps/resnet50_cifar/options.h"
+#include "apps/resnet50_cifar/setup.h"
 #include "apps/resnet50_cifar/train.h"
 #include "core/ops.h"
 #include "data/synthetic.h"
@@ -173,6 +177,69 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
     }
     CHECK(got.at("model.bn1.num_batches_tracked").item() == 14.0);
   }
+}
+
+// eval and predict replay a graph of the test batches' forward pass (and
+// softmax) on CUDA: the same loss, accuracy and probabilities as the eager
+// pass, to the bit. 14 test images in batches of 4: the first runs eagerly,
+// the second is captured, the third replays and the last (2) runs eagerly.
+TEST_CASE("CUDA eval and predict --cuda-graph: the eager pass's loss, accuracy and probabilities to the bit") {
+  testing::TempDir dir("eval-graph");
+  data::SyntheticOptions so;
+  so.train = 8;
+  so.test = 14;
+  so.seed = 6;
+  data::write_synthetic_cifar(dir.str() + "/data", so);
+  RunOptions o;
+  o.data = dir.str() + "/data";
+  o.device = "cuda";
+  o.batch_size = 4;
+  o.epochs = 1;
+  o.deterministic = true;
+  o.save_weights = dir.str() + "/w.safetensors";
+  REQUIRE(run_train(o) == 0);
+  RunOptions e;  // as the eval and predict commands fill them
+  e.data = o.data;
+  e.device = "cuda";
+  e.batch_size = 4;
+  e.deterministic = true;
+
+  const Device dev("cuda");
+  const data::CifarDataset ds = load_dataset(e);
+  data::Loader loader(std::make_shared<const data::CifarSplit>(ds.test), test_loader_options(e, dev));
+  auto model = load_model(e, o.save_weights, ds.num_classes, dev);
+  const EvalResult eager = evaluate(*model, loader, /*keep_probs=*/true, /*cuda_graph=*/false);
+  const EvalResult graphed = evaluate(*model, loader, /*keep_probs=*/true, /*cuda_graph=*/true);
+  REQUIRE(eager.count == 14);
+  CHECK(graphed.count == 14);
+  CHECK(eager.graph_batches == 0);
+  CHECK(graphed.graph_batches == 2);  // the captured second batch and the replayed third
+  CHECK(graphed.loss == eager.loss);
+  CHECK(graphed.accuracy == eager.accuracy);
+  CHECK(graphed.probs.to_vector<double>() == eager.probs.to_vector<double>());
+  CHECK(graphed.labels.to_vector<double>() == eager.labels.to_vector<double>());
+
+  auto read = [](const std::string& path) {
+    std::ifstream f(path);
+    REQUIRE(f.good());
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  std::map<Switch, std::string> csv;
+  for (Switch g : {Switch::Off, Switch::On}) {
+    RunOptions p = e;
+    p.cuda_graph = g;
+    const std::string out = dir.str() + (g == Switch::On ? "/graph.csv" : "/eager.csv");
+    REQUIRE(run_predict(p, o.save_weights, out) == 0);
+    csv[g] = read(out);
+  }
+  CHECK(csv[Switch::On].size() > 14 * 10);
+  CHECK(csv[Switch::On] == csv[Switch::Off]);
+  // An ensemble: one graph a weights file, each captured and destroyed in turn.
+  RunOptions v = e;
+  v.cuda_graph = Switch::On;
+  CHECK(run_eval(v, o.save_weights + "," + o.save_weights) == 0);
 }
 
 }  // namespace lrt::app

@@ -137,8 +137,7 @@ TEST_CASE("CUDA: conv2d on a channels_last input answers in channels_last, value
 
 TEST_CASE("CUDA: a bf16 Conv2d on a channels_last input casts its weight straight to KRSC, same bits as cast then copy") {
   // Deterministic algorithms, so the two runs can be compared bit for bit.
-  const bool was_deterministic = conv_deterministic();
-  set_conv_deterministic(true);
+  const testing::DeterministicConvs deterministic;
   Generator gen(77);
   Conv2d conv({16, 24, 3, 1, 1}, &gen);
   conv.to(kCuda);
@@ -154,7 +153,6 @@ TEST_CASE("CUDA: a bf16 Conv2d on a channels_last input casts its weight straigh
   Tensor x2 = nhwc_cuda(x0).set_requires_grad(true);
   Tensor y2 = conv2d(x2, w.to(DType::BFloat16), Tensor(), {1, 1, 1});
   sum(y2 * proj).backward();
-  set_conv_deterministic(was_deterministic);
 
   CHECK(nhwc(y));
   REQUIRE(gw.defined());
@@ -422,12 +420,7 @@ TEST_CASE("CUDA: a channels_last ResNet50 step matches the NCHW one") {
 // bfloat16 in one launch give the bits of a copy a convolution, in both
 // layouts and modes (deterministic algorithms, so that two runs repeat).
 TEST_CASE("CUDA: a bfloat16 ResNet50 step with its weights cast together gives the bits of one cast a convolution") {
-  const bool was = conv_deterministic();
-  set_conv_deterministic(true);
-  struct Restore {
-    bool was;
-    ~Restore() { set_conv_deterministic(was); }
-  } restore{was};
+  const testing::DeterministicConvs deterministic;
   for (bool channels_last : {false, true})
     for (bool training : {true, false}) {
       CAPTURE(channels_last);

@@ -85,6 +85,35 @@ struct BnCase {
 
 }  // namespace
 
+// The protocol itself, on a producer that releases its dependents at once and
+// writes only after 5 ms: queued plainly the consumer begins after
+// the producer ends; queued as a dependent launch it begins before (else the
+// launch attribute did nothing) and still reads the producer's value (else
+// its wait did nothing). The overlap is the scheduler's choice, so up to
+// three tries.
+TEST_CASE("CUDA: a dependent launch begins before the kernel it follows ends, and still reads what it wrote") {
+  {
+    DependentLaunch off(false);
+    const DependentLaunchProbe p = probe_dependent_launch(0);
+    CHECK_FALSE(p.dependent);
+    CHECK(p.saw_value);
+    CHECK_FALSE(p.overlapped);
+  }
+  DependentLaunch on(true);
+  bool overlapped = false;
+  for (int i = 0; i < 3 && !overlapped; ++i) {
+    const DependentLaunchProbe p = probe_dependent_launch(0);
+    CHECK(p.saw_value);
+    if (!p.dependent) {
+      MESSAGE("dependent launch was not exercised: the device is older than sm_90 or the build has no sm_90 code");
+      CHECK_FALSE(p.overlapped);
+      return;
+    }
+    overlapped = p.overlapped;
+  }
+  CHECK(overlapped);
+}
+
 TEST_CASE("CUDA: batch norm queued as dependent launches gives the bits of plain launches, eager and from a graph") {
   const bool takes = device_takes_it();
   const Shape shapes[] = {{256, 64, 16, 16}, {64, 2048, 4, 4}, {4, 3, 5, 7}};
@@ -128,12 +157,7 @@ TEST_CASE("CUDA: batch norm queued as dependent launches gives the bits of plain
 // Between cuDNN's kernels (deterministic algorithms, so that runs repeat).
 TEST_CASE("CUDA: a bf16 channels_last ResNet50 step with dependent launches gives the bits of plain launches") {
   if (!device_takes_it()) MESSAGE("dependent launch was not exercised: the device is older than sm_90");
-  const bool was = conv_deterministic();
-  set_conv_deterministic(true);
-  struct Restore {
-    bool was;
-    ~Restore() { set_conv_deterministic(was); }
-  } restore{was};
+  const testing::DeterministicConvs deterministic;
   auto step = [] {
     const Tensor x = testing::normal({8, 3, 32, 32}, DType::Float32, 711).to(kCuda);
     const Tensor labels = from_vector<int64_t>({0, 1, 2, 3, 4, 5, 6, 7}, {8}).to(kCuda);
