@@ -14,8 +14,8 @@
 // on; nothing is saved on that exit). --skip-nonfinite must decide each step
 // before the optimizer runs, so it reads back every step.
 //
-// --cuda-graph (CUDA) replays the whole step as one captured CUDA graph
-// (GraphedStep below), with the same outcome tensors and flag.
+// --cuda-graph (CUDA) replays the whole step from a captured CUDA graph, one
+// a batch size (GraphedStep below), with the same outcome tensors and flag.
 //
 // Signals: SIGINT/SIGTERM set a flag the loop reads after each step; the run
 // then saves a checkpoint (with --checkpoint-dir), prints the command that
@@ -35,12 +35,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
-#include <set>
 #include <sstream>
 
 #include "apps/resnet50_cifar/checkpoint.h"
 #include "apps/resnet50_cifar/files.h"
+#include "apps/resnet50_cifar/graph_plan.h"
 #include "apps/resnet50_cifar/progress.h"
 #include "apps/resnet50_cifar/setup.h"
 #include "core/autograd.h"
@@ -168,6 +169,34 @@ StepOutcome read_outcome(const StepTensors& t) {
   return out;
 }
 
+// The outcomes of several steps, in order, read back in one transfer: the
+// values are gathered on the device first (copies queued behind the steps),
+// so the host waits for the device once, not three times a step, each wait
+// leaving the device idle.
+std::vector<StepOutcome> read_outcomes(const std::vector<const StepTensors*>& steps) {
+  std::vector<StepOutcome> out(steps.size());
+  if (steps.empty()) return out;
+  const int64_t n = static_cast<int64_t>(steps.size());
+  const Tensor gathered = empty({n, 3}, TensorOptions(DType::Float64).with_device(steps[0]->loss.device()));
+  {
+    NoGradGuard no_grad;
+    for (int64_t i = 0; i < n; ++i) {
+      const StepTensors& t = *steps[static_cast<size_t>(i)];
+      const Tensor row = gathered.slice(0, i, i + 1).reshape({3});
+      row.slice(0, 0, 1).copy_(t.loss.reshape({1}));
+      row.slice(0, 1, 2).copy_(t.correct.reshape({1}));
+      row.slice(0, 2, 3).copy_(t.bad.reshape({1}));
+    }
+  }
+  const std::vector<double> v = gathered.to(kCPU).to_vector<double>();
+  for (size_t i = 0; i < steps.size(); ++i) {
+    out[i].loss = v[3 * i];
+    out[i].correct = static_cast<int64_t>(v[3 * i + 1]);
+    out[i].finite = v[3 * i + 2] == 0.0;
+  }
+  return out;
+}
+
 // Forward and backward of one batch; the gradients are left in the model.
 // Nothing here waits for the device.
 StepTensors forward_backward(ResNet50& model, const data::Batch& b) {
@@ -193,55 +222,64 @@ StepTensors forward_backward(ResNet50& model, const data::Batch& b) {
 // overwritten by its next replay.
 StepTensors copy_of(const StepTensors& t) { return {t.loss.clone(), t.correct.clone(), t.bad.clone()}; }
 
-// What GraphedStep and GraphedEval share: the fixed tensors a capture reads
-// its batch from, and which batches run eagerly, are captured or replay.
-// The first batch of a size runs eagerly (a warm-up: cuDNN's algorithm
-// choice and the libraries' workspaces are set up then, which a capture
-// cannot do), the second is captured, later ones of the captured size
-// replay; other sizes run eagerly, and so does everything after a failed
-// capture.
-struct GraphInputs {
-  enum class Use { Eager, Capture, Replay };
-  Tensor images, labels;  // what the capture read
-  int64_t batch = 0;      // the captured batch size
-  std::set<int64_t> seen;
-  bool disabled = false;
+// What GraphedStep and GraphedEval share: a graph for each batch size
+// (GraphPlan says which batches run eagerly, are captured or replay), with
+// the fixed tensors its capture read its batch from and wrote its outcome to.
+template <class Outputs>
+class GraphSet {
+ public:
+  struct Slot {
+    Tensor images, labels;  // what the capture read; a replay's batch is copied in first
+    Outputs out;            // what the capture wrote; the next replay overwrites it
+    Tensor probs;           // likewise (GraphedEval with probabilities only)
+    CudaGraph graph;        // last: destroyed first, after its last replay
+  };
 
-  // How to run b. For Replay its values are copied into images and labels
-  // first; for Capture those become copies of it.
-  Use use_for(const data::Batch& b, bool captured) {
-    if (disabled) return Use::Eager;
+  // How to run b. For Replay, *slot is its size's slot with b's values
+  // copied into its images and labels; for Capture, a new slot whose images
+  // and labels are copies of b: the caller captures into it, then reports
+  // how that went (captured()).
+  GraphPlan::Use use_for(const data::Batch& b, Slot*& slot) {
     const int64_t n = b.images.size(0);
-    if (captured) {
-      if (n != batch) return Use::Eager;
-      images.copy_(b.images);
-      labels.copy_(b.labels);
-      return Use::Replay;
+    const GraphPlan::Use use = plan_.use_for(n);
+    slot = nullptr;
+    if (use == GraphPlan::Use::Replay) {
+      slot = slots_.at(n).get();
+      slot->images.copy_(b.images);
+      slot->labels.copy_(b.labels);
+    } else if (use == GraphPlan::Use::Capture) {
+      auto fresh = std::make_unique<Slot>();
+      fresh->images = b.images.contiguous().clone();
+      fresh->labels = b.labels.contiguous().clone();
+      slot = fresh.get();
+      capturing_ = n;
+      slots_[n] = std::move(fresh);
     }
-    if (seen.insert(n).second) return Use::Eager;
-    images = b.images.contiguous().clone();
-    labels = b.labels.contiguous().clone();
-    batch = n;
-    return Use::Capture;
+    return use;
   }
-  // After a failed capture: eager from then on.
-  void disable() {
-    disabled = true;
-    images = labels = Tensor();
+
+  // How the capture use_for() asked for went; a failed one's slot is gone.
+  void captured(bool ok) {
+    plan_.captured(capturing_, ok);
+    if (!ok) slots_.erase(capturing_);
   }
+
+ private:
+  GraphPlan plan_;
+  std::map<int64_t, std::unique_ptr<Slot>> slots_;  // by batch size
+  int64_t capturing_ = 0;
 };
 
 // --cuda-graph: the whole training step (forward, loss, backward, the
-// finiteness flag, the optimizer update) captured once as a CUDA graph and
-// replayed for every batch of the captured size. A batch size is first run
-// eagerly once (cuDNN's algorithm search and the libraries' workspaces are
-// set up then, which a capture cannot do), and captured the second time it
-// comes. Each replay copies the batch into the tensors the capture read,
-// lets the optimizer queue that step's learning rates and bias corrections
-// (Optimizer::prepare; the captured update reads them from device memory)
-// and advances BatchNorm's host-side batch counters. Other batch sizes (the
-// epoch's last, smaller batch) run eagerly. If the capture fails, the run
-// says why on stderr and goes on eagerly.
+// finiteness flag, the optimizer update) captured as a CUDA graph and
+// replayed for later batches of the same size: one graph for the epoch's
+// full batches, one for its last, smaller batch (GraphPlan: the first batch
+// of a size runs eagerly, the second is captured). Each replay copies the
+// batch into the tensors the capture read, lets the optimizer queue that
+// step's learning rates and bias corrections (Optimizer::prepare; the
+// captured update reads them from device memory) and advances BatchNorm's
+// host-side batch counters. If a capture fails, the run says why on stderr,
+// runs that step eagerly and captures nothing more.
 class GraphedStep {
  public:
   GraphedStep(ResNet50& model, optim::Optimizer& opt, Device dev, Tensor bad)
@@ -250,56 +288,64 @@ class GraphedStep {
   // Runs the training step of b at rate lr and returns its outcome, or
   // returns false and does nothing where the caller must run it eagerly.
   bool run(const data::Batch& b, double lr, StepTensors& out) {
-    last_ = in_.use_for(b, graph_.captured());
+    Slot* s = nullptr;
+    last_ = graphs_.use_for(b, s);
     switch (last_) {
-      case GraphInputs::Use::Eager:
+      case GraphPlan::Use::Eager:
         return false;
-      case GraphInputs::Use::Replay:
+      case GraphPlan::Use::Replay:
         opt_.prepare(lr);
-        graph_.replay();
+        s->graph.replay();
         model_.replayed_forward();
-        out = copy_of(outputs_);
+        out = copy_of(s->out);
         ++steps_;
         return true;
-      case GraphInputs::Use::Capture:
-        capture(b, lr);
-        out = graph_.captured() ? copy_of(outputs_) : eager_after_failed_capture(b);
+      case GraphPlan::Use::Capture:
+        if (capture(*s, b, lr)) {
+          out = copy_of(s->out);
+          graphs_.captured(true);
+        } else {
+          graphs_.captured(false);  // s is gone
+          out = eager_after_failed_capture(b);
+        }
         return true;
     }
     return false;
   }
 
-  bool captured() const { return graph_.captured(); }
-  // Steps run by the graph (the captured one and every replay).
+  // Steps run by a graph (the captured ones and every replay).
   int64_t steps() const { return steps_; }
   // How the last run() went: Capture also where the capture failed and the
   // step then ran eagerly.
-  GraphInputs::Use last() const { return last_; }
+  GraphPlan::Use last() const { return last_; }
 
  private:
-  void capture(const data::Batch& b, double lr) {
+  using Slot = GraphSet<StepTensors>::Slot;
+
+  // Captures the step of b (read from s's images and labels) into s, then
+  // runs it; false where the capture failed (then nothing ran).
+  bool capture(Slot& s, const data::Batch& b, double lr) {
     // Host buffers (BatchNorm's counters) as they were, in case the capture
     // fails after the forward has advanced them.
+    std::vector<std::pair<Tensor, Tensor>> host_buffers;
     for (const auto& [name, t] : model_.named_buffers())
-      if (t.device().is_cpu()) host_buffers_.emplace_back(t, t.clone());
+      if (t.device().is_cpu()) host_buffers.emplace_back(t, t.clone());
     opt_.prepare(lr);
     try {
-      graph_.capture(dev_.index, [&] {
-        outputs_ = forward_backward(model_, data::Batch{in_.images, in_.labels, b.index});
-        bad_.copy_(maximum(bad_, outputs_.bad));
+      s.graph.capture(dev_.index, [&] {
+        s.out = forward_backward(model_, data::Batch{s.images, s.labels, b.index});
+        bad_.copy_(maximum(bad_, s.out.bad));
         opt_.apply(bad_);
       });
     } catch (const Error& e) {
-      std::fprintf(stderr, "resnet50_cifar: --cuda-graph: %s; training goes on without a graph\n", e.message().c_str());
-      in_.disable();
-      for (auto& [buffer, saved] : host_buffers_) buffer.copy_(saved);
-      host_buffers_.clear();
-      outputs_ = StepTensors{};
-      return;
+      std::fprintf(stderr, "resnet50_cifar: --cuda-graph: %s; training goes on without a graph for batches of %lld\n",
+                   e.message().c_str(), static_cast<long long>(b.images.size(0)));
+      for (auto& [buffer, saved] : host_buffers) buffer.copy_(saved);
+      return false;
     }
-    host_buffers_.clear();
-    graph_.replay();  // the captured step itself
+    s.graph.replay();  // the captured step itself
     ++steps_;
+    return true;
   }
 
   // The step whose capture failed, eagerly; prepare() has already advanced
@@ -315,16 +361,12 @@ class GraphedStep {
   optim::Optimizer& opt_;
   Device dev_;
   Tensor bad_;  // the trainer's sticky non-finite flag, which the update reads
-  GraphInputs in_;
-  GraphInputs::Use last_ = GraphInputs::Use::Eager;
-  StepTensors outputs_;  // what the capture wrote
+  GraphPlan::Use last_ = GraphPlan::Use::Eager;
   int64_t steps_ = 0;
-  std::vector<std::pair<Tensor, Tensor>> host_buffers_;
-  // Last, so it is destroyed first: its destructor waits for the last replay
+  // Last, so it is destroyed first: each graph waits for its last replay
   // before the tensors above are freed.
-  CudaGraph graph_;
+  GraphSet<StepTensors> graphs_;
 };
-
 // What a test batch leaves on the device: its mean cross-entropy and its
 // number of correct predictions, 0-d float32 tensors.
 struct EvalTensors {
@@ -343,16 +385,17 @@ EvalTensors eval_batch(ResNet50& model, const Tensor& images, const Tensor& labe
   return {cross_entropy(logits, labels, /*check_labels=*/false), count_correct(logits, labels)};
 }
 
-// --cuda-graph for the trainer's test pass: a full batch's eval_batch
-// captured once as a CUDA graph and replayed for every later full batch, in
-// this epoch's test pass and every later one, as GraphedStep does for the
-// training step. The graph reads the parameters and BatchNorm's running
-// statistics where they live; the optimizer and the training forward update
-// them in place, so one capture serves the whole run. The first batch of a
-// size runs eagerly, the second is captured; other sizes (the test split's
-// last, smaller batch) run eagerly. If the capture fails, the run says why
-// on stderr and evaluates eagerly from then on. With probabilities (eval and
-// predict), the graph also computes each batch's softmax.
+// --cuda-graph for the trainer's test pass: eval_batch captured as a CUDA
+// graph and replayed for later test batches of the same size, in this
+// epoch's test pass and every later one, as GraphedStep does for the
+// training step (GraphPlan: the first batch of a size runs eagerly, the
+// second is captured; so the test split's last, smaller batch replays from
+// the third test pass on). The graphs read the parameters and BatchNorm's
+// running statistics where they live; the optimizer and the training
+// forward update them in place, so one capture serves the whole run. If a
+// capture fails, the run says why on stderr and runs the batches of sizes
+// without a graph eagerly from then on. With probabilities (eval and
+// predict), the graphs also compute each batch's softmax.
 class GraphedEval {
  public:
   GraphedEval(ResNet50& model, Device dev, bool with_probs = false)
@@ -365,56 +408,56 @@ class GraphedEval {
   bool run(const data::Batch& b, EvalTensors& out, Tensor* probs = nullptr) {
     LRT_CHECK((probs != nullptr) == with_probs_, "GraphedEval: probabilities asked of a graph built ",
               with_probs_ ? "with" : "without", " them");
-    switch (in_.use_for(b, graph_.captured())) {
-      case GraphInputs::Use::Eager:
+    Slot* s = nullptr;
+    switch (graphs_.use_for(b, s)) {
+      case GraphPlan::Use::Eager:
         return false;
-      case GraphInputs::Use::Replay:
-        graph_.replay();
+      case GraphPlan::Use::Replay:
+        s->graph.replay();
         model_.replayed_forward();
         break;
-      case GraphInputs::Use::Capture:
-        if (!capture()) return false;
+      case GraphPlan::Use::Capture: {
+        const bool ok = capture(*s);
+        graphs_.captured(ok);  // a failed capture's slot is gone
+        if (!ok) return false;
         break;
+      }
     }
-    out = {outputs_.loss.clone(), outputs_.correct.clone()};  // the next replay overwrites them
-    if (probs) *probs = probs_.clone();
+    out = {s->out.loss.clone(), s->out.correct.clone()};  // the next replay overwrites them
+    if (probs) *probs = s->probs.clone();
     ++batches_;
     return true;
   }
 
-  // Test batches run by the graph (the captured one and every replay).
+  // Test batches run by a graph (the captured ones and every replay).
   int64_t batches() const { return batches_; }
 
  private:
-  bool capture() {
+  using Slot = GraphSet<EvalTensors>::Slot;
+
+  bool capture(Slot& s) {
     try {
-      graph_.capture(dev_.index, [&] {
+      s.graph.capture(dev_.index, [&] {
         Tensor logits;
-        outputs_ = eval_batch(model_, in_.images, in_.labels, with_probs_ ? &logits : nullptr);
-        if (with_probs_) probs_ = softmax_probs(logits);
+        s.out = eval_batch(model_, s.images, s.labels, with_probs_ ? &logits : nullptr);
+        if (with_probs_) s.probs = softmax_probs(logits);
       });
     } catch (const Error& e) {
-      std::fprintf(stderr, "resnet50_cifar: --cuda-graph: the test pass: %s; it goes on without a graph\n",
-                   e.message().c_str());
-      in_.disable();
-      outputs_ = EvalTensors{};
-      probs_ = Tensor();
+      std::fprintf(stderr,
+                   "resnet50_cifar: --cuda-graph: the test pass: %s; it goes on without a graph for batches of %lld\n",
+                   e.message().c_str(), static_cast<long long>(s.images.size(0)));
       return false;
     }
-    graph_.replay();  // the captured batch itself
+    s.graph.replay();  // the captured batch itself
     return true;
   }
 
   ResNet50& model_;
   Device dev_;
   bool with_probs_;
-  GraphInputs in_;
-  EvalTensors outputs_;  // what the capture wrote
-  Tensor probs_;         // likewise, with_probs_ only
   int64_t batches_ = 0;
-  CudaGraph graph_;  // last: destroyed first, after the last replay
+  GraphSet<EvalTensors> graphs_;  // last: destroyed first, after the last replays
 };
-
 // Where an epoch's training time goes on the device: the epoch record's
 // "time_split_ms". Marks on the device's queue (StreamMarks: CUDA events, or
 // the host clock on the CPU) before the epoch's first batch, when each batch
@@ -434,7 +477,7 @@ class EpochClock {
     marks_.mark();
   }
   void batch_ready() { marks_.mark(); }
-  void step_queued(GraphInputs::Use how) {
+  void step_queued(GraphPlan::Use how) {
     marks_.mark();
     kinds_.push_back(how);
   }
@@ -451,9 +494,9 @@ class EpochClock {
       by[static_cast<int>(kinds_[i])].push_back(marks_.elapsed_ms(ready, queued));
     }
     std::string out = "{\"span\":" + num(marks_.elapsed_ms(0, 2 * steps)) + ",\"between_steps\":" + num(between);
-    // Indexed by GraphInputs::Use.
-    static_assert(static_cast<int>(GraphInputs::Use::Eager) == 0 && static_cast<int>(GraphInputs::Use::Capture) == 1 &&
-                  static_cast<int>(GraphInputs::Use::Replay) == 2);
+    // Indexed by GraphPlan::Use.
+    static_assert(static_cast<int>(GraphPlan::Use::Eager) == 0 && static_cast<int>(GraphPlan::Use::Capture) == 1 &&
+                  static_cast<int>(GraphPlan::Use::Replay) == 2);
     const char* names[3] = {"eager", "captured", "replayed"};
     for (int k = 0; k < 3; ++k) {
       std::vector<double>& t = by[k];
@@ -469,7 +512,7 @@ class EpochClock {
 
  private:
   StreamMarks marks_;
-  std::vector<GraphInputs::Use> kinds_;  // how each step ran
+  std::vector<GraphPlan::Use> kinds_;  // how each step ran
 };
 
 std::string oom_hint(const Error& e, int64_t batch) {
@@ -768,8 +811,12 @@ int run_train(RunOptions o) {
   // first non-finite one (the optimizer left it and every later one out),
   // else 0.
   auto read_back = [&]() -> int {
-    for (const PendingStep& p : pending) {
-      const StepOutcome out = read_outcome(p.t);
+    std::vector<const StepTensors*> queued;
+    for (const PendingStep& p : pending) queued.push_back(&p.t);
+    const std::vector<StepOutcome> outcomes = read_outcomes(queued);
+    for (size_t i = 0; i < pending.size(); ++i) {
+      const PendingStep& p = pending[i];
+      const StepOutcome& out = outcomes[i];
       if (!out.finite) {
         const int rc = stop_nonfinite(p, out);
         pending.clear();
@@ -812,7 +859,7 @@ int run_train(RunOptions o) {
         PendingStep p{n, st.epoch, st.batch_in_epoch, opt.group_lrs(lr), b.labels.numel(), StepTensors{}};
         // A graph replay (or capture) runs the optimizer too.
         const bool replayed = graphed && graphed->run(b, lr, p.t);
-        const GraphInputs::Use how = replayed ? graphed->last() : GraphInputs::Use::Eager;
+        const GraphPlan::Use how = replayed ? graphed->last() : GraphPlan::Use::Eager;
         if (!replayed) p.t = forward_backward(*model, b);
         if (o.skip_nonfinite) {
           const StepOutcome out = read_outcome(p.t);

@@ -37,9 +37,9 @@ struct EvalResult {
 };
 // Runs the model in evaluation mode over one epoch of loader (restoring the
 // model's mode afterwards). cuda_graph, on CUDA with GPU-resident batches:
-// the first full batch runs eagerly, the second is captured as a CUDA graph
-// and replayed for every later full batch (the same values; other batch
-// sizes run eagerly).
+// the first batch of a size runs eagerly, the second is captured as a CUDA
+// graph and replayed for every later batch of that size (the same values;
+// GraphPlan in graph_plan.h).
 EvalResult evaluate(ResNet50& model, data::Loader& loader, bool keep_probs = false, bool cuda_graph = false);
 
 }  // namespace lrt::app

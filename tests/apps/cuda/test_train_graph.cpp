@@ -1,7 +1,8 @@
 // resnet50_cifar train --cuda-graph on a CUDA device, against the same run
-// without it, under an SGDR schedule whose rate changes every step: the
-// graph runs every full batch after the first (the smaller last batch of
-// each epoch runs eagerly). The runs use deterministic convolution
+// without it, under an SGDR schedule whose rate changes every step: a graph
+// runs every full batch after the first, and another the smaller last batch
+// of each epoch after the first epoch's (captured in the second epoch,
+// replayed in the third). The runs use deterministic convolution
 // algorithms (--deterministic): otherwise cuDNN's atomic backward sums make
 // two eager runs differ in the last bits, and training at batch 4 amplifies
 // that to whole percents within a few steps. With them an eager run repeats
@@ -60,7 +61,7 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
   o.device = "cuda";
   o.precision = "fp32";  // the comparison is of graph against eager, not of precisions
   o.batch_size = 4;
-  o.epochs = 2;
+  o.epochs = 3;
   o.lr = 1e-3;
   o.schedule = "sgdr";
   o.sgdr_t0_steps = 5;  // restarts inside an epoch: the rate changes every step
@@ -126,33 +127,40 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
       CHECK(e[i]["step"] == g[i]["step"]);
       if (first_diff < 0 && g[i]["loss"].get<double>() != e[i]["loss"].get<double>()) first_diff = steps;
     }
-    CHECK(steps == 14);
-    CHECK(epochs == 2);
+    CHECK(steps == 21);
+    CHECK(epochs == 3);
     CHECK(first_diff == -1);  // the first step whose loss differs, if any
     CHECK(g.back()["event"] == "end");
     if (m.graph == Switch::Auto) {
       CHECK_FALSE(g.back().contains("cuda_graph_steps"));
-      CHECK(g.back()["cuda_graph_test_batches"] == 5);
+      CHECK(g.back()["cuda_graph_test_batches"] == 10);
     }
     if (m.graph == Switch::On) {
       // Epoch 1: the first batch warms up, the second is captured and run,
-      // four replays; epoch 2: six replays. The batches of 2 run eagerly.
-      CHECK(g.back()["cuda_graph_steps"] == 11);
-      // The test passes: in epoch 1 the first batch of 4 warms up, the
-      // second is captured and run, the third replayed; in epoch 2 all three
-      // are replayed. The batches of 2 run eagerly.
-      CHECK(g.back()["cuda_graph_test_batches"] == 5);
+      // four replays, and the batch of 2 warms up its size; epoch 2: six
+      // replays, and the batch of 2 is captured and run; epoch 3: seven
+      // replays.
+      CHECK(g.back()["cuda_graph_steps"] == 5 + 7 + 7);
+      // The test passes, likewise: in epoch 1 the first batch of 4 warms
+      // up, the second is captured and run, the third replayed, and the
+      // batch of 2 runs eagerly; in epoch 2 the three batches of 4 are
+      // replayed and the batch of 2 is captured and run; in epoch 3 all four
+      // replay.
+      CHECK(g.back()["cuda_graph_test_batches"] == 2 + 4 + 4);
       // The epochs' time split counts the steps the same way.
       std::vector<nlohmann::json> splits;
       for (const auto& j : g)
         if (j["event"] == "epoch") splits.push_back(j["time_split_ms"]);
-      REQUIRE(splits.size() == 2);
+      REQUIRE(splits.size() == 3);
       CHECK(splits[0]["eager"]["steps"] == 2);
       CHECK(splits[0]["captured"]["steps"] == 1);
       CHECK(splits[0]["replayed"]["steps"] == 4);
-      CHECK(splits[1]["eager"]["steps"] == 1);
-      CHECK_FALSE(splits[1].contains("captured"));
+      CHECK_FALSE(splits[1].contains("eager"));
+      CHECK(splits[1]["captured"]["steps"] == 1);
       CHECK(splits[1]["replayed"]["steps"] == 6);
+      CHECK_FALSE(splits[2].contains("eager"));
+      CHECK_FALSE(splits[2].contains("captured"));
+      CHECK(splits[2]["replayed"]["steps"] == 7);
       for (const auto& t : splits) {
         double parts = t["between_steps"].get<double>();
         for (const char* k : {"eager", "captured", "replayed"})
@@ -175,7 +183,7 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
       const Tensor& u = got.at(name);
       CHECK(t.to_vector<double>() == u.to_vector<double>());  // weights, moments, BN counters, step counts
     }
-    CHECK(got.at("model.bn1.num_batches_tracked").item() == 14.0);
+    CHECK(got.at("model.bn1.num_batches_tracked").item() == 21.0);
   }
 }
 
