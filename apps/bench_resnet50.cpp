@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
           "               cost per kernel; as resnet50_cifar train --cuda-graph)\n"
           "  --profile-step CUDA: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, for\n"
           "               a profiler started with profiling off (ncu --profile-from-start off)\n"
-          "Environment: LRT_PDL=1 queues the batch-norm kernels as programmatic dependent launches (sm_90+;\n"
-          "               off by default; the JSON's dependent_launch says whether they were).\n");
+          "Environment: LRT_PDL=1 queues lrt's kernels as programmatic dependent launches (sm_90+; off by\n"
+          "               default; the JSON's dependent_launch says whether they were).\n");
       return 0;
     } else if (a == "--device" && i + 1 < argc) {
       device = argv[++i];

@@ -36,10 +36,10 @@ int cuda_device_count();
 bool cuda_built();
 
 // Programmatic dependent launch (CUDA devices of compute capability 9.0 and
-// later): lrt's batch-norm kernels are queued so that each may be scheduled
-// while the kernel before it drains, and wait inside until that kernel's
-// results are complete, which hides the gap between dependent kernels (in a
-// CUDA graph replay too). The results are the same bits either way. Off by
+// later): lrt's kernels (kernels::cuda::launch) are queued so that each may
+// be scheduled while the kernel before it drains, and wait inside until that
+// kernel's results are complete, which hides the gap between dependent
+// kernels (in a CUDA graph replay too). The results are the same bits either way. Off by
 // default; LRT_PDL=1 in the environment turns it on for the process (LRT_PDL=0
 // or unset: off; anything else is an error naming LRT_PDL), and
 // set_dependent_launch overrides it. Older devices and CPU builds ignore it.

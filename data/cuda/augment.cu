@@ -12,6 +12,7 @@ namespace {
 __global__ void fill_batch_kernel(const uint8_t* images, const int64_t* labels, const int64_t* order, int64_t first,
                                   int64_t count, uint64_t seed, uint64_t epoch, bool augment, Normalization norm,
                                   Layout layout, float* out, int64_t* out_labels) {
+  kernels::cuda::dependent_launch_enter();
   const int64_t total = count * kImageBytes;
   for (int64_t i = kernels::cuda::global_thread(); i < total; i += kernels::cuda::grid_threads()) {
     const int64_t b = i / kImageBytes;
@@ -33,11 +34,10 @@ void fill_batch_cuda(const Tensor& images, const Tensor& labels, const Tensor& o
   const int dev = out_images.device().index;
   lrt::cuda::DeviceGuard guard(dev);
   const int64_t total = count * kImageBytes;
-  fill_batch_kernel<<<lrt::cuda::grid_for(total, kernels::cuda::kThreads, dev), kernels::cuda::kThreads, 0,
-                      lrt::cuda::stream(dev)>>>(images.data<uint8_t>(), labels.data<int64_t>(), order.data<int64_t>(),
-                                                first, count, seed, epoch, augment, norm, layout,
-                                                out_images.data<float>(), out_labels.data<int64_t>());
-  LRT_LAUNCH_CHECK();
+  kernels::cuda::launch(fill_batch_kernel, lrt::cuda::grid_for(total, kernels::cuda::kThreads, dev),
+                        kernels::cuda::kThreads, lrt::cuda::stream(dev), dev, images.data<uint8_t>(),
+                        labels.data<int64_t>(), order.data<int64_t>(), first, count, seed, epoch, augment, norm, layout,
+                        out_images.data<float>(), out_labels.data<int64_t>());
 }
 
 }  // namespace lrt::data::detail

@@ -15,11 +15,13 @@ namespace {
 // ---- fill ----
 template <class T>
 __global__ void fill_contig_kernel(T* y, int64_t n, T v) {
+  dependent_launch_enter();
   for (int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = v;
 }
 
 template <class T>
 __global__ void fill_strided_kernel(T* y, int64_t n, T v, OffsetCalc<1> calc) {
+  dependent_launch_enter();
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
     int64_t off[1];
     calc.get(i, off);
@@ -30,11 +32,13 @@ __global__ void fill_strided_kernel(T* y, int64_t n, T v, OffsetCalc<1> calc) {
 // ---- copy ----
 template <class S, class D>
 __global__ void copy_contig_kernel(const S* x, D* y, int64_t n) {
+  dependent_launch_enter();
   for (int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = cast_value<D>(x[i]);
 }
 
 template <class S, class D>
 __global__ void copy_strided_kernel(const S* x, D* y, int64_t n, OffsetCalc<2> calc) {
+  dependent_launch_enter();
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
     int64_t off[2];
     calc.get(i, off);
@@ -53,6 +57,7 @@ constexpr int kTile = 32, kTileRows = 8;
 template <class S, class D>
 __global__ void __launch_bounds__(kTile * kTileRows)
     batched_transpose_kernel(const S* __restrict__ x, D* __restrict__ y, int rows, int cols) {
+  dependent_launch_enter();
   __shared__ D tile[kTile][kTile + 1];
   const int64_t base = static_cast<int64_t>(blockIdx.z) * rows * cols;
   const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
@@ -86,6 +91,7 @@ bool layout_transpose(const Tensor& src, const Tensor& dst, int64_t* batch, int6
 // ---- unary ----
 template <UnaryOp OP, class T>
 __global__ void unary_vec_kernel(const T* x, T* y, int64_t n, compute_t<T> s) {
+  dependent_launch_enter();
   constexpr int N = kVec<T>;
   using P = Pack<T, N>;
   const int64_t packs = n / N;
@@ -101,6 +107,7 @@ __global__ void unary_vec_kernel(const T* x, T* y, int64_t n, compute_t<T> s) {
 
 template <UnaryOp OP, class T>
 __global__ void unary_strided_kernel(const T* x, T* y, int64_t n, compute_t<T> s, OffsetCalc<1> calc) {
+  dependent_launch_enter();
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
     int64_t off[1];
     calc.get(i, off);
@@ -111,6 +118,7 @@ __global__ void unary_strided_kernel(const T* x, T* y, int64_t n, compute_t<T> s
 // ---- binary ----
 template <BinaryOp OP, class T>
 __global__ void binary_vec_kernel(const T* a, const T* b, T* y, int64_t n) {
+  dependent_launch_enter();
   constexpr int N = kVec<T>;
   using P = Pack<T, N>;
   const int64_t packs = n / N;
@@ -127,6 +135,7 @@ __global__ void binary_vec_kernel(const T* a, const T* b, T* y, int64_t n) {
 
 template <BinaryOp OP, class T>
 __global__ void binary_strided_kernel(const T* a, const T* b, T* y, int64_t n, OffsetCalc<2> calc) {
+  dependent_launch_enter();
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
     int64_t off[2];
     calc.get(i, off);
@@ -145,11 +154,10 @@ void fill(const Tensor& out, double value) {
     const int64_t n = out.numel();
     const unsigned grid = lrt::cuda::grid_for(n, kThreads, dev);
     if (out.is_contiguous())
-      fill_contig_kernel<T><<<grid, kThreads, 0, s>>>(out.data<T>(), n, static_cast<T>(value));
+      launch(fill_contig_kernel<T>, grid, kThreads, s, dev, out.data<T>(), n, static_cast<T>(value));
     else
-      fill_strided_kernel<T><<<grid, kThreads, 0, s>>>(out.data<T>(), n, static_cast<T>(value),
-                                                       make_offset_calc<1>(out.shape(), {out.strides()}));
-    LRT_LAUNCH_CHECK();
+      launch(fill_strided_kernel<T>, grid, kThreads, s, dev, out.data<T>(), n, static_cast<T>(value),
+             make_offset_calc<1>(out.shape(), {out.strides()}));
   });
 }
 
@@ -172,9 +180,8 @@ void copy(const Tensor& src, const Tensor& dst) {
       using S = typename decltype(stag)::type;
       dispatch_all(dst.dtype(), "copy", [&](auto dtag) {
         using D = typename decltype(dtag)::type;
-        batched_transpose_kernel<S, D><<<tgrid, dim3(kTile, kTileRows), 0, s>>>(
-            src.data<S>(), dst.data<D>(), static_cast<int>(rows), static_cast<int>(cols));
-        LRT_LAUNCH_CHECK();
+        launch(batched_transpose_kernel<S, D>, tgrid, dim3(kTile, kTileRows), s, dev, src.data<S>(), dst.data<D>(),
+               static_cast<int>(rows), static_cast<int>(cols));
       });
     });
     return;
@@ -185,12 +192,10 @@ void copy(const Tensor& src, const Tensor& dst) {
     dispatch_all(dst.dtype(), "copy", [&](auto dtag) {
       using D = typename decltype(dtag)::type;
       if (dense)
-        copy_contig_kernel<S, D><<<grid, kThreads, 0, s>>>(src.data<S>(), dst.data<D>(), n);
+        launch(copy_contig_kernel<S, D>, grid, kThreads, s, dev, src.data<S>(), dst.data<D>(), n);
       else
-        copy_strided_kernel<S, D><<<grid, kThreads, 0, s>>>(
-            src.data<S>(), dst.data<D>(), n,
-            make_offset_calc<2>(dst.shape(), {dst.strides(), broadcast_strides(src, dst.shape())}));
-      LRT_LAUNCH_CHECK();
+        launch(copy_strided_kernel<S, D>, grid, kThreads, s, dev, src.data<S>(), dst.data<D>(), n,
+               make_offset_calc<2>(dst.shape(), {dst.strides(), broadcast_strides(src, dst.shape())}));
     });
   });
 }
@@ -206,14 +211,12 @@ void unary(UnaryOp op, const Tensor& in, const Tensor& out, double scalar) {
       const int64_t n = out.numel();
       if (in.is_contiguous() && aligned16(in.data_ptr()) && aligned16(out.data_ptr())) {
         const unsigned grid = lrt::cuda::grid_for((n + kVec<T> - 1) / kVec<T>, kThreads, dev);
-        unary_vec_kernel<OP, T>
-            <<<grid, kThreads, 0, s>>>(in.data<T>(), out.data<T>(), n, static_cast<compute_t<T>>(scalar));
+        launch(unary_vec_kernel<OP, T>, grid, kThreads, s, dev, in.data<T>(), out.data<T>(), n,
+               static_cast<compute_t<T>>(scalar));
       } else {
-        unary_strided_kernel<OP, T><<<lrt::cuda::grid_for(n, kThreads, dev), kThreads, 0, s>>>(
-            in.data<T>(), out.data<T>(), n, static_cast<compute_t<T>>(scalar),
-            make_offset_calc<1>(in.shape(), {in.strides()}));
+        launch(unary_strided_kernel<OP, T>, lrt::cuda::grid_for(n, kThreads, dev), kThreads, s, dev, in.data<T>(),
+               out.data<T>(), n, static_cast<compute_t<T>>(scalar), make_offset_calc<1>(in.shape(), {in.strides()}));
       }
-      LRT_LAUNCH_CHECK();
     });
   });
 }
@@ -231,13 +234,12 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
                          b.shape() == out.shape();
       if (dense && aligned16(a.data_ptr()) && aligned16(b.data_ptr()) && aligned16(out.data_ptr())) {
         const unsigned grid = lrt::cuda::grid_for((n + kVec<T> - 1) / kVec<T>, kThreads, dev);
-        binary_vec_kernel<OP, T><<<grid, kThreads, 0, s>>>(a.data<T>(), b.data<T>(), out.data<T>(), n);
+        launch(binary_vec_kernel<OP, T>, grid, kThreads, s, dev, a.data<T>(), b.data<T>(), out.data<T>(), n);
       } else {
-        binary_strided_kernel<OP, T><<<lrt::cuda::grid_for(n, kThreads, dev), kThreads, 0, s>>>(
-            a.data<T>(), b.data<T>(), out.data<T>(), n,
-            make_offset_calc<2>(out.shape(), {broadcast_strides(a, out.shape()), broadcast_strides(b, out.shape())}));
+        launch(binary_strided_kernel<OP, T>, lrt::cuda::grid_for(n, kThreads, dev), kThreads, s, dev, a.data<T>(),
+               b.data<T>(), out.data<T>(), n,
+               make_offset_calc<2>(out.shape(), {broadcast_strides(a, out.shape()), broadcast_strides(b, out.shape())}));
       }
-      LRT_LAUNCH_CHECK();
     });
   });
 }
@@ -266,6 +268,7 @@ struct CastEachMeta {
 static_assert(sizeof(CastEachMeta) + 64 < 32764, "kernel arguments over CUDA's 32 KB limit");
 
 __global__ void cast_each_kernel(const __grid_constant__ CastEachMeta m) {
+  dependent_launch_enter();
   const int t = m.block_tensor[blockIdx.x];
   const int64_t start = static_cast<int64_t>(m.block_chunk[blockIdx.x]) * kEachChunk;
   const int64_t end = min(m.n[t], start + kEachChunk);
@@ -313,10 +316,7 @@ void copy_each(const std::vector<Tensor>& srcs, const std::vector<Tensor>& dsts)
         meta.c[t] = plain[i] ? 0 : dst.size(1);
         meta.rs[t] = plain[i] ? 0 : dst.size(2) * dst.size(3);
       },
-      [&](int blocks) {
-        cast_each_kernel<<<blocks, kThreads, 0, stream>>>(meta);
-        LRT_LAUNCH_CHECK();
-      });
+      [&](int blocks) { launch(cast_each_kernel, static_cast<unsigned>(blocks), kThreads, stream, dev, meta); });
 }
 
 }  // namespace lrt::kernels::cuda

@@ -13,6 +13,7 @@ namespace {
 
 template <class T>
 __global__ void max_pool2d_forward_kernel(const T* x, PoolGeometry g, T* y, int64_t* indices) {
+  dependent_launch_enter();
   const int64_t n = g.planes * g.p * g.q;
   for (int64_t o = global_thread(); o < n; o += grid_threads()) {
     const int64_t plane = o / (g.p * g.q), oh = o / g.q % g.p, ow = o % g.q;
@@ -26,6 +27,7 @@ __global__ void max_pool2d_forward_kernel(const T* x, PoolGeometry g, T* y, int6
 
 template <class T>
 __global__ void max_pool2d_backward_kernel(const T* gy, const int64_t* indices, PoolGeometry g, T* gx) {
+  dependent_launch_enter();
   const int64_t n = g.planes * g.h * g.w;
   for (int64_t e = global_thread(); e < n; e += grid_threads()) {
     const int64_t plane = e / (g.h * g.w), h = e / g.w % g.h, w = e % g.w;
@@ -36,6 +38,7 @@ __global__ void max_pool2d_backward_kernel(const T* gy, const int64_t* indices, 
 
 template <class T>
 __global__ void avg_pool2d_forward_kernel(const T* x, PoolGeometry g, T* y) {
+  dependent_launch_enter();
   const int64_t n = g.planes * g.p * g.q;
   for (int64_t o = global_thread(); o < n; o += grid_threads()) {
     const int64_t plane = o / (g.p * g.q), oh = o / g.q % g.p, ow = o % g.q;
@@ -45,6 +48,7 @@ __global__ void avg_pool2d_forward_kernel(const T* x, PoolGeometry g, T* y) {
 
 template <class T>
 __global__ void avg_pool2d_backward_kernel(const T* gy, PoolGeometry g, T* gx) {
+  dependent_launch_enter();
   const int64_t n = g.planes * g.h * g.w;
   for (int64_t e = global_thread(); e < n; e += grid_threads()) {
     const int64_t plane = e / (g.h * g.w), h = e / g.w % g.h, w = e % g.w;
@@ -62,8 +66,7 @@ void max_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y,
   dispatch_floating(x.dtype(), "max_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
     int64_t* ip = indices.defined() ? indices.data<int64_t>() : nullptr;
-    max_pool2d_forward_kernel<T><<<grid, kThreads, 0, s>>>(x.data<T>(), g, y.data<T>(), ip);
-    LRT_LAUNCH_CHECK();
+    launch(max_pool2d_forward_kernel<T>, grid, kThreads, s, dev, x.data<T>(), g, y.data<T>(), ip);
   });
 }
 
@@ -74,8 +77,8 @@ void max_pool2d_backward(const Tensor& gy, const Tensor& indices, const PoolGeom
   const unsigned grid = lrt::cuda::grid_for(g.planes * g.h * g.w, kThreads, dev);
   dispatch_floating(gy.dtype(), "max_pool2d_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    max_pool2d_backward_kernel<T><<<grid, kThreads, 0, s>>>(gy.data<T>(), indices.data<int64_t>(), g, gx.data<T>());
-    LRT_LAUNCH_CHECK();
+    launch(max_pool2d_backward_kernel<T>, grid, kThreads, s, dev, gy.data<T>(), indices.data<int64_t>(), g,
+           gx.data<T>());
   });
 }
 
@@ -86,8 +89,7 @@ void avg_pool2d_forward(const Tensor& x, const PoolGeometry& g, const Tensor& y)
   const unsigned grid = lrt::cuda::grid_for(g.planes * g.p * g.q, kThreads, dev);
   dispatch_floating(x.dtype(), "avg_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    avg_pool2d_forward_kernel<T><<<grid, kThreads, 0, s>>>(x.data<T>(), g, y.data<T>());
-    LRT_LAUNCH_CHECK();
+    launch(avg_pool2d_forward_kernel<T>, grid, kThreads, s, dev, x.data<T>(), g, y.data<T>());
   });
 }
 
@@ -98,8 +100,7 @@ void avg_pool2d_backward(const Tensor& gy, const PoolGeometry& g, const Tensor& 
   const unsigned grid = lrt::cuda::grid_for(g.planes * g.h * g.w, kThreads, dev);
   dispatch_floating(gy.dtype(), "avg_pool2d_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    avg_pool2d_backward_kernel<T><<<grid, kThreads, 0, s>>>(gy.data<T>(), g, gx.data<T>());
-    LRT_LAUNCH_CHECK();
+    launch(avg_pool2d_backward_kernel<T>, grid, kThreads, s, dev, gy.data<T>(), g, gx.data<T>());
   });
 }
 

@@ -11,12 +11,14 @@ namespace {
 
 template <class T>
 __global__ void uniform_kernel(T* y, int64_t n, uint64_t seed, uint64_t offset) {
+  dependent_launch_enter();
   for (int64_t i = global_thread(); i < n; i += grid_threads())
     y[i] = static_cast<T>(philox::uniform_at(seed, offset, static_cast<uint64_t>(i)));
 }
 
 template <class T>
 __global__ void normal_kernel(T* y, int64_t n, uint64_t seed, uint64_t offset) {
+  dependent_launch_enter();
   for (int64_t i = global_thread(); i < n; i += grid_threads())
     y[i] = static_cast<T>(static_cast<float>(philox::normal_at(seed, offset, static_cast<uint64_t>(i))));
 }
@@ -31,9 +33,10 @@ void fill_random(RandomKind kind, const Tensor& out, uint64_t seed, uint64_t off
   const unsigned grid = lrt::cuda::grid_for(n, kThreads, dev);
   dispatch_floating(out.dtype(), "fill_random", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if (kind == RandomKind::Uniform) uniform_kernel<T><<<grid, kThreads, 0, s>>>(out.data<T>(), n, seed, offset);
-    else normal_kernel<T><<<grid, kThreads, 0, s>>>(out.data<T>(), n, seed, offset);
-    LRT_LAUNCH_CHECK();
+    if (kind == RandomKind::Uniform)
+      launch(uniform_kernel<T>, grid, kThreads, s, dev, out.data<T>(), n, seed, offset);
+    else
+      launch(normal_kernel<T>, grid, kThreads, s, dev, out.data<T>(), n, seed, offset);
   });
 }
 

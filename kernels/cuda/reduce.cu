@@ -28,6 +28,7 @@ constexpr int64_t kShortRow = 64;
 // One thread per row of r <= kShortRow values, reduced in order.
 template <ReduceOp OP, class T>
 __global__ void reduce_short_rows_kernel(const T* x, int64_t rows, int64_t r, void* out, double scale) {
+  dependent_launch_enter();
   for (int64_t row = global_thread(); row < rows; row += grid_threads()) {
     const T* p = x + row * r;
     ReduceState st = reduce_init<OP>();
@@ -40,6 +41,7 @@ __global__ void reduce_short_rows_kernel(const T* x, int64_t rows, int64_t r, vo
 template <ReduceOp OP, class T>
 __global__ void reduce_rows_kernel(const T* x, int64_t r, int64_t splits, int64_t chunk, void* out,
                                    ReduceState* partial, double scale) {
+  dependent_launch_enter();
   __shared__ ReduceState sh[kThreads];
   const int64_t row = blockIdx.x / splits, c = blockIdx.x % splits;
   const int64_t begin = c * chunk, end = min(r, begin + chunk);
@@ -62,6 +64,7 @@ __global__ void reduce_rows_kernel(const T* x, int64_t r, int64_t splits, int64_
 template <ReduceOp OP, class T>
 __global__ void reduce_cols_kernel(const T* x, int64_t outer, int64_t r, int64_t inner, int64_t splits,
                                    int64_t chunk, void* out, ReduceState* partial, double scale) {
+  dependent_launch_enter();
   const int64_t n_out = outer * inner;
   for (int64_t t = global_thread(); t < n_out * splits; t += grid_threads()) {
     const int64_t c = t / n_out, o = t % n_out;  // neighbouring threads: neighbouring columns
@@ -78,6 +81,7 @@ __global__ void reduce_cols_kernel(const T* x, int64_t outer, int64_t r, int64_t
 template <ReduceOp OP, class T>
 __global__ void reduce_finish_kernel(const ReduceState* partial, int64_t n_out, int64_t splits, void* out,
                                      double scale) {
+  dependent_launch_enter();
   for (int64_t o = global_thread(); o < n_out; o += grid_threads()) {
     ReduceState st = reduce_init<OP>();
     for (int64_t c = 0; c < splits; ++c) reduce_merge<OP>(st, partial[o * splits + c]);
@@ -86,7 +90,7 @@ __global__ void reduce_finish_kernel(const ReduceState* partial, int64_t n_out, 
 }
 
 template <ReduceOp OP, class T>
-void launch(const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Tensor& out, double scale) {
+void reduce_with(const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Tensor& out, double scale) {
   const int dev = device_of(in);
   cudaStream_t s = lrt::cuda::stream(dev);
   const int64_t n_out = outer * inner;
@@ -109,21 +113,18 @@ void launch(const Tensor& in, int64_t outer, int64_t r, int64_t inner, const Ten
     pp = static_cast<ReduceState*>(partial.data_ptr());
   }
   if (inner == 1 && r <= kShortRow && splits == 1) {
-    reduce_short_rows_kernel<OP, T><<<lrt::cuda::grid_for(n_out, kThreads, dev), kThreads, 0, s>>>(
-        in.data<T>(), n_out, r, out.data_ptr(), scale);
+    launch(reduce_short_rows_kernel<OP, T>, lrt::cuda::grid_for(n_out, kThreads, dev), kThreads, s, dev, in.data<T>(),
+           n_out, r, out.data_ptr(), scale);
   } else if (inner == 1) {
-    reduce_rows_kernel<OP, T><<<static_cast<unsigned>(n_out * splits), kThreads, 0, s>>>(
-        in.data<T>(), r, splits, chunk, out.data_ptr(), pp, scale);
+    launch(reduce_rows_kernel<OP, T>, static_cast<unsigned>(n_out * splits), kThreads, s, dev, in.data<T>(), r, splits,
+           chunk, out.data_ptr(), pp, scale);
   } else {
-    reduce_cols_kernel<OP, T><<<lrt::cuda::grid_for(n_out * splits, kThreads, dev), kThreads, 0, s>>>(
-        in.data<T>(), outer, r, inner, splits, chunk, out.data_ptr(), pp, scale);
+    launch(reduce_cols_kernel<OP, T>, lrt::cuda::grid_for(n_out * splits, kThreads, dev), kThreads, s, dev,
+           in.data<T>(), outer, r, inner, splits, chunk, out.data_ptr(), pp, scale);
   }
-  LRT_LAUNCH_CHECK();
-  if (splits > 1) {
-    reduce_finish_kernel<OP, T><<<lrt::cuda::grid_for(n_out, kThreads, dev), kThreads, 0, s>>>(pp, n_out, splits,
-                                                                                                out.data_ptr(), scale);
-    LRT_LAUNCH_CHECK();
-  }
+  if (splits > 1)
+    launch(reduce_finish_kernel<OP, T>, lrt::cuda::grid_for(n_out, kThreads, dev), kThreads, s, dev, pp, n_out, splits,
+           out.data_ptr(), scale);
 }
 
 // nonfinite_flag: the tensors are cut into chunks of kFiniteChunk values, one
@@ -154,6 +155,7 @@ __device__ __forceinline__ bool any_exponent_ones(const U* p, int64_t begin, int
 }
 
 __global__ void __launch_bounds__(kThreads) nonfinite_kernel(const __grid_constant__ FiniteMeta meta, float* flag) {
+  dependent_launch_enter();
   const int t = meta.block_tensor[blockIdx.x];
   const int64_t start = static_cast<int64_t>(meta.block_chunk[blockIdx.x]) * kFiniteChunk;
   const int64_t end = min(meta.n[t], start + kFiniteChunk);
@@ -204,8 +206,7 @@ void nonfinite_flag(const std::vector<Tensor>& ins, const Tensor& flag) {
                                                        : kF32;
       },
       [&](int blocks) {
-        nonfinite_kernel<<<blocks, kThreads, 0, stream>>>(meta, flag.data<float>());
-        LRT_LAUNCH_CHECK();
+        launch(nonfinite_kernel, static_cast<unsigned>(blocks), kThreads, stream, dev, meta, flag.data<float>());
       });
 }
 
@@ -215,7 +216,7 @@ void reduce(ReduceOp op, const Tensor& in, int64_t outer, int64_t r, int64_t inn
   LRT_CHECK(inner > 1 || outer <= (int64_t(1) << 31) - 1, "reduce: ", outer, " rows are more than one launch takes");
   dispatch_floating(in.dtype(), "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    dispatch_reduce(op, [&](auto optag) { launch<decltype(optag)::value, T>(in, outer, r, inner, out, scale); });
+    dispatch_reduce(op, [&](auto optag) { reduce_with<decltype(optag)::value, T>(in, outer, r, inner, out, scale); });
   });
 }
 

@@ -49,6 +49,7 @@ __device__ __forceinline__ int64_t warps_in_grid() { return grid_threads() / kWa
 
 template <class T>
 __global__ void log_softmax_forward_kernel(const T* x, T* y, int64_t rows, int64_t cols) {
+  dependent_launch_enter();
   const int lane = threadIdx.x % kWarp;
   for (int64_t r = warp_id(); r < rows; r += warps_in_grid()) {
     const T* row = x + r * cols;
@@ -59,6 +60,7 @@ __global__ void log_softmax_forward_kernel(const T* x, T* y, int64_t rows, int64
 
 template <class T>
 __global__ void log_softmax_backward_kernel(const T* y, const T* gy, T* gx, int64_t rows, int64_t cols) {
+  dependent_launch_enter();
   const int lane = threadIdx.x % kWarp;
   for (int64_t r = warp_id(); r < rows; r += warps_in_grid()) {
     const int64_t base = r * cols;
@@ -70,6 +72,7 @@ __global__ void log_softmax_backward_kernel(const T* y, const T* gy, T* gx, int6
 template <class T>
 __global__ void cross_entropy_forward_kernel(const T* x, const int64_t* labels, T* loss, RowLse* lse, int64_t rows,
                                              int64_t cols, unsigned long long* bad_row) {
+  dependent_launch_enter();
   const int lane = threadIdx.x % kWarp;
   for (int64_t r = warp_id(); r < rows; r += warps_in_grid()) {
     const int64_t label = labels[r];
@@ -94,6 +97,7 @@ __global__ void cross_entropy_forward_kernel(const T* x, const int64_t* labels, 
 template <class T>
 __global__ void cross_entropy_backward_kernel(const T* x, const int64_t* labels, const RowLse* lse, const T* gloss,
                                               T* gx, int64_t rows, int64_t cols) {
+  dependent_launch_enter();
   const int64_t n = rows * cols;
   for (int64_t e = global_thread(); e < n; e += grid_threads()) {
     const int64_t r = e / cols, j = e % cols;
@@ -113,8 +117,7 @@ void log_softmax_forward(const Tensor& x, const Tensor& y) {
   const int64_t rows = x.size(0), cols = x.size(1);
   dispatch_floating(x.dtype(), "log_softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    log_softmax_forward_kernel<T><<<row_grid(rows, dev), kThreads, 0, s>>>(x.data<T>(), y.data<T>(), rows, cols);
-    LRT_LAUNCH_CHECK();
+    launch(log_softmax_forward_kernel<T>, row_grid(rows, dev), kThreads, s, dev, x.data<T>(), y.data<T>(), rows, cols);
   });
 }
 
@@ -125,9 +128,8 @@ void log_softmax_backward(const Tensor& y, const Tensor& gy, const Tensor& gx) {
   const int64_t rows = y.size(0), cols = y.size(1);
   dispatch_floating(y.dtype(), "log_softmax_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    log_softmax_backward_kernel<T><<<row_grid(rows, dev), kThreads, 0, s>>>(y.data<T>(), gy.data<T>(), gx.data<T>(),
-                                                                            rows, cols);
-    LRT_LAUNCH_CHECK();
+    launch(log_softmax_backward_kernel<T>, row_grid(rows, dev), kThreads, s, dev, y.data<T>(), gy.data<T>(),
+           gx.data<T>(), rows, cols);
   });
 }
 
@@ -147,10 +149,8 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& labels, const Ten
   }
   dispatch_floating(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    cross_entropy_forward_kernel<T><<<row_grid(rows, dev), kThreads, 0, s>>>(
-        logits.data<T>(), labels.data<int64_t>(), loss.data<T>(), reinterpret_cast<RowLse*>(lse.data<double>()), rows,
-        cols, bad_row);
-    LRT_LAUNCH_CHECK();
+    launch(cross_entropy_forward_kernel<T>, row_grid(rows, dev), kThreads, s, dev, logits.data<T>(),
+           labels.data<int64_t>(), loss.data<T>(), reinterpret_cast<RowLse*>(lse.data<double>()), rows, cols, bad_row);
   });
   if (!check_labels) return;  // no read-back: a bad row's loss is NaN
   int64_t first_bad = rows;
@@ -173,10 +173,8 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& labels, const Te
   const unsigned grid = lrt::cuda::grid_for(rows * cols, kThreads, dev);
   dispatch_floating(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    cross_entropy_backward_kernel<T><<<grid, kThreads, 0, s>>>(logits.data<T>(), labels.data<int64_t>(),
-                                                               reinterpret_cast<const RowLse*>(lse.data<double>()),
-                                                               gloss.data<T>(), gx.data<T>(), rows, cols);
-    LRT_LAUNCH_CHECK();
+    launch(cross_entropy_backward_kernel<T>, grid, kThreads, s, dev, logits.data<T>(), labels.data<int64_t>(),
+           reinterpret_cast<const RowLse*>(lse.data<double>()), gloss.data<T>(), gx.data<T>(), rows, cols);
   });
 }
 

@@ -74,6 +74,7 @@ __device__ __forceinline__ void update_one(const FusedMeta& meta, const FusedCon
 
 __global__ void __launch_bounds__(kBlockThreads) fused_step_kernel(const __grid_constant__ FusedMeta meta,
                                                                    FusedConst c) {
+  kernels::cuda::dependent_launch_enter();
   if (c.skip && *c.skip != 0.0f) return;
   const int t = meta.block_tensor[blockIdx.x];
   const int64_t start = static_cast<int64_t>(meta.block_chunk[blockIdx.x]) * kChunk;
@@ -129,8 +130,7 @@ int apply_updates_cuda(const OptimizerConfig& cfg, const std::vector<UpdateItem>
   int tensors = 0, blocks = 0, launches = 0;
   auto launch = [&] {
     if (blocks == 0) return;
-    fused_step_kernel<<<blocks, kBlockThreads, 0, stream>>>(meta, c);
-    LRT_LAUNCH_CHECK();
+    kernels::cuda::launch(fused_step_kernel, static_cast<unsigned>(blocks), kBlockThreads, stream, device, meta, c);
     ++launches;
     tensors = blocks = 0;
   };
@@ -171,6 +171,7 @@ struct UploadChunk {
   float v[kUploadFloats];
 };
 __global__ void upload_kernel(const __grid_constant__ UploadChunk chunk, int n, float* dst) {
+  kernels::cuda::dependent_launch_enter();
   for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = chunk.v[i];
 }
 }  // namespace
@@ -182,8 +183,7 @@ void upload_floats_cuda(const float* host, int64_t n, float* dev, int device) {
   for (int64_t at = 0; at < n; at += kUploadFloats) {
     const int k = static_cast<int>(std::min<int64_t>(kUploadFloats, n - at));
     std::memcpy(chunk.v, host + at, static_cast<size_t>(k) * sizeof(float));
-    upload_kernel<<<1, 256, 0, stream>>>(chunk, k, dev + at);
-    LRT_LAUNCH_CHECK();
+    kernels::cuda::launch(upload_kernel, 1, 256, stream, device, chunk, k, dev + at);
   }
 }
 

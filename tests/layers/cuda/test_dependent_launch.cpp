@@ -1,10 +1,12 @@
-// Programmatic dependent launch of the batch-norm kernels
-// (lrt::set_dependent_launch, LRT_PDL; kernels/cuda/launch.cuh): each kernel
-// waits inside for the one before it, so results must be the bits of plain
-// launches, queued eagerly, replayed from a CUDA graph, and between cuDNN's
-// convolutions in a whole ResNet50 step. A kernel that touched memory before
-// its wait would race with the kernel before it and show here as changed
-// bits. On devices before sm_90 the switch does nothing, and the cases say so.
+// Programmatic dependent launch of lrt's kernels (lrt::set_dependent_launch,
+// LRT_PDL; kernels/cuda/launch.cuh): each kernel waits inside for the one
+// before it, so results must be the bits of plain launches: the batch-norm
+// kernels queued eagerly and replayed from a CUDA graph, a whole ResNet50
+// forward and backward between cuDNN's convolutions, and a whole training
+// step (the finiteness flag after a memset, the fused Adam update) captured
+// as a graph and replayed. A kernel that touched memory before its wait
+// would race with the kernel before it and show here as changed bits. On
+// devices before sm_90 the switch does nothing, and the cases say so.
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -16,6 +18,7 @@
 #include "layers/functional.h"
 #include "layers/resnet50.h"
 #include "lrt_config.h"
+#include "optim/optimizer.h"
 #include "testing.h"
 
 namespace lrt {
@@ -184,6 +187,74 @@ TEST_CASE("CUDA: a bf16 channels_last ResNet50 step with dependent launches give
     dependent = step();
   }
   REQUIRE(plain.size() == dependent.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    CAPTURE(i);
+    CHECK(dependent[i] == plain[i]);
+  }
+}
+
+TEST_CASE("CUDA: a ResNet50 training step captured with dependent launches replays the bits of plain launches") {
+  if (!device_takes_it()) MESSAGE("dependent launch was not exercised: the device is older than sm_90");
+  const testing::DeterministicConvs deterministic;
+  // The trainer's step: forward, loss, backward, one finiteness flag over
+  // the loss and the gradients (a memset, then a kernel), the sticky flag,
+  // the fused Adam update; run eagerly once, then captured and replayed
+  // twice at changing rates.
+  auto train = [] {
+    const Tensor x = testing::normal({8, 3, 32, 32}, DType::Float32, 712).to(kCuda);
+    const Tensor labels = from_vector<int64_t>({7, 6, 5, 4, 3, 2, 1, 0}, {8}).to(kCuda);
+    ResNet50Options o;
+    o.seed = 10;
+    o.compute_dtype = DType::BFloat16;
+    o.channels_last = true;
+    ResNet50 model(o);
+    model.to(kCuda);
+    model.train();
+    optim::Optimizer opt({optim::ParamGroup{model.named_parameters(), 1.0}}, optim::OptimizerConfig{});
+    Tensor bad = zeros({}, TensorOptions(kCuda));
+    Tensor loss_out;
+    auto body = [&] {
+      model.zero_grad();
+      const Tensor loss = cross_entropy(model.forward(x), labels, /*check_labels=*/false);
+      loss.backward();
+      NoGradGuard no_grad;
+      std::vector<Tensor> checked{loss.detach()};
+      for (const NamedParameter& p : model.named_parameters())
+        if (p.tensor.grad().defined()) checked.push_back(p.tensor.grad());
+      bad.copy_(maximum(bad, nonfinite_flag(checked)));
+      opt.apply(bad);
+      loss_out = loss.detach();
+    };
+    opt.prepare(1e-3);
+    body();
+    std::vector<std::vector<double>> out{host(loss_out)};
+    CudaGraph graph;
+    opt.prepare(2e-3);
+    graph.capture(0, body);
+    graph.replay();  // the captured step
+    model.replayed_forward();
+    out.push_back(host(loss_out));
+    opt.prepare(5e-4);
+    graph.replay();  // and one more at another rate
+    model.replayed_forward();
+    out.push_back(host(loss_out));
+    out.push_back(host(bad));
+    for (const auto& p : model.named_parameters()) out.push_back(host(p.tensor.detach()));
+    for (const auto& b : model.named_buffers()) out.push_back(host(b.second));
+    return out;
+  };
+  std::vector<std::vector<double>> plain, dependent;
+  {
+    DependentLaunch off(false);
+    plain = train();
+  }
+  {
+    DependentLaunch on(true);
+    dependent = train();
+  }
+  REQUIRE(plain.size() == dependent.size());
+  CHECK(plain[0] != plain[1]);  // the weights moved between the steps
+  CHECK(plain[1] != plain[2]);
   for (size_t i = 0; i < plain.size(); ++i) {
     CAPTURE(i);
     CHECK(dependent[i] == plain[i]);
