@@ -1,5 +1,7 @@
-# Shared by the tools' test scripts (sourced): a python3 to run the tool
-# with, a temporary folder, and failures counted rather than fatal.
+# Shared by the tools' test scripts (sourced): the tool under test, a python3
+# to run it with, a temporary folder, and failures counted rather than fatal.
+#   tool_script NAME [PYTHON_CHECK]  sets script to tools/NAME (failing if it
+#       is missing), then picks a python3 as pick_python NAME PYTHON_CHECK
 #   pick_python NAME [PYTHON_CHECK]  sets py to the first of python3 and
 #       /usr/bin/python3 that runs PYTHON_CHECK (an import line; default
 #       none), or says the test is skipped and exits 77
@@ -17,6 +19,12 @@ pick_python() {
   done
   echo "SKIPPED: $name (no python3${2:+ that can run '$2'})"
   exit 77
+}
+
+tool_script() {
+  script="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tools/$1"
+  [ -f "$script" ] || { echo "FAIL: $script not found"; exit 1; }
+  pick_python "$@"
 }
 
 tmp=$(mktemp -d)

@@ -7,12 +7,10 @@
 #   tests/tools/test_epoch_row.sh RESNET50_CIFAR_BINARY
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-script="$here/../../tools/epoch_row.py"
 app=${1:?usage: test_epoch_row.sh RESNET50_CIFAR_BINARY}
-[ -f "$script" ] || { echo "FAIL: $script not found"; exit 1; }
 [ -x "$app" ] || { echo "FAIL: $app is not an executable"; exit 1; }
 . "$here/lib.sh"
-pick_python epoch_row.py
+tool_script epoch_row.py
 # matches FILE REGEX: FILE's one line matches the extended REGEX.
 matches() {
   [ "$(wc -l <"$1")" -eq 1 ] || fail "$(basename "$1"): $(wc -l <"$1") lines, not 1: $(cat "$1")"

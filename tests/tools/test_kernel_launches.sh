@@ -7,10 +7,8 @@
 #   tests/tools/test_kernel_launches.sh
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-script="$here/../../tools/check_kernel_launches.py"
-[ -f "$script" ] || { echo "FAIL: $script not found"; exit 1; }
 . "$here/lib.sh"
-pick_python check_kernel_launches.py
+tool_script check_kernel_launches.py
 
 # The repository's own kernels.
 out=$("$py" "$script" 2>&1)

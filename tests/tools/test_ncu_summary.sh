@@ -8,10 +8,8 @@
 #   tests/tools/test_ncu_summary.sh
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-script="$here/../../tools/ncu_summary.py"
-[ -f "$script" ] || { echo "FAIL: $script not found"; exit 1; }
 . "$here/lib.sh"
-pick_python ncu_summary.py
+tool_script ncu_summary.py
 # expect FILE ROW: FILE holds ROW as a whole line.
 expect() { grep -qFx -- "$2" "$1" || fail "$(basename "$1") lacks the row '$2'; it holds:$(printf '\n%s' "$(cat "$1")")"; }
 row() { printf '%-28s %-8s %s' "$1" "$2" "$3"; }

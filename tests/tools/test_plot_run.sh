@@ -6,11 +6,8 @@
 #   tests/tools/test_plot_run.sh
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-script="$here/../../tools/plot_run.py"
-[ -f "$script" ] || { echo "FAIL: $script not found"; exit 1; }
-
 . "$here/lib.sh"
-pick_python plot_run.py "import matplotlib, numpy"
+tool_script plot_run.py "import matplotlib, numpy"
 export MPLCONFIGDIR="$tmp/mpl"  # matplotlib's cache, kept out of $HOME
 
 # A run with 2 parameter groups, 2 SGDR cycles (20 + 40 steps), 3 epochs of
