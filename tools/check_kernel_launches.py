@@ -41,10 +41,16 @@ def strip_comment(line):
     return line if at < 0 else line[:at]
 
 
+def blank_block_comments(text):
+    """text with each /* ... */ comment's characters but its newlines blanked
+    (so line numbers stay)."""
+    return re.sub(r"/\*.*?\*/", lambda m: re.sub(r"[^\n]", " ", m.group(0)), text, flags=re.S)
+
+
 def check_file(path, rel):
     """The file's violations, and how many kernels it defines."""
     with open(path, encoding="utf-8", errors="replace") as f:
-        text = f.read()
+        text = blank_block_comments(f.read())
     problems = []
     lines = text.split("\n")
     if rel != LAUNCHER:
@@ -57,14 +63,18 @@ def check_file(path, rel):
         if "//" in text[line_start:m.start()]:
             continue  # in a comment
         body = text.find("{", m.end())
-        if body < 0:
-            continue
+        declaration = text.find(";", m.end())
+        if body < 0 or 0 <= declaration < body:
+            continue  # a declaration: its definition is checked where it is
         kernels += 1
         head = " ".join(text[m.start():body].split())
-        name = re.search(r"([A-Za-z_][A-Za-z_0-9]*)\s*\(", head)
+        # The name is the identifier before the parameter list, not an
+        # attribute's (__launch_bounds__(256)) nor a template's.
+        head = re.sub(r"__launch_bounds__\s*\([^()]*\)", " ", head)
+        name = re.search(r"([A-Za-z_][A-Za-z_0-9]*)\s*\((?:[^()]|\([^()]*\))*\)\s*$", head)
         name = name.group(1) if name else head[:60]
         line_no = text.count("\n", 0, body) + 1
-        ok = False
+        ok = reported = False
         for offset, line in enumerate(text[body + 1:].split("\n")):
             code = strip_comment(line).strip()
             if not code:
@@ -78,8 +88,9 @@ def check_file(path, rel):
                 continue  # a register read, said so
             problems.append(f"{rel}:{line_no + offset}: kernel {name} does '{code[:60]}' before "
                             "dependent_launch_enter()")
+            reported = True
             break
-        if not ok and not any(p.startswith(f"{rel}:") and f"kernel {name} " in p for p in problems):
+        if not ok and not reported:
             problems.append(f"{rel}:{line_no}: kernel {name} never calls dependent_launch_enter()")
     return problems, kernels
 

@@ -43,13 +43,21 @@ __global__ void clock_first_kernel(unsigned long long* y) {
   lrt::kernels::cuda::dependent_launch_enter();
   y[0] = t;
 }
+/* A block comment may say
+   other_kernel<<<1, 1>>>(y); and __global__ void k() { y[0] = 0; } */
+__global__ void declared_kernel(float* y);  // declared here, defined below
+void host_code() { int braces = 0; }
+__global__ void __launch_bounds__(256) declared_kernel(float* y) {
+  dependent_launch_enter();
+  y[0] = 3.0f;
+}
 SRC
 out=$("$py" "$script" "$good" 2>&1)
 rc=$?
 [ "$rc" -eq 0 ] || fail "a tree keeping the rule was refused (status $rc): $out"
-echo "$out" | grep -q ': 3 kernels in 2 files' || fail "the good tree's count is wrong: $out"
+echo "$out" | grep -q ': 4 kernels in 2 files' || fail "the good tree's count is wrong: $out"
 
-# A tree that breaks it three ways, each named by file and line.
+# A tree that breaks it four ways, each named by file and line.
 bad="$tmp/bad"
 mkdir -p "$bad/kernels/cuda"
 cat >"$bad/kernels/cuda/ops.cu" <<'SRC'
@@ -69,6 +77,9 @@ void queue(float* y) {
 SRC
 cat >"$bad/kernels/cuda/empty.cuh" <<'SRC'
 __global__ void empty_kernel() {}
+template <int N>
+__global__ void __launch_bounds__(N * 32) bounded_kernel(float* y) {
+}
 SRC
 out=$("$py" "$script" "$bad" 2>&1)
 rc=$?
@@ -77,10 +88,11 @@ for want in \
   "kernels/cuda/ops.cu:2: kernel loads_first_kernel does 'const float v = x[0];' before dependent_launch_enter()" \
   "kernels/cuda/ops.cu:8: kernel never_enters_kernel does 'y[0] = 0.0f;' before dependent_launch_enter()" \
   "kernels/cuda/ops.cu:12: a <<<>>> launch; queue kernels with launch() (kernels/cuda/launch.cuh)" \
-  "kernels/cuda/empty.cuh:1: kernel empty_kernel never calls dependent_launch_enter()"; do
+  "kernels/cuda/empty.cuh:1: kernel empty_kernel never calls dependent_launch_enter()" \
+  "kernels/cuda/empty.cuh:3: kernel bounded_kernel never calls dependent_launch_enter()"; do
   echo "$out" | grep -qFx -- "$want" || fail "the bad tree's report lacks '$want'; it says:"$'\n'"$out"
 done
-[ "$(echo "$out" | wc -l)" -eq 4 ] || fail "the bad tree should give 4 lines; it gave:"$'\n'"$out"
+[ "$(echo "$out" | wc -l)" -eq 5 ] || fail "the bad tree should give 5 lines; it gave:"$'\n'"$out"
 
 # Bad arguments.
 "$py" "$script" "$tmp/nowhere" >/dev/null 2>&1
