@@ -38,6 +38,22 @@ struct DeterministicConvs {
   DeterministicConvs& operator=(const DeterministicConvs&) = delete;
 };
 
+// The process-wide convolution switches (timed search, TF32, deterministic
+// algorithms) as they were at the guard's start, put back at its end even
+// where a failed REQUIRE leaves the scope: for cases that set them, or run
+// code that does (the training app sets all three from its options).
+struct ConvSwitches {
+  bool benchmark = conv_benchmark(), tf32 = conv_allow_tf32(), deterministic = conv_deterministic();
+  ConvSwitches() = default;
+  ~ConvSwitches() {
+    set_conv_benchmark(benchmark);
+    set_conv_allow_tf32(tf32);
+    set_conv_deterministic(deterministic);
+  }
+  ConvSwitches(const ConvSwitches&) = delete;
+  ConvSwitches& operator=(const ConvSwitches&) = delete;
+};
+
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Element counts that catch edge cases: a single element, a count that is no

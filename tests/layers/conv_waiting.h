@@ -19,19 +19,20 @@ struct WaitingGradResult {
 
 // h = x (recorded); y = conv2d(h, w); out = an op of (h, y) whose backward
 // gives h a copy of `other` and passes y's gradient through; backward of
-// sum(out * proj).
+// sum(out * proj). h and the copy of `other` keep the layouts of x and
+// `other` (so a channels_last x makes a channels_last convolution).
 inline WaitingGradResult conv_grad_into_waiting(const Tensor& x0, const Tensor& w, const Tensor& proj,
                                                 const Tensor& other, const Conv2dOptions& opts) {
   Tensor x = x0.detach().set_requires_grad(true);
   const void* summed_at = nullptr;
   const void* given_at = nullptr;
-  Tensor h = record("spy", x.detach().clone(), {x}, [&summed_at](const Tensor& g) {
+  Tensor h = record("spy", x.detach().clone().contiguous(memory_format_of(x)), {x}, [&summed_at](const Tensor& g) {
     summed_at = g.data_ptr();
     return std::vector<Tensor>{g};
   });
   Tensor y = conv2d(h, w, Tensor(), opts);
   Tensor out = record("giver", y.detach().clone(), {h, y}, [&](const Tensor& g) {
-    Tensor h_grad = other.clone();
+    Tensor h_grad = other.clone().contiguous(memory_format_of(other));
     given_at = h_grad.data_ptr();
     return std::vector<Tensor>{h_grad, g};
   });

@@ -50,6 +50,7 @@ std::vector<nlohmann::json> read_log(const std::string& path) {
 }  // namespace
 
 TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses, weights and counters") {
+  const testing::ConvSwitches restore;  // the app sets them from its options
   testing::TempDir dir("train-graph");
   data::SyntheticOptions so;
   so.train = 26;  // batches of 4: six full ones and one of 2 an epoch
@@ -192,6 +193,7 @@ TEST_CASE("CUDA train --cuda-graph: the schedule's rates, the eager run's losses
 // pass, to the bit. 14 test images in batches of 4: the first runs eagerly,
 // the second is captured, the third replays and the last (2) runs eagerly.
 TEST_CASE("CUDA eval and predict --cuda-graph: the eager pass's loss, accuracy and probabilities to the bit") {
+  const testing::ConvSwitches restore;  // the app sets them from its options
   testing::TempDir dir("eval-graph");
   data::SyntheticOptions so;
   so.train = 8;

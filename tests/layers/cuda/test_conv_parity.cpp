@@ -137,7 +137,7 @@ TEST_CASE("CUDA: conv2d kernels agree with the CPU with cuDNN's heuristic algori
 }
 
 TEST_CASE("CUDA: conv2d kernels agree with the CPU with algorithms from cuDNN's timed search") {
-  const bool before = conv_benchmark();
+  const testing::ConvSwitches restore;
   set_conv_benchmark(true);
   uint64_t seed = 6000;
   for (DType dt : testing::kFloatTypes)
@@ -148,10 +148,10 @@ TEST_CASE("CUDA: conv2d kernels agree with the CPU with algorithms from cuDNN's 
       // Through the layer too, which reads the switch.
       check_autograd(cc, dt, seed + 5);
     }
-  set_conv_benchmark(before);
 }
 
 TEST_CASE("CUDA: with TF32 allowed, float32 conv2d stays within TF32's error of the CPU, float64 exact as before") {
+  const testing::ConvSwitches restore;
   const bool before = conv_allow_tf32();
   uint64_t seed = 6500;
   for (bool benchmark : {false, true})
@@ -187,7 +187,7 @@ TEST_CASE("CUDA: conv2d and its gradients agree with the CPU") {
 TEST_CASE("CUDA: conv2d adds its input's gradient into the one waiting (cuDNN beta 1), also through a timed search") {
   // The search writes a scratch buffer, not the waiting gradient; the shapes
   // are this test's own, so each (dtype, layout, search) searches afresh here.
-  const bool before = conv_benchmark();
+  const testing::ConvSwitches restore;
   uint64_t seed = 8500;
   for (bool benchmark : {false, true})
     for (DType dt : {DType::Float32, DType::Float64, DType::BFloat16})
@@ -209,7 +209,6 @@ TEST_CASE("CUDA: conv2d adds its input's gradient into the one waiting (cuDNN be
         // bfloat16: cuDNN rounds the sum once, the CPU the part and the sum.
         check_cuda_close(got.x_grad, want.x_grad, dt == DType::BFloat16 ? 1.0 / 64 : tolerance(dt), "x.grad");
       }
-  set_conv_benchmark(before);
 }
 
 TEST_CASE("CUDA: a frozen weight gets no gradient on CUDA either") {

@@ -9,7 +9,9 @@
 // devices before sm_90 the switch does nothing, and the cases say so.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/autograd.h"
@@ -115,7 +117,15 @@ TEST_CASE("CUDA: a dependent launch begins before the kernel it follows ends, an
     }
     overlapped = p.overlapped;
   }
-  CHECK(overlapped);
+  // Under a memory checker (device_check.sh --sanitize runs these cases
+  // with the allocator's cache off, LRT_CUDA_NO_CACHE=1) kernels may be
+  // run one at a time: the overlap is then reported, not required.
+  const char* no_cache = std::getenv("LRT_CUDA_NO_CACHE");
+  if (no_cache != nullptr && *no_cache != '\0' && std::string(no_cache) != "0") {
+    if (!overlapped) MESSAGE("no overlap seen under LRT_CUDA_NO_CACHE (a memory checker may serialise kernels)");
+  } else {
+    CHECK(overlapped);
+  }
 }
 
 TEST_CASE("CUDA: batch norm queued as dependent launches gives the bits of plain launches, eager and from a graph") {
