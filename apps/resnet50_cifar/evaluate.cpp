@@ -19,13 +19,6 @@ void check_eval_data(const RunOptions& o) {
   LRT_CHECK(!o.data.empty(), "--data is required (the folder with the CIFAR binary files)");
 }
 
-// Whether the test batches replay a CUDA graph (--cuda-graph, the default on CUDA).
-bool eval_graph(const RunOptions& o, Device dev) {
-  LRT_CHECK(o.cuda_graph != Switch::On || dev.is_cuda(),
-            "--cuda-graph needs a CUDA device (--device cuda); this run is on ", dev.str());
-  return dev.is_cuda() && o.cuda_graph != Switch::Off;
-}
-
 data::CifarDataset load_test_only(RunOptions o) {
   o.train_subset = 1;  // only the test split is used
   data::CifarDataset ds = load_dataset(o);
@@ -62,7 +55,7 @@ int run_eval(RunOptions o, const std::string& weights) {
   const std::vector<std::string> files = split_list(weights, "--weights");
   for (const std::string& f : files) LRT_CHECK(std::filesystem::is_regular_file(f), "--weights: '", f, "': no such file");
   const Device dev = resolve_device(o.device);
-  const bool graph = eval_graph(o, dev);
+  const bool graph = use_test_graph(o, dev);
   const data::CifarDataset ds = load_test_only(o);
   data::Loader loader(std::make_shared<const data::CifarSplit>(ds.test), test_loader_options(o, dev));
   Tensor sum_probs, labels;
@@ -88,7 +81,7 @@ int run_predict(RunOptions o, const std::string& weights, const std::string& out
   LRT_CHECK(!out_csv.empty(), "--out is required");
   check_writable_file(out_csv, "--out");
   const Device dev = resolve_device(o.device);
-  const bool graph = eval_graph(o, dev);
+  const bool graph = use_test_graph(o, dev);
   const data::CifarDataset ds = load_test_only(o);
   data::Loader loader(std::make_shared<const data::CifarSplit>(ds.test), test_loader_options(o, dev));
   auto model = load_model(o, weights, ds.num_classes, dev);

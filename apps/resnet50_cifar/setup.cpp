@@ -117,6 +117,12 @@ bool use_cuda_graph(const RunOptions& o, Device dev) {
   return dev.is_cuda() && !o.skip_nonfinite && o.head != "seed";
 }
 
+bool use_test_graph(const RunOptions& o, Device dev) {
+  LRT_CHECK(o.cuda_graph != Switch::On || dev.is_cuda(),
+            "--cuda-graph needs a CUDA device (--device cuda); this run is on ", dev.str());
+  return dev.is_cuda() && o.cuda_graph != Switch::Off;
+}
+
 namespace {
 
 ResNet50Options model_options(const RunOptions& o, int64_t classes, Device dev) {

@@ -50,6 +50,10 @@ bool use_channels_last(const RunOptions& o, Device dev);
 // train checks the run allows), --no-cuda-graph, or by default on CUDA unless
 // the run uses --skip-nonfinite or the seed head's dropout.
 bool use_cuda_graph(const RunOptions& o, Device dev);
+// Whether the test batches (train's test pass, eval, predict) replay CUDA
+// graphs on dev: by default on CUDA, not with --no-cuda-graph. --cuda-graph
+// on another device is refused, naming the device.
+bool use_test_graph(const RunOptions& o, Device dev);
 
 // ResNet50 of --stem/--head for `classes`, computing in compute_dtype(o, dev), seeded by --seed, with
 // --init-weights loaded (printing what a non-strict load skipped), on dev.

@@ -645,8 +645,7 @@ int run_train(RunOptions o) {
               "--cuda-graph cannot replay the seed head's dropout (a graph would repeat one mask); use --head linear");
   }
   const Device dev = resolve_device(o.device);
-  LRT_CHECK(o.cuda_graph != Switch::On || dev.is_cuda(),
-            "--cuda-graph needs a CUDA device (--device cuda); this run is on ", dev.str());
+  const bool test_graph = use_test_graph(o, dev);  // refuses --cuda-graph off CUDA
   const data::CifarDataset ds = load_dataset(o);
   if (is_demo(o))
     std::printf(
@@ -766,7 +765,7 @@ int run_train(RunOptions o) {
   // also where the step cannot (--skip-nonfinite, the seed head's dropout,
   // which is off in evaluation).
   std::unique_ptr<GraphedEval> graphed_eval;
-  if (dev.is_cuda() && o.cuda_graph != Switch::Off && test_loader.options().gpu_resident)
+  if (test_graph && test_loader.options().gpu_resident)
     graphed_eval = std::make_unique<GraphedEval>(*model, dev);
   // On the CPU a read-back waits for nothing, so the default reads every step.
   const int64_t sync_every = o.sync_every > 0 ? o.sync_every : dev.is_cuda() ? 10 : 1;
