@@ -279,6 +279,16 @@ __global__ void cast_each_kernel(const __grid_constant__ CastEachMeta m) {
     for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) dst[j] = BFloat16(src[j]);
     return;
   }
+  if (end <= INT32_MAX) {
+    // Every weight (and j + blockDim.x cannot wrap): 32-bit division, a
+    // fraction of 64-bit division's instructions.
+    const uint32_t c32 = static_cast<uint32_t>(c), rs32 = static_cast<uint32_t>(rs);
+    for (uint32_t j = static_cast<uint32_t>(start) + threadIdx.x; j < end; j += blockDim.x) {
+      const uint32_t q = j / c32, ch = j - q * c32, k = q / rs32, p = q - k * rs32;
+      dst[j] = BFloat16(src[(static_cast<int64_t>(k) * c32 + ch) * rs32 + p]);
+    }
+    return;
+  }
   for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) {
     const int64_t ch = j % c, q = j / c, p = q % rs, k = q / rs;
     dst[j] = BFloat16(src[(k * c + ch) * rs + p]);
