@@ -154,6 +154,53 @@ Tensor record(const char* name, Tensor result, std::vector<Tensor> inputs, Backw
   return result;
 }
 
+Tensor record_cast(const char* name, Tensor result, const Tensor& input, GradCast cast) {
+  Tensor out = record(name, std::move(result), {input},
+                      [cast](const Tensor& g) { return std::vector<Tensor>{g.to(cast.dtype, cast.format)}; });
+  if (out.impl() != input.impl() && out.grad_fn() && out.grad_fn()->edges().size() == 1) out.grad_fn()->set_cast(cast);
+  return out;
+}
+
+namespace {
+// A leaf's gradient whose conversion (a record_cast node's backward) waits
+// for the end of the pass.
+struct DeferredCast {
+  Tensor leaf, grad;
+  GradCast cast;
+};
+
+// Converts the deferred gradients, those of one device together, and adds
+// each to its leaf in the order they were deferred.
+void finish_casts(std::vector<DeferredCast>& deferred) {
+  if (deferred.empty()) return;
+  std::vector<Tensor> converted(deferred.size());
+  std::vector<bool> done(deferred.size(), false);
+  for (size_t first = 0; first < deferred.size(); ++first) {
+    if (done[first]) continue;
+    const Device dev = deferred[first].grad.device();
+    std::vector<Tensor> srcs, dsts;
+    std::vector<size_t> at;
+    for (size_t i = first; i < deferred.size(); ++i) {
+      if (done[i] || deferred[i].grad.device() != dev) continue;
+      const DeferredCast& d = deferred[i];
+      const bool layout = d.cast.format == MemoryFormat::Contiguous || d.grad.dim() == 4;
+      converted[i] = empty(d.grad.shape(), d.grad.options().with_dtype(d.cast.dtype),
+                           layout ? d.cast.format : MemoryFormat::Contiguous);
+      srcs.push_back(d.grad);
+      dsts.push_back(converted[i]);
+      at.push_back(i);
+      done[i] = true;
+    }
+    kernels::copy_each(srcs, dsts);
+  }
+  for (size_t i = 0; i < deferred.size(); ++i) {
+    deferred[i].grad = Tensor();  // the bfloat16 gradient's memory goes before the next conversion's add
+    accumulate_leaf_grad(deferred[i].leaf, std::move(converted[i]));
+  }
+  deferred.clear();
+}
+}  // namespace
+
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
   NoGradGuard no_grad;  // backward closures compute plain tensors
   if (root.is_leaf()) {
@@ -182,6 +229,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
 
   std::unordered_map<Node*, Tensor> pending;
   pending[root.grad_fn().get()] = seed;
+  std::vector<DeferredCast> deferred;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = it->get();
     auto found = pending.find(node);
@@ -189,6 +237,17 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     Tensor grad_out = std::move(found->second);
     pending.erase(found);
     const auto& edges = node->edges();
+    // A conversion into a leaf: made with the others at the end.
+    if (node->cast() && edges.size() == 1 && edges[0].leaf.defined()) {
+      const Edge& e = edges[0];
+      if (grad_out.defined() && e.leaf.requires_grad()) {
+        LRT_CHECK(grad_out.shape() == e.shape, "backward of ", node->name(), " got a gradient of shape ",
+                  to_string(grad_out.shape()), " for an input of shape ", to_string(e.shape));
+        deferred.push_back({e.leaf, std::move(grad_out), *node->cast()});
+      }
+      if (!retain_graph) node->release();
+      continue;
+    }
     // Gradients already waiting for this node's inputs, that the engine holds
     // alone, are offered to the closure to accumulate into.
     WaitingGrads waiting;
@@ -241,6 +300,7 @@ void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph) {
     }
     if (!retain_graph) node->release();
   }
+  finish_casts(deferred);
 }
 
 }  // namespace lrt

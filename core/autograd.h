@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,13 @@ struct Edge {
   bool live() const { return fn != nullptr || leaf.defined(); }
 };
 
+// What the backward of a plain conversion does: its gradient converted to
+// the input's dtype and memory format (record_cast).
+struct GradCast {
+  DType dtype;
+  MemoryFormat format;
+};
+
 class Node {
  public:
   Node(std::string name, std::vector<Tensor> inputs, BackwardFn fn);
@@ -41,11 +49,15 @@ class Node {
   bool released() const { return released_; }
   std::vector<Tensor> apply(const Tensor& grad_out);
   void release();  // drops edges and saved values
+  // Set for a node made by record_cast: its backward is that conversion.
+  const std::optional<GradCast>& cast() const { return cast_; }
+  void set_cast(GradCast c) { cast_ = c; }
 
  private:
   std::string name_;
   std::vector<Edge> edges_;
   BackwardFn fn_;
+  std::optional<GradCast> cast_;
   bool released_ = false;
 };
 
@@ -72,6 +84,15 @@ bool needs_grad(std::initializer_list<const Tensor*> inputs);
 // grad mode is on; returns the result either way. backward receives the
 // gradient with the result's shape.
 Tensor record(const char* name, Tensor result, std::vector<Tensor> inputs, BackwardFn backward);
+
+// record() for a conversion of one input (a dtype or layout change, as
+// to_each makes): its backward converts the gradient back to cast.dtype in
+// cast.format. Where the input is a leaf, backward() defers that conversion
+// to the end of the pass and makes all the deferred ones of a device
+// together (kernels::copy_each: one launch on CUDA for the float32 weights'
+// bfloat16 gradients) before adding each to its leaf's .grad, in the order
+// they arrived. The values are those of converting each on its own.
+Tensor record_cast(const char* name, Tensor result, const Tensor& input, GradCast cast);
 
 // Runs a backward pass from root with seed gradient seed (root's shape).
 void run_backward(const Tensor& root, const Tensor& seed, bool retain_graph);

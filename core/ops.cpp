@@ -349,12 +349,11 @@ std::vector<Tensor> to_each(const std::vector<Tensor>& ts, DType dt, const std::
     at.push_back(i);
   }
   kernels::copy_each(srcs, dsts);
+  // The gradients go back together too, where the sources are leaves (the
+  // model's weights): record_cast.
   for (size_t k = 0; k < at.size(); ++k) {
     const Tensor& t = ts[at[k]];
-    const DType from = t.dtype();
-    const MemoryFormat from_format = memory_format_of(t);
-    out[at[k]] = record("to_dtype", dsts[k], {t},
-                        [from, from_format](const Tensor& g) { return std::vector<Tensor>{g.to(from, from_format)}; });
+    out[at[k]] = record_cast("to_dtype", dsts[k], t, GradCast{t.dtype(), memory_format_of(t)});
   }
   return out;
 }

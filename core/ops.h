@@ -63,7 +63,9 @@ Tensor sum_to(const Tensor& a, const Shape& shape);
 // ts[i].to(dt, formats[i]) for every i (values, layout and gradient the
 // same), with the conversions done together where the kernels allow it
 // (float32 to bfloat16 on CUDA: one launch for all; see
-// kernels::copy_each). Undefined tensors stay undefined.
+// kernels::copy_each). Undefined tensors stay undefined. In backward the
+// gradients of leaves come back together as well, at the end of the pass
+// (record_cast in core/autograd.h: bfloat16 to float32 on CUDA, one launch).
 std::vector<Tensor> to_each(const std::vector<Tensor>& ts, DType dt, const std::vector<MemoryFormat>& formats);
 // 1 (a 0-d float32 tensor on their device) when any value of any of the
 // tensors is NaN or infinite, else 0: one pass over all of them (one launch

@@ -55,7 +55,8 @@ struct ResNet50Options {
   bool channels_last = false;
   // bfloat16 on CUDA: round every convolution's weight to bfloat16 in one
   // pass at the start of forward (one launch, to_each) instead of a copy a
-  // convolution. The same values either way. Off only to measure it.
+  // convolution, and widen their gradients back in one pass at the end of
+  // backward. The same values either way. Off only to measure it.
   bool cast_weights_together = true;
 };
 

@@ -246,53 +246,89 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
 
 namespace {
 
-// copy_each's one launch: float32 -> bfloat16 over a list of tensors, each
-// in its own layout (a plain cast, rs = 0) or from a contiguous (K, C, R, S)
-// source into a channels_last destination (K, R, S, C): destination value
-// j = (k * RS + p) * C + c takes source value (k * C + c) * RS + p. The
-// metadata travels by value (as the fused optimizer step's), so a captured
-// launch replays over the same tensors; a block takes a chunk of
-// kEachChunk destination values in memory order.
+// copy_each's launches: float32 -> bfloat16 over a list of tensors (the
+// weights' copies in forward), each in its own layout (a plain cast, rs = 0)
+// or from a contiguous (K, C, R, S) source into a channels_last destination
+// (K, R, S, C): destination value j = (k * RS + p) * C + c takes source value
+// (k * C + c) * RS + p; and bfloat16 -> float32, the reverse (the weights'
+// gradients in backward): a plain widening, or from a channels_last source
+// into a contiguous destination, destination value j = (k * C + c) * RS + p
+// taking source value (k * RS + p) * C + c. The metadata travels by value
+// (as the fused optimizer step's), so a captured launch replays over the same
+// tensors; a block takes a chunk of kEachChunk destination values in memory
+// order.
 constexpr int kEachTensors = 128;
 constexpr int kEachBlocks = 2048;
 constexpr int64_t kEachChunk = 16384;
 
-struct CastEachMeta {
-  const float* src[kEachTensors];
-  BFloat16* dst[kEachTensors];
+template <class From, class To>
+struct EachMeta {
+  const From* src[kEachTensors];
+  To* dst[kEachTensors];
   int64_t n[kEachTensors];
   int64_t c[kEachTensors], rs[kEachTensors];
   int16_t block_tensor[kEachBlocks];
   int32_t block_chunk[kEachBlocks];
 };
-static_assert(sizeof(CastEachMeta) + 64 < 32764, "kernel arguments over CUDA's 32 KB limit");
+static_assert(sizeof(EachMeta<float, BFloat16>) + 64 < 32764, "kernel arguments over CUDA's 32 KB limit");
+static_assert(sizeof(EachMeta<BFloat16, float>) + 64 < 32764, "kernel arguments over CUDA's 32 KB limit");
 
-__global__ void cast_each_kernel(const __grid_constant__ CastEachMeta m) {
+// The source index of destination value j: TO_NHWC, the destination is
+// (K, R, S, C) and the source (K, C, R, S); else the reverse.
+template <bool TO_NHWC, class I>
+__device__ __forceinline__ I each_source(I j, I c, I rs) {
+  if constexpr (TO_NHWC) {
+    const I q = j / c, ch = j - q * c, k = q / rs, p = q - k * rs;
+    return (k * c + ch) * rs + p;
+  } else {
+    const I q = j / rs, p = j - q * rs, k = q / c, ch = q - k * c;
+    return (k * rs + p) * c + ch;
+  }
+}
+
+template <class From, class To, bool TO_NHWC>
+__global__ void convert_each_kernel(const __grid_constant__ EachMeta<From, To> m) {
   dependent_launch_enter();
   const int t = m.block_tensor[blockIdx.x];
   const int64_t start = static_cast<int64_t>(m.block_chunk[blockIdx.x]) * kEachChunk;
   const int64_t end = min(m.n[t], start + kEachChunk);
-  const float* src = m.src[t];
-  BFloat16* dst = m.dst[t];
+  const From* src = m.src[t];
+  To* dst = m.dst[t];
   const int64_t c = m.c[t], rs = m.rs[t];
   if (rs == 0) {
-    for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) dst[j] = BFloat16(src[j]);
+    for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) dst[j] = To(src[j]);
     return;
   }
   if (end <= INT32_MAX) {
     // Every weight (and j + blockDim.x cannot wrap): 32-bit division, a
     // fraction of 64-bit division's instructions.
     const uint32_t c32 = static_cast<uint32_t>(c), rs32 = static_cast<uint32_t>(rs);
-    for (uint32_t j = static_cast<uint32_t>(start) + threadIdx.x; j < end; j += blockDim.x) {
-      const uint32_t q = j / c32, ch = j - q * c32, k = q / rs32, p = q - k * rs32;
-      dst[j] = BFloat16(src[(static_cast<int64_t>(k) * c32 + ch) * rs32 + p]);
-    }
+    for (uint32_t j = static_cast<uint32_t>(start) + threadIdx.x; j < end; j += blockDim.x)
+      dst[j] = To(src[each_source<TO_NHWC, uint32_t>(j, c32, rs32)]);
     return;
   }
-  for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) {
-    const int64_t ch = j % c, q = j / c, p = q % rs, k = q / rs;
-    dst[j] = BFloat16(src[(k * c + ch) * rs + p]);
-  }
+  for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) dst[j] = To(src[each_source<TO_NHWC, int64_t>(j, c, rs)]);
+}
+
+// One conversion kind of copy_each: the pairs whose sizes[i] > 0, those
+// with transpose[i] between (K, C, R, S) and (K, R, S, C).
+template <class From, class To, bool TO_NHWC>
+void convert_each(const std::vector<Tensor>& srcs, const std::vector<Tensor>& dsts, const std::vector<int64_t>& sizes,
+                  const std::vector<bool>& transpose, cudaStream_t stream, int dev) {
+  EachMeta<From, To> meta{};
+  launch_chunked<kEachTensors, kEachBlocks>(
+      meta, sizes, kEachChunk,
+      [&](int t, size_t i) {
+        const Tensor& dst = dsts[i];
+        meta.src[t] = srcs[i].data<From>();
+        meta.dst[t] = dst.data<To>();
+        meta.n[t] = dst.numel();
+        meta.c[t] = transpose[i] ? dst.size(1) : 0;
+        meta.rs[t] = transpose[i] ? dst.size(2) * dst.size(3) : 0;
+      },
+      [&](int blocks) {
+        launch(convert_each_kernel<From, To, TO_NHWC>, static_cast<unsigned>(blocks), kThreads, stream, dev, meta);
+      });
 }
 
 }  // namespace
@@ -301,32 +337,30 @@ void copy_each(const std::vector<Tensor>& srcs, const std::vector<Tensor>& dsts)
   const int dev = device_of(dsts[0]);
   DeviceGuard guard(dev);
   cudaStream_t stream = lrt::cuda::stream(dev);
-  // The pairs one launch takes (the others: a copy each) and their layouts.
-  std::vector<int64_t> sizes(srcs.size(), 0);
-  std::vector<bool> plain(srcs.size(), false);
-  for (size_t i = 0; i < srcs.size(); ++i) {
+  // The pairs one launch takes (the others: a copy each): float32 ->
+  // bfloat16 from a contiguous source, and bfloat16 -> float32 into a
+  // contiguous destination; each plain, or between (K, C, R, S) and
+  // (K, R, S, C).
+  const size_t n = srcs.size();
+  std::vector<int64_t> narrow(n, 0), widen(n, 0);
+  std::vector<bool> transpose(n, false);
+  for (size_t i = 0; i < n; ++i) {
     const Tensor& src = srcs[i];
     const Tensor& dst = dsts[i];
-    const bool cast = src.dtype() == DType::Float32 && dst.dtype() == DType::BFloat16 && src.is_contiguous();
-    plain[i] = cast && dst.is_contiguous();
-    const bool to_nhwc = cast && !plain[i] && dst.dim() == 4 && dst.is_contiguous(MemoryFormat::ChannelsLast);
-    if (plain[i] || to_nhwc)
-      sizes[i] = dst.numel();
+    const bool to_bf16 = src.dtype() == DType::Float32 && dst.dtype() == DType::BFloat16 && src.is_contiguous();
+    const bool to_f32 = src.dtype() == DType::BFloat16 && dst.dtype() == DType::Float32 && dst.is_contiguous();
+    const Tensor& other = to_bf16 ? dst : src;  // the side that may be channels_last
+    const bool plain = other.is_contiguous();
+    transpose[i] = !plain && other.dim() == 4 && other.is_contiguous(MemoryFormat::ChannelsLast);
+    if (to_bf16 && (plain || transpose[i]))
+      narrow[i] = dst.numel();
+    else if (to_f32 && (plain || transpose[i]))
+      widen[i] = dst.numel();
     else if (dst.numel() > 0)
       copy(src, dst);
   }
-  CastEachMeta meta{};
-  launch_chunked<kEachTensors, kEachBlocks>(
-      meta, sizes, kEachChunk,
-      [&](int t, size_t i) {
-        const Tensor& dst = dsts[i];
-        meta.src[t] = srcs[i].data<float>();
-        meta.dst[t] = dst.data<BFloat16>();
-        meta.n[t] = dst.numel();
-        meta.c[t] = plain[i] ? 0 : dst.size(1);
-        meta.rs[t] = plain[i] ? 0 : dst.size(2) * dst.size(3);
-      },
-      [&](int blocks) { launch(cast_each_kernel, static_cast<unsigned>(blocks), kThreads, stream, dev, meta); });
+  convert_each<float, BFloat16, true>(srcs, dsts, narrow, transpose, stream, dev);
+  convert_each<BFloat16, float, false>(srcs, dsts, widen, transpose, stream, dev);
 }
 
 }  // namespace lrt::kernels::cuda

@@ -393,6 +393,56 @@ TEST_CASE("a leaf's first gradient is the engine's own tensor when nothing else 
   CHECK(host(leaf.grad()) == std::vector<double>(4, 4.0));
 }
 
+TEST_CASE("to_each's conversions of leaves give their gradients back together at the end of backward") {
+  // loss = sum(spy(v)) + [sum(c1 * k1) + sum(c2 * k2) + sum(w2 * 2)], c = the
+  // float32 leaves w1 (channels_last) and w2 converted to float64, once by
+  // to_each (record_cast) and once by to() (a plain node). Backward runs the
+  // second operand's branch before the first's, so the spy runs after the
+  // conversions' nodes: with to() it sees w1's gradient made, with to_each
+  // not yet (it is made at the end, with w2's). Both ways the gradients are
+  // the same bits, w2's summed over its two paths, and a pass with
+  // retain_graph then adds them again (the deferred ones last).
+  const Tensor k1 = testing::normal({2, 3, 3, 3}, kF64, 711), k2 = testing::normal({4, 2}, kF64, 712);
+  std::vector<Tensor> grads[2];
+  for (bool together : {false, true}) {
+    CAPTURE(together);
+    Tensor w1 = testing::normal({2, 3, 3, 3}, DType::Float32, 713).set_requires_grad(true);
+    Tensor w2 = testing::normal({4, 2}, DType::Float32, 714).set_requires_grad(true);
+    Tensor v = normal_leaf({3}, 715);
+    auto seen = std::make_shared<int>(-1);  // whether w1 had a gradient when the spy ran
+    Tensor spied;
+    {
+      NoGradGuard no_grad;
+      spied = v * 1.0;
+    }
+    spied = record("spy", spied, {v}, [seen, w1](const Tensor& g) {
+      *seen = w1.grad().defined() ? 1 : 0;
+      return std::vector<Tensor>{g * 1.0};
+    });
+    std::vector<Tensor> c;
+    if (together) {
+      c = to_each({w1, w2}, kF64, {MemoryFormat::ChannelsLast, MemoryFormat::Contiguous});
+      CHECK(c[0].grad_fn()->cast().has_value());
+    } else {
+      c = {w1.to(kF64, MemoryFormat::ChannelsLast), w2.to(kF64, MemoryFormat::Contiguous)};
+      CHECK_FALSE(c[0].grad_fn()->cast().has_value());
+    }
+    const Tensor loss = sum(spied) + (sum(c[0] * k1) + sum(c[1] * k2) + sum(w2 * 2.0).to(kF64));
+    loss.backward(Tensor(), /*retain_graph=*/true);
+    CHECK(*seen == (together ? 0 : 1));
+    CHECK(w1.grad().dtype() == DType::Float32);
+    CHECK(w1.grad().is_contiguous());
+    grads[together] = {w1.grad().clone(), w2.grad().clone()};
+    loss.backward();
+    CHECK(host(w1.grad()) == host(grads[together][0] * 2.0));
+    if (together)  // the deferred conversion is added last
+      CHECK(host(w2.grad()) == host(grads[1][1] + 2.0 + k2.to(DType::Float32)));
+  }
+  CHECK(host(grads[1][0]) == host(grads[0][0]));
+  CHECK(host(grads[1][1]) == host(grads[0][1]));
+  CHECK(host(grads[1][1]) == host(k2.to(DType::Float32) + 2.0));
+}
+
 TEST_CASE("leaves whose gradients are views of one tensor: the first gets a copy, the last the view") {
   Tensor a = normal_leaf({3}, 704), b = normal_leaf({3}, 705);
   Tensor y;

@@ -725,6 +725,34 @@ TEST_CASE("CUDA: to_each casts float32 weights to bfloat16 in one launch with th
         testing::check_equal(host(via_each), host(src[i].grad()), "gradient");
       }
     }
+    // All of them in one backward: their gradients come back together at
+    // the end (bfloat16 to float32 in launches of up to 128 tensors, from
+    // channels_last where the copies are), with to()'s bits.
+    std::vector<Tensor> gs;
+    for (size_t i = 0; i < src.size(); ++i) {
+      src[i].zero_grad();
+      gs.push_back(testing::normal(src[i].shape(), DType::Float32, 500 + i).to(kCuda).to(DType::BFloat16, formats[i]));
+    }
+    auto total = [&gs](const std::vector<Tensor>& xs) {
+      Tensor t = sum(xs[0] * gs[0]).to(DType::Float32);
+      for (size_t i = 1; i < xs.size(); ++i) t = t + sum(xs[i] * gs[i]).to(DType::Float32);
+      return t;
+    };
+    total(to_each(src, DType::BFloat16, formats)).backward();
+    std::vector<Tensor> together, one_by_one;
+    for (size_t i = 0; i < src.size(); ++i) {
+      together.push_back(src[i].grad());
+      src[i].zero_grad();
+      one_by_one.push_back(src[i].to(DType::BFloat16, formats[i]));
+    }
+    total(one_by_one).backward();
+    for (size_t i = 0; i < src.size(); ++i) {
+      CAPTURE(i);
+      REQUIRE(together[i].defined());
+      CHECK(together[i].dtype() == DType::Float32);
+      CHECK(together[i].strides() == src[i].grad().strides());
+      testing::check_equal(host(together[i]), host(src[i].grad()), "gradient, all in one backward");
+    }
   }
 }
 
