@@ -21,8 +21,8 @@
 #                 10 s before the deadline (a run it stops is a skip, not a
 #                 FAIL), so the table is always printed. Stages run in this
 #                 order: build, tests, the short benchmarks (kernels, data,
-#                 Adam), the PyTorch comparison, the baseline, the epochs,
-#                 then the profiles. Every program runs under a timeout
+#                 Adam), the PyTorch comparison, the dependent-launch
+#                 turns, the epochs, the baseline, then the profiles. Every program runs under a timeout
 #                 even without --deadline, and a signal (TERM, INT) stops
 #                 the running one and prints the table so far.
 #   --profile     also profile with Nsight Compute (ncu), last: each kernel
@@ -49,7 +49,9 @@
 #                 tree's (in the background, while the tests run) and the
 #                 default bf16 step of both is timed in turns in this run,
 #                 replayed and eager ("vs baseline" rows): what the changes
-#                 since REV bring, measured side by side
+#                 since REV bring, measured side by side (after the epochs,
+#                 so a --deadline skips these rows first; a build not done
+#                 a minute after the tests is given up)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -299,15 +301,20 @@ else
 fi
 
 # The baseline's build ends before anything is timed: it would take CPU
-# time from the benchmarks' host threads. It is waited for only while the
-# comparison it serves still fits before --deadline.
+# time from the benchmarks' host threads. It is waited for a minute at
+# most, and only while the comparison it serves still fits before
+# --deadline.
 baseline_built=0
 if [ -n "$baseline_pid" ]; then
-  while kill -0 "$baseline_pid" 2>/dev/null && { [ -z "$deadline" ] || (( $(left) > 240 )); }; do sleep 2; done
+  waited=0
+  while kill -0 "$baseline_pid" 2>/dev/null && ((waited < 60)) && { [ -z "$deadline" ] || (( $(left) > 240 )); }; do
+    sleep 2
+    waited=$((waited + 2))
+  done
   if kill -0 "$baseline_pid" 2>/dev/null; then
     kill -TERM "$baseline_pid" 2>/dev/null
     wait "$baseline_pid" 2>/dev/null
-    row "baseline build" "skip" "not built in time for --deadline ($(elapsed))"
+    row "baseline build" "skip" "not built a minute after the tests, or in time for --deadline ($(elapsed))"
   elif wait "$baseline_pid" && [ -x "$bbuild/apps/bench_resnet50" ]; then
     baseline_built=1
   else
@@ -448,45 +455,6 @@ for t in d.get("table", []):
         print(f'{"r50 peak mem / bf16 eager":<28} {mem_ok:<8} {t["peak_memory_ratio"]:.2f}x (target <= 1.0)')
 for f in d.get("failures", []):
     print(f'{"bench_resnet50":<28} {"FAIL":<8} {f[:200]}')
-PY
-)
-  fi
-  # This tree against the baseline revision: the default bf16 step
-  # (channels_last), replayed from a CUDA graph and eager, the two binaries
-  # in turns (graph: twice each, the better run counts) in one run.
-  if ((baseline_built)) && stage "r50 vs baseline" 90; then
-    rev=$(cat "$baseline/REVISION" 2>/dev/null || basename "$baseline")
-      for turn in "this --cuda-graph" "baseline --cuda-graph" "this --cuda-graph" "baseline --cuda-graph" "this" \
-        "baseline"; do
-        read -r side mode <<<"$turn"
-        bin="$build/apps/bench_resnet50"
-        [ "$side" = baseline ] && bin="$bbuild/apps/bench_resnet50"
-        echo "$side"
-        timeout -k 5 "$(cap 120)" "$bin" --device cuda --batch 256 --adam --precision bf16 --channels-last $mode \
-          2>>"$logs/bench_baseline.err" | tr -d '\n' || true
-        echo
-      done >"$logs/bench_baseline.txt"
-      while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_baseline.txt" "$rev" <<'PY'
-import json, sys
-lines = open(sys.argv[1]).read().split("\n")
-best = {}
-for side, out in zip(lines[0::2], lines[1::2]):
-    try:
-        r = json.loads(out)
-    except ValueError:
-        continue
-    key = (side, "graph" if r.get("cuda_graph") else "eager")
-    if key not in best or r["images_per_s"] > best[key]["images_per_s"]:
-        best[key] = r
-for mode in ("graph", "eager"):
-    t, b = best.get(("this", mode)), best.get(("baseline", mode))
-    name = f"r50 bf16 nhwc {mode} vs base"
-    if not t or not b:
-        print(f'{name:<28} {"FAIL":<8} a run gave no result (see bench_baseline.err)'); continue
-    host = f', host {t["host_ms"]:.1f} vs {b["host_ms"]:.1f} ms/step' if "host_ms" in t and "host_ms" in b else ""
-    print(f'{name:<28} {"info":<8} {t["images_per_s"] / b["images_per_s"]:.3f}x img/s: this tree '
-          f'{t["images_per_s"]:.0f} ({t["median_ms"]:.2f} ms), {sys.argv[2]} {b["images_per_s"]:.0f} '
-          f'({b["median_ms"]:.2f} ms), peak {t["peak_memory_mib"]:.0f} vs {b["peak_memory_mib"]:.0f} MiB{host}')
 PY
 )
   fi
@@ -661,6 +629,46 @@ print(f'{"bf16 vs fp32 accuracy":<28} {"ok" if d <= 1.0 else "MISS":<8} test acc
 PY
 )
   fi
+fi
+# This tree against the baseline revision, after the epochs (which a
+# --deadline must not squeeze out for it): the default bf16 step
+# (channels_last), replayed from a CUDA graph and eager, the two binaries
+# in turns (graph: twice each, the better run counts) in one run.
+if ((baseline_built)) && [ -x "$build/apps/bench_resnet50" ] && stage "r50 vs baseline" 90; then
+  rev=$(cat "$baseline/REVISION" 2>/dev/null || basename "$baseline")
+  for turn in "this --cuda-graph" "baseline --cuda-graph" "this --cuda-graph" "baseline --cuda-graph" "this" \
+    "baseline"; do
+    read -r side mode <<<"$turn"
+    bin="$build/apps/bench_resnet50"
+    [ "$side" = baseline ] && bin="$bbuild/apps/bench_resnet50"
+    echo "$side"
+    timeout -k 5 "$(cap 120)" "$bin" --device cuda --batch 256 --adam --precision bf16 --channels-last $mode \
+      2>>"$logs/bench_baseline.err" | tr -d '\n' || true
+    echo
+  done >"$logs/bench_baseline.txt"
+  while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_baseline.txt" "$rev" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+best = {}
+for side, out in zip(lines[0::2], lines[1::2]):
+    try:
+        r = json.loads(out)
+    except ValueError:
+        continue
+    key = (side, "graph" if r.get("cuda_graph") else "eager")
+    if key not in best or r["images_per_s"] > best[key]["images_per_s"]:
+        best[key] = r
+for mode in ("graph", "eager"):
+    t, b = best.get(("this", mode)), best.get(("baseline", mode))
+    name = f"r50 bf16 nhwc {mode} vs base"
+    if not t or not b:
+        print(f'{name:<28} {"FAIL":<8} a run gave no result (see bench_baseline.err)'); continue
+    host = f', host {t["host_ms"]:.1f} vs {b["host_ms"]:.1f} ms/step' if "host_ms" in t and "host_ms" in b else ""
+    print(f'{name:<28} {"info":<8} {t["images_per_s"] / b["images_per_s"]:.3f}x img/s: this tree '
+          f'{t["images_per_s"]:.0f} ({t["median_ms"]:.2f} ms), {sys.argv[2]} {b["images_per_s"]:.0f} '
+          f'({b["median_ms"]:.2f} ms), peak {t["peak_memory_mib"]:.0f} vs {b["peak_memory_mib"]:.0f} MiB{host}')
+PY
+)
 fi
 # Last, as the slowest and least essential: profiles (--profile).
 fi  # !profile_only
