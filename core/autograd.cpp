@@ -155,9 +155,12 @@ Tensor record(const char* name, Tensor result, std::vector<Tensor> inputs, Backw
 }
 
 Tensor record_cast(const char* name, Tensor result, const Tensor& input, GradCast cast) {
+  const std::shared_ptr<Node> before = result.defined() ? result.grad_fn() : nullptr;
   Tensor out = record(name, std::move(result), {input},
                       [cast](const Tensor& g) { return std::vector<Tensor>{g.to(cast.dtype, cast.format)}; });
-  if (out.impl() != input.impl() && out.grad_fn() && out.grad_fn()->edges().size() == 1) out.grad_fn()->set_cast(cast);
+  // Only a node record() made here (none where grad mode is off or the input
+  // needs no gradient; a result's earlier node is not this conversion).
+  if (out.grad_fn() && out.grad_fn() != before) out.grad_fn()->set_cast(cast);
   return out;
 }
 
@@ -179,7 +182,6 @@ void finish_casts(std::vector<DeferredCast>& deferred) {
     if (done[first]) continue;
     const Device dev = deferred[first].grad.device();
     std::vector<Tensor> srcs, dsts;
-    std::vector<size_t> at;
     for (size_t i = first; i < deferred.size(); ++i) {
       if (done[i] || deferred[i].grad.device() != dev) continue;
       const DeferredCast& d = deferred[i];
@@ -188,13 +190,12 @@ void finish_casts(std::vector<DeferredCast>& deferred) {
                            layout ? d.cast.format : MemoryFormat::Contiguous);
       srcs.push_back(d.grad);
       dsts.push_back(converted[i]);
-      at.push_back(i);
       done[i] = true;
     }
     kernels::copy_each(srcs, dsts);
   }
   for (size_t i = 0; i < deferred.size(); ++i) {
-    deferred[i].grad = Tensor();  // the bfloat16 gradient's memory goes before the next conversion's add
+    deferred[i].grad = Tensor();  // the engine's last reference to the unconverted gradient
     accumulate_leaf_grad(deferred[i].leaf, std::move(converted[i]));
   }
   deferred.clear();

@@ -299,9 +299,9 @@ __global__ void convert_each_kernel(const __grid_constant__ EachMeta<From, To> m
     for (int64_t j = start + threadIdx.x; j < end; j += blockDim.x) dst[j] = To(src[j]);
     return;
   }
-  if (end <= INT32_MAX) {
-    // Every weight (and j + blockDim.x cannot wrap): 32-bit division, a
-    // fraction of 64-bit division's instructions.
+  if (m.n[t] <= INT32_MAX) {
+    // Every weight (every index and c * rs fit, and j + blockDim.x cannot
+    // wrap): 32-bit division, a fraction of 64-bit division's instructions.
     const uint32_t c32 = static_cast<uint32_t>(c), rs32 = static_cast<uint32_t>(rs);
     for (uint32_t j = static_cast<uint32_t>(start) + threadIdx.x; j < end; j += blockDim.x)
       dst[j] = To(src[each_source<TO_NHWC, uint32_t>(j, c32, rs32)]);

@@ -395,8 +395,8 @@ TEST_CASE("a leaf's first gradient is the engine's own tensor when nothing else 
 
 TEST_CASE("to_each's conversions of leaves give their gradients back together at the end of backward") {
   // loss = sum(spy(v)) + [sum(c1 * k1) + sum(c2 * k2) + sum(w2 * 2)], c = the
-  // float32 leaves w1 (channels_last) and w2 converted to float64, once by
-  // to_each (record_cast) and once by to() (a plain node). Backward runs the
+  // float32 leaves w1 and w2 converted to float64 (w1's copy channels_last),
+  // once by to_each (record_cast) and once by to() (a plain node). Backward runs the
   // second operand's branch before the first's, so the spy runs after the
   // conversions' nodes: with to() it sees w1's gradient made, with to_each
   // not yet (it is made at the end, with w2's). Both ways the gradients are
@@ -431,7 +431,6 @@ TEST_CASE("to_each's conversions of leaves give their gradients back together at
     loss.backward(Tensor(), /*retain_graph=*/true);
     CHECK(*seen == (together ? 0 : 1));
     CHECK(w1.grad().dtype() == DType::Float32);
-    CHECK(w1.grad().is_contiguous());
     grads[together] = {w1.grad().clone(), w2.grad().clone()};
     loss.backward();
     CHECK(host(w1.grad()) == host(grads[together][0] * 2.0));
@@ -441,6 +440,23 @@ TEST_CASE("to_each's conversions of leaves give their gradients back together at
   CHECK(host(grads[1][0]) == host(grads[0][0]));
   CHECK(host(grads[1][1]) == host(grads[0][1]));
   CHECK(host(grads[1][1]) == host(k2.to(DType::Float32) + 2.0));
+}
+
+TEST_CASE("to_each's deferred gradients: two conversions of a leaf add up, a leaf frozen before backward gets none") {
+  const Tensor ka = testing::normal({3, 4}, kF64, 721), kb = testing::normal({3, 4}, kF64, 722);
+  Tensor w = testing::normal({3, 4}, DType::Float32, 723).set_requires_grad(true);
+  Tensor frozen = testing::normal({5}, DType::Float32, 724).set_requires_grad(true);
+  const std::vector<Tensor> a = to_each({w, frozen}, kF64, {MemoryFormat::Contiguous, MemoryFormat::Contiguous});
+  const std::vector<Tensor> b = to_each({w}, kF64, {MemoryFormat::Contiguous});
+  frozen.set_requires_grad(false);
+  (sum(a[0] * ka) + sum(b[0] * kb) + sum(a[1])).backward();
+  // Both conversions are deferred to the end; two float32 terms add the same
+  // in either order.
+  CHECK(host(w.grad()) == host(ka.to(DType::Float32) + kb.to(DType::Float32)));
+  CHECK_FALSE(frozen.grad().defined());
+  // Without grad mode nothing is recorded, so no node is a conversion.
+  NoGradGuard no_grad;
+  CHECK_FALSE(to_each({w}, kF64, {MemoryFormat::Contiguous})[0].grad_fn());
 }
 
 TEST_CASE("leaves whose gradients are views of one tensor: the first gets a copy, the last the view") {

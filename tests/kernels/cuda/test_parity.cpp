@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "core/autograd.h"
 #include "core/cuda_graph.h"
 #include "core/ops.h"
 #include "core/random.h"
@@ -727,15 +728,24 @@ TEST_CASE("CUDA: to_each casts float32 weights to bfloat16 in one launch with th
     }
     // All of them in one backward: their gradients come back together at
     // the end (bfloat16 to float32 in launches of up to 128 tensors, from
-    // channels_last where the copies are), with to()'s bits.
+    // channels_last where the copies are), with to()'s bits. Each copy's
+    // gradient is fed as given, in the copy's layout, by a recorded op.
     std::vector<Tensor> gs;
     for (size_t i = 0; i < src.size(); ++i) {
       src[i].zero_grad();
       gs.push_back(testing::normal(src[i].shape(), DType::Float32, 500 + i).to(kCuda).to(DType::BFloat16, formats[i]));
     }
     auto total = [&gs](const std::vector<Tensor>& xs) {
-      Tensor t = sum(xs[0] * gs[0]).to(DType::Float32);
-      for (size_t i = 1; i < xs.size(); ++i) t = t + sum(xs[i] * gs[i]).to(DType::Float32);
+      Tensor t;
+      for (size_t i = 0; i < xs.size(); ++i) {
+        Tensor term;
+        {
+          NoGradGuard no_grad;
+          term = zeros({}, TensorOptions(DType::Float32).with_device(kCuda));
+        }
+        term = record("feed", term, {xs[i]}, [g = gs[i]](const Tensor&) { return std::vector<Tensor>{g}; });
+        t = t.defined() ? t + term : term;
+      }
       return t;
     };
     total(to_each(src, DType::BFloat16, formats)).backward();
@@ -750,8 +760,9 @@ TEST_CASE("CUDA: to_each casts float32 weights to bfloat16 in one launch with th
       CAPTURE(i);
       REQUIRE(together[i].defined());
       CHECK(together[i].dtype() == DType::Float32);
-      CHECK(together[i].strides() == src[i].grad().strides());
       testing::check_equal(host(together[i]), host(src[i].grad()), "gradient, all in one backward");
+      // and the values of widening the fed gradient by hand (in the copy's layout)
+      testing::check_equal(host(together[i]), host(gs[i].to(DType::Float32)), "gradient, widened");
     }
   }
 }
