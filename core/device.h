@@ -51,7 +51,7 @@ bool dependent_launch();
 bool dependent_launch_on(int device);
 // One producer-consumer pair of kernels on CUDA device `device`, queued as
 // lrt queues its own: the producer releases its dependents at once, then
-// sleeps about 5 ms before writing a value. dependent: the consumer was
+// sleeps about 50 ms before writing a value. dependent: the consumer was
 // queued as a dependent launch (the switch, the device and the build allow
 // it); saw_value: it read the producer's value (it must, queued either way);
 // overlapped: it began before the producer ended (only a dependent launch

@@ -1,5 +1,6 @@
 // probe_dependent_launch (core/device.h): a producer kernel that releases
-// its dependents at once, sleeps about 5 ms and then writes a
+// its dependents at once, sleeps about 50 ms (the host may be slow to queue
+// the consumer: a busy machine) and then writes a
 // value, and a consumer queued after it with launch() that notes the time
 // it began and then, after dependent_launch_enter(), reads the value. With
 // dependent launch on, the consumer may begin before the producer ends but
@@ -22,7 +23,7 @@ __global__ void probe_producer(unsigned long long* out) {
   kernels::cuda::dependent_launch_enter();
   if (threadIdx.x != 0) return;
   const unsigned long long t0 = global_ns();
-  while (global_ns() - t0 < 5000000ull) __nanosleep(10000);
+  while (global_ns() - t0 < 50000000ull) __nanosleep(10000);
   out[0] = 42;
   __threadfence();
   out[1] = global_ns();

@@ -92,7 +92,7 @@ struct BnCase {
 }  // namespace
 
 // The protocol itself, on a producer that releases its dependents at once and
-// writes only after 5 ms: queued plainly the consumer begins after
+// writes only after 50 ms: queued plainly the consumer begins after
 // the producer ends; queued as a dependent launch it begins before (else the
 // launch attribute did nothing) and still reads the producer's value (else
 // its wait did nothing). The overlap is the scheduler's choice, so up to
