@@ -14,8 +14,9 @@ graph, --lrt-eager for neither) and PyTorch at its best practical
 settings (cudnn.benchmark, fused Adam; float32 eager, then bf16 autocast +
 channels_last eager, then the same under torch.compile), each configuration
 in a fresh process, all with the Adam step (--turns N: the judged bf16 pair,
-lrt's step and PyTorch's eager one, N times each in turns, the better run
-counting). It prints JSON with every result
+lrt's step and PyTorch's eager one, N times each in turns; each result is a
+configuration's fastest run, and a ratio compares the better of equal
+numbers of runs). It prints JSON with every result
 and, last, a "table" of lrt's images/s and peak memory over PyTorch's at the
 same precision: lrt fp32 and tf32 over torch fp32 eager, lrt bf16 over torch
 bf16 eager and compile.
@@ -174,79 +175,31 @@ def torch_configs():
 
 
 # The pair the headline target judges (lrt's bf16 step over PyTorch's bf16
-# eager one): with --turns N each runs N times, in turns, the better run
-# counting for both (PyTorch's eager step moved by a quarter between runs
-# on one machine). torch.compile is not repeated: its compilation costs a
-# minute a run.
+# eager one): with --turns N each runs N times, in turns (PyTorch's eager
+# step moved by a quarter between runs on one machine). torch.compile is not
+# repeated: its compilation costs a minute a run.
 TURNS_PAIR = ("lrt bf16", "torch bf16 eager")
 
 
-def keep_better(runs, config, run):
-    """runs[config] becomes the faster of it and run; every run's images/s
-    is listed in the kept one's turns_images_per_s."""
-    seen = runs[config]["turns_images_per_s"] if config in runs else []
-    run["config"] = config
-    if config not in runs or run["images_per_s"] > runs[config]["images_per_s"]:
-        runs[config] = run
-    runs[config]["turns_images_per_s"] = seen + [run["images_per_s"]]
+def best(runs):
+    """The fastest of a configuration's runs, listing every run's images/s."""
+    r = dict(max(runs, key=lambda x: x["images_per_s"]))
+    r["turns_images_per_s"] = [x["images_per_s"] for x in runs]
+    return r
 
 
 def run_matrix(args):
     """Each configuration in its own process (clean peak memory, no compile
-    cache or cuDNN autotuning shared between them)."""
+    cache or cuDNN autotuning shared between them). A ratio compares equal
+    numbers of runs: the better of each side's first n, n the runs of the
+    PyTorch configuration (one for those --turns does not repeat)."""
     base = [sys.executable, os.path.abspath(__file__), "--device", args.device, "--stem", args.stem,
             "--repeat", str(args.repeat), "--warmup", str(args.warmup)]
     if args.threads:
         base += ["--threads", str(args.threads)]
     me = base + ["--adam"]
-    results, table, failures = [], [], []
-    for batch in args.batches:
-        # lrt in plain fp32, on CUDA also with TF32 convolutions (compared
-        # with PyTorch's fp32, which uses TF32 convolutions by default), and
-        # in bf16 mixed precision (compared with PyTorch's bf16 autocast).
-        lrt_runs, torch_runs = {}, {}
-        lrt_configs = [("lrt fp32", [])] + ([("lrt tf32", ["--tf32"])] if args.device == "cuda" else []) + \
-            [("lrt bf16", ["--precision", "bf16"])]
-        # The trainer's CUDA defaults (resnet50_cifar train --channels-last --cuda-graph).
-        defaults = ["--channels-last", "--cuda-graph"] if args.device == "cuda" and not args.lrt_eager else []
-        for turn in range(args.turns):
-            for config, extra in lrt_configs if args.lrt else []:
-                if turn > 0 and config not in TURNS_PAIR:
-                    continue
-                extra = extra + defaults
-                try:
-                    keep_better(lrt_runs, config,
-                                run_lrt(argparse.Namespace(**{**vars(args), "batch": batch, "adam": True}), extra))
-                except subprocess.TimeoutExpired as e:
-                    failures.append(f"{config} batch {batch}: " + (f"over {e.timeout:.0f} s" if e.timeout else
-                                                                      "not started: out of time (--stop-by)"))
-                except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
-                    failures.append(f"{config} batch {batch}: {e}")
-            for name, flags in torch_configs():
-                if (args.skip_compile and "--compile" in flags) or (turn > 0 and name not in TURNS_PAIR):
-                    continue
-                timeout = time_for_a_run(args)
-                if timeout is None:
-                    failures.append(f"{name} batch {batch}: not started: out of time (--stop-by)")
-                    continue
-                try:
-                    out = subprocess.run(me + ["--batch", str(batch)] + flags, capture_output=True, text=True,
-                                         timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    failures.append(f"{name} batch {batch}: over {timeout:.0f} s")
-                    continue
-                if out.returncode != 0:
-                    failures.append(f"{name} batch {batch}: exit {out.returncode}: {out.stderr.strip()[-300:]}")
-                    continue
-                keep_better(torch_runs, name, json.loads(out.stdout)["results"][-1])
-        results += list(lrt_runs.values()) + list(torch_runs.values())
-        for name, theirs in torch_runs.items():
-            for config, ours in lrt_runs.items():
-                if (config == "lrt bf16") != (" bf16 " in name + " "):
-                    continue  # compare like with like: fp32 with fp32, bf16 with bf16
-                table.append({"batch": batch, "lrt": config, "torch": name,
-                              "images_per_s_ratio": round(ours["images_per_s"] / theirs["images_per_s"], 3),
-                              "peak_memory_ratio": round(ours["peak_memory_mib"] / theirs["peak_memory_mib"], 3)})
+    results, table, failures, notes = [], [], [], []
+    # The matrix rate first: the runs of the matrix may reach --stop-by.
     rate = None
     timeout = time_for_a_run(args)
     try:
@@ -258,11 +211,77 @@ def run_matrix(args):
         failures.append("the bf16 matrix rate: " + (f"over {timeout:.0f} s" if timeout else "not started: out of time"))
     if out is not None and out.returncode == 0:
         rate = json.loads(out.stdout)
-        for r in results:
-            r["mfu_bf16"] = round(r["images_per_s"] * FLOP_PER_TRAINING_IMAGE / (rate["tflops"] * 1e12), 4)
     elif out is not None:
         failures.append(f"bf16 matmul rate: exit {out.returncode}: {out.stderr.strip()[-300:]}")
-    return {"results": results, "bf16_matmul": rate, "failures": failures, "table": table}
+    for batch in args.batches:
+        # lrt in plain fp32, on CUDA also with TF32 convolutions (compared
+        # with PyTorch's fp32, which uses TF32 convolutions by default), and
+        # in bf16 mixed precision (compared with PyTorch's bf16 autocast).
+        runs, problems = {}, {}  # by configuration: its runs; what went wrong, by turn
+        lrt_configs = [("lrt fp32", [])] + ([("lrt tf32", ["--tf32"])] if args.device == "cuda" else []) + \
+            [("lrt bf16", ["--precision", "bf16"])]
+        # The trainer's CUDA defaults (resnet50_cifar train --channels-last --cuda-graph).
+        defaults = ["--channels-last", "--cuda-graph"] if args.device == "cuda" and not args.lrt_eager else []
+        order = []
+        for turn in range(args.turns):
+            for config, extra in lrt_configs if args.lrt else []:
+                if turn > 0 and config not in TURNS_PAIR:
+                    continue
+                order.append(config)
+                try:
+                    run = run_lrt(argparse.Namespace(**{**vars(args), "batch": batch, "adam": True}),
+                                  extra + defaults)
+                    run["config"] = config
+                    runs.setdefault(config, []).append(run)
+                except subprocess.TimeoutExpired as e:
+                    problems.setdefault(config, []).append(
+                        (turn, f"over {e.timeout:.0f} s" if e.timeout else "not started: out of time (--stop-by)"))
+                except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
+                    problems.setdefault(config, []).append((turn, str(e)))
+            for name, flags in torch_configs():
+                if (args.skip_compile and "--compile" in flags) or (turn > 0 and name not in TURNS_PAIR):
+                    continue
+                order.append(name)
+                timeout = time_for_a_run(args)
+                if timeout is None:
+                    problems.setdefault(name, []).append((turn, "not started: out of time (--stop-by)"))
+                    continue
+                try:
+                    out = subprocess.run(me + ["--batch", str(batch)] + flags, capture_output=True, text=True,
+                                         timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    problems.setdefault(name, []).append((turn, f"over {timeout:.0f} s"))
+                    continue
+                if out.returncode != 0:
+                    problems.setdefault(name, []).append((turn, f"exit {out.returncode}: {out.stderr.strip()[-300:]}"))
+                    continue
+                run = json.loads(out.stdout)["results"][-1]
+                run["config"] = name
+                runs.setdefault(name, []).append(run)
+        # A configuration measured at least once has a result: what went wrong
+        # in its other turns is a note; one never measured is a failure.
+        for config, what in problems.items():
+            for turn, text in what:
+                tag = f"{config} batch {batch}" + (f" (turn {turn + 1})" if args.turns > 1 else "")
+                (notes if config in runs else failures).append(f"{tag}: {text}")
+        for config in dict.fromkeys(order):
+            if config in runs:
+                results.append(best(runs[config]))
+        for name, theirs in runs.items():
+            if not name.startswith("torch "):
+                continue
+            for config, ours in runs.items():
+                if not config.startswith("lrt ") or (config == "lrt bf16") != (" bf16 " in name + " "):
+                    continue  # compare like with like: fp32 with fp32, bf16 with bf16
+                mine = best(ours[:len(theirs)])
+                other = best(theirs)
+                table.append({"batch": batch, "lrt": config, "torch": name, "runs": len(theirs),
+                              "images_per_s_ratio": round(mine["images_per_s"] / other["images_per_s"], 3),
+                              "peak_memory_ratio": round(mine["peak_memory_mib"] / other["peak_memory_mib"], 3)})
+    if rate:
+        for r in results:
+            r["mfu_bf16"] = round(r["images_per_s"] * FLOP_PER_TRAINING_IMAGE / (rate["tflops"] * 1e12), 4)
+    return {"results": results, "bf16_matmul": rate, "failures": failures, "notes": notes, "table": table}
 
 
 def main():
@@ -288,8 +307,8 @@ def main():
     ap.add_argument("--skip-compile", action="store_true", help="--matrix without torch.compile")
     ap.add_argument("--turns", type=int, default=1,
                     help="--matrix: run lrt's bf16 step and PyTorch's bf16 eager one (the pair the 1.3x target "
-                         "judges) this many times each, in turns; the better run of each counts, and each result "
-                         "lists all its runs' images/s (default 1)")
+                         "judges) this many times each, in turns; each result is the fastest run and lists all its "
+                         "runs' images/s, and a ratio compares the better of equal numbers of runs (default 1)")
     ap.add_argument("--lrt-eager", action="store_true",
                     help="--matrix on CUDA: lrt with NCHW features and no CUDA graph (default: the trainer's CUDA "
                          "defaults, channels_last and the graph)")

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Checks the bookkeeping of tools/bench_pytorch_resnet50.py --matrix --turns
+# (the device check's ResNet50 comparison) with its runs replaced by scripted
+# results, so no GPU, lrt binary or PyTorch is needed: each configuration's
+# result is its fastest run with all runs listed; a ratio compares equal
+# numbers of runs (PyTorch's compile, run once, against lrt's first run); a
+# configuration that failed in one turn but was measured in another gives a
+# note, one never measured a failure; the matrix rate comes first. Exits 77
+# (skipped) without python3.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+tool_script bench_pytorch_resnet50.py
+
+"$py" - "$script" >"$tmp/out.txt" 2>&1 <<'PY'
+import argparse, importlib.util, json, subprocess, sys, types
+
+spec = importlib.util.spec_from_file_location("bench", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+calls = []
+# images/s by configuration, one entry a turn; None: that run fails.
+lrt_speeds = {"lrt fp32": [100.0], "lrt bf16": [300.0, 330.0]}
+torch_speeds = {"torch fp32 eager": [90.0], "torch bf16 eager": [None, 250.0], "torch bf16 compile": [280.0]}
+
+
+def fake_lrt(args, extra):
+    config = "lrt bf16" if "bf16" in extra else "lrt fp32"
+    calls.append(config)
+    ips = lrt_speeds[config][calls.count(config) - 1]
+    return {"images_per_s": ips, "peak_memory_mib": 10.0, "batch": args.batch}
+
+
+def fake_run(cmd, **kw):
+    if "--matmul-rate" in cmd:
+        calls.append("matmul")
+        return types.SimpleNamespace(returncode=0, stdout=json.dumps({"tflops": 100.0}), stderr="")
+    name = "torch bf16 compile" if "--compile" in cmd else \
+        "torch bf16 eager" if "bf16" in cmd else "torch fp32 eager"
+    calls.append(name)
+    ips = torch_speeds[name][calls.count(name) - 1]
+    if ips is None:
+        return types.SimpleNamespace(returncode=1, stdout="", stderr="boom")
+    out = {"results": [{"images_per_s": ips, "peak_memory_mib": 20.0, "batch": 256}]}
+    return types.SimpleNamespace(returncode=0, stdout=json.dumps(out), stderr="")
+
+
+bench.run_lrt = fake_lrt
+bench.subprocess.run = fake_run
+args = argparse.Namespace(device="cpu", stem="cifar", repeat=1, warmup=0, threads=0, batches=[256], lrt="lrt",
+                          lrt_eager=False, turns=2, skip_compile=False, stop_by=None, config_timeout=60)
+d = bench.run_matrix(args)
+bad = []
+def check(cond, what):
+    if not cond:
+        bad.append(what)
+
+check(calls[0] == "matmul", f"the matrix rate first: {calls}")
+check(calls[1:] == ["lrt fp32", "lrt bf16", "torch fp32 eager", "torch bf16 eager", "torch bf16 compile",
+                    "lrt bf16", "torch bf16 eager"], f"the turns: {calls}")
+res = {r["config"]: r for r in d["results"]}
+check(list(res) == ["lrt fp32", "lrt bf16", "torch fp32 eager", "torch bf16 eager", "torch bf16 compile"],
+      f"results order: {list(res)}")
+check(res["lrt bf16"]["images_per_s"] == 330.0 and res["lrt bf16"]["turns_images_per_s"] == [300.0, 330.0],
+      f"lrt bf16: {res['lrt bf16']}")
+check(res["torch bf16 eager"]["turns_images_per_s"] == [250.0], f"torch bf16 eager: {res['torch bf16 eager']}")
+check(abs(res["lrt bf16"]["mfu_bf16"] - 330.0 * 7.8e9 / 100e12) < 1e-4, "mfu")
+table = {(t["lrt"], t["torch"]): t for t in d["table"]}
+check(set(table) == {("lrt fp32", "torch fp32 eager"), ("lrt bf16", "torch bf16 eager"),
+                     ("lrt bf16", "torch bf16 compile")}, f"table pairs: {sorted(table)}")
+# torch bf16 eager was measured once (its first turn failed): lrt's first run only.
+check(table[("lrt bf16", "torch bf16 eager")]["images_per_s_ratio"] == round(300.0 / 250.0, 3),
+      f"eager ratio: {table[('lrt bf16', 'torch bf16 eager')]}")
+check(table[("lrt bf16", "torch bf16 compile")]["images_per_s_ratio"] == round(300.0 / 280.0, 3),
+      f"compile ratio: {table[('lrt bf16', 'torch bf16 compile')]}")
+check(d["failures"] == [], f"failures: {d['failures']}")
+check(len(d["notes"]) == 1 and "torch bf16 eager batch 256 (turn 1): exit 1" in d["notes"][0], f"notes: {d['notes']}")
+
+# Both turns failing: a failure for each turn, no result, no ratio.
+calls.clear()
+torch_speeds["torch bf16 eager"] = [None, None]
+lrt_speeds["lrt bf16"] = [300.0, 360.0]
+d = bench.run_matrix(args)
+check(len([f for f in d["failures"] if f.startswith("torch bf16 eager")]) == 2, f"failures: {d['failures']}")
+check(not any(t["torch"] == "torch bf16 eager" for t in d["table"]), "a ratio without a result")
+# Two runs of each side: the better of each.
+calls.clear()
+torch_speeds["torch bf16 eager"] = [240.0, 200.0]
+d = bench.run_matrix(args)
+table = {(t["lrt"], t["torch"]): t for t in d["table"]}
+check(table[("lrt bf16", "torch bf16 eager")]["images_per_s_ratio"] == round(360.0 / 240.0, 3)
+      and table[("lrt bf16", "torch bf16 eager")]["runs"] == 2, f"two runs: {table[('lrt bf16', 'torch bf16 eager')]}")
+for b in bad:
+    print("FAIL:", b)
+sys.exit(1 if bad else 0)
+PY
+status=$?
+cat "$tmp/out.txt"
+((status == 0)) || fail "the matrix's bookkeeping (status $status)"
+finish test_bench_matrix
