@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   int repeat = 0, warmup = 2;
   std::string precision = "fp32";
   bool adam = false, benchmark_mode = true, fuse = true, tf32 = false, graph = false, profile = false;
-  bool channels_last = false;
+  bool channels_last = false, relu_from_x = true, grad_blend = true, cast_together = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
           "usage: bench_resnet50 [--device cpu|cuda] [--batch B] [--repeat R] [--warmup W] [--stem cifar|imagenet]\n"
           "                      [--adam] [--no-conv-benchmark] [--no-fuse] [--tf32] [--precision fp32|bf16]\n"
           "                      [--channels-last] [--cuda-graph] [--profile-step]\n"
+          "                      [--no-relu-from-x] [--no-grad-blend] [--no-cast-together]\n"
           "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
           "optimizer step) and prints JSON with images/s and peak memory.\n"
           "  --device     cpu (default) or cuda\n"
@@ -85,6 +86,11 @@ int main(int argc, char** argv) {
           "               cost per kernel; as resnet50_cifar train --cuda-graph)\n"
           "  --profile-step CUDA: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, for\n"
           "               a profiler started with profiling off (ncu --profile-from-start off)\n"
+          "  Speed features that change no value, on by default, each off to measure what it brings:\n"
+          "  --no-relu-from-x  BN + ReLU backward reads the kept output, not a mask recomputed from x\n"
+          "  --no-grad-blend   conv2d's input gradient summed with the waiting one in a separate pass\n"
+          "  --no-cast-together  bf16 on CUDA: each convolution casts its weight (and its gradient back)\n"
+          "               alone, not all 53 in one launch each way\n"
           "Environment: LRT_PDL=1 queues lrt's kernels as programmatic dependent launches (sm_90+; off by\n"
           "               default; the JSON's dependent_launch says whether they were).\n");
       return 0;
@@ -114,6 +120,12 @@ int main(int argc, char** argv) {
       graph = true;
     } else if (a == "--profile-step") {
       profile = true;
+    } else if (a == "--no-relu-from-x") {
+      relu_from_x = false;
+    } else if (a == "--no-grad-blend") {
+      grad_blend = false;
+    } else if (a == "--no-cast-together") {
+      cast_together = false;
     } else if (a == "--precision" && i + 1 < argc) {
       precision = argv[++i];
       if (precision != "fp32" && precision != "bf16") die("--precision expects fp32 or bf16, got '" + precision + "'");
@@ -132,7 +144,10 @@ int main(int argc, char** argv) {
     const Device dev = cuda ? Device("cuda:0") : kCPU;
     set_conv_benchmark(cuda && benchmark_mode);
     set_conv_allow_tf32(tf32);
+    set_bn_relu_from_x(relu_from_x);
+    set_conv_grad_blend(grad_blend);
     ResNet50Options mo{parse_resnet_stem(stem), ResNetHead::Linear, 10, 0.5, 1};
+    mo.cast_weights_together = cast_together;
     mo.fuse_bn_act = fuse;
     mo.channels_last = channels_last;
     const bool bf16 = precision == "bf16";
@@ -237,11 +252,13 @@ int main(int argc, char** argv) {
         "\"steps\": %d, "
         "\"median_ms\": %.3f, \"host_ms\": %.3f, \"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, "
         "\"memory_kind\": \"%s\", "
-        "\"allocator_peak_mib\": %.1f, \"loss\": %.6f%s}\n",
+        "\"allocator_peak_mib\": %.1f, \"loss\": %.6f, "
+        "\"features\": {\"relu_from_x\": %s, \"grad_blend\": %s, \"cast_together\": %s}%s}\n",
         dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : (tf32 && cuda ? "tf32" : "fp32"),
         channels_last ? "channels_last" : "contiguous", fuse ? "true" : "false", graph ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, host_med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
-        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss,
+        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss, relu_from_x ? "true" : "false",
+        grad_blend ? "true" : "false", cast_together ? "true" : "false",
         cuda ? (std::string(", \"dependent_launch\": ") + (dependent_launch_on(dev.index) ? "true" : "false")).c_str()
              : (", \"cpu_gemm\": \"" + std::string(kernels::cpu::gemm_backend()) + ", " + kernels::cpu::gemm_kernels() + "\"").c_str());
   } catch (const Error& e) {

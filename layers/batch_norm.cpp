@@ -5,9 +5,11 @@
 // mean and invstd forward normalised with, and the weight. After a fused
 // ReLU it needs the ReLU's mask: with a residual, or in eval mode, it keeps
 // the output (the next layer keeps it anyway); otherwise it keeps the bias
-// and recomputes the mask from x. It computes only the gradients asked for.
+// and recomputes the mask from x (unless set_bn_relu_from_x(false): then it
+// keeps the output). It computes only the gradients asked for.
 #include "kernels/batch_norm.h"
 
+#include <atomic>
 #include <vector>
 
 #include "core/autograd.h"
@@ -18,6 +20,8 @@
 namespace lrt {
 
 namespace {
+
+std::atomic<bool> g_bn_relu_from_x{true};
 
 #if LRT_HAVE_CUDA
 #define LRT_BN_ROUTE(dev, call) \
@@ -60,6 +64,9 @@ void check_channel_tensor(const Tensor& t, const char* name, const Tensor& x, in
 Tensor plain(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
 
 }  // namespace
+
+void set_bn_relu_from_x(bool on) { g_bn_relu_from_x.store(on, std::memory_order_relaxed); }
+bool bn_relu_from_x() { return g_bn_relu_from_x.load(std::memory_order_relaxed); }
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
@@ -130,7 +137,7 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   const bool want_gr = rc.defined() && rc.requires_grad();
   // A training-mode ReLU without a residual recomputes its mask from x,
   // which the backward reads anyway, instead of reading y.
-  const bool relu_from_x = relu && training && !rc.defined();
+  const bool relu_from_x = relu && training && !rc.defined() && bn_relu_from_x();
   const Tensor relu_out = relu && !relu_from_x ? y.detach() : Tensor();
   const Tensor b = relu_from_x ? plain(bias) : Tensor();
   const Tensor out = record(

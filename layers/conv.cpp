@@ -17,6 +17,7 @@ namespace {
 std::atomic<bool> g_conv_benchmark{false};
 std::atomic<bool> g_conv_tf32{false};
 std::atomic<bool> g_conv_deterministic{false};
+std::atomic<bool> g_conv_grad_blend{true};
 
 using Grads = std::vector<Tensor>;
 
@@ -54,6 +55,8 @@ void set_conv_allow_tf32(bool on) { g_conv_tf32.store(on, std::memory_order_rela
 bool conv_allow_tf32() { return g_conv_tf32.load(std::memory_order_relaxed); }
 void set_conv_deterministic(bool on) { g_conv_deterministic.store(on, std::memory_order_relaxed); }
 bool conv_deterministic() { return g_conv_deterministic.load(std::memory_order_relaxed); }
+void set_conv_grad_blend(bool on) { g_conv_grad_blend.store(on, std::memory_order_relaxed); }
+bool conv_grad_blend() { return g_conv_grad_blend.load(std::memory_order_relaxed); }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts) {
   check_conv2d_args(x, weight, bias, opts);
@@ -97,7 +100,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                     // feeds the residual or the shortcut) and their gradient
                     // already waits, this one is added into it as it is
                     // computed: no separate pass to sum the two.
-                    const Tensor into = kfmt == fmt ? take_waiting_grad(0, gy.dtype(), kfmt) : Tensor();
+                    const Tensor into =
+                        kfmt == fmt && conv_grad_blend() ? take_waiting_grad(0, gy.dtype(), kfmt) : Tensor();
                     if (into.defined()) {
                       kernels::conv2d_backward_data(gy, w_saved, into, p, true);
                       gx = into;

@@ -50,8 +50,24 @@ bool conv_allow_tf32();
 // As torch.backends.cudnn.deterministic. CPU convolutions always repeat.
 void set_conv_deterministic(bool on);
 bool conv_deterministic();
+// Whether conv2d's backward adds its input's gradient into a gradient
+// already waiting for that input from another consumer (a bottleneck's
+// input feeds its first convolution and its residual or shortcut), cuDNN
+// blending with beta 1, instead of making a new tensor that backward then
+// adds in a separate pass. On by default; the same values either way. Off
+// only to measure what it brings (bench_resnet50 --no-grad-blend).
+void set_conv_grad_blend(bool on);
+bool conv_grad_blend();
 
 // ---- batch normalisation ----
+// Whether a training-mode batch_norm_act with a ReLU and no residual
+// recomputes the ReLU's mask from x in backward (which reads x anyway)
+// instead of keeping y alive and reading it. On by default; the same bits
+// either way. Off only to measure what it brings (bench_resnet50
+// --no-relu-from-x).
+void set_bn_relu_from_x(bool on);
+bool bn_relu_from_x();
+
 // x (N, C, H, W) or (N, C); weight, bias, running_mean, running_var (C).
 // training: normalises with the batch statistics (biased variance) and, when
 // the running tensors are defined, updates them in place (not recorded):

@@ -24,8 +24,8 @@
 #                 order: build, tests, the short benchmarks (kernels, data,
 #                 Adam), the PyTorch comparison, the dependent-launch
 #                 turns, the fused and per-default steps, the epochs, the
-#                 bf16-against-fp32 accuracy, the baseline, then the
-#                 profiles. Every program runs under a timeout even without
+#                 bf16-against-fp32 accuracy, the baseline, the speed
+#                 features one by one, then the profiles. Every program runs under a timeout even without
 #                 --deadline, and a signal (TERM, INT) stops the running one
 #                 and prints the table so far.
 #   --profile     also profile with Nsight Compute (ncu), last: each kernel
@@ -698,6 +698,57 @@ for mode in ("graph", "eager"):
     print(f'{name:<28} {"info":<8} {t["images_per_s"] / b["images_per_s"]:.3f}x img/s: this tree '
           f'{t["images_per_s"]:.0f} ({t["median_ms"]:.2f} ms), {sys.argv[2]} {b["images_per_s"]:.0f} '
           f'({b["median_ms"]:.2f} ms), peak {t["peak_memory_mib"]:.0f} vs {b["peak_memory_mib"]:.0f} MiB{host}')
+PY
+)
+  fi
+fi
+# What each speed feature that changes no value brings (bench_resnet50
+# --no-relu-from-x, --no-grad-blend, --no-cast-together): the default bf16
+# step against the same without it, replayed from the graph with cuDNN's
+# heuristics (both sides run the same convolution kernels), in turns, the
+# better of two runs each. Last of the timings: a --deadline drops it first.
+if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 features" 70; then
+  rm -f "$logs"/bench_feature_*.json
+  feat_cut=0
+  for turn in 1 2; do
+    for feat in default relu-from-x grad-blend cast-together; do
+      flag=()
+      [ "$feat" = default ] || flag=("--no-$feat")
+      bounded 60 "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last \
+        --cuda-graph --no-conv-benchmark --repeat 60 "${flag[@]}" >"$logs/bench_feature_${feat}_$turn.json" \
+        2>>"$logs/bench_feature.err"
+      ((cut)) && { feat_cut=1; break 2; }
+    done
+  done
+  if ((feat_cut)); then
+    row "r50 bf16 features" "skip" "stopped at --deadline ($(elapsed))"
+  else
+    while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs" <<'PY'
+import glob, json, os, sys
+best = {}
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench_feature_*.json"))):
+    feat = os.path.basename(f)[len("bench_feature_"):].rsplit("_", 1)[0]
+    try:
+        r = json.load(open(f))
+    except ValueError:
+        continue
+    if feat not in best or r["images_per_s"] > best[feat]["images_per_s"]:
+        best[feat] = r
+on = best.get("default")
+for feat in ("relu-from-x", "grad-blend", "cast-together"):
+    name = f"r50 bf16 {feat}"
+    off = best.get(feat)
+    if not on or not off:
+        print(f'{name:<28} {"FAIL":<8} a run gave no result (see bench_feature.err)')
+        continue
+    key = feat.replace("-", "_")
+    if off.get("features", {}).get(key, True) or not on.get("features", {}).get(key, False):
+        print(f'{name:<28} {"FAIL":<8} --no-{feat} did not switch it off (or the default is off)')
+        continue
+    print(f'{name:<28} {"info":<8} {on["images_per_s"] / off["images_per_s"]:.3f}x img/s with it: '
+          f'{on["images_per_s"]:.0f} ({on["median_ms"]:.2f} ms) against {off["images_per_s"]:.0f} '
+          f'({off["median_ms"]:.2f} ms) without, peak {on["peak_memory_mib"]:.0f} vs {off["peak_memory_mib"]:.0f} MiB; '
+          f'CUDA graph, heuristic algorithms, best of 2 each')
 PY
 )
   fi

@@ -444,6 +444,33 @@ TEST_CASE("batch_norm_act gives the separate ops' values and gradients bit for b
         }
 }
 
+TEST_CASE("batch_norm_act with a ReLU keeps its output for backward only when the mask is not recomputed from x") {
+  // Training mode, no residual: by default the backward recomputes the
+  // ReLU's mask from x and does not keep y; switched off (to measure it), y
+  // is kept and read. The same gradients to the bit either way.
+  for (DType dt : {DType::Float32, DType::BFloat16}) {
+    CAPTURE(dt);
+    const Shape s{4, 6, 5, 5};
+    const Tensor x0 = input(s, DType::Float32, 611).to(dt), gy = testing::normal(s, DType::Float32, 612).to(dt);
+    const Tensor w0 = testing::uniform({6}, 0.5, 2.0, DType::Float32, 613);
+    const Tensor b0 = testing::normal({6}, DType::Float32, 614);
+    std::vector<std::vector<double>> grads[2];
+    for (bool from_x : {true, false}) {
+      CAPTURE(from_x);
+      set_bn_relu_from_x(from_x);
+      Tensor x = x0.clone().set_requires_grad(true);
+      Tensor w = w0.clone().set_requires_grad(true), b = b0.clone().set_requires_grad(true);
+      Tensor y = batch_norm_act(x, w, b, Tensor(), Tensor(), true, Tensor(), true);
+      set_bn_relu_from_x(true);
+      // Held by y alone, or also by the backward's closure.
+      CHECK(y.storage().use_count() == (from_x ? 1 : 2));
+      y.backward(gy);
+      grads[from_x] = {host(x.grad()), host(w.grad()), host(b.grad())};
+    }
+    CHECK(grads[0] == grads[1]);
+  }
+}
+
 TEST_CASE("batch_norm_act gradients by central differences") {
   for (bool training : {true, false})
     for (const Ending& e : kEndings)

@@ -241,6 +241,12 @@ TEST_CASE("conv2d adds its input's gradient into one already waiting from anothe
     REQUIRE(got.x_grad.defined());
     CHECK(host(got.x_grad) == host(add(other, part)));
     CHECK(got.added_into);
+    // Switched off (to measure it): summed in a separate pass, the same bits.
+    set_conv_grad_blend(false);
+    const auto apart = testing::conv_grad_into_waiting(x0, w0, proj, other, {1, 1, 1});
+    set_conv_grad_blend(true);
+    CHECK_FALSE(apart.added_into);
+    CHECK(host(apart.x_grad) == host(got.x_grad));
   }
 }
 
