@@ -54,8 +54,10 @@ bool conv_deterministic();
 // already waiting for that input from another consumer (a bottleneck's
 // input feeds its first convolution and its residual or shortcut), cuDNN
 // blending with beta 1, instead of making a new tensor that backward then
-// adds in a separate pass. On by default; the same values either way. Off
-// only to measure what it brings (bench_resnet50 --no-grad-blend).
+// adds in a separate pass. On by default. The same values on the CPU; in
+// bfloat16 on CUDA the blend rounds the sum once where the separate add
+// rounds the part and then the sum. Off only to measure what it brings
+// (bench_resnet50 --no-grad-blend).
 void set_conv_grad_blend(bool on);
 bool conv_grad_blend();
 

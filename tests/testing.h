@@ -38,17 +38,22 @@ struct DeterministicConvs {
   DeterministicConvs& operator=(const DeterministicConvs&) = delete;
 };
 
-// The process-wide convolution switches (timed search, TF32, deterministic
-// algorithms) as they were at the guard's start, put back at its end even
-// where a failed REQUIRE leaves the scope: for cases that set them, or run
-// code that does (the training app sets all three from its options).
+// The process-wide convolution and batch-norm switches (timed search, TF32,
+// deterministic algorithms, the input gradient's blend, the ReLU mask from
+// x) as they were at the guard's start, put back at its end even where a
+// failed REQUIRE or an exception leaves the scope: for cases that set them,
+// or run code that does (the training app sets the first three from its
+// options).
 struct ConvSwitches {
   bool benchmark = conv_benchmark(), tf32 = conv_allow_tf32(), deterministic = conv_deterministic();
+  bool grad_blend = conv_grad_blend(), relu_from_x = bn_relu_from_x();
   ConvSwitches() = default;
   ~ConvSwitches() {
     set_conv_benchmark(benchmark);
     set_conv_allow_tf32(tf32);
     set_conv_deterministic(deterministic);
+    set_conv_grad_blend(grad_blend);
+    set_bn_relu_from_x(relu_from_x);
   }
   ConvSwitches(const ConvSwitches&) = delete;
   ConvSwitches& operator=(const ConvSwitches&) = delete;

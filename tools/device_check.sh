@@ -702,8 +702,9 @@ PY
 )
   fi
 fi
-# What each speed feature that changes no value brings (bench_resnet50
-# --no-relu-from-x, --no-grad-blend, --no-cast-together): the default bf16
+# What each speed feature brings (bench_resnet50 --no-relu-from-x,
+# --no-grad-blend, --no-cast-together; the same values, but for the blend's
+# one rounding of a bf16 sum): the default bf16
 # step against the same without it, replayed from the graph with cuDNN's
 # heuristics (both sides run the same convolution kernels), in turns, the
 # better of two runs each. Last of the timings: a --deadline drops it first.

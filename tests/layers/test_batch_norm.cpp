@@ -457,6 +457,7 @@ TEST_CASE("batch_norm_act with a ReLU keeps its output for backward only when th
     std::vector<std::vector<double>> grads[2];
     for (bool from_x : {true, false}) {
       CAPTURE(from_x);
+      const testing::ConvSwitches restore;  // the switch, even should the forward throw
       set_bn_relu_from_x(from_x);
       Tensor x = x0.clone().set_requires_grad(true);
       Tensor w = w0.clone().set_requires_grad(true), b = b0.clone().set_requires_grad(true);

@@ -242,9 +242,12 @@ TEST_CASE("conv2d adds its input's gradient into one already waiting from anothe
     CHECK(host(got.x_grad) == host(add(other, part)));
     CHECK(got.added_into);
     // Switched off (to measure it): summed in a separate pass, the same bits.
-    set_conv_grad_blend(false);
-    const auto apart = testing::conv_grad_into_waiting(x0, w0, proj, other, {1, 1, 1});
-    set_conv_grad_blend(true);
+    testing::WaitingGradResult apart;
+    {
+      const testing::ConvSwitches restore;  // the switch, even should the backward throw
+      set_conv_grad_blend(false);
+      apart = testing::conv_grad_into_waiting(x0, w0, proj, other, {1, 1, 1});
+    }
     CHECK_FALSE(apart.added_into);
     CHECK(host(apart.x_grad) == host(got.x_grad));
   }
