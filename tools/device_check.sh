@@ -153,6 +153,34 @@ bounded() {
 failed() {
   if ((cut)); then row "$1" "skip" "stopped at --deadline ($(elapsed))"; else row "$1" "FAIL" "$2"; fi
 }
+# bench_turns KIND TURNS LABEL...: the default bf16 step (channels_last,
+# replayed from the graph, cuDNN's heuristics, so every variant runs the same
+# convolution kernels; 60 steps) for each LABEL, TURNS times in turns, each
+# run's JSON in bench_KIND_LABEL_TURN.json for tools/turn_rows.py. KIND pdl:
+# the label is LRT_PDL's value; features: default, or the speed feature the
+# run turns off (--no-LABEL). Returns 1 where --deadline stopped a run.
+bench_turns() {
+  local kind=$1 turns=$2 turn label
+  local -a env_args flag_args
+  shift 2
+  rm -f "$logs"/bench_"$kind"_*.json
+  for ((turn = 1; turn <= turns; turn++)); do
+    for label in "$@"; do
+      env_args=()
+      flag_args=()
+      if [ "$kind" = pdl ]; then
+        env_args=("LRT_PDL=$label")
+      elif [ "$label" != default ]; then
+        flag_args=("--no-$label")
+      fi
+      bounded 60 env "${env_args[@]}" "$build/apps/bench_resnet50" --device cuda --batch 256 --adam \
+        --precision bf16 --channels-last --cuda-graph --no-conv-benchmark --repeat 60 "${flag_args[@]}" \
+        >"$logs/bench_${kind}_${label}_$turn.json" 2>>"$logs/bench_$kind.err"
+      ((cut)) && return 1
+    done
+  done
+  return 0
+}
 # The table, last (also where the run is stopped by a signal).
 summary() {
   echo
@@ -488,44 +516,10 @@ PY
   # sides run the same kernels and each run takes a few seconds. A run cut
   # by --deadline makes the row a skip.
   if stage "r50 dependent launch" 45; then
-    rm -f "$logs"/bench_pdl_*.json
-    pdl_cut=0
-    for turn in 1 2 3; do
-      for pdl in 0 1; do
-        bounded 60 env LRT_PDL=$pdl "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 \
-          --channels-last --cuda-graph --no-conv-benchmark --repeat 60 \
-          >"$logs/bench_pdl_${pdl}_$turn.json" 2>>"$logs/bench_pdl.err"
-        ((cut)) && { pdl_cut=1; break 2; }
-      done
-    done
-    if ((pdl_cut)); then
-      row "r50 bf16 dependent launch" "skip" "stopped at --deadline ($(elapsed))"
+    if bench_turns pdl 3 0 1; then
+      while IFS= read -r line; do add_row "$line"; done < <(python3 tools/turn_rows.py pdl "$logs")
     else
-      while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs" <<'PY'
-import glob, json, os, sys
-best = {}
-for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench_pdl_*.json"))):
-    pdl = os.path.basename(f).split("_")[2]
-    try:
-        r = json.load(open(f))
-    except ValueError:
-        continue
-    if pdl not in best or r["images_per_s"] > best[pdl]["images_per_s"]:
-        best[pdl] = r
-on, off = best.get("1"), best.get("0")
-name = "r50 bf16 dependent launch"
-if not on or not off:
-    print(f'{name:<28} {"FAIL":<8} a run gave no result (see bench_pdl.err)')
-elif off.get("dependent_launch"):
-    print(f'{name:<28} {"FAIL":<8} LRT_PDL=0 left it on')
-elif not on.get("dependent_launch"):
-    print(f'{name:<28} {"skip":<8} LRT_PDL=1 left it off (a device before sm_90?)')
-else:
-    print(f'{name:<28} {"info":<8} {on["images_per_s"] / off["images_per_s"]:.3f}x img/s: LRT_PDL=1 '
-          f'{on["images_per_s"]:.0f} ({on["median_ms"]:.2f} ms), plain {off["images_per_s"]:.0f} '
-          f'({off["median_ms"]:.2f} ms), CUDA graph, heuristic algorithms, best of 3 each')
-PY
-)
+      row "r50 bf16 dependent launch" "skip" "stopped at --deadline ($(elapsed))"
     fi
   fi
   if ((quick)); then
@@ -709,49 +703,10 @@ fi
 # heuristics (both sides run the same convolution kernels), in turns, the
 # better of two runs each. Last of the timings: a --deadline drops it first.
 if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 features" 70; then
-  rm -f "$logs"/bench_feature_*.json
-  feat_cut=0
-  for turn in 1 2; do
-    for feat in default relu-from-x grad-blend cast-together; do
-      flag=()
-      [ "$feat" = default ] || flag=("--no-$feat")
-      bounded 60 "$build/apps/bench_resnet50" --device cuda --batch 256 --adam --precision bf16 --channels-last \
-        --cuda-graph --no-conv-benchmark --repeat 60 "${flag[@]}" >"$logs/bench_feature_${feat}_$turn.json" \
-        2>>"$logs/bench_feature.err"
-      ((cut)) && { feat_cut=1; break 2; }
-    done
-  done
-  if ((feat_cut)); then
-    row "r50 bf16 features" "skip" "stopped at --deadline ($(elapsed))"
+  if bench_turns features 2 default relu-from-x grad-blend cast-together; then
+    while IFS= read -r line; do add_row "$line"; done < <(python3 tools/turn_rows.py features "$logs")
   else
-    while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs" <<'PY'
-import glob, json, os, sys
-best = {}
-for f in sorted(glob.glob(os.path.join(sys.argv[1], "bench_feature_*.json"))):
-    feat = os.path.basename(f)[len("bench_feature_"):].rsplit("_", 1)[0]
-    try:
-        r = json.load(open(f))
-    except ValueError:
-        continue
-    if feat not in best or r["images_per_s"] > best[feat]["images_per_s"]:
-        best[feat] = r
-on = best.get("default")
-for feat in ("relu-from-x", "grad-blend", "cast-together"):
-    name = f"r50 bf16 {feat}"
-    off = best.get(feat)
-    if not on or not off:
-        print(f'{name:<28} {"FAIL":<8} a run gave no result (see bench_feature.err)')
-        continue
-    key = feat.replace("-", "_")
-    if off.get("features", {}).get(key, True) or not on.get("features", {}).get(key, False):
-        print(f'{name:<28} {"FAIL":<8} --no-{feat} did not switch it off (or the default is off)')
-        continue
-    print(f'{name:<28} {"info":<8} {on["images_per_s"] / off["images_per_s"]:.3f}x img/s with it: '
-          f'{on["images_per_s"]:.0f} ({on["median_ms"]:.2f} ms) against {off["images_per_s"]:.0f} '
-          f'({off["median_ms"]:.2f} ms) without, peak {on["peak_memory_mib"]:.0f} vs {off["peak_memory_mib"]:.0f} MiB; '
-          f'CUDA graph, heuristic algorithms, best of 2 each')
-PY
-)
+    row "r50 bf16 features" "skip" "stopped at --deadline ($(elapsed))"
   fi
 fi
 # Last, as the slowest and least essential: profiles (--profile).

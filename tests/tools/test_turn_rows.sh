@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Checks tools/turn_rows.py (the device check's rows for bench_resnet50 runs
+# made in turns: dependent launch, and each speed feature against the step
+# without it) on hand-written run files: the best run of a label counts, a
+# side with no result or a switch that did not take is a FAIL, a device
+# that cannot queue dependent launches is a skip. Exits 77 (skipped) without
+# python3.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+tool_script turn_rows.py
+
+# run FILE IMAGES_PER_S [JSON FIELDS]: one run's JSON.
+run() { echo "{\"images_per_s\": $2, \"median_ms\": $("$py" -c "print(round(256000/$2, 2))"), \"peak_memory_mib\": 100${3:+, $3}}" >"$1"; }
+# row_is LINE REGEX
+row_is() { grep -qE -- "$2" <<<"$1" || fail "'$1' does not match '$2'"; }
+
+# Dependent launch: three turns, the better run of each side.
+d="$tmp/pdl"; mkdir -p "$d"
+for t in 1 2 3; do
+  run "$d/bench_pdl_0_$t.json" $((1000 + t)) '"dependent_launch": false'
+  run "$d/bench_pdl_1_$t.json" $((1100 - t)) '"dependent_launch": true'
+done
+out=$("$py" "$script" pdl "$d")
+row_is "$out" '^r50 bf16 dependent launch +info +1\.096x img/s: LRT_PDL=1 1099 \([0-9.]+ ms\), plain 1003 .*best of 3 each$'
+# A failed run (no JSON) of one turn leaves the others; no run of a side fails the row.
+: >"$d/bench_pdl_1_3.json"
+row_is "$("$py" "$script" pdl "$d")" 'info +1\.096x'
+rm "$d"/bench_pdl_1_*.json
+row_is "$("$py" "$script" pdl "$d")" '^r50 bf16 dependent launch +FAIL +a run gave no result'
+# LRT_PDL=1 that did not take: a device before sm_90.
+for t in 1 2 3; do run "$d/bench_pdl_1_$t.json" 1000 '"dependent_launch": false'; done
+row_is "$("$py" "$script" pdl "$d")" '^r50 bf16 dependent launch +skip +LRT_PDL=1 left it off'
+# LRT_PDL=0 that left it on is a FAIL.
+for t in 1 2 3; do run "$d/bench_pdl_0_$t.json" 1000 '"dependent_launch": true'; done
+row_is "$("$py" "$script" pdl "$d")" 'FAIL +LRT_PDL=0 left it on'
+
+# Speed features: two turns; each feature's row against the default.
+d="$tmp/features"; mkdir -p "$d"
+all='"features": {"relu_from_x": true, "grad_blend": true, "cast_together": true}'
+for t in 1 2; do
+  run "$d/bench_features_default_$t.json" $((1200 + t)) "$all"
+  run "$d/bench_features_relu-from-x_$t.json" 1100 "${all/\"relu_from_x\": true/\"relu_from_x\": false}"
+  run "$d/bench_features_grad-blend_$t.json" 1150 "${all/\"grad_blend\": true/\"grad_blend\": false}"
+done
+run "$d/bench_features_cast-together_1.json" 1300 "$all"  # the flag did not take
+out=$("$py" "$script" features "$d")
+[ "$(wc -l <<<"$out")" -eq 3 ] || fail "features: $(wc -l <<<"$out") rows, not 3: $out"
+row_is "$(sed -n 1p <<<"$out")" '^r50 bf16 relu-from-x +info +1\.093x img/s with it: 1202 .* against 1100 .*best of 2 each$'
+row_is "$(sed -n 2p <<<"$out")" '^r50 bf16 grad-blend +info +1\.045x img/s with it'
+row_is "$(sed -n 3p <<<"$out")" '^r50 bf16 cast-together +FAIL +--no-cast-together did not switch it off'
+rm "$d"/bench_features_default_*.json
+row_is "$("$py" "$script" features "$d" | sed -n 1p)" '^r50 bf16 relu-from-x +FAIL +a run gave no result'
+
+# Bad usage: exit 2.
+"$py" "$script" bogus "$d" >/dev/null 2>&1
+[ $? -eq 2 ] || fail "an unknown kind is not refused with exit 2"
+finish test_turn_rows

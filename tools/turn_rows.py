@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""The device check's rows for bench_resnet50 runs made in turns
+(tools/device_check.sh): each run's JSON is LOGDIR/bench_KIND_LABEL_TURN.json,
+and a label's best run (most images/s) counts.
+
+  turn_rows.py pdl LOGDIR       labels 0 and 1 (LRT_PDL): dependent launch
+                                against plain launches
+  turn_rows.py features LOGDIR  label default against relu-from-x,
+                                grad-blend, cast-together (each run with
+                                --no-LABEL): what each speed feature brings
+
+Prints one summary row per comparison (name, status, detail, as the device
+check's table), FAIL where a side gave no result or a switch did not take.
+"""
+import glob
+import json
+import os
+import sys
+
+FEATURES = ("relu-from-x", "grad-blend", "cast-together")
+
+
+def best_runs(logdir, kind):
+    """{label: best run} over LOGDIR/bench_KIND_LABEL_TURN.json, and the
+    number of turns seen."""
+    best, turns = {}, set()
+    prefix = f"bench_{kind}_"
+    for f in sorted(glob.glob(os.path.join(logdir, prefix + "*_*.json"))):
+        label, turn = os.path.basename(f)[len(prefix):-len(".json")].rsplit("_", 1)
+        turns.add(turn)
+        try:
+            r = json.load(open(f))
+        except (ValueError, OSError):
+            continue
+        if not isinstance(r, dict) or "images_per_s" not in r:
+            continue
+        if label not in best or r["images_per_s"] > best[label]["images_per_s"]:
+            best[label] = r
+    return best, len(turns)
+
+
+def row(name, status, detail):
+    return f"{name:<28} {status:<8} {detail}"
+
+
+def pdl_rows(best, turns):
+    on, off = best.get("1"), best.get("0")
+    name = "r50 bf16 dependent launch"
+    if not on or not off:
+        return [row(name, "FAIL", "a run gave no result (see bench_pdl.err)")]
+    if off.get("dependent_launch"):
+        return [row(name, "FAIL", "LRT_PDL=0 left it on")]
+    if not on.get("dependent_launch"):
+        return [row(name, "skip", "LRT_PDL=1 left it off (a device before sm_90?)")]
+    return [row(name, "info", f'{on["images_per_s"] / off["images_per_s"]:.3f}x img/s: LRT_PDL=1 '
+                f'{on["images_per_s"]:.0f} ({on["median_ms"]:.2f} ms), plain {off["images_per_s"]:.0f} '
+                f'({off["median_ms"]:.2f} ms), CUDA graph, heuristic algorithms, best of {turns} each')]
+
+
+def feature_rows(best, turns):
+    rows = []
+    on = best.get("default")
+    for feat in FEATURES:
+        name = f"r50 bf16 {feat}"
+        off = best.get(feat)
+        if not on or not off:
+            rows.append(row(name, "FAIL", "a run gave no result (see bench_features.err)"))
+            continue
+        key = feat.replace("-", "_")
+        if off.get("features", {}).get(key, True) or not on.get("features", {}).get(key, False):
+            rows.append(row(name, "FAIL", f"--no-{feat} did not switch it off (or the default is off)"))
+            continue
+        rows.append(row(name, "info", f'{on["images_per_s"] / off["images_per_s"]:.3f}x img/s with it: '
+                        f'{on["images_per_s"]:.0f} ({on["median_ms"]:.2f} ms) against {off["images_per_s"]:.0f} '
+                        f'({off["median_ms"]:.2f} ms) without, peak {on["peak_memory_mib"]:.0f} vs '
+                        f'{off["peak_memory_mib"]:.0f} MiB; CUDA graph, heuristic algorithms, best of {turns} each'))
+    return rows
+
+
+def main(argv):
+    if len(argv) != 3 or argv[1] not in ("pdl", "features"):
+        print("usage: turn_rows.py pdl|features LOGDIR", file=sys.stderr)
+        return 2
+    best, turns = best_runs(argv[2], argv[1])
+    for line in (pdl_rows if argv[1] == "pdl" else feature_rows)(best, turns):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
