@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   std::string precision = "fp32";
   bool adam = false, benchmark_mode = true, fuse = true, tf32 = false, graph = false, profile = false;
   bool channels_last = false, relu_from_x = true, grad_blend = true, cast_together = true;
+  int conv_repeat = 1, bn_repeat = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -69,6 +71,7 @@ int main(int argc, char** argv) {
           "                      [--adam] [--no-conv-benchmark] [--no-fuse] [--tf32] [--precision fp32|bf16]\n"
           "                      [--channels-last] [--cuda-graph] [--profile-step]\n"
           "                      [--no-relu-from-x] [--no-grad-blend] [--no-cast-together]\n"
+          "                      [--kernel-repeat conv=N|bn=N]...\n"
           "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
           "optimizer step) and prints JSON with images/s and peak memory.\n"
           "  --device     cpu (default) or cuda\n"
@@ -93,6 +96,10 @@ int main(int argc, char** argv) {
           "  --no-grad-blend   conv2d's input gradient summed with the waiting one in a separate pass\n"
           "  --no-cast-together  bf16 on CUDA: each convolution casts its weight (and its gradient back)\n"
           "               alone, not all 53 in one launch each way\n"
+          "  --kernel-repeat GROUP=N  for timing only: run each convolution (conv) or batch-norm (bn)\n"
+          "               kernel call N times (0..8; 0 leaves them out), so that the change in step time\n"
+          "               gives the group's share of the step as it runs; the values are then wrong (the\n"
+          "               loss is printed as null if not finite). May be given for both groups\n"
           "Environment: LRT_PDL=1 queues lrt's kernels as programmatic dependent launches (sm_90+; off by\n"
           "               default; the JSON's dependent_launch says whether they were).\n");
       return 0;
@@ -128,6 +135,15 @@ int main(int argc, char** argv) {
       grad_blend = false;
     } else if (a == "--no-cast-together") {
       cast_together = false;
+    } else if (a == "--kernel-repeat" && i + 1 < argc) {
+      const std::string v = argv[++i];
+      const size_t eq = v.find('=');
+      const std::string group = v.substr(0, eq);
+      if (eq == std::string::npos || (group != "conv" && group != "bn"))
+        die("--kernel-repeat expects conv=N or bn=N, got '" + v + "'");
+      const std::string count = v.substr(eq + 1);
+      const int n = static_cast<int>(lrt::bench::parse_int("bench_resnet50", a + " " + group, count.c_str(), 0, 8));
+      (group == "conv" ? conv_repeat : bn_repeat) = n;
     } else if (a == "--precision" && i + 1 < argc) {
       precision = argv[++i];
       if (precision != "fp32" && precision != "bf16") die("--precision expects fp32 or bf16, got '" + precision + "'");
@@ -148,6 +164,8 @@ int main(int argc, char** argv) {
     set_conv_allow_tf32(tf32);
     set_bn_relu_from_x(relu_from_x);
     set_conv_grad_blend(grad_blend);
+    set_kernel_repeat(KernelGroup::Convolution, conv_repeat);
+    set_kernel_repeat(KernelGroup::BatchNorm, bn_repeat);
     ResNet50Options mo{parse_resnet_stem(stem), ResNetHead::Linear, 10, 0.5, 1};
     mo.cast_weights_together = cast_together;
     mo.fuse_bn_act = fuse;
@@ -248,19 +266,24 @@ int main(int argc, char** argv) {
     const double host_med = host_ms.empty() ? med : lrt::bench::median(host_ms);
     const double alloc_peak_mib = static_cast<double>(allocator_for(dev).stats().peak_bytes) / (1024.0 * 1024.0);
     const double peak_mib = cuda ? alloc_peak_mib : peak_rss_mib();
+    // A loss that is not finite (--kernel-repeat makes wrong values) is
+    // null: JSON has no NaN.
+    char loss_text[32] = "null";
+    if (std::isfinite(loss)) std::snprintf(loss_text, sizeof loss_text, "%.6f", loss);
     std::printf(
         "{\"benchmark\": \"bench_resnet50\", \"framework\": \"lrt\", \"device\": \"%s\", \"stem\": \"%s\", "
         "\"batch\": %lld, \"precision\": \"%s\", \"memory_format\": \"%s\", \"fused_bn_act\": %s, \"cuda_graph\": %s, \"optimizer\": %s, "
         "\"steps\": %d, "
         "\"median_ms\": %.3f, \"host_ms\": %.3f, \"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, "
         "\"memory_kind\": \"%s\", "
-        "\"allocator_peak_mib\": %.1f, \"loss\": %.6f, "
-        "\"features\": {\"relu_from_x\": %s, \"grad_blend\": %s, \"cast_together\": %s}%s}\n",
+        "\"allocator_peak_mib\": %.1f, \"loss\": %s, "
+        "\"features\": {\"relu_from_x\": %s, \"grad_blend\": %s, \"cast_together\": %s}, "
+        "\"kernel_repeat\": {\"conv\": %d, \"bn\": %d}%s}\n",
         dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : (tf32 && cuda ? "tf32" : "fp32"),
         channels_last ? "channels_last" : "contiguous", fuse ? "true" : "false", graph ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, host_med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
-        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss, relu_from_x ? "true" : "false",
-        grad_blend ? "true" : "false", cast_together ? "true" : "false",
+        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss_text, relu_from_x ? "true" : "false",
+        grad_blend ? "true" : "false", cast_together ? "true" : "false", conv_repeat, bn_repeat,
         cuda ? (std::string(", \"dependent_launch\": ") + (dependent_launch_on(dev.index) ? "true" : "false")).c_str()
              : (", \"cpu_gemm\": \"" + std::string(kernels::cpu::gemm_backend()) + ", " + kernels::cpu::gemm_kernels() + "\"").c_str());
   } catch (const Error& e) {

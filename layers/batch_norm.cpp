@@ -23,19 +23,25 @@ namespace {
 
 std::atomic<bool> g_bn_relu_from_x{true};
 
+// Runs kernels::cuda::call or kernels::cpu::call by device, as many times
+// as kernel_repeat(KernelGroup::BatchNorm) says (1 but when timing).
 #if LRT_HAVE_CUDA
-#define LRT_BN_ROUTE(dev, call) \
-  do {                          \
-    if ((dev).is_cuda())        \
-      kernels::cuda::call;      \
-    else                        \
-      kernels::cpu::call;       \
+#define LRT_BN_ROUTE(dev, call)                                                \
+  do {                                                                         \
+    for (int rep_ = kernel_repeat(KernelGroup::BatchNorm); rep_ > 0; --rep_) { \
+      if ((dev).is_cuda())                                                     \
+        kernels::cuda::call;                                                   \
+      else                                                                     \
+        kernels::cpu::call;                                                    \
+    }                                                                          \
   } while (0)
 #else
-#define LRT_BN_ROUTE(dev, call) \
-  do {                          \
-    (void)(dev);                \
-    kernels::cpu::call;         \
+#define LRT_BN_ROUTE(dev, call)                                                \
+  do {                                                                         \
+    (void)(dev);                                                               \
+    for (int rep_ = kernel_repeat(KernelGroup::BatchNorm); rep_ > 0; --rep_) { \
+      kernels::cpu::call;                                                      \
+    }                                                                          \
   } while (0)
 #endif
 

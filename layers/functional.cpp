@@ -8,6 +8,7 @@
 // cross_entropy the logits, labels and per-row log-sum-exp.
 #include "layers/functional.h"
 
+#include <atomic>
 #include <vector>
 
 #include "core/autograd.h"
@@ -48,7 +49,19 @@ kernels::PoolGeometry pool_geometry(const char* op, const Tensor& x, int64_t ker
   return g;
 }
 
+std::atomic<int> g_kernel_repeat[2] = {1, 1};
+
+std::atomic<int>& repeat_slot(KernelGroup group) {
+  return g_kernel_repeat[group == KernelGroup::BatchNorm ? 1 : 0];
+}
+
 }  // namespace
+
+void set_kernel_repeat(KernelGroup group, int times) {
+  LRT_CHECK(times >= 0 && times <= 8, "set_kernel_repeat: ", times, " times is outside 0..8");
+  repeat_slot(group).store(times, std::memory_order_relaxed);
+}
+int kernel_repeat(KernelGroup group) { return repeat_slot(group).load(std::memory_order_relaxed); }
 
 // ----------------------------------------------------------------- pooling --
 

@@ -61,6 +61,19 @@ bool conv_deterministic();
 void set_conv_grad_blend(bool on);
 bool conv_grad_blend();
 
+// ---- timing probes (benchmarks only) ----
+// How many times conv2d and batch_norm_act run each of their kernel calls:
+// 1, the default; 2 runs each twice and 0 leaves it out, so that the change
+// in a step's time gives that group's share of the step where it runs (in a
+// CUDA graph replay, warm caches and all), which a profiler timing kernels
+// one by one cannot. The results are then wrong: no values may be used
+// (bench_resnet50 --kernel-repeat). Read when an op is called, so a
+// captured CUDA graph keeps the count it was captured with. Refused outside
+// 0..8.
+enum class KernelGroup { Convolution, BatchNorm };
+void set_kernel_repeat(KernelGroup group, int times);
+int kernel_repeat(KernelGroup group);
+
 // ---- batch normalisation ----
 // Whether a training-mode batch_norm_act with a ReLU and no residual
 // recomputes the ReLU's mask from x in backward (which reads x anyway)

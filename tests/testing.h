@@ -40,13 +40,14 @@ struct DeterministicConvs {
 
 // The process-wide convolution and batch-norm switches (timed search, TF32,
 // deterministic algorithms, the input gradient's blend, the ReLU mask from
-// x) as they were at the guard's start, put back at its end even where a
+// x, the timing probes' kernel repeat counts) as they were at the guard's start, put back at its end even where a
 // failed REQUIRE or an exception leaves the scope: for cases that set them,
 // or run code that does (the training app sets the first three from its
 // options).
 struct ConvSwitches {
   bool benchmark = conv_benchmark(), tf32 = conv_allow_tf32(), deterministic = conv_deterministic();
   bool grad_blend = conv_grad_blend(), relu_from_x = bn_relu_from_x();
+  int conv_repeat = kernel_repeat(KernelGroup::Convolution), bn_repeat = kernel_repeat(KernelGroup::BatchNorm);
   ConvSwitches() = default;
   ~ConvSwitches() {
     set_conv_benchmark(benchmark);
@@ -54,6 +55,8 @@ struct ConvSwitches {
     set_conv_deterministic(deterministic);
     set_conv_grad_blend(grad_blend);
     set_bn_relu_from_x(relu_from_x);
+    set_kernel_repeat(KernelGroup::Convolution, conv_repeat);
+    set_kernel_repeat(KernelGroup::BatchNorm, bn_repeat);
   }
   ConvSwitches(const ConvSwitches&) = delete;
   ConvSwitches& operator=(const ConvSwitches&) = delete;

@@ -24,10 +24,11 @@
 #                 order: build, tests, the short benchmarks (kernels, data,
 #                 Adam), the PyTorch comparison, the dependent-launch
 #                 turns, the fused and per-default steps, the epochs, the
-#                 bf16-against-fp32 accuracy, the baseline, the speed
-#                 features one by one, then the profiles. Every program runs under a timeout even without
-#                 --deadline, and a signal (TERM, INT) stops the running one
-#                 and prints the table so far.
+#                 bf16-against-fp32 accuracy, the step's split (batch norm,
+#                 convolutions, the rest), the baseline, the speed features
+#                 one by one, then the profiles. Every program runs under a
+#                 timeout even without --deadline, and a signal (TERM, INT)
+#                 stops the running one and prints the table so far.
 #   --profile     also profile with Nsight Compute (ncu), last: each kernel
 #                 of one bf16 step of lrt (the ten costliest, the time by
 #                 kind of kernel), lrt's batch-norm kernels with their DRAM
@@ -158,7 +159,9 @@ failed() {
 # convolution kernels; 60 steps) for each LABEL, TURNS times in turns, each
 # run's JSON in bench_KIND_LABEL_TURN.json for tools/turn_rows.py. KIND pdl:
 # the label is LRT_PDL's value; features: default, or the speed feature the
-# run turns off (--no-LABEL). Returns 1 where --deadline stopped a run.
+# run turns off (--no-LABEL); split: default, or a kernel group and how many
+# times its kernels run (bn2: --kernel-repeat bn=2). Returns 1 where
+# --deadline stopped a run.
 bench_turns() {
   local kind=$1 turns=$2 turn label
   local -a env_args flag_args
@@ -170,7 +173,11 @@ bench_turns() {
       flag_args=()
       if [ "$kind" = pdl ]; then
         env_args=("LRT_PDL=$label")
-      elif [ "$label" != default ]; then
+      elif [ "$label" = default ]; then
+        :
+      elif [ "$kind" = split ]; then
+        flag_args=(--kernel-repeat "${label%[0-9]}=${label##*[a-z]}")
+      else
         flag_args=("--no-$label")
       fi
       bounded 60 env "${env_args[@]}" "$build/apps/bench_resnet50" --device cuda --batch 256 --adam \
@@ -647,6 +654,20 @@ print(f'{"bf16 vs fp32 accuracy":<28} {"ok" if d <= 1.0 else "MISS":<8} test acc
       f'{100 * acc[1]:.2f}% fp32: {d:.2f} points apart (target <= 1)')
 PY
 )
+  fi
+fi
+# Where the default bf16 step's time goes as it runs (a CUDA graph replay,
+# warm caches, the gaps between kernels), which a profiler timing kernels
+# one by one cannot say: the step with every batch-norm kernel run twice, or
+# left out, and with every convolution run twice (bench_resnet50
+# --kernel-repeat; the values are then wrong), against the step as it is,
+# in turns, the better of two runs each; the differences are each group's
+# share, and what is left is the other kernels and the gaps.
+if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 split" 75; then
+  if bench_turns split 2 default bn2 conv2 bn0; then
+    while IFS= read -r line; do add_row "$line"; done < <(python3 tools/turn_rows.py split "$logs")
+  else
+    row "r50 bf16 split" "skip" "stopped at --deadline ($(elapsed))"
   fi
 fi
 # This tree against the baseline revision, after the epochs (which a

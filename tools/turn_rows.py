@@ -8,6 +8,10 @@ and a label's best run (most images/s) counts.
   turn_rows.py features LOGDIR  label default against relu-from-x,
                                 grad-blend, cast-together (each run with
                                 --no-LABEL): what each speed feature brings
+  turn_rows.py split LOGDIR     label default against bn2, bn0 and conv2
+                                (--kernel-repeat bn=2, bn=0, conv=2): the
+                                step's time in batch-norm kernels, in
+                                convolutions, and the rest
 
 Prints one summary row per comparison (name, status, detail, as the device
 check's table), FAIL where a side gave no result or a switch did not take.
@@ -77,12 +81,56 @@ def feature_rows(best, turns):
     return rows
 
 
+def repeats(run):
+    """The run's --kernel-repeat counts, {"conv": n, "bn": n} (1 if absent)."""
+    r = run.get("kernel_repeat") or {}
+    return {g: r.get(g, 1) for g in ("conv", "bn")}
+
+
+def split_rows(best, turns):
+    """The default step against the same with a kernel group run twice (the
+    difference: the group's time as it runs) or left out (bn0: a second
+    estimate, a difference the other way). Each run must report the counts
+    its label asks for, and no other."""
+    base = best.get("default")
+    how = f"CUDA graph, heuristic algorithms, best of {turns} each"
+    if not base:
+        return [row("r50 bf16 split", "FAIL", "the default step gave no result (see bench_split.err)")]
+    if repeats(base) != {"conv": 1, "bn": 1}:
+        return [row("r50 bf16 split", "FAIL", "the default step ran with kernels repeated")]
+    step = base["median_ms"]
+    shares, rows = {}, []
+    for group, name, what in (("bn", "r50 bf16 split bn", "batch-norm kernels"),
+                              ("conv", "r50 bf16 split conv", "convolutions")):
+        twice, none = best.get(group + "2"), best.get(group + "0")
+        if not twice:
+            rows.append(row(name, "FAIL", f"the step with its {what} twice gave no result (see bench_split.err)"))
+            continue
+        want = {"conv": 1, "bn": 1, group: 2}
+        if repeats(twice) != want:
+            rows.append(row(name, "FAIL", f"--kernel-repeat {group}=2 did not take"))
+            continue
+        shares[group] = twice["median_ms"] - step
+        detail = (f"{shares[group]:.2f} ms of the {step:.2f} ms step ({100 * shares[group] / step:.0f}%): "
+                  f"{twice['median_ms']:.2f} ms with its {what} twice")
+        if none and repeats(none) == {**want, group: 0}:
+            detail += f"; {step - none['median_ms']:.2f} ms by leaving them out ({none['median_ms']:.2f} ms)"
+        rows.append(row(name, "info", f"{detail}; {how}"))
+    if len(shares) == 2:
+        rest = step - shares["bn"] - shares["conv"]
+        rows.append(row("r50 bf16 split rest", "info",
+                        f"{rest:.2f} ms ({100 * rest / step:.0f}%): the other kernels (casts, adds, pooling, "
+                        f"loss, optimizer) and the gaps between kernels"))
+    return rows
+
+
 def main(argv):
-    if len(argv) != 3 or argv[1] not in ("pdl", "features"):
-        print("usage: turn_rows.py pdl|features LOGDIR", file=sys.stderr)
+    kinds = {"pdl": pdl_rows, "features": feature_rows, "split": split_rows}
+    if len(argv) != 3 or argv[1] not in kinds:
+        print("usage: turn_rows.py pdl|features|split LOGDIR", file=sys.stderr)
         return 2
     best, turns = best_runs(argv[2], argv[1])
-    for line in (pdl_rows if argv[1] == "pdl" else feature_rows)(best, turns):
+    for line in kinds[argv[1]](best, turns):
         print(line)
     return 0
 

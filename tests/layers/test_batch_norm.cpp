@@ -472,6 +472,49 @@ TEST_CASE("batch_norm_act with a ReLU keeps its output for backward only when th
   }
 }
 
+TEST_CASE("kernel_repeat runs batch_norm's kernels that many times, for timing only") {
+  // The timing probe of layers/functional.h: with 2 every kernel call runs
+  // twice (the outputs are overwritten with the same values, the running
+  // statistics are updated twice), with 0 none runs (they are not updated).
+  CHECK(kernel_repeat(KernelGroup::BatchNorm) == 1);
+  const Shape s{4, 3, 5, 5};
+  const double momentum = 0.1;
+  const Tensor x0 = input(s, DType::Float64, 621), gy = testing::normal(s, DType::Float64, 622);
+  const Tensor w0 = testing::uniform({3}, 0.5, 2.0, DType::Float64, 623);
+  const Tensor rm0 = testing::normal({3}, DType::Float64, 624), rv0 = testing::uniform({3}, 0.5, 3.0, DType::Float64, 625);
+  struct Run {
+    std::vector<double> y, gx, gw, rm, rv;
+  };
+  auto run = [&](int times, int calls) {
+    const testing::ConvSwitches restore;  // the count, even should a call throw
+    set_kernel_repeat(KernelGroup::BatchNorm, times);
+    Tensor rm = rm0.clone(), rv = rv0.clone();
+    Tensor x = x0.clone().set_requires_grad(true), w = w0.clone().set_requires_grad(true);
+    Tensor y;
+    for (int i = 0; i < calls; ++i) y = batch_norm_act(x, w, Tensor(), rm, rv, true, Tensor(), true, momentum);
+    Run r{host(y), {}, {}, host(rm), host(rv)};
+    if (times > 0) {
+      y.backward(gy);
+      r.gx = host(x.grad());
+      r.gw = host(w.grad());
+    }
+    return r;
+  };
+  const Run once = run(1, 1), twice = run(2, 1), two_calls = run(1, 2), none = run(0, 1);
+  CHECK(twice.y == once.y);
+  CHECK(twice.gx == once.gx);
+  CHECK(twice.gw == once.gw);
+  CHECK(once.rm != host(rm0));
+  CHECK(twice.rm == two_calls.rm);  // updated twice, as by two calls
+  CHECK(twice.rv == two_calls.rv);
+  CHECK(none.rm == host(rm0));  // the statistics kernel did not run
+  CHECK(none.rv == host(rv0));
+  CHECK(kernel_repeat(KernelGroup::BatchNorm) == 1);  // put back by the guard
+  CHECK_THROWS_WITH_AS(set_kernel_repeat(KernelGroup::BatchNorm, 9), doctest::Contains("outside 0..8"), Error);
+  CHECK_THROWS_WITH_AS(set_kernel_repeat(KernelGroup::BatchNorm, -1), doctest::Contains("outside 0..8"), Error);
+  CHECK(kernel_repeat(KernelGroup::BatchNorm) == 1);
+}
+
 TEST_CASE("batch_norm_act gradients by central differences") {
   for (bool training : {true, false})
     for (const Ending& e : kEndings)

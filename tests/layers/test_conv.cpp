@@ -253,6 +253,38 @@ TEST_CASE("conv2d adds its input's gradient into one already waiting from anothe
   }
 }
 
+TEST_CASE("kernel_repeat runs conv2d's kernels that many times, for timing only") {
+  // The timing probe of layers/functional.h. The input gradient blended
+  // into the waiting one shows the count: it is added twice with 2, not at
+  // all with 0. The forward output is overwritten with the same values.
+  CHECK(kernel_repeat(KernelGroup::Convolution) == 1);
+  const DType dt = DType::Float64;
+  const Tensor x0 = testing::normal({2, 3, 6, 6}, dt, 931), w0 = testing::normal({4, 3, 3, 3}, dt, 932);
+  const Tensor proj = testing::normal({2, 4, 6, 6}, dt, 933), other = testing::normal({2, 3, 6, 6}, dt, 934);
+  const Tensor part = empty(x0.shape(), x0.options());
+  kernels::conv2d_backward_data(proj, w0, part, kernels::ConvParams{1, 1, 1});
+  const Tensor want_y = conv2d(x0, w0, Tensor(), {1, 1, 1});
+  for (int times : {0, 2, 3}) {
+    CAPTURE(times);
+    testing::WaitingGradResult got;
+    Tensor y;
+    {
+      const testing::ConvSwitches restore;  // the count, even should the backward throw
+      set_conv_grad_blend(true);
+      set_kernel_repeat(KernelGroup::Convolution, times);
+      got = testing::conv_grad_into_waiting(x0, w0, proj, other, {1, 1, 1});
+      if (times > 0) y = conv2d(x0, w0, Tensor(), {1, 1, 1});
+    }
+    REQUIRE(got.added_into);
+    Tensor want = other;
+    for (int i = 0; i < times; ++i) want = add(want, part);
+    CHECK(host(got.x_grad) == host(want));
+    if (times > 0) CHECK(host(y) == host(want_y));
+  }
+  CHECK(kernel_repeat(KernelGroup::Convolution) == 1);  // put back by the guard
+  CHECK_THROWS_WITH_AS(set_kernel_repeat(KernelGroup::Convolution, 9), doctest::Contains("outside 0..8"), Error);
+}
+
 TEST_CASE("conv2d reads strided inputs and gives their gradients in their shapes") {
   const ConvCase cc = kCases[0];
   // (N, C, W, H) transposed to (N, C, H, W): a non-contiguous view.

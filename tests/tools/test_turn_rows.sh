@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks tools/turn_rows.py (the device check's rows for bench_resnet50 runs
-# made in turns: dependent launch, and each speed feature against the step
-# without it) on hand-written run files: the best run of a label counts, a
+# made in turns: dependent launch, each speed feature against the step
+# without it, and the step's split by kernel group) on hand-written run
+# files: the best run of a label counts, a
 # side with no result or a switch that did not take is a FAIL, a device
 # that cannot queue dependent launches is a skip. Exits 77 (skipped) without
 # python3.
@@ -51,6 +52,36 @@ row_is "$(sed -n 2p <<<"$out")" '^r50 bf16 grad-blend +info +1\.045x img/s with 
 row_is "$(sed -n 3p <<<"$out")" '^r50 bf16 cast-together +FAIL +--no-cast-together did not switch it off'
 rm "$d"/bench_features_default_*.json
 row_is "$("$py" "$script" features "$d" | sed -n 1p)" '^r50 bf16 relu-from-x +FAIL +a run gave no result'
+
+# The step's split: two turns; the default step against the same with a
+# group's kernels twice (bn2, conv2) or left out (bn0). run() makes
+# median_ms 256000 / images_per_s: 16.00 ms at 16000 img/s.
+d="$tmp/split"; mkdir -p "$d"
+rep() { echo "\"kernel_repeat\": {\"conv\": $1, \"bn\": $2}"; }
+for t in 1 2; do
+  run "$d/bench_split_default_$t.json" $((16000 - t)) "$(rep 1 1)"   # best: 15999 img/s, 16.00 ms
+  run "$d/bench_split_bn2_$t.json" 12800 "$(rep 1 2)"                 # 20.00 ms: +4.00
+  run "$d/bench_split_conv2_$t.json" 10240 "$(rep 2 1)"               # 25.00 ms: +9.00
+  run "$d/bench_split_bn0_$t.json" 20480 "$(rep 1 0)"                 # 12.50 ms: -3.50
+done
+out=$("$py" "$script" split "$d")
+[ "$(wc -l <<<"$out")" -eq 3 ] || fail "split: $(wc -l <<<"$out") rows, not 3: $out"
+row_is "$(sed -n 1p <<<"$out")" '^r50 bf16 split bn +info +4\.00 ms of the 16\.00 ms step \(25%\): 20\.00 ms with its batch-norm kernels twice; 3\.50 ms by leaving them out \(12\.50 ms\); .*best of 2 each$'
+row_is "$(sed -n 2p <<<"$out")" '^r50 bf16 split conv +info +9\.00 ms of the 16\.00 ms step \(56%\): 25\.00 ms with its convolutions twice; CUDA'
+row_is "$(sed -n 3p <<<"$out")" '^r50 bf16 split rest +info +3\.00 ms \(19%\): the other kernels'
+# A repeat that did not take is a FAIL, and leaves no rest row.
+for t in 1 2; do run "$d/bench_split_conv2_$t.json" 10240 "$(rep 1 1)"; done
+out=$("$py" "$script" split "$d")
+row_is "$(sed -n 2p <<<"$out")" '^r50 bf16 split conv +FAIL +--kernel-repeat conv=2 did not take'
+[ "$(wc -l <<<"$out")" -eq 2 ] || fail "split: a rest row without the convolutions' share: $out"
+# A bn0 run that did not take is left out of the bn row's detail.
+for t in 1 2; do run "$d/bench_split_bn0_$t.json" 20480 "$(rep 1 1)"; done
+row_is "$("$py" "$script" split "$d" | sed -n 1p)" 'twice; CUDA graph'
+# No default step: one FAIL row; a default step with kernels repeated: FAIL.
+for t in 1 2; do run "$d/bench_split_default_$t.json" 16000 "$(rep 1 2)"; done
+row_is "$("$py" "$script" split "$d")" '^r50 bf16 split +FAIL +the default step ran with kernels repeated$'
+rm "$d"/bench_split_default_*.json
+row_is "$("$py" "$script" split "$d")" '^r50 bf16 split +FAIL +the default step gave no result'
 
 # Bad usage: exit 2.
 "$py" "$script" bogus "$d" >/dev/null 2>&1
