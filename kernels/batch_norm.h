@@ -120,8 +120,12 @@ LRT_HD void bn_accumulate(BnShiftedSums& s, double x) {
 // two conversions a run instead of one a value. For bfloat16 values x -
 // shift is exact in float where the two are within 2^15 of each other in
 // magnitude (x - mean, the mean being a float, rounds once); each square,
-// product and partial sum then rounds once to float (2^-24), far below the
-// 2^-9 a bfloat16 value carries. Values beyond about 1e19 from the shift
+// product and partial sum then rounds once to float (2^-24 of the run's
+// shifted sums). The variance is a difference of those sums, so its
+// relative error grows with how far the shift lies from the mean: about
+// 2^-24 (1 + k^2) for a shift k standard deviations away, small for
+// typical data (k of a few), up to 2^-24 n in the worst case Samuelson's
+// inequality allows (k = sqrt(n)). Values beyond about 1e19 from the shift
 // (a diverging run) overflow the float squares: the batch variance is then
 // infinite where double sums would keep it finite. The CPU reference keeps
 // summing every value in double.
@@ -320,6 +324,11 @@ LRT_HD T bn_grad_input_eval(T gy, T scale) {
 //   is recomputed from x (bn_relu_kept, with mean, invstd, weight and bias
 //   as batch_norm_apply had them) instead of read from relu_out, which is
 //   then undefined: the same gradients, one tensor less to read.
+//   The CUDA kernels pick their vector width from every tensor a pass
+//   reads or writes, so the same bits hold where the tensors share their
+//   16-byte alignment (the layers' fresh allocations always do): a
+//   misaligned relu_out or gresidual narrows the loads and changes the
+//   order of the sums, hence the last bits of the reductions.
 #define LRT_BATCH_NORM_DECLS                                                                                      \
   void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, double eps,                   \
                         const Tensor& running_mean, const Tensor& running_var, double momentum);                  \

@@ -66,8 +66,9 @@ bool conv_grad_blend();
 // 1, the default; 2 runs each twice and 0 leaves it out, so that the change
 // in a step's time gives that group's share of the step where it runs (in a
 // CUDA graph replay, warm caches and all), which a profiler timing kernels
-// one by one cannot. The results are then wrong: no values may be used
-// (bench_resnet50 --kernel-repeat). Read when an op is called, so a
+// one by one cannot. The results are then wrong (an input gradient
+// blended into a waiting one is added N times; with 0 outputs are left
+// unwritten): no values may be used (bench_resnet50 --kernel-repeat). Read when an op is called, so a
 // captured CUDA graph keeps the count it was captured with. Refused outside
 // 0..8.
 enum class KernelGroup { Convolution, BatchNorm };

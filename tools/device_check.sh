@@ -10,6 +10,7 @@
 #
 # usage: tools/device_check.sh [--quick] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
 #                              [--baseline DIR] [--deadline SECONDS] [--profile | --profile-only]
+#                              [--only STAGES]
 #   --quick       for a short lease: the CUDA test cases (lrt_cuda_tests)
 #                 instead of the whole ctest suite (whose CPU suites CI runs),
 #                 the ResNet50 comparison at batch 256 only, no bench_data,
@@ -37,6 +38,15 @@
 #   --profile-only  the build and --profile's passes alone: no tests, no
 #                 benchmarks, no epochs (a second short run on a machine
 #                 that has the build already)
+#   --only STAGES  the build and these stages alone (comma-separated):
+#                 tests (the CUDA cases, and ctest's suites without --quick),
+#                 kernels, data, adam (the short benchmarks), compare (the
+#                 PyTorch comparison), pdl (dependent launch), steps (fused
+#                 and per-default; not with --quick), epochs, accuracy (bf16
+#                 against fp32; not with --quick), split, baseline,
+#                 features; with --profile, the profiles too. For a second
+#                 short run on a machine that has the build already, e.g.
+#                 the stages a first run's --deadline left out
 #   --sanitize    instead of the suite and the benchmarks, run the CUDA test
 #                 cases (lrt_cuda_tests) under compute-sanitizer: memcheck
 #                 and racecheck, the CUDA allocator's
@@ -70,6 +80,7 @@ baseline=""
 deadline=""
 profile=0
 profile_only=0
+only=""
 while (($#)); do
   case "$1" in
     --quick) quick=1; shift ;;
@@ -82,6 +93,7 @@ while (($#)); do
     --arch) arch=${2:?--arch needs a value}; shift 2 ;;
     --baseline) baseline=${2:?--baseline needs a folder}; shift 2 ;;
     --deadline) deadline=${2:?--deadline needs seconds}; shift 2 ;;
+    --only) only=${2:?--only needs a list of stages}; shift 2 ;;
     -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "device_check: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -89,6 +101,17 @@ done
 ((profile_only && sanitize)) && { echo "device_check: --profile-only and --sanitize are separate runs" >&2; exit 2; }
 ((profile_only)) && [ -n "$baseline" ] &&
   { echo "device_check: --profile-only runs no benchmark to compare with --baseline" >&2; exit 2; }
+all_stages="tests kernels data adam compare pdl steps epochs accuracy split baseline features"
+if [ -n "$only" ]; then
+  for key in ${only//,/ }; do
+    [[ " $all_stages " == *" $key "* ]] ||
+      { echo "device_check: --only: unknown stage '$key' (one of: ${all_stages// /, })" >&2; exit 2; }
+  done
+  ((profile_only || sanitize)) &&
+    { echo "device_check: --only picks stages of the checks that --profile-only and --sanitize do not run" >&2; exit 2; }
+  [ -z "$baseline" ] || [[ ",$only," == *",baseline,"* ]] ||
+    { echo "device_check: --baseline is compared in stage 'baseline', which --only leaves out" >&2; exit 2; }
+fi
 [[ -z "$deadline" || "$deadline" =~ ^[1-9][0-9]*$ ]] ||
   { echo "device_check: --deadline takes whole seconds, got '$deadline'" >&2; exit 2; }
 mkdir -p "$logs"
@@ -121,9 +144,31 @@ cap() {
   fi
   echo "$t"
 }
-# stage NAME SECONDS: whether a stage of about SECONDS still fits before
-# --deadline (always, without one); where it does not, a row says so.
+# wanted KEY: whether --only (if given) names stage KEY.
+wanted() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
+# The --only key of a stage's NAME; none for those that always run where
+# their stage does (the synthetic data, the profiles).
+stage_key() {
+  case "$1" in
+    bench_kernels) echo kernels ;;
+    bench_data) echo data ;;
+    bench_adam) echo adam ;;
+    bench_resnet50) echo compare ;;
+    "r50 dependent launch") echo pdl ;;
+    "cifar epoch"*) echo epochs ;;
+    "bf16 vs fp32 accuracy") echo accuracy ;;
+    "r50 bf16 split") echo split ;;
+    "r50 vs baseline") echo baseline ;;
+    "r50 bf16 features") echo features ;;
+  esac
+}
+# stage NAME SECONDS: whether a stage runs: --only names it (or is not
+# given; no row where it does not), and it takes about SECONDS, which still
+# fit before --deadline (always, without one; a row says where they do not).
 stage() {
+  local key
+  key=$(stage_key "$1")
+  [ -z "$key" ] || wanted "$key" || return 1
   [ -z "$deadline" ] && return 0
   (( $(left) >= $2 )) && return 0
   row "$1" "skip" "out of time: $(left) s left before --deadline, it takes about $2 s"
@@ -211,6 +256,7 @@ on_signal() {
 trap on_signal TERM INT
 
 # ---- environment ----
+[ -z "$only" ] || row "only" "info" "--only $only: the build and these stages alone"
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
 if [ -n "$gpu" ]; then row "gpu" "ok" "$gpu"; else row "gpu" "FAIL" "nvidia-smi found no GPU"; fi
 cudnn_root=""
@@ -301,7 +347,9 @@ if ((!profile_only)); then
 # one timing-sensitive case, the dependent-launch probe, gives the host 50 ms
 # to queue its second kernel). Both end before anything is timed.
 ctest_pid=""
-if [ ! -x "$build/tests/lrt_cuda_tests" ] || { ((!quick)) && [ ! -x "$build/tests/lrt_tests" ]; }; then
+if ! wanted tests; then
+  :
+elif [ ! -x "$build/tests/lrt_cuda_tests" ] || { ((!quick)) && [ ! -x "$build/tests/lrt_tests" ]; }; then
   row "ctest" "FAIL" "not built"
 else
   if ((quick)); then
@@ -398,9 +446,9 @@ PY
 else
   row "bench_kernels" "FAIL" "not built"
 fi
-if ((quick)); then
+if ((quick)) && wanted data; then
   row "bench_data" "skip" "--quick"
-elif ! stage "bench_data" 40; then
+elif ((quick)) || ! stage "bench_data" 40; then
   :
 elif [ -x "$build/apps/bench_data" ]; then
   if bounded 180 "$build/apps/bench_data" >"$logs/bench_data.json" 2>"$logs/bench_data.err"; then
@@ -529,7 +577,9 @@ PY
       row "r50 bf16 dependent launch" "skip" "stopped at --deadline ($(elapsed))"
     fi
   fi
-  if ((quick)); then
+  if ! wanted steps; then
+    :
+  elif ((quick)); then
     row "r50 fused bn+act" "skip" "--quick"
     row "r50 per-default steps" "skip" "--quick"
   else
@@ -600,12 +650,17 @@ if [ -x "$build/apps/resnet50_cifar" ]; then
   # is what every later epoch costs; the row gives the first and the last.
   modes=(default graph-nchw eager search)
   ((quick)) && modes=(default search)
-  if stage "synthetic data" 15; then
-    bounded 120 "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 \
-      >/dev/null 2>"$logs/epoch.err" || { failed "synthetic data" "see $logs/epoch.err"; modes=(); }
-  else
-    modes=()
+  wanted epochs || modes=()
+  synthetic=0
+  if { ((${#modes[@]})) || { wanted accuracy && ((!quick)); }; } && stage "synthetic data" 15; then
+    if bounded 120 "$build/apps/resnet50_cifar" make-synthetic --out "$logs/synthetic" --train 50000 --test 10000 \
+      >/dev/null 2>"$logs/epoch.err"; then
+      synthetic=1
+    else
+      failed "synthetic data" "see $logs/epoch.err"
+    fi
   fi
+  ((synthetic)) || modes=()
   for mode in "${modes[@]}"; do
     stage "cifar epoch 50k $mode" "$([ "$mode" = default ] && echo 60 || echo 40)" || continue
     flag=""
@@ -623,9 +678,11 @@ if [ -x "$build/apps/resnet50_cifar" ]; then
       failed "cifar epoch 50k $mode" "see $logs/epoch_$mode.err"
     fi
   done
-  if ((quick)); then
+  if ! wanted accuracy; then
+    :
+  elif ((quick)); then
     row "bf16 vs fp32 accuracy" "skip" "--quick (4 epochs of training; run without --quick)"
-  elif ((${#modes[@]})) && stage "bf16 vs fp32 accuracy" 120; then
+  elif ((synthetic)) && stage "bf16 vs fp32 accuracy" 120; then
     # Numerics: the same run (the cifar preset on the 50,000 synthetic images
     # for 2 epochs: its first SGDR cycle, ending at the minimum rate; same seed
     # and steps) in bf16 and in fp32; the test accuracies on the 10,000 test

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Checks tools/device_check.sh's choice of stages without a GPU: stand-in
+# programs (nvidia-smi, cmake, a build folder whose bench_resnet50 and CUDA
+# test binary print what the real ones would) take the place of the machine.
+# --only runs the build and the named stages alone; the step's split and the
+# speed features pass each run the flags its label stands for (the stand-in
+# makes a step slower by each group's kernels repeated, so the rows show the
+# flags took); bad --only lists and clashing options are refused with exit
+# 2. Exits 77 (skipped) without python3.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+pick_python test_device_check
+check="$(cd "$here/../.." && pwd)/tools/device_check.sh"
+
+bin="$tmp/bin"
+fake="$tmp/build"
+mkdir -p "$bin" "$fake/apps" "$fake/tests"
+printf '#!/bin/sh\necho "Stand-in GPU, 1.0, 1000 MiB"\n' >"$bin/nvidia-smi"
+printf '#!/bin/sh\nexit 0\n' >"$bin/cmake"
+# python3 as the test picked it (device_check calls python3 by name).
+printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v "$py")" >"$bin/python3"
+cat >"$fake/tests/lrt_cuda_tests" <<'SH'
+#!/bin/sh
+echo "[doctest] test cases: 2 | 2 passed | 0 failed | 0 skipped"
+echo "[doctest] assertions: 9 | 9 passed | 0 failed |"
+SH
+# A step of 10 ms, +3 ms a repeat of the batch-norm kernels, +5 ms a repeat
+# of the convolutions; -1 ms without relu-from-x.
+cat >"$fake/apps/bench_resnet50" <<'SH'
+#!/bin/bash
+conv=1 bn=1 rx=true gb=true ct=true
+while (($#)); do
+  case "$1" in
+    --kernel-repeat) g=${2%%=*}; n=${2#*=}; [ "$g" = bn ] && bn=$n; [ "$g" = conv ] && conv=$n; shift ;;
+    --no-relu-from-x) rx=false ;;
+    --no-grad-blend) gb=false ;;
+    --no-cast-together) ct=false ;;
+  esac
+  shift
+done
+ms=$((10 + 3 * (bn - 1) + 5 * (conv - 1))); [ $rx = false ] && ms=$((ms + 1))
+echo "{\"images_per_s\": $((256000 / ms)), \"median_ms\": $ms, \"peak_memory_mib\": 100,"\
+  "\"features\": {\"relu_from_x\": $rx, \"grad_blend\": $gb, \"cast_together\": $ct},"\
+  "\"kernel_repeat\": {\"conv\": $conv, \"bn\": $bn}}"
+SH
+chmod +x "$bin"/* "$fake/apps/bench_resnet50" "$fake/tests/lrt_cuda_tests"
+
+# run ARGS...: the check with the stand-ins; its output in $out, status in $rc.
+run() {
+  rm -rf "$tmp/logs"
+  out=$(PATH="$bin:$PATH" bash "$check" --build "$fake" --logs "$tmp/logs" "$@" 2>&1)
+  rc=$?
+}
+has() { grep -qE -- "$1" <<<"$out" || fail "$2: no line matching '$1' in: $out"; }
+lacks() { ! grep -qE -- "$1" <<<"$out" || fail "$2: a line matches '$1': $out"; }
+
+run --only split,features
+[ "$rc" -eq 0 ] || fail "--only split,features: exit $rc: $out"
+has '^only +info +--only split,features' "--only split,features"
+has '^build +ok' "--only split,features"
+has '^r50 bf16 split bn +info +3\.00 ms of the 10\.00 ms step \(30%\): 13\.00 ms .*twice; 3\.00 ms by leaving them out' \
+  "the split passes --kernel-repeat bn=2 and bn=0"
+has '^r50 bf16 split conv +info +5\.00 ms of the 10\.00 ms step' "the split passes --kernel-repeat conv=2"
+has '^r50 bf16 split rest +info +2\.00 ms' "the split's rest"
+has '^r50 bf16 relu-from-x +info +1\.100x img/s with it' "the features pass --no-relu-from-x"
+has '^r50 bf16 grad-blend +info' "the features"
+has '^r50 bf16 cast-together +info' "the features"
+for name in 'cuda parity cases' 'ctest' 'bench_kernels' 'bench_adam' 'bench_resnet50' 'r50 bf16 dependent launch' \
+  'cifar epoch' 'bf16 vs fp32 accuracy'; do
+  lacks "^$name" "--only split,features runs no other stage"
+done
+
+run --quick --only tests
+[ "$rc" -eq 0 ] || fail "--quick --only tests: exit $rc: $out"
+has '^cuda parity cases +ok +test cases: 2' "--only tests"
+lacks '^r50 bf16 split' "--only tests"
+lacks '^bench_data' "--only tests (not even --quick's skip row)"
+
+# Refused, naming the culprit, before anything runs.
+for args in "--only bogus" "--only split,bogus" "--only split --profile-only" "--only split --sanitize" \
+  "--only split --baseline $tmp"; do
+  run $args
+  [ "$rc" -eq 2 ] || fail "$args: exit $rc, not 2"
+  grep -q '^device_check: ' <<<"$out" || fail "$args: no one-line error: $out"
+  lacks '^build ' "$args runs nothing"
+done
+run --only bogus
+has "unknown stage 'bogus'" "--only bogus names it"
+
+finish test_device_check
