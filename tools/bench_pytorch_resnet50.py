@@ -189,8 +189,10 @@ def best(runs):
 
 
 def run_matrix(args):
-    """Each configuration in its own process (clean peak memory, no compile
-    cache or cuDNN autotuning shared between them). A ratio compares equal
+    """Each configuration in its own process (clean peak memory, no cuDNN
+    autotuning shared between them; torch.compile's on-disk cache may hold
+    the same configuration's compiled code, as tools/device_check.sh fills
+    it beforehand, which spares the compilation, not what is timed). A ratio compares equal
     numbers of runs: the better of each side's first n, n the runs of the
     PyTorch configuration (one for those --turns does not repeat)."""
     base = [sys.executable, os.path.abspath(__file__), "--device", args.device, "--stem", args.stem,

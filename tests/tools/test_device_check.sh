@@ -5,8 +5,10 @@
 # --only runs the build and the named stages alone; the step's split and the
 # speed features pass each run the flags its label stands for (the stand-in
 # makes a step slower by each group's kernels repeated, so the rows show the
-# flags took); bad --only lists and clashing options are refused with exit
-# 2. Exits 77 (skipped) without python3.
+# flags took); torch.compile's caches are filled while the tests run, for
+# the comparison's batch sizes, into the folder the comparison is given; bad
+# --only lists and clashing options are refused with exit 2. Exits 77
+# (skipped) without python3.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -18,8 +20,18 @@ fake="$tmp/build"
 mkdir -p "$bin" "$fake/apps" "$fake/tests"
 printf '#!/bin/sh\necho "Stand-in GPU, 1.0, 1000 MiB"\n' >"$bin/nvidia-smi"
 printf '#!/bin/sh\nexit 0\n' >"$bin/cmake"
-# python3 as the test picked it (device_check calls python3 by name).
-printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v "$py")" >"$bin/python3"
+# python3 as the test picked it (device_check calls python3 by name), but
+# for the PyTorch benchmark, whose calls (with the compile cache folder they
+# were given) go to calls.txt: the warm-up's succeed, the comparison fails.
+cat >"$bin/python3" <<SH
+#!/bin/sh
+case "\$1" in
+  *bench_pytorch_resnet50.py)
+    echo "\$TORCHINDUCTOR_CACHE_DIR \$*" >>"$tmp/calls.txt"
+    case "\$*" in *"--compile --repeat 1 --warmup 1"*) exit 0 ;; *) exit 1 ;; esac ;;
+esac
+exec $(command -v "$py") "\$@"
+SH
 cat >"$fake/tests/lrt_cuda_tests" <<'SH'
 #!/bin/sh
 echo "[doctest] test cases: 2 | 2 passed | 0 failed | 0 skipped"
@@ -76,6 +88,29 @@ run --quick --only tests
 has '^cuda parity cases +ok +test cases: 2' "--only tests"
 lacks '^r50 bf16 split' "--only tests"
 lacks '^bench_data' "--only tests (not even --quick's skip row)"
+
+# torch.compile's caches filled beside the tests, before the comparison,
+# which is given the same cache folder; each batch size of the comparison.
+for mode in --quick ""; do
+  rm -f "$tmp/calls.txt"
+  run $mode --only compare,tests
+  has '^compile warm-up +info +torch.compile.s caches filled' "$mode --only compare: the warm-up"
+  warm='--device cuda --batch 256 --adam --precision bf16 --channels-last --compile --repeat 1 --warmup 1$'
+  grep -qE "^$tmp/logs/inductor-cache .*bench_pytorch_resnet50.py $warm" "$tmp/calls.txt" ||
+    fail "$mode: no warm-up compile at batch 256 into the run's cache: $(cat "$tmp/calls.txt")"
+  last=$(tail -1 "$tmp/calls.txt")
+  grep -qE "^$tmp/logs/inductor-cache .*--matrix" <<<"$last" ||
+    fail "$mode: the comparison is not last, or not given the cache: $last"
+  if [ -z "$mode" ]; then
+    grep -q -- "--batch 512 .*--compile --repeat 1" "$tmp/calls.txt" || fail "no warm-up at batch 512: $(cat "$tmp/calls.txt")"
+    grep -q -- '--batches 256,512' <<<"$last" || fail "the full comparison's batches: $last"
+  else
+    ! grep -q -- "--batch 512" "$tmp/calls.txt" || fail "--quick warms batch 512 up, which it does not compare"
+  fi
+done
+rm -f "$tmp/calls.txt"
+run --only split
+[ ! -e "$tmp/calls.txt" ] || fail "--only split warms torch.compile up: $(cat "$tmp/calls.txt")"
 
 # Refused, naming the culprit, before anything runs.
 for args in "--only bogus" "--only split,bogus" "--only split --profile-only" "--only split --sanitize" \
