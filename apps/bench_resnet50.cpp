@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
     // A loss that is not finite (--kernel-repeat makes wrong values) is
     // null: JSON has no NaN.
     char loss_text[32] = "null";
-    if (std::isfinite(loss)) std::snprintf(loss_text, sizeof loss_text, "%.6f", loss);
+    if (std::isfinite(loss)) std::snprintf(loss_text, sizeof loss_text, "%.9g", loss);
     std::printf(
         "{\"benchmark\": \"bench_resnet50\", \"framework\": \"lrt\", \"device\": \"%s\", \"stem\": \"%s\", "
         "\"batch\": %lld, \"precision\": \"%s\", \"memory_format\": \"%s\", \"fused_bn_act\": %s, \"cuda_graph\": %s, \"optimizer\": %s, "

@@ -26,23 +26,19 @@ std::atomic<bool> g_bn_relu_from_x{true};
 // Runs kernels::cuda::call or kernels::cpu::call by device, as many times
 // as kernel_repeat(KernelGroup::BatchNorm) says (1 but when timing).
 #if LRT_HAVE_CUDA
-#define LRT_BN_ROUTE(dev, call)                                                \
-  do {                                                                         \
-    for (int rep_ = kernel_repeat(KernelGroup::BatchNorm); rep_ > 0; --rep_) { \
-      if ((dev).is_cuda())                                                     \
-        kernels::cuda::call;                                                   \
-      else                                                                     \
-        kernels::cpu::call;                                                    \
-    }                                                                          \
-  } while (0)
+#define LRT_BN_ROUTE(dev, call)                                    \
+  detail::repeat_kernel(KernelGroup::BatchNorm, [&] {              \
+    if ((dev).is_cuda())                                           \
+      kernels::cuda::call;                                         \
+    else                                                           \
+      kernels::cpu::call;                                          \
+  })
 #else
-#define LRT_BN_ROUTE(dev, call)                                                \
-  do {                                                                         \
-    (void)(dev);                                                               \
-    for (int rep_ = kernel_repeat(KernelGroup::BatchNorm); rep_ > 0; --rep_) { \
-      kernels::cpu::call;                                                      \
-    }                                                                          \
-  } while (0)
+#define LRT_BN_ROUTE(dev, call)                                    \
+  detail::repeat_kernel(KernelGroup::BatchNorm, [&] {              \
+    (void)(dev);                                                   \
+    kernels::cpu::call;                                            \
+  })
 #endif
 
 // The dtype of the per-channel tensors (weight, bias, running statistics)

@@ -84,7 +84,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     wc = weight.contiguous(kfmt).detach();
     if (bias.defined()) bc = bias.contiguous().detach();
     y = empty(out_shape, x.options(), kfmt);
-    for (int r = kernel_repeat(KernelGroup::Convolution); r > 0; --r) kernels::conv2d_forward(xc, wc, bc, y, p);
+    detail::repeat_kernel(KernelGroup::Convolution, [&] { kernels::conv2d_forward(xc, wc, bc, y, p); });
     y = y.contiguous(fmt).detach();
   }
 
@@ -103,20 +103,20 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                     const Tensor into =
                         kfmt == fmt && conv_grad_blend() ? take_waiting_grad(0, gy.dtype(), kfmt) : Tensor();
                     if (into.defined()) {
-                      for (int r = kernel_repeat(KernelGroup::Convolution); r > 0; --r)
-                        kernels::conv2d_backward_data(gy, w_saved, into, p, true);
+                      detail::repeat_kernel(KernelGroup::Convolution,
+                                            [&] { kernels::conv2d_backward_data(gy, w_saved, into, p, true); });
                       gx = into;
                     } else {
                       gx = empty(x_shape, gy.options(), kfmt);
-                      for (int r = kernel_repeat(KernelGroup::Convolution); r > 0; --r)
-                        kernels::conv2d_backward_data(gy, w_saved, gx, p);
+                      detail::repeat_kernel(KernelGroup::Convolution,
+                                            [&] { kernels::conv2d_backward_data(gy, w_saved, gx, p); });
                       gx = gx.contiguous(fmt);
                     }
                   }
                   if (need_gw) {
                     gw = empty(w_shape, gy.options(), kfmt);
-                    for (int r = kernel_repeat(KernelGroup::Convolution); r > 0; --r)
-                      kernels::conv2d_backward_filter(x_saved, gy, gw, p);
+                    detail::repeat_kernel(KernelGroup::Convolution,
+                                          [&] { kernels::conv2d_backward_filter(x_saved, gy, gw, p); });
                     gw = gw.contiguous(wfmt);  // the weight's own layout, as PyTorch gives
                   }
                   if (need_gb) {

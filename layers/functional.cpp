@@ -50,10 +50,10 @@ kernels::PoolGeometry pool_geometry(const char* op, const Tensor& x, int64_t ker
 }
 
 std::atomic<int> g_kernel_repeat[2] = {1, 1};
+std::atomic<int64_t> g_kernel_calls[2] = {0, 0};
 
-std::atomic<int>& repeat_slot(KernelGroup group) {
-  return g_kernel_repeat[group == KernelGroup::BatchNorm ? 1 : 0];
-}
+int group_slot(KernelGroup group) { return group == KernelGroup::BatchNorm ? 1 : 0; }
+std::atomic<int>& repeat_slot(KernelGroup group) { return g_kernel_repeat[group_slot(group)]; }
 
 }  // namespace
 
@@ -62,6 +62,10 @@ void set_kernel_repeat(KernelGroup group, int times) {
   repeat_slot(group).store(times, std::memory_order_relaxed);
 }
 int kernel_repeat(KernelGroup group) { return repeat_slot(group).load(std::memory_order_relaxed); }
+int64_t kernel_calls(KernelGroup group) { return g_kernel_calls[group_slot(group)].load(std::memory_order_relaxed); }
+void detail::count_kernel_call(KernelGroup group) {
+  g_kernel_calls[group_slot(group)].fetch_add(1, std::memory_order_relaxed);
+}
 
 // ----------------------------------------------------------------- pooling --
 

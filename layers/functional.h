@@ -68,12 +68,28 @@ bool conv_grad_blend();
 // CUDA graph replay, warm caches and all), which a profiler timing kernels
 // one by one cannot. The results are then wrong (an input gradient
 // blended into a waiting one is added N times; with 0 outputs are left
-// unwritten): no values may be used (bench_resnet50 --kernel-repeat). Read when an op is called, so a
-// captured CUDA graph keeps the count it was captured with. Refused outside
-// 0..8.
+// unwritten): no values may be used (bench_resnet50 --kernel-repeat).
+// Read at each kernel call (a backward's when backward runs), so a
+// captured CUDA graph keeps the count it was captured with. Refused
+// outside 0..8.
 enum class KernelGroup { Convolution, BatchNorm };
 void set_kernel_repeat(KernelGroup group, int times);
 int kernel_repeat(KernelGroup group);
+// How many kernel calls the group's ops have made in this process, each
+// repeat counted (what the probe's tests count).
+int64_t kernel_calls(KernelGroup group);
+namespace detail {
+void count_kernel_call(KernelGroup group);
+// Runs call() kernel_repeat(group) times, counting each: the way conv2d and
+// batch_norm_act make their kernel calls.
+template <class F>
+void repeat_kernel(KernelGroup group, F&& call) {
+  for (int r = kernel_repeat(group); r > 0; --r) {
+    count_kernel_call(group);
+    call();
+  }
+}
+}  // namespace detail
 
 // ---- batch normalisation ----
 // Whether a training-mode batch_norm_act with a ReLU and no residual

@@ -4,10 +4,9 @@
 # Release build for sm_90 with ninja, builds, runs the ctest suite (all but
 # the CPU fault-injection suites, which CI runs) at a lower priority beside
 # the CUDA cases, which have their own row (a CUDA case skipped is a failure
-# here), and meanwhile compiles the comparison's torch.compile models into
-# this run's cache (so their timed runs do not compile), runs the
-# benchmarks, and prints a summary table last. Full logs go to the log
-# folder.
+# here), runs the benchmarks (the comparison's torch.compile models
+# compiled beforehand, while lrt builds), and prints a summary table last.
+# Full logs go to the log folder.
 #
 # usage: tools/device_check.sh [--quick] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
 #                              [--baseline DIR] [--deadline SECONDS] [--profile | --profile-only]
@@ -104,6 +103,8 @@ done
   { echo "device_check: --profile-only runs no benchmark to compare with --baseline" >&2; exit 2; }
 all_stages="tests kernels data adam compare pdl steps epochs accuracy split baseline features"
 if [ -n "$only" ]; then
+  [[ "$only" =~ ^[a-z]+(,[a-z]+)*$ ]] ||
+    { echo "device_check: --only takes stage names separated by commas, got '$only'" >&2; exit 2; }
   for key in ${only//,/ }; do
     [[ " $all_stages " == *" $key "* ]] ||
       { echo "device_check: --only: unknown stage '$key' (one of: ${all_stages// /, })" >&2; exit 2; }
@@ -274,6 +275,35 @@ if [ -n "$cudnn_root" ]; then
 fi
 row "cudnn search" "info" "${cudnn_root:-toolkit default locations}"
 
+# ---- torch.compile's caches, filled while lrt builds ----
+# Each torch.compile run of the comparison first compiles the model (about a
+# minute of CPU work, the GPU idle). The same configurations (bf16 +
+# channels_last, each batch size of the comparison) are compiled first, in
+# the background while lrt builds (the GPU idle anyway), into a cache folder
+# in the build folder, and waited for before the tests start (no second
+# process on the GPU while they run): the timed runs then find the compiled
+# kernels and graphs (Dynamo still traces the model). What is timed, the
+# steps after warm-up, is the same either way; a warm-up that fails only
+# leaves the timed runs to compile on their own.
+mkdir -p "$build"
+export TORCHINDUCTOR_CACHE_DIR
+TORCHINDUCTOR_CACHE_DIR="$(cd "$build" && pwd)/inductor-cache"
+if wanted compare && ((!sanitize && !profile_only)); then
+  warm_batches=(256 512)
+  ((quick)) && warm_batches=(256)
+  (
+    child=""
+    trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; exit 1' TERM
+    for b in "${warm_batches[@]}"; do
+      timeout -k 5 "$(cap 300)" nice -n 10 python3 tools/bench_pytorch_resnet50.py --device cuda --batch "$b" --adam \
+        --precision bf16 --channels-last --compile --repeat 1 --warmup 1 &
+      child=$!
+      wait "$child" || exit 1
+    done
+  ) >"$logs/compile_warm.json" 2>"$logs/compile_warm.err" &
+  warm_pid=$!
+fi
+
 # ---- configure and build ----
 cfg=(-S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLRT_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$arch")
 [ -z "$deps" ] || cfg+=("-DLRT_DEPS_INCLUDE=$deps")
@@ -290,6 +320,18 @@ else
   grep -m 20 -E 'error|FAILED' "$logs/build.log"
 fi
 
+# The compile warm-up ends before the tests: the time it still needs is
+# time the timed compile runs would otherwise spend compiling, the GPU as
+# idle.
+if [ -n "$warm_pid" ]; then
+  if wait "$warm_pid"; then
+    row "compile warm-up" "info" "torch.compile's caches filled while lrt built ($(elapsed) so far)"
+  else
+    row "compile warm-up" "info" "failed (see compile_warm.err): the timed runs compile on their own"
+  fi
+  warm_pid=""
+fi
+
 # ---- the baseline's benchmark (--baseline), built while the tests run ----
 if [ -n "$baseline" ] && ((!sanitize && !profile_only)); then
   bbuild="$build-baseline"
@@ -300,31 +342,6 @@ if [ -n "$baseline" ] && ((!sanitize && !profile_only)); then
   timeout -k 5 "$(cap 600)" bash -c 'nice -n 19 cmake "${@:3}" && nice -n 19 cmake --build "$1" -j "$2" --target bench_resnet50' \
     _ "$bbuild" "$(nproc)" "${bcfg[@]}" >"$logs/baseline_build.log" 2>&1 &
   baseline_pid=$!
-fi
-
-# ---- torch.compile's caches, filled while the tests run ----
-# Each torch.compile run of the comparison first compiles the model (about a
-# minute of CPU work, the GPU idle). The same configurations (bf16 +
-# channels_last, each batch size of the comparison) are compiled here, in the
-# background beside the tests, into this run's cache folder, so that the
-# timed runs find their graphs and kernels compiled. What is timed, the
-# steps after warm-up, is the same either way; a warm-up that fails only
-# leaves the timed runs to compile on their own.
-export TORCHINDUCTOR_CACHE_DIR="$logs/inductor-cache"
-if wanted compare && ((!sanitize && !profile_only)) && [ -x "$build/apps/bench_resnet50" ]; then
-  warm_batches=(256 512)
-  ((quick)) && warm_batches=(256)
-  (
-    child=""
-    trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; exit 1' TERM
-    for b in "${warm_batches[@]}"; do
-      timeout -k 5 "$(cap 300)" nice -n 5 python3 tools/bench_pytorch_resnet50.py --device cuda --batch "$b" --adam \
-        --precision bf16 --channels-last --compile --repeat 1 --warmup 1 &
-      child=$!
-      wait "$child" || exit 1
-    done
-  ) >"$logs/compile_warm.json" 2>"$logs/compile_warm.err" &
-  warm_pid=$!
 fi
 
 # ---- compute-sanitizer (--sanitize) ----
@@ -431,24 +448,14 @@ else
   fi
 fi
 
-# So does the compile warm-up (it takes CPU time, and a little GPU time).
-# It is waited for even under --deadline: the time it still needs is time
-# the timed compile runs would otherwise spend compiling, the GPU as idle.
-if [ -n "$warm_pid" ]; then
-  if wait "$warm_pid"; then
-    row "compile warm-up" "info" "torch.compile's caches filled beside the tests ($(elapsed) so far)"
-  else
-    row "compile warm-up" "info" "failed (see compile_warm.err): the timed runs compile on their own"
-  fi
-  warm_pid=""
-fi
 # The baseline's build ends before anything is timed: it would take CPU
 # time from the benchmarks' host threads. Without --deadline it is waited
 # for; under one, a build still running when the tests end is given up
-# rather than keep the GPU idle (its comparison comes last anyway).
+# rather than keep the GPU idle (its comparison comes last anyway), unless
+# --only left the tests out (then nothing ran beside it: it is waited for).
 baseline_built=0
 if [ -n "$baseline_pid" ]; then
-  if [ -n "$deadline" ] && kill -0 "$baseline_pid" 2>/dev/null; then
+  if [ -n "$deadline" ] && wanted tests && kill -0 "$baseline_pid" 2>/dev/null; then
     kill -TERM "$baseline_pid" 2>/dev/null
     wait "$baseline_pid" 2>/dev/null
     row "baseline build" "skip" "not built when the tests ended ($(elapsed)); under --deadline it is not waited for"

@@ -88,10 +88,12 @@ def repeats(run):
 
 
 def split_rows(best, turns):
-    """The default step against the same with a kernel group run twice (the
-    difference: the group's time as it runs) or left out (bn0: a second
-    estimate, a difference the other way). Each run must report the counts
-    its label asks for, and no other."""
+    """The default step against the same with a group's kernels run twice
+    (the difference: the group's time as it runs) and, for batch norm, left
+    out (a second estimate, the difference the other way: a repeated kernel
+    may find its inputs in L2, a left-out one changes what the next kernel
+    finds there, so the two can differ). Each run must report the counts its
+    label asks for, and no other; a missing or wrong run is a FAIL."""
     base = best.get("default")
     how = f"CUDA graph, heuristic algorithms, best of {turns} each"
     if not base:
@@ -99,27 +101,42 @@ def split_rows(best, turns):
     if repeats(base) != {"conv": 1, "bn": 1}:
         return [row("r50 bf16 split", "FAIL", "the default step ran with kernels repeated")]
     step = base["median_ms"]
+
+    def variant(group, times):
+        """The run of label GROUPTIMES, or why it cannot be used."""
+        r = best.get(f"{group}{times}")
+        if not r:
+            return None, f"the step with --kernel-repeat {group}={times} gave no result (see bench_split.err)"
+        if repeats(r) != {"conv": 1, "bn": 1, group: times}:
+            return None, f"--kernel-repeat {group}={times} did not take"
+        return r, None
+
     shares, rows = {}, []
-    for group, name, what in (("bn", "r50 bf16 split bn", "batch-norm kernels"),
-                              ("conv", "r50 bf16 split conv", "convolutions")):
-        twice, none = best.get(group + "2"), best.get(group + "0")
-        if not twice:
-            rows.append(row(name, "FAIL", f"the step with its {what} twice gave no result (see bench_split.err)"))
-            continue
-        want = {"conv": 1, "bn": 1, group: 2}
-        if repeats(twice) != want:
-            rows.append(row(name, "FAIL", f"--kernel-repeat {group}=2 did not take"))
+    for group, what, left_out in (("bn", "batch-norm kernels", True), ("conv", "convolutions", False)):
+        name = f"r50 bf16 split {group}"
+        twice, why = variant(group, 2)
+        if why:
+            rows.append(row(name, "FAIL", why))
             continue
         shares[group] = twice["median_ms"] - step
         detail = (f"{shares[group]:.2f} ms of the {step:.2f} ms step ({100 * shares[group] / step:.0f}%): "
                   f"{twice['median_ms']:.2f} ms with its {what} twice")
-        if none and repeats(none) == {**want, group: 0}:
-            detail += f"; {step - none['median_ms']:.2f} ms by leaving them out ({none['median_ms']:.2f} ms)"
-        rows.append(row(name, "info", f"{detail}; {how}"))
-    if len(shares) == 2:
+        status = "info"
+        if left_out:
+            none, why = variant(group, 0)
+            if why:
+                status, detail = "FAIL", f"{detail}; {why}"
+            else:
+                shares[group + "0"] = step - none["median_ms"]
+                detail += f"; {shares[group + '0']:.2f} ms by leaving them out ({none['median_ms']:.2f} ms)"
+        rows.append(row(name, status, f"{detail}; {how}"))
+    if "bn" in shares and "conv" in shares:
         rest = step - shares["bn"] - shares["conv"]
+        also = ""
+        if "bn0" in shares:
+            also = f" ({step - shares['bn0'] - shares['conv']:.2f} ms with the batch-norm share of leaving them out)"
         rows.append(row("r50 bf16 split rest", "info",
-                        f"{rest:.2f} ms ({100 * rest / step:.0f}%): the other kernels (casts, adds, pooling, "
+                        f"{rest:.2f} ms ({100 * rest / step:.0f}%){also}: the other kernels (casts, adds, pooling, "
                         f"loss, optimizer) and the gaps between kernels"))
     return rows
 

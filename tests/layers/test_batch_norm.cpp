@@ -484,6 +484,7 @@ TEST_CASE("kernel_repeat runs batch_norm's kernels that many times, for timing o
   const Tensor rm0 = testing::normal({3}, DType::Float64, 624), rv0 = testing::uniform({3}, 0.5, 3.0, DType::Float64, 625);
   struct Run {
     std::vector<double> y, gx, gw, rm, rv;
+    int64_t forward_calls, backward_calls;  // kernel calls made
   };
   auto run = [&](int times, int calls) {
     const testing::ConvSwitches restore;  // the count, even should a call throw
@@ -491,16 +492,26 @@ TEST_CASE("kernel_repeat runs batch_norm's kernels that many times, for timing o
     Tensor rm = rm0.clone(), rv = rv0.clone();
     Tensor x = x0.clone().set_requires_grad(true), w = w0.clone().set_requires_grad(true);
     Tensor y;
+    const int64_t before = kernel_calls(KernelGroup::BatchNorm);
     for (int i = 0; i < calls; ++i) y = batch_norm_act(x, w, Tensor(), rm, rv, true, Tensor(), true, momentum);
-    Run r{host(y), {}, {}, host(rm), host(rv)};
+    const int64_t forward = kernel_calls(KernelGroup::BatchNorm);
+    Run r{host(y), {}, {}, host(rm), host(rv), forward - before, 0};
+    y.backward(gy);
+    r.backward_calls = kernel_calls(KernelGroup::BatchNorm) - forward;
     if (times > 0) {
-      y.backward(gy);
       r.gx = host(x.grad());
       r.gw = host(w.grad());
     }
     return r;
   };
   const Run once = run(1, 1), twice = run(2, 1), two_calls = run(1, 2), none = run(0, 1);
+  // Statistics and normalisation forward, one backward call; each repeated.
+  CHECK(once.forward_calls == 2);
+  CHECK(once.backward_calls == 1);
+  CHECK(twice.forward_calls == 4);
+  CHECK(twice.backward_calls == 2);
+  CHECK(none.forward_calls == 0);
+  CHECK(none.backward_calls == 0);
   CHECK(twice.y == once.y);
   CHECK(twice.gx == once.gx);
   CHECK(twice.gw == once.gw);

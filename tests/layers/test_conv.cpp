@@ -264,22 +264,33 @@ TEST_CASE("kernel_repeat runs conv2d's kernels that many times, for timing only"
   const Tensor part = empty(x0.shape(), x0.options());
   kernels::conv2d_backward_data(proj, w0, part, kernels::ConvParams{1, 1, 1});
   const Tensor want_y = conv2d(x0, w0, Tensor(), {1, 1, 1});
-  for (int times : {0, 2, 3}) {
+  for (int times : {0, 1, 2, 3}) {
     CAPTURE(times);
     testing::WaitingGradResult got;
     Tensor y;
+    int64_t blended_calls = 0, plain_calls = 0;
     {
       const testing::ConvSwitches restore;  // the count, even should the backward throw
       set_conv_grad_blend(true);
       set_kernel_repeat(KernelGroup::Convolution, times);
+      int64_t before = kernel_calls(KernelGroup::Convolution);
+      // Forward, and the input's gradient blended (the weight needs none).
       got = testing::conv_grad_into_waiting(x0, w0, proj, other, {1, 1, 1});
-      if (times > 0) y = conv2d(x0, w0, Tensor(), {1, 1, 1});
+      blended_calls = kernel_calls(KernelGroup::Convolution) - before;
+      // Forward, and both gradients, the input's into a new tensor.
+      before = kernel_calls(KernelGroup::Convolution);
+      Tensor x = x0.clone().set_requires_grad(true), w = w0.clone().set_requires_grad(true);
+      y = conv2d(x, w, Tensor(), {1, 1, 1});
+      sum(y * proj).backward();
+      plain_calls = kernel_calls(KernelGroup::Convolution) - before;
     }
+    CHECK(blended_calls == 2 * times);
+    CHECK(plain_calls == 3 * times);
     REQUIRE(got.added_into);
     Tensor want = other;
     for (int i = 0; i < times; ++i) want = add(want, part);
     CHECK(host(got.x_grad) == host(want));
-    if (times > 0) CHECK(host(y) == host(want_y));
+    if (times > 0) CHECK(host(y.detach()) == host(want_y));
   }
   CHECK(kernel_repeat(KernelGroup::Convolution) == 1);  // put back by the guard
   CHECK_THROWS_WITH_AS(set_kernel_repeat(KernelGroup::Convolution, 9), doctest::Contains("outside 0..8"), Error);

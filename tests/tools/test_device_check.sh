@@ -19,7 +19,8 @@ bin="$tmp/bin"
 fake="$tmp/build"
 mkdir -p "$bin" "$fake/apps" "$fake/tests"
 printf '#!/bin/sh\necho "Stand-in GPU, 1.0, 1000 MiB"\n' >"$bin/nvidia-smi"
-printf '#!/bin/sh\nexit 0\n' >"$bin/cmake"
+# cmake: configures and builds nothing; the baseline's build takes a second.
+printf '#!/bin/sh\ncase "$*" in *baseline*) sleep 1 ;; esac\nexit 0\n' >"$bin/cmake"
 # python3 as the test picked it (device_check calls python3 by name), but
 # for the PyTorch benchmark, whose calls (with the compile cache folder they
 # were given) go to calls.txt: the warm-up's succeed, the comparison fails.
@@ -28,12 +29,14 @@ cat >"$bin/python3" <<SH
 case "\$1" in
   *bench_pytorch_resnet50.py)
     echo "\$TORCHINDUCTOR_CACHE_DIR \$*" >>"$tmp/calls.txt"
-    case "\$*" in *"--compile --repeat 1 --warmup 1"*) exit 0 ;; *) exit 1 ;; esac ;;
+    case "\$*" in *"--compile --repeat 1 --warmup 1"*) sleep 1; echo "warm-up done" >>"$tmp/calls.txt"; exit 0 ;; esac
+    exit 1 ;;
 esac
 exec $(command -v "$py") "\$@"
 SH
-cat >"$fake/tests/lrt_cuda_tests" <<'SH'
+cat >"$fake/tests/lrt_cuda_tests" <<SH
 #!/bin/sh
+echo "CUDA cases" >>"$tmp/calls.txt"
 echo "[doctest] test cases: 2 | 2 passed | 0 failed | 0 skipped"
 echo "[doctest] assertions: 9 | 9 passed | 0 failed |"
 SH
@@ -41,9 +44,10 @@ SH
 # of the convolutions; -1 ms without relu-from-x.
 cat >"$fake/apps/bench_resnet50" <<'SH'
 #!/bin/bash
-conv=1 bn=1 rx=true gb=true ct=true
+conv=1 bn=1 rx=true gb=true ct=true graph=false
 while (($#)); do
   case "$1" in
+    --cuda-graph) graph=true ;;
     --kernel-repeat) g=${2%%=*}; n=${2#*=}; [ "$g" = bn ] && bn=$n; [ "$g" = conv ] && conv=$n; shift ;;
     --no-relu-from-x) rx=false ;;
     --no-grad-blend) gb=false ;;
@@ -52,11 +56,15 @@ while (($#)); do
   shift
 done
 ms=$((10 + 3 * (bn - 1) + 5 * (conv - 1))); [ $rx = false ] && ms=$((ms + 1))
-echo "{\"images_per_s\": $((256000 / ms)), \"median_ms\": $ms, \"peak_memory_mib\": 100,"\
+echo "{\"images_per_s\": $((256000 / ms)), \"median_ms\": $ms, \"peak_memory_mib\": 100, \"cuda_graph\": $graph,"\
   "\"features\": {\"relu_from_x\": $rx, \"grad_blend\": $gb, \"cast_together\": $ct},"\
   "\"kernel_repeat\": {\"conv\": $conv, \"bn\": $bn}}"
 SH
 chmod +x "$bin"/* "$fake/apps/bench_resnet50" "$fake/tests/lrt_cuda_tests"
+# A baseline source tree, whose build folder holds the same stand-in.
+mkdir -p "$tmp/base" "$fake-baseline/apps"
+echo "project(base)" >"$tmp/base/CMakeLists.txt"
+cp "$fake/apps/bench_resnet50" "$fake-baseline/apps/"
 
 # run ARGS...: the check with the stand-ins; its output in $out, status in $rc.
 run() {
@@ -94,12 +102,18 @@ lacks '^bench_data' "--only tests (not even --quick's skip row)"
 for mode in --quick ""; do
   rm -f "$tmp/calls.txt"
   run $mode --only compare,tests
-  has '^compile warm-up +info +torch.compile.s caches filled' "$mode --only compare: the warm-up"
+  has '^compile warm-up +info +torch.compile.s caches filled while lrt built' "$mode --only compare: the warm-up"
   warm='--device cuda --batch 256 --adam --precision bf16 --channels-last --compile --repeat 1 --warmup 1$'
-  grep -qE "^$tmp/logs/inductor-cache .*bench_pytorch_resnet50.py $warm" "$tmp/calls.txt" ||
+  grep -qE "^$fake/inductor-cache .*bench_pytorch_resnet50.py $warm" "$tmp/calls.txt" ||
     fail "$mode: no warm-up compile at batch 256 into the run's cache: $(cat "$tmp/calls.txt")"
+  # The warm-up ends before the CUDA cases start, the comparison comes after.
+  # (Without --quick the stand-in build has no CPU suites: no tests run.)
+  order=$(grep -oE '^warm-up done|^CUDA cases|--matrix' "$tmp/calls.txt" | paste -sd'|' -)
+  want="warm-up done|CUDA cases|--matrix"
+  [ -n "$mode" ] || want="warm-up done|warm-up done|--matrix"
+  [ "$order" = "$want" ] || fail "${mode:-full}: the order of calls is '$order', not '$want'"
   last=$(tail -1 "$tmp/calls.txt")
-  grep -qE "^$tmp/logs/inductor-cache .*--matrix" <<<"$last" ||
+  grep -qE "^$fake/inductor-cache .*--matrix" <<<"$last" ||
     fail "$mode: the comparison is not last, or not given the cache: $last"
   if [ -z "$mode" ]; then
     grep -q -- "--batch 512 .*--compile --repeat 1" "$tmp/calls.txt" || fail "no warm-up at batch 512: $(cat "$tmp/calls.txt")"
@@ -110,11 +124,17 @@ for mode in --quick ""; do
 done
 rm -f "$tmp/calls.txt"
 run --only split
-[ ! -e "$tmp/calls.txt" ] || fail "--only split warms torch.compile up: $(cat "$tmp/calls.txt")"
+! grep -q bench_pytorch "$tmp/calls.txt" 2>/dev/null || fail "--only split warms torch.compile up: $(cat "$tmp/calls.txt")"
+
+# --only baseline under --deadline: nothing runs beside the baseline's build,
+# so it is waited for (not given up as when the tests end first) and compared.
+run --only baseline --baseline "$tmp/base" --deadline 300
+has '^r50 bf16 nhwc graph vs base +info +1\.000x img/s' "--only baseline --deadline"
+lacks '^baseline build' "--only baseline --deadline"
 
 # Refused, naming the culprit, before anything runs.
-for args in "--only bogus" "--only split,bogus" "--only split --profile-only" "--only split --sanitize" \
-  "--only split --baseline $tmp"; do
+for args in "--only bogus" "--only split,bogus" "--only split,,features" "--only split --profile-only" \
+  "--only split --sanitize" "--only split --baseline $tmp/base"; do
   run $args
   [ "$rc" -eq 2 ] || fail "$args: exit $rc, not 2"
   grep -q '^device_check: ' <<<"$out" || fail "$args: no one-line error: $out"
@@ -122,5 +142,10 @@ for args in "--only bogus" "--only split,bogus" "--only split --profile-only" "-
 done
 run --only bogus
 has "unknown stage 'bogus'" "--only bogus names it"
+run --only "split features"
+[ "$rc" -eq 2 ] || fail "a space-separated --only list: exit $rc, not 2"
+has "separated by commas, got 'split features'" "a space-separated --only list"
+run --only split --baseline "$tmp/base"
+has "which --only leaves out" "--baseline without stage baseline"
 
 finish test_device_check

@@ -68,15 +68,21 @@ out=$("$py" "$script" split "$d")
 [ "$(wc -l <<<"$out")" -eq 3 ] || fail "split: $(wc -l <<<"$out") rows, not 3: $out"
 row_is "$(sed -n 1p <<<"$out")" '^r50 bf16 split bn +info +4\.00 ms of the 16\.00 ms step \(25%\): 20\.00 ms with its batch-norm kernels twice; 3\.50 ms by leaving them out \(12\.50 ms\); .*best of 2 each$'
 row_is "$(sed -n 2p <<<"$out")" '^r50 bf16 split conv +info +9\.00 ms of the 16\.00 ms step \(56%\): 25\.00 ms with its convolutions twice; CUDA'
-row_is "$(sed -n 3p <<<"$out")" '^r50 bf16 split rest +info +3\.00 ms \(19%\): the other kernels'
+row_is "$(sed -n 3p <<<"$out")" '^r50 bf16 split rest +info +3\.00 ms \(19%\) \(3\.50 ms with the batch-norm share of leaving them out\): the other kernels'
 # A repeat that did not take is a FAIL, and leaves no rest row.
 for t in 1 2; do run "$d/bench_split_conv2_$t.json" 10240 "$(rep 1 1)"; done
 out=$("$py" "$script" split "$d")
 row_is "$(sed -n 2p <<<"$out")" '^r50 bf16 split conv +FAIL +--kernel-repeat conv=2 did not take'
 [ "$(wc -l <<<"$out")" -eq 2 ] || fail "split: a rest row without the convolutions' share: $out"
-# A bn0 run that did not take is left out of the bn row's detail.
+for t in 1 2; do run "$d/bench_split_conv2_$t.json" 10240 "$(rep 2 1)"; done
+# A bn0 run that did not take, or gave nothing, fails the bn row (its twice
+# figure still shown) and leaves the rest row to the twice figures.
 for t in 1 2; do run "$d/bench_split_bn0_$t.json" 20480 "$(rep 1 1)"; done
-row_is "$("$py" "$script" split "$d" | sed -n 1p)" 'twice; CUDA graph'
+out=$("$py" "$script" split "$d")
+row_is "$(sed -n 1p <<<"$out")" '^r50 bf16 split bn +FAIL +4\.00 ms .*twice; --kernel-repeat bn=0 did not take; CUDA graph'
+row_is "$(sed -n 3p <<<"$out")" '^r50 bf16 split rest +info +3\.00 ms \(19%\): the other kernels'
+rm "$d"/bench_split_bn0_*.json
+row_is "$("$py" "$script" split "$d" | sed -n 1p)" '^r50 bf16 split bn +FAIL +.*twice; the step with --kernel-repeat bn=0 gave no result'
 # No default step: one FAIL row; a default step with kernels repeated: FAIL.
 for t in 1 2; do run "$d/bench_split_default_$t.json" 16000 "$(rep 1 2)"; done
 row_is "$("$py" "$script" split "$d")" '^r50 bf16 split +FAIL +the default step ran with kernels repeated$'
