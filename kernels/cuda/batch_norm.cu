@@ -669,12 +669,15 @@ __global__ void bn_apply_nhwc_kernel(const S* __restrict__ x, const S* __restric
   const P* rp = reinterpret_cast<const P*>(residual);
   P* yp = reinterpret_cast<P*>(y);
   ApplyCoefs<T, V> k;
+  // Two calls rather than one taking `residual ? &ri : nullptr`: a pointer
+  // that may point at ri kept ri in local memory (a store and a load per
+  // value; ptxas's stack frame, tools/check_kernel_resources.py).
   auto apply = [&](P v, const P& r) {
 #pragma unroll
     for (int i = 0; i < V; ++i) {
-      const T ri = residual ? static_cast<T>(r.v[i]) : T(0);
-      v.v[i] = S(bn_epilogue(bn_apply(static_cast<T>(v.v[i]), k.mean[i], k.scale[i], k.shift[i]),
-                             residual ? &ri : nullptr, relu));
+      const T a = bn_apply(static_cast<T>(v.v[i]), k.mean[i], k.scale[i], k.shift[i]);
+      const T ri = static_cast<T>(r.v[i]);
+      v.v[i] = S(residual ? bn_epilogue(a, &ri, relu) : bn_epilogue(a, static_cast<const T*>(nullptr), relu));
     }
     return v;
   };

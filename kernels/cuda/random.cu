@@ -16,6 +16,8 @@ __global__ void uniform_kernel(T* y, int64_t n, uint64_t seed, uint64_t offset) 
     y[i] = static_cast<T>(philox::uniform_at(seed, offset, static_cast<uint64_t>(i)));
 }
 
+// lrt: stack frame allowed: the double-precision cos and sin of Box-Muller
+// reduce large arguments through a local array; fills at initialisation only.
 template <class T>
 __global__ void normal_kernel(T* y, int64_t n, uint64_t seed, uint64_t offset) {
   dependent_launch_enter();

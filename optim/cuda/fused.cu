@@ -59,17 +59,25 @@ __device__ __forceinline__ SgdArgs sgd_args(const FusedMeta& meta, const FusedCo
   return SgdArgs{h[kHyperLr], c.momentum, meta.wd[t], c.nesterov, h[kHyperFirst] != 0.0f};
 }
 
+// One element, its values loaded into registers and stored back (a
+// reference that may bind to a local keeps that local in local memory).
 __device__ __forceinline__ void update_one(const FusedMeta& meta, const FusedConst& c, int t, int64_t i) {
+  float p = meta.param[t][i];
+  const float g = meta.grad[t][i];
   if (c.adam) {
     const AdamArgs a = adam_args(meta, c, t);
-    float unused = 0.0f;
-    adam_update(meta.param[t][i], meta.grad[t][i], meta.m[t][i], meta.v[t][i], c.amsgrad ? meta.vmax[t][i] : unused,
-                a);
+    float m = meta.m[t][i], v = meta.v[t][i], vm = c.amsgrad ? meta.vmax[t][i] : 0.0f;
+    adam_update(p, g, m, v, vm, a);
+    meta.m[t][i] = m;
+    meta.v[t][i] = v;
+    if (c.amsgrad) meta.vmax[t][i] = vm;
   } else {
     const SgdArgs a = sgd_args(meta, c, t);
-    float unused = 0.0f;
-    sgd_update(meta.param[t][i], meta.grad[t][i], meta.m[t] ? meta.m[t][i] : unused, a);
+    float buf = meta.m[t] ? meta.m[t][i] : 0.0f;
+    sgd_update(p, g, buf, a);
+    if (meta.m[t]) meta.m[t][i] = buf;
   }
+  meta.param[t][i] = p;
 }
 
 __global__ void __launch_bounds__(kBlockThreads) fused_step_kernel(const __grid_constant__ FusedMeta meta,
