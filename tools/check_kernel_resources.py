@@ -14,8 +14,11 @@ store and a load through the L1 cache for what would otherwise live in a
 register, often once per element in a loop (a pointer that may point at a
 local, `cond ? &local : nullptr`, is enough). The check fails (exit 1),
 naming each such kernel, file and reason, unless its source allows it: a
-comment line holding "lrt: stack frame allowed:" and a reason, within the
-four lines above the kernel's __global__ line.
+// comment line holding "lrt: stack frame allowed:" and a reason, the
+kernel's __global__ line being the first one after it, at most four lines
+below (the mark covers every instantiation of that kernel in the file).
+The frame counted includes the functions a kernel calls. The result
+depends on the toolkit: another CUDA version may inline differently.
 
   --list       every kernel, most registers first: registers, stack frame,
                spill stores/loads, shared memory, architecture, file, name
@@ -60,19 +63,32 @@ def cuda_entries(build):
     return sorted(cu, key=lambda e: e["file"])
 
 
+# nvcc's options that name the output or ask for a dependency file: dropped,
+# with their value where it is a separate word (the short and long forms).
+WITH_VALUE = ("-o", "--output-file", "-MF", "--dependency-output", "-MT", "--dependency-target-name", "-MQ")
+FLAGS = ("-MD", "-MMD", "--generate-dependencies-with-compile", "--generate-nonsystem-dependencies-with-compile",
+         "-M", "-MM", "--generate-dependencies", "--generate-nonsystem-dependencies", "-MP",
+         "--generate-dependency-targets")
+
+
 def report_command(entry, obj):
     """The entry's nvcc command with ptxas's report, writing obj and no
     dependency file."""
-    args = entry["arguments"] if "arguments" in entry else shlex.split(entry["command"])
-    out, skip = [], 0
+    if "arguments" in entry and isinstance(entry["arguments"], list):
+        args = [str(a) for a in entry["arguments"]]
+    elif isinstance(entry.get("command"), str):
+        args = shlex.split(entry["command"])
+    else:
+        die(f"compile_commands.json: the entry for {entry['file']} has no command")
+    out, skip = [], False
     for a in args:
         if skip:
-            skip -= 1
+            skip = False
             continue
-        if a in ("-o", "-MT", "-MF", "-MQ"):
-            skip = 1
+        if a in WITH_VALUE:
+            skip = True
             continue
-        if a in ("-MD", "-MMD") or a.startswith(("-MF=", "-MT=")):
+        if a in FLAGS or a.startswith(tuple(o + "=" for o in WITH_VALUE)) or re.fullmatch(r"-o\S+", a):
             continue
         out.append(a)
     return out + ["-o", obj, "--resource-usage"]
@@ -92,6 +108,7 @@ PROPS = re.compile(r"Function properties for (\S+)")
 FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 USED = re.compile(r"Used (\d+) registers")
 SMEM = re.compile(r"(\d+) bytes smem")
+CUMULATIVE = re.compile(r"(\d+) bytes cumulative stack size")  # with the functions it calls
 
 
 def parse(text):
@@ -118,6 +135,9 @@ def parse(text):
             current["registers"] = int(m.group(1))
             s = SMEM.search(line)
             current["smem"] = int(s.group(1)) if s else 0
+            c = CUMULATIVE.search(line)
+            if c:
+                current["stack"] = max(current["stack"], int(c.group(1)))
     return [k for k in kernels if k["registers"] is not None]
 
 
@@ -153,26 +173,40 @@ def base_name(name):
     return re.match(r"[A-Za-z_]\w*", name).group(0) if re.match(r"[A-Za-z_]\w*", name) else name
 
 
+KERNEL = re.compile(r"__global__\s+(?:void\s+)?(?:__launch_bounds__\s*\([^()]*(?:\([^()]*\)[^()]*)*\)\s*)?"
+                    r"(?:void\s+)?([A-Za-z_]\w*)\s*\(")
+
+
+def allowances(path):
+    """{kernel name: reason} for the kernels a source marks: a comment line
+    holding the marker, the kernel's __global__ line the first code line
+    with __global__ after it, at most four lines below."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    code = [l.split("//", 1)[0] for l in lines]  # line comments dropped
+    found = {}
+    for i, line in enumerate(lines):
+        if ALLOW not in line or not line.lstrip().startswith("//"):
+            continue
+        reason = line.split(ALLOW, 1)[1].strip()
+        for j in range(i + 1, min(i + 5, len(lines))):
+            if "__global__" not in code[j]:
+                continue
+            m = KERNEL.search(" ".join(code[j : j + 3]))
+            if m and reason:
+                found[m.group(1)] = reason
+            break
+    return found
+
+
 def allowed(path, name, cache):
     """The reason the kernel's source gives for its stack frame, or None."""
     if path not in cache:
-        try:
-            with open(path, errors="replace") as f:
-                cache[path] = f.read().splitlines()
-        except OSError:
-            cache[path] = []
-    lines = cache[path]
-    call = re.compile(r"\b" + re.escape(base_name(name)) + r"\s*\(")
-    for i, line in enumerate(lines):
-        if "__global__" not in line:
-            continue
-        if not any(call.search(l) for l in lines[i : i + 3]):
-            continue
-        for above in lines[max(0, i - 4) : i]:
-            if ALLOW in above:
-                reason = above.split(ALLOW, 1)[1].strip()
-                return reason or None
-    return None
+        cache[path] = allowances(path)
+    return cache[path].get(base_name(name))
 
 
 def main():
@@ -209,7 +243,8 @@ def main():
             k["file"] = entry["file"]
         kernels.extend(found)
     if not kernels:
-        die("ptxas reported no kernels (was --resource-usage ignored?)")
+        die("ptxas reported no kernels: no GPU code was built (CMAKE_CUDA_ARCHITECTURES names only virtual "
+            "architectures?)")
 
     cache, bad, excused = {}, [], []
     for k in kernels:
