@@ -16,7 +16,8 @@ local, `cond ? &local : nullptr`, is enough). The check fails (exit 1),
 naming each such kernel, file and reason, unless its source allows it: a
 // comment line holding "lrt: stack frame allowed:" and a reason, the
 kernel's __global__ line being the first one after it, at most four lines
-below (the mark covers every instantiation of that kernel in the file).
+below, in the .cu file compiled (the mark covers every instantiation of
+that kernel; marks in included headers are not read).
 The frame counted includes the functions a kernel calls. The result
 depends on the toolkit: another CUDA version may inline differently.
 
@@ -25,8 +26,11 @@ depends on the toolkit: another CUDA version may inline differently.
   --json FILE  the same as a JSON list
   --jobs N     sources compiled at once (default: the cores)
 
-Prints a summary line last. Exit 2 when BUILD has no compile_commands.json,
-lists no CUDA source, or a compile fails.
+Prints a summary line last. Exit 2, with a one-line reason, on bad
+arguments, when BUILD has no compile_commands.json or it lists no CUDA
+source, when a compile cannot run or fails, when the build makes no GPU
+code (CMAKE_CUDA_ARCHITECTURES naming only virtual architectures), when
+ptxas's report holds no kernel this tool can read, or without c++filt.
 """
 import argparse
 import concurrent.futures
@@ -77,7 +81,10 @@ def report_command(entry, obj):
     if "arguments" in entry and isinstance(entry["arguments"], list):
         args = [str(a) for a in entry["arguments"]]
     elif isinstance(entry.get("command"), str):
-        args = shlex.split(entry["command"])
+        try:
+            args = shlex.split(entry["command"])
+        except ValueError as e:
+            die(f"compile_commands.json: the command for {entry['file']} cannot be read: {e}")
     else:
         die(f"compile_commands.json: the entry for {entry['file']} has no command")
     out, skip = [], False
@@ -88,7 +95,7 @@ def report_command(entry, obj):
         if a in WITH_VALUE:
             skip = True
             continue
-        if a in FLAGS or a.startswith(tuple(o + "=" for o in WITH_VALUE)) or re.fullmatch(r"-o\S+", a):
+        if a in FLAGS or a.startswith(tuple(o + "=" for o in WITH_VALUE)):
             continue
         out.append(a)
     return out + ["-o", obj, "--resource-usage"]
@@ -96,7 +103,10 @@ def report_command(entry, obj):
 
 def compile_report(entry, tmp, index):
     cmd = report_command(entry, os.path.join(tmp, f"k{index}.o"))
-    r = subprocess.run(cmd, cwd=entry.get("directory") or None, capture_output=True, text=True)
+    try:
+        r = subprocess.run(cmd, cwd=entry.get("directory") or None, capture_output=True, text=True)
+    except OSError as e:
+        die(f"compiling {entry['file']}: cannot run {cmd[0]}: {e}")
     if r.returncode != 0:
         tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-5:])
         die(f"compiling {entry['file']} failed (status {r.returncode}):\n{tail}")
@@ -109,6 +119,12 @@ FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) by
 USED = re.compile(r"Used (\d+) registers")
 SMEM = re.compile(r"(\d+) bytes smem")
 CUMULATIVE = re.compile(r"(\d+) bytes cumulative stack size")  # with the functions it calls
+
+
+def makes_sass(entry):
+    """Whether the command builds code for a real GPU (sm_XX), not PTX only."""
+    text = " ".join(entry["arguments"]) if isinstance(entry.get("arguments"), list) else str(entry.get("command", ""))
+    return re.search(r"code=\S*sm_\d|(?:-arch|--gpu-architecture)[= ](?:sm_\d|native|all)", text) is not None
 
 
 def parse(text):
@@ -173,7 +189,7 @@ def base_name(name):
     return re.match(r"[A-Za-z_]\w*", name).group(0) if re.match(r"[A-Za-z_]\w*", name) else name
 
 
-KERNEL = re.compile(r"__global__\s+(?:void\s+)?(?:__launch_bounds__\s*\([^()]*(?:\([^()]*\)[^()]*)*\)\s*)?"
+KERNEL = re.compile(r"__global__\s+(?:(?:static|inline)\s+)*(?:void\s+)?(?:__launch_bounds__\s*\([^()]*(?:\([^()]*\)[^()]*)*\)\s*)?"
                     r"(?:void\s+)?([A-Za-z_]\w*)\s*\(")
 
 
@@ -229,6 +245,11 @@ def main():
         die(f"--jobs {a.jobs}: give 1 or more")
     if not os.path.isdir(a.build):
         die(f"{a.build}: no such folder")
+    if a.json:  # tried first (not emptied), so that a bad path is said before the compiles
+        try:
+            open(a.json, "a").close()
+        except OSError as e:
+            die(f"--json {a.json}: {e.strerror}")
     if not shutil.which("c++filt"):
         die("c++filt (binutils) not found: the kernels' names cannot be read")
     entries = cuda_entries(a.build)
@@ -243,8 +264,10 @@ def main():
             k["file"] = entry["file"]
         kernels.extend(found)
     if not kernels:
-        die("ptxas reported no kernels: no GPU code was built (CMAKE_CUDA_ARCHITECTURES names only virtual "
-            "architectures?)")
+        if not any(makes_sass(e) for e in entries):
+            die("no GPU code was built (CMAKE_CUDA_ARCHITECTURES names only virtual architectures): "
+                "ptxas's report is made for real ones")
+        die("ptxas's report holds no kernel this tool can read (has its format changed?)")
 
     cache, bad, excused = {}, [], []
     for k in kernels:

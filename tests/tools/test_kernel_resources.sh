@@ -35,7 +35,7 @@ for k in ks:
 PY
 
 # Stand-in sources compiled with the build's own nvcc and architectures.
-mkdir -p "$tmp/src" "$tmp/mixed" "$tmp/clean" "$tmp/broken" "$tmp/none"
+mkdir -p "$tmp/src" "$tmp/mixed" "$tmp/clean" "$tmp/broken" "$tmp/none" "$tmp/ptxonly" "$tmp/nocompiler"
 cat >"$tmp/src/mixed.cu" <<'SRC'
 // An array of 256 floats indexed at run time cannot live in registers.
 #define LOCAL_ARRAY(k)                                  \
@@ -99,14 +99,16 @@ for i, a in enumerate(args):
 # must not reach the report's compile: no x.o or x.d may appear.
 short = ["-MD", "-MT", "x.o", "-MF", "x.d", "-o", "x.o"]
 long = ["--generate-dependencies-with-compile", "--dependency-output", "x.d", "--output-file=x.o"]
-def entry(name, outputs, key="command"):
+def entry(name, outputs, key="command", target=None, compiler=args[0]):
     src = os.path.join(tmp, "src", name)
-    cmd = [args[0], *host, f"-arch={arch}", "-c", src, *outputs]
+    cmd = [compiler, *host, target or f"-arch={arch}", "-c", src, *outputs]
     e = {"directory": tmp, "file": src}
     e[key] = cmd if key == "arguments" else " ".join(shlex.quote(a) for a in cmd)
     return e
 for folder, es in (("mixed", [entry("mixed.cu", short), entry("clean.cu", short)]),
-                   ("clean", [entry("clean.cu", long, "arguments")]), ("broken", [entry("broken.cu", short)])):
+                   ("clean", [entry("clean.cu", long, "arguments")]), ("broken", [entry("broken.cu", short)]),
+                   ("ptxonly", [entry("clean.cu", short, target="--generate-code=arch=compute_90,code=compute_90")]),
+                   ("nocompiler", [entry("clean.cu", short, compiler=os.path.join(tmp, "no-nvcc"))])):
     json.dump(es, open(os.path.join(tmp, folder, "compile_commands.json"), "w"))
 json.dump([{"directory": tmp, "file": os.path.join(tmp, "src", "a.cpp"), "command": "g++ -c a.cpp"}],
           open(os.path.join(tmp, "none", "compile_commands.json"), "w"))
@@ -149,6 +151,9 @@ expect_2 "a missing folder" "$tmp/nowhere: no such folder" "$tmp/nowhere"
 expect_2 "a folder without compile_commands.json" "no $tmp/src/compile_commands.json" "$tmp/src"
 expect_2 "no CUDA source" "lists no CUDA source" "$tmp/none"
 expect_2 "a failing compile" "compiling $tmp/src/broken.cu failed" "$tmp/broken"
+expect_2 "a compiler that is not there" "compiling $tmp/src/clean.cu: cannot run $tmp/no-nvcc" "$tmp/nocompiler"
+expect_2 "PTX only" "no GPU code was built" "$tmp/ptxonly"
+expect_2 "a --json path in no folder" "--json $tmp/nowhere/r.json: No such file or directory" "$tmp/clean" --json "$tmp/nowhere/r.json"
 expect_2 "no folder" "no build folder given"
 expect_2 "--jobs 0" "--jobs 0: give 1 or more" "$tmp/clean" --jobs 0
 
