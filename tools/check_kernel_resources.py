@@ -186,7 +186,8 @@ def short_name(demangled):
 
 
 def base_name(name):
-    return re.match(r"[A-Za-z_]\w*", name).group(0) if re.match(r"[A-Za-z_]\w*", name) else name
+    m = re.match(r"[A-Za-z_]\w*", name)
+    return m.group(0) if m else name
 
 
 KERNEL = re.compile(r"__global__\s+(?:(?:static|inline)\s+)*(?:void\s+)?(?:__launch_bounds__\s*\([^()]*(?:\([^()]*\)[^()]*)*\)\s*)?"
@@ -273,9 +274,7 @@ def main():
     for k in kernels:
         if k["stack"] == 0 and k["spill_stores"] == 0 and k["spill_loads"] == 0:
             continue
-        reason = allowed(k["file"], k["name"], cache)
-        k["allowed"] = reason
-        (excused if reason else bad).append(k)
+        (excused if allowed(k["file"], k["name"], cache) else bad).append(k)
 
     def rel(p):  # relative to the repository where the file is in it
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
