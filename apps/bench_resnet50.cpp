@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "apps/bench_cli.h"
+#include "apps/json_number.h"
 #include "core/allocator.h"
 #include "core/autograd.h"
 #include "core/cuda_graph.h"
@@ -268,8 +269,7 @@ int main(int argc, char** argv) {
     const double peak_mib = cuda ? alloc_peak_mib : peak_rss_mib();
     // A loss that is not finite (--kernel-repeat makes wrong values) is
     // null: JSON has no NaN.
-    char loss_text[32] = "null";
-    if (std::isfinite(loss)) std::snprintf(loss_text, sizeof loss_text, "%.9g", loss);
+    const std::string loss_text = lrt::json_number(loss);
     std::printf(
         "{\"benchmark\": \"bench_resnet50\", \"framework\": \"lrt\", \"device\": \"%s\", \"stem\": \"%s\", "
         "\"batch\": %lld, \"precision\": \"%s\", \"memory_format\": \"%s\", \"fused_bn_act\": %s, \"cuda_graph\": %s, \"optimizer\": %s, "
@@ -282,7 +282,7 @@ int main(int argc, char** argv) {
         dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : (tf32 && cuda ? "tf32" : "fp32"),
         channels_last ? "channels_last" : "contiguous", fuse ? "true" : "false", graph ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, host_med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
-        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss_text, relu_from_x ? "true" : "false",
+        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss_text.c_str(), relu_from_x ? "true" : "false",
         grad_blend ? "true" : "false", cast_together ? "true" : "false", conv_repeat, bn_repeat,
         cuda ? (std::string(", \"dependent_launch\": ") + (dependent_launch_on(dev.index) ? "true" : "false")).c_str()
              : (", \"cpu_gemm\": \"" + std::string(kernels::cpu::gemm_backend()) + ", " + kernels::cpu::gemm_kernels() + "\"").c_str());

@@ -39,6 +39,7 @@
 #include <memory>
 #include <sstream>
 
+#include "apps/json_number.h"
 #include "apps/resnet50_cifar/checkpoint.h"
 #include "apps/resnet50_cifar/files.h"
 #include "apps/resnet50_cifar/graph_plan.h"
@@ -90,12 +91,7 @@ class SignalScope {
 
 // --------------------------------------------------------------------- JSON --
 
-std::string num(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
+std::string num(double v) { return json_number(v); }
 
 std::string json_string(const std::string& s) {
   std::string out = "\"";
