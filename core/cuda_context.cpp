@@ -80,12 +80,21 @@ bool cuda_available() { return cuda_device_count() > 0; }
 bool dependent_launch_on(int device) {
   if (!lrt::dependent_launch()) return false;
   check_device_index(device);
+  // The runtime must be 12.3 or later: from that version a graph capture
+  // keeps a dependent launch that follows a memset, a copy or a library's
+  // kernel (the training step's graph has all three); an older runtime is
+  // given plain launches rather than a capture it may refuse.
+  static const bool runtime_ok = [] {
+    int rt = 0;
+    CUDA_CHECK(cudaRuntimeGetVersion(&rt));
+    return rt >= 12030;
+  }();
   static std::array<int, kMaxDevices> majors{};
   static std::once_flag once[kMaxDevices];
   std::call_once(once[device], [device] {
     CUDA_CHECK(cudaDeviceGetAttribute(&majors[device], cudaDevAttrComputeCapabilityMajor, device));
   });
-  return majors[device] >= 9;
+  return runtime_ok && majors[device] >= 9;
 }
 
 Allocator& cuda_allocator(int device) {

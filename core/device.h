@@ -46,8 +46,8 @@ bool cuda_built();
 void set_dependent_launch(bool on);
 bool dependent_launch();
 // Whether lrt's kernels on CUDA device `device` are queued that way now: the
-// switch is on and the device has compute capability 9.0 or later (false
-// in CPU builds).
+// switch is on, the device has compute capability 9.0 or later and the CUDA
+// runtime is 12.3 or later (false in CPU builds).
 bool dependent_launch_on(int device);
 // One producer-consumer pair of kernels on CUDA device `device`, queued as
 // lrt queues its own: the producer releases its dependents at once, then

@@ -54,7 +54,7 @@ template <class... Params, class... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, int dev, Args&&... args) {
   if (lrt::dependent_launch_on(dev) &&
       lrt::cuda::kernel_has_dependent_launch(reinterpret_cast<const void*>(kernel), dev)) {
-    cudaLaunchAttribute attr[1];
+    cudaLaunchAttribute attr[1] = {};
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t cfg{};
