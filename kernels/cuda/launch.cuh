@@ -1,12 +1,20 @@
 // Launch helpers for the CUDA kernels: grid-stride loop bounds, the 16-byte
 // Pack used for vectorised loads, and alignment checks.
+//
+// With LRT_EMULATED_GRID defined (as the path of a header), a kernel file is
+// built as plain C++ for the emulated grid of the tests (tests/emulated/
+// grid.h): that header stands in for the CUDA runtime and supplies launch().
 #pragma once
 
 #include <cstdint>
 #include <utility>
 #include <vector>
 
+#if defined(LRT_EMULATED_GRID)
+#include LRT_EMULATED_GRID
+#else
 #include "core/cuda_context.h"
+#endif
 #include "core/tensor.h"
 
 namespace lrt::kernels::cuda {
@@ -46,6 +54,7 @@ __device__ __forceinline__ void dependent_launch_enter() {
 #endif
 }
 
+#if !defined(LRT_EMULATED_GRID)
 // Queues kernel<<<grid, block, 0, stream>>>(args...) on device dev's stream
 // and checks it: as a programmatic dependent launch where
 // lrt::dependent_launch_on(dev) and the kernel was built with the
@@ -71,6 +80,7 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t strea
   }
   LRT_LAUNCH_CHECK();
 }
+#endif
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 

@@ -1,0 +1,280 @@
+// The emulated CUDA grid of grid.h. A block's threads are fibers on the
+// calling thread: the scheduler runs each until it returns or waits
+// at a barrier (__syncthreads, or a warp's shuffle or __syncwarp), and
+// releases a barrier once every thread it concerns that has not returned is
+// waiting there. Where threads wait and nothing can be released (threads of
+// one warp at different barriers), the launch reports a deadlock.
+//
+// On x86-64 a switch between fibers saves and restores the callee-saved
+// registers and the floating-point control words (a few instructions);
+// elsewhere it is ucontext's swapcontext, which also saves the signal mask
+// with a system call each time, and is some ten times slower.
+#include "emulated/grid.h"
+
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define LRT_FIBER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/common_interface_defs.h>
+#define LRT_FIBER_ASAN 1
+#endif
+#endif
+
+namespace lrt::emulated_grid {
+
+namespace {
+
+constexpr size_t kStackBytes = 256 * 1024;
+
+enum class State { Runnable, AtBlockBarrier, AtWarpBarrier, Done };
+
+#if defined(__x86_64__)
+// A suspended context is its stack pointer; the stack holds the rest.
+struct Context {
+  void* sp = nullptr;
+};
+extern "C" void lrt_emulated_switch(void** save_sp, void* next_sp);
+asm(R"(
+  .pushsection .text
+  .globl lrt_emulated_switch
+  .type lrt_emulated_switch, @function
+lrt_emulated_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size lrt_emulated_switch, .-lrt_emulated_switch
+  .popsection
+)");
+
+void switch_context(Context& from, const Context& to) { lrt_emulated_switch(&from.sp, to.sp); }
+
+// Makes ctx start entry() on the stack [stack, stack + bytes) at its next
+// switch: the frame lrt_emulated_switch pops (control words, six registers,
+// the return address), entry's address 16-byte aligned as a call leaves it.
+void make_context(Context& ctx, char* stack, size_t bytes, void (*entry)()) {
+  auto* top = reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(stack + bytes) & ~uintptr_t(15));
+  uint64_t* sp = top;
+  *--sp = 0;                                  // entry's own return address: entry never returns
+  *--sp = reinterpret_cast<uint64_t>(entry);  // at a 16-byte boundary
+  for (int i = 0; i < 6; ++i) *--sp = 0;  // rbp, rbx, r12-r15
+  uint32_t mxcsr = 0;
+  uint16_t fpucw = 0;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(fpucw));
+  *--sp = uint64_t(mxcsr) | uint64_t(fpucw) << 32;
+  ctx.sp = sp;
+}
+#else
+struct Context {
+  ucontext_t uc{};
+};
+
+void switch_context(Context& from, const Context& to) { swapcontext(&from.uc, &to.uc); }
+
+void make_context(Context& ctx, char* stack, size_t bytes, void (*entry)()) {
+  getcontext(&ctx.uc);
+  ctx.uc.uc_stack.ss_sp = stack;
+  ctx.uc.uc_stack.ss_size = bytes;
+  ctx.uc.uc_link = nullptr;
+  makecontext(&ctx.uc, entry, 0);
+}
+#endif
+
+struct Fiber {
+  Context context;
+  std::unique_ptr<char[]> stack = std::make_unique<char[]>(kStackBytes);
+  State state = State::Done;
+  void* fake_stack = nullptr;  // AddressSanitizer's, while switched away
+};
+
+struct Warp {
+  uint64_t slot[32] = {};
+};
+
+// The running launch: its fibers (kept from block to block), the scheduler's
+// context and the block's state.
+struct Scheduler {
+  std::vector<std::unique_ptr<Fiber>> fibers;
+  Context context;
+  const void* stack_bottom = nullptr;  // the scheduler's stack, for AddressSanitizer
+  size_t stack_size = 0;
+  int threads = 0;
+  int current = 0;
+  Warp warps[32];
+  const std::function<void()>* body = nullptr;
+  std::string error;
+  void fail(const std::string& what) {
+    if (error.empty()) error = what;
+  }
+};
+
+Scheduler* sched = nullptr;
+
+void start_switch([[maybe_unused]] void** fake, [[maybe_unused]] const void* bottom,
+                  [[maybe_unused]] size_t size) {
+#ifdef LRT_FIBER_ASAN
+  __sanitizer_start_switch_fiber(fake, bottom, size);
+#endif
+}
+
+void finish_switch([[maybe_unused]] void* fake, [[maybe_unused]] const void** bottom,
+                   [[maybe_unused]] size_t* size) {
+#ifdef LRT_FIBER_ASAN
+  __sanitizer_finish_switch_fiber(fake, bottom, size);
+#endif
+}
+
+// From a fiber back to the scheduler, in state s; returns when resumed.
+void yield(State s) {
+  Fiber& f = *sched->fibers[sched->current];
+  f.state = s;
+  start_switch(&f.fake_stack, sched->stack_bottom, sched->stack_size);
+  switch_context(f.context, sched->context);
+  finish_switch(f.fake_stack, &sched->stack_bottom, &sched->stack_size);
+}
+
+void fiber_main() {
+  Fiber& f = *sched->fibers[sched->current];
+  finish_switch(nullptr, &sched->stack_bottom, &sched->stack_size);
+  (*sched->body)();
+  f.state = State::Done;
+  // The last switch: AddressSanitizer may drop this fiber's fake stack.
+  start_switch(nullptr, sched->stack_bottom, sched->stack_size);
+  switch_context(f.context, sched->context);
+}
+
+void resume(int t, dim3 grid, dim3 block, dim3 block_idx) {
+  Fiber& f = *sched->fibers[t];
+  sched->current = t;
+  threadIdx = dim3(t % block.x, t / block.x % block.y, t / (block.x * block.y));
+  blockIdx = block_idx;
+  blockDim = block;
+  gridDim = grid;
+  f.state = State::Runnable;
+  void* fake = nullptr;
+  start_switch(&fake, f.stack.get(), kStackBytes);
+  switch_context(sched->context, f.context);
+  finish_switch(fake, nullptr, nullptr);
+}
+
+// Runs one block to its end; false where its threads deadlock.
+bool run_block(dim3 grid, dim3 block, dim3 block_idx) {
+  const int n = sched->threads;
+  std::vector<State> state(n, State::Runnable);
+  for (int t = 0; t < n; ++t) make_context(sched->fibers[t]->context, sched->fibers[t]->stack.get(), kStackBytes, fiber_main);
+  for (;;) {
+    for (int t = 0; t < n; ++t) {
+      if (state[t] != State::Runnable) continue;
+      resume(t, grid, block, block_idx);
+      state[t] = sched->fibers[t]->state;
+    }
+    int done = 0, at_block = 0;
+    for (State s : state) {
+      done += s == State::Done;
+      at_block += s == State::AtBlockBarrier;
+    }
+    if (done == n) return true;
+    bool released = false;
+    if (at_block == n - done) {
+      for (State& s : state)
+        if (s == State::AtBlockBarrier) s = State::Runnable;
+      released = true;
+    }
+    for (int w = 0; !released && w * 32 < n; ++w) {
+      const int end = std::min(n, (w + 1) * 32);
+      int waiting = 0, running = 0;
+      for (int t = w * 32; t < end; ++t) {
+        waiting += state[t] == State::AtWarpBarrier;
+        running += state[t] != State::Done;
+      }
+      if (waiting > 0 && waiting == running) {
+        for (int t = w * 32; t < end; ++t)
+          if (state[t] == State::AtWarpBarrier) state[t] = State::Runnable;
+        released = true;
+      }
+    }
+    if (!released) return false;
+  }
+}
+
+int warp_lanes(int warp) { return std::min(32, sched->threads - warp * 32); }
+
+}  // namespace
+
+Device& device() {
+  static Device d;
+  return d;
+}
+
+int lane_id() { return sched->current % 32; }
+
+void sync_block() { yield(State::AtBlockBarrier); }
+
+void sync_warp() { yield(State::AtWarpBarrier); }
+
+void shuffle(const void* value, void* out, size_t bytes, int src_lane, unsigned mask) {
+  const int warp = sched->current / 32, lane = lane_id(), lanes = warp_lanes(warp);
+  Warp& w = sched->warps[warp];
+  std::memcpy(&w.slot[lane], value, bytes);
+  yield(State::AtWarpBarrier);
+  // Every lane the mask names must take part (be running and in range).
+  for (int l = 0; l < 32; ++l)
+    if ((mask >> l & 1u) && (l >= lanes || sched->fibers[warp * 32 + l]->state == State::Done))
+      sched->fail("a warp shuffle's mask names lane " + std::to_string(l) + ", which is not running");
+  std::memcpy(out, src_lane >= 0 && src_lane < lanes ? &w.slot[src_lane] : value, bytes);
+  yield(State::AtWarpBarrier);
+}
+
+void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
+  const int64_t threads = int64_t(block.x) * block.y * block.z;
+  LRT_CHECK(threads >= 1 && threads <= 1024, "emulated launch: a block of ", threads, " threads (1 to 1024)");
+  LRT_CHECK(grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.y <= 65535 && grid.z <= 65535,
+            "emulated launch: grid (", grid.x, ", ", grid.y, ", ", grid.z, ") is out of CUDA's limits");
+  LRT_CHECK(sched == nullptr, "emulated launch: a kernel launched another (or two launches at once)");
+  static Scheduler s;  // the fibers' stacks are kept for the next launch
+  s.threads = static_cast<int>(threads);
+  while (static_cast<int64_t>(s.fibers.size()) < threads) s.fibers.push_back(std::make_unique<Fiber>());
+  s.body = &body;
+  s.error.clear();
+  sched = &s;
+  struct Reset {
+    ~Reset() { sched = nullptr; }
+  } reset;
+  for (unsigned bz = 0; bz < grid.z; ++bz)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        const bool finished = run_block(grid, block, dim3(bx, by, bz));
+        LRT_CHECK(finished, "emulated launch, block (", bx, ", ", by, ", ", bz,
+                  "): deadlock, its threads wait at barriers that cannot all be reached");
+        LRT_CHECK(s.error.empty(), "emulated launch, block (", bx, ", ", by, ", ", bz, "): ", s.error);
+      }
+}
+
+}  // namespace lrt::emulated_grid

@@ -1,0 +1,164 @@
+// An emulated CUDA grid: lrt's CUDA kernels and their launchers compiled as
+// plain C++ and run on the CPU, so the kernels' indexing, tails, alignment
+// paths, shared-memory trees and warp shuffles are tested on machines
+// without a GPU (and under the sanitizers), against the CPU kernels.
+//
+// How a kernel file is built this way (tests/CMakeLists.txt,
+// lrt_emulated_tests): the translation unit includes kernels/cuda/<op>.cu
+// with LRT_EMULATED_GRID naming this header, which kernels/cuda/launch.cuh
+// then includes instead of the CUDA runtime, and with the macro
+// cuda=emulated, so the file's lrt::kernels::cuda launchers become
+// lrt::kernels::emulated ones (no clash with the real ones where the CUDA
+// backend is built) and its calls to lrt::cuda (stream, sm_count, grid_for)
+// reach the stand-ins below in lrt::emulated.
+//
+// A launch runs the grid's blocks one after another; a block's threads are
+// fibers on the calling thread (grid.cpp), with threadIdx and the other
+// built-in variables set for each as it runs. __syncthreads() is a barrier
+// over the block's threads that have not returned (as on sm_70 and later),
+// and the warp shuffles exchange values through a barrier over the warp; a
+// shuffle whose mask names a lane that has returned, and threads waiting at
+// barriers that can never all be reached, are errors the launch reports.
+// Blocks run one at a time, so a kernel's __shared__ arrays are function
+// statics. What this cannot show: races between threads (here a thread runs
+// alone until it waits), timing, and the memory model beyond barriers.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "core/error.h"
+
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+using uint3 = dim3;
+
+inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
+constexpr int warpSize = 32;
+
+struct EmulatedStream;
+using cudaStream_t = EmulatedStream*;
+enum cudaError_t { cudaSuccess = 0 };
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define CUDA_CHECK(expr) LRT_CHECK((expr) == cudaSuccess, "emulated CUDA call failed: ", #expr)
+
+namespace lrt::emulated_grid {
+
+// The device the launchers are told about; tests set it to make the
+// reductions split their work in several ways.
+struct Device {
+  int sm_count = 132;
+  int blocks_per_sm = 2;  // what the occupancy query answers for every kernel
+};
+Device& device();
+
+// Runs body once per thread of grid x block (see above); throws lrt::Error
+// for a shuffle over a returned lane, a deadlock, or a grid or block out of
+// CUDA's limits.
+void run_grid(dim3 grid, dim3 block, const std::function<void()>& body);
+
+void sync_block();
+void sync_warp();
+// Exchanges `bytes` bytes of value with the warp: returns through out the
+// bytes lane `src_lane` passed (src_lane < 0: the caller's own).
+void shuffle(const void* value, void* out, size_t bytes, int src_lane, unsigned mask);
+int lane_id();
+
+template <class T>
+T shuffled(unsigned mask, T v, int src_lane) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "a shuffle moves at most 8 bytes");
+  T out;
+  shuffle(&v, &out, sizeof(T), src_lane, mask);
+  return out;
+}
+
+}  // namespace lrt::emulated_grid
+
+inline void __syncthreads() { lrt::emulated_grid::sync_block(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { lrt::emulated_grid::sync_warp(); }
+
+template <class T>
+T __shfl_sync(unsigned mask, T v, int src, int width = warpSize) {
+  const int lane = lrt::emulated_grid::lane_id();
+  return lrt::emulated_grid::shuffled(mask, v, lane - lane % width + src % width);
+}
+template <class T>
+T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = warpSize) {
+  const int lane = lrt::emulated_grid::lane_id();
+  const int src = lane % width + static_cast<int>(delta) < width ? lane + static_cast<int>(delta) : -1;
+  return lrt::emulated_grid::shuffled(mask, v, src);
+}
+template <class T>
+T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = warpSize) {
+  const int lane = lrt::emulated_grid::lane_id();
+  const int src = lane % width >= static_cast<int>(delta) ? lane - static_cast<int>(delta) : -1;
+  return lrt::emulated_grid::shuffled(mask, v, src);
+}
+template <class T>
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = warpSize) {
+  const int lane = lrt::emulated_grid::lane_id();
+  const int src = lane ^ lane_mask;
+  return lrt::emulated_grid::shuffled(mask, v, src / width == lane / width ? src : -1);
+}
+
+// The device-side min and max of CUDA's math headers, for one type.
+template <class T>
+T min(T a, T b) {
+  return b < a ? b : a;
+}
+template <class T>
+T max(T a, T b) {
+  return a < b ? b : a;
+}
+
+template <class Kernel>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int, size_t) {
+  *blocks = lrt::emulated_grid::device().blocks_per_sm;
+  return cudaSuccess;
+}
+
+// lrt::cuda's runtime state, as lrt::emulated (see above).
+namespace lrt::emulated {
+
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int) {}
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+};
+
+inline cudaStream_t stream(int) { return nullptr; }
+inline int sm_count(int) { return emulated_grid::device().sm_count; }
+// core/cuda_context.cpp's grid_for, over the emulated SM count.
+inline unsigned grid_for(int64_t n, int threads, int device) {
+  const int64_t needed = (n + threads - 1) / threads;
+  const int64_t cap = static_cast<int64_t>(sm_count(device)) * 16;
+  return static_cast<unsigned>(needed < 1 ? 1 : needed < cap ? needed : cap);
+}
+
+}  // namespace lrt::emulated
+
+namespace lrt::kernels::emulated {
+
+// kernels/cuda/launch.cuh's launch(): the arguments are converted to the
+// kernel's parameter types once, as a launch does, and each thread gets its
+// own copy.
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t, int, Args&&... args) {
+  const std::tuple<std::decay_t<Params>...> params(std::forward<Args>(args)...);
+  emulated_grid::run_grid(grid, block, [&] { std::apply(kernel, params); });
+}
+
+}  // namespace lrt::kernels::emulated
