@@ -128,6 +128,7 @@ struct Scheduler {
   int threads = 0;
   int current = 0;
   Warp warps[32];
+  std::vector<int> votes;  // each thread's pred in sync_block_or
   const std::function<void()>* body = nullptr;
   std::string error;
   void fail(const std::string& what) {
@@ -236,6 +237,17 @@ Device& device() {
 int lane_id() { return sched->current % 32; }
 
 void sync_block() { yield(State::AtBlockBarrier); }
+
+int sync_block_or(int pred) {
+  std::vector<int>& votes = sched->votes;
+  if (votes.size() < static_cast<size_t>(sched->threads)) votes.resize(sched->threads);
+  votes[sched->current] = pred != 0;
+  yield(State::AtBlockBarrier);
+  int any = 0;
+  for (int t = 0; t < sched->threads; ++t) any |= sched->fibers[t]->state != State::Done && votes[t];
+  yield(State::AtBlockBarrier);  // no thread votes again before all have counted
+  return any;
+}
 
 void sync_warp() { yield(State::AtWarpBarrier); }
 

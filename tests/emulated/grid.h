@@ -38,6 +38,9 @@ struct dim3 {
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 using uint3 = dim3;
+struct alignas(16) uint4 {
+  unsigned x, y, z, w;
+};
 
 inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 constexpr int warpSize = 32;
@@ -45,12 +48,14 @@ constexpr int warpSize = 32;
 struct EmulatedStream;
 using cudaStream_t = EmulatedStream*;
 enum cudaError_t { cudaSuccess = 0 };
+enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __grid_constant__
 #define __shared__ static
 #define CUDA_CHECK(expr) LRT_CHECK((expr) == cudaSuccess, "emulated CUDA call failed: ", #expr)
 
@@ -70,6 +75,9 @@ Device& device();
 void run_grid(dim3 grid, dim3 block, const std::function<void()>& body);
 
 void sync_block();
+// __syncthreads_or: a barrier that also answers whether any thread's pred was
+// nonzero.
+int sync_block_or(int pred);
 void sync_warp();
 // Exchanges `bytes` bytes of value with the warp: returns through out the
 // bytes lane `src_lane` passed (src_lane < 0: the caller's own).
@@ -87,6 +95,7 @@ T shuffled(unsigned mask, T v, int src_lane) {
 }  // namespace lrt::emulated_grid
 
 inline void __syncthreads() { lrt::emulated_grid::sync_block(); }
+inline int __syncthreads_or(int pred) { return lrt::emulated_grid::sync_block_or(pred); }
 inline void __syncwarp(unsigned = 0xffffffffu) { lrt::emulated_grid::sync_warp(); }
 
 template <class T>
@@ -122,6 +131,17 @@ template <class T>
 T max(T a, T b) {
   return a < b ? b : a;
 }
+
+// Copies and fills in the order of the calls (one stream, run at once).
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t = nullptr) {
+  std::memcpy(dst, src, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t = nullptr) {
+  std::memset(dst, value, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 
 template <class Kernel>
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int, size_t) {
