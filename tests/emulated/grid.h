@@ -132,6 +132,32 @@ T max(T a, T b) {
   return a < b ? b : a;
 }
 
+// Atomics: a fiber runs alone until it waits at a barrier, so a plain
+// read-modify-write is atomic here.
+template <class T>
+T atomicAdd(T* p, T v) {
+  const T old = *p;
+  *p = old + v;
+  return old;
+}
+template <class T>
+T atomicMin(T* p, T v) {
+  const T old = *p;
+  if (v < old) *p = v;
+  return old;
+}
+template <class T>
+T atomicMax(T* p, T v) {
+  const T old = *p;
+  if (old < v) *p = v;
+  return old;
+}
+inline double __longlong_as_double(long long v) {
+  double d;
+  std::memcpy(&d, &v, sizeof d);
+  return d;
+}
+
 // Copies and fills in the order of the calls (one stream, run at once).
 inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t = nullptr) {
   std::memcpy(dst, src, bytes);

@@ -1,0 +1,3 @@
+// kernels/cuda/random.cu built for the emulated grid (emulated/grid.h): its
+// launchers become lrt::kernels::emulated::*.
+#include "kernels/cuda/random.cu"
