@@ -69,6 +69,18 @@ struct Device {
 };
 Device& device();
 
+// Sets the emulated device's SM count for a scope.
+class ScopedSmCount {
+ public:
+  explicit ScopedSmCount(int n) : saved_(device().sm_count) { device().sm_count = n; }
+  ~ScopedSmCount() { device().sm_count = saved_; }
+  ScopedSmCount(const ScopedSmCount&) = delete;
+  ScopedSmCount& operator=(const ScopedSmCount&) = delete;
+
+ private:
+  int saved_;
+};
+
 // Runs body once per thread of grid x block (see above); throws lrt::Error
 // for a shuffle over a returned lane, a deadlock, or a grid or block out of
 // CUDA's limits.

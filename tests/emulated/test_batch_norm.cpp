@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/ops.h"
+#include "emulated/checks.h"
 #include "emulated/grid.h"
 #include "kernels/batch_norm.h"
 #include "testing.h"
@@ -33,6 +34,8 @@ namespace lrt {
 namespace {
 
 namespace kb = kernels;
+using emulated_checks::check_close;
+using emulated_checks::check_same;
 using testing::host;
 constexpr MemoryFormat kCL = MemoryFormat::ChannelsLast;
 
@@ -67,31 +70,10 @@ struct Placement {
 
 Tensor poisoned_channels(int64_t c, DType dt) { return full({c}, testing::kNaN, TensorOptions(dt)); }
 
-void check_close(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
-  CAPTURE(what);
-  REQUIRE(got.shape() == want.shape());
-  bool any_nan = false;
-  for (double v : host(got)) any_nan = any_nan || std::isnan(v);
-  CHECK_FALSE(any_nan);
-  CHECK(rel_error(got, want) <= tol);
-}
-
-void check_same(const Tensor& got, const Tensor& want, const std::string& what) {
-  REQUIRE(got.shape() == want.shape());
-  testing::check_equal(host(got), host(want), what);
-}
-
 Tensor random(const Shape& s, DType dt, uint64_t seed) {
   const Tensor t = testing::normal(s, DType::Float32, seed);
   return dt == DType::Float64 ? testing::normal(s, dt, seed) : t.to(dt);
 }
-
-// Sets the emulated device's SM count for a scope.
-struct EmulatedSms {
-  explicit EmulatedSms(int n) : saved(emulated_grid::device().sm_count) { emulated_grid::device().sm_count = n; }
-  ~EmulatedSms() { emulated_grid::device().sm_count = saved; }
-  int saved;
-};
 
 struct Case {
   Shape shape;
@@ -210,7 +192,7 @@ void check_kernels(DType dt, const Case& cs, Placement at, uint64_t& seed) {
 TEST_CASE("emulated grid: CUDA batch-norm kernels match the CPU's, NCHW and channels_last, on devices of 132 and 2 SMs") {
   uint64_t seed = 7000;
   for (int sms : {132, 2}) {
-    const EmulatedSms device(sms);
+    const emulated_grid::ScopedSmCount device(sms);
     for (DType dt : {DType::Float32, DType::Float64, DType::BFloat16})
       for (bool channels_last : {false, true})
         for (const Case& cs : channels_last ? kNhwcCases : kNchwCases)

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/ops.h"
+#include "emulated/checks.h"
 #include "emulated/grid.h"
 #include "kernels/kernels.h"
 #include "testing.h"
@@ -35,20 +36,11 @@ namespace kb = kernels;
 using kernels::BinaryOp;
 using kernels::ReduceOp;
 using kernels::UnaryOp;
+using emulated_checks::check_close;
+using emulated_checks::check_same;
+using emulated_checks::poisoned;
 using testing::host;
 constexpr MemoryFormat kCL = MemoryFormat::ChannelsLast;
-
-Tensor poisoned(const Shape& s, DType dt, MemoryFormat f = MemoryFormat::Contiguous) {
-  Tensor t = empty(s, TensorOptions(dt), f);
-  t.fill_(is_floating(dt) ? testing::kNaN : 77.0);
-  return t;
-}
-
-void check_same(const Tensor& got, const Tensor& want, const std::string& what) {
-  REQUIRE(got.shape() == want.shape());
-  CHECK(got.dtype() == want.dtype());
-  testing::check_equal(host(got), host(want), what);
-}
 
 // t's values one element past the start of a larger buffer (misaligned for
 // every vector load), contiguous.
@@ -58,13 +50,6 @@ Tensor misaligned(const Tensor& t) {
   v.copy_(t);
   return v;
 }
-
-// Sets the emulated device's SM count for a scope.
-struct EmulatedSms {
-  explicit EmulatedSms(int n) : saved(emulated_grid::device().sm_count) { emulated_grid::device().sm_count = n; }
-  ~EmulatedSms() { emulated_grid::device().sm_count = saved; }
-  int saved;
-};
 
 Tensor input_for(UnaryOp op, const Shape& s, DType dt, uint64_t seed) {
   switch (op) {
@@ -90,7 +75,7 @@ constexpr BinaryOp kBinaryOps[] = {BinaryOp::Add,     BinaryOp::Sub,     BinaryO
 }  // namespace
 
 TEST_CASE("emulated grid: CUDA copies cast, stride, broadcast and transpose to NHWC as the CPU does") {
-  const EmulatedSms device(8);  // at most 128 blocks: the grid-stride loops go round
+  const emulated_grid::ScopedSmCount device(8);  // at most 128 blocks: the grid-stride loops go round
   uint64_t seed = 100;
   for (DType from : testing::kAllTypes)
     for (DType to : testing::kAllTypes) {
@@ -140,7 +125,7 @@ TEST_CASE("emulated grid: CUDA copies cast, stride, broadcast and transpose to N
 }
 
 TEST_CASE("emulated grid: CUDA copy_each converts weights to bfloat16 (KRSC too) and back, in one launch and over several") {
-  const EmulatedSms device(8);
+  const emulated_grid::ScopedSmCount device(8);
   std::vector<Shape> shapes = {{64, 3, 3, 3}, {256, 64, 1, 1}, {10, 7, 5, 3}, {7, 3}, {1, 1, 1, 1}, {70, 40, 3, 3}};
   for (int i = 0; i < 140; ++i) shapes.push_back({3, 4, 3, 3});  // more tensors than one launch takes
   shapes.push_back({3, 4, 1, 1});
@@ -184,7 +169,7 @@ TEST_CASE("emulated grid: CUDA copy_each converts weights to bfloat16 (KRSC too)
 }
 
 TEST_CASE("emulated grid: every CUDA unary and binary op gives the CPU's bits, packed, misaligned, strided, broadcast") {
-  const EmulatedSms device(8);
+  const emulated_grid::ScopedSmCount device(8);
   uint64_t seed = 300;
   for (DType dt : {DType::Float32, DType::Float64}) {
     CAPTURE(dt);
@@ -255,7 +240,7 @@ TEST_CASE("emulated grid: every CUDA reduction agrees with the CPU over short ro
   const ReduceOp ops[] = {ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::ArgMax, ReduceOp::ArgMin};
   uint64_t seed = 400;
   for (int sms : {132, 2}) {
-    const EmulatedSms device(sms);
+    const emulated_grid::ScopedSmCount device(sms);
     for (DType dt : {DType::Float32, DType::Float64})
       for (const Case& c : cases)
         for (ReduceOp op : ops) {
@@ -273,20 +258,16 @@ TEST_CASE("emulated grid: every CUDA reduction agrees with the CPU over short ro
           const double scale = op == ReduceOp::Sum ? 0.125 : 1.0;
           kb::cpu::reduce(op, x, c.outer, c.r, c.inner, want, scale);
           kb::emulated::reduce(op, x, c.outer, c.r, c.inner, got, scale);
-          if (op == ReduceOp::Sum) {
-            bool any_nan = false;
-            for (double v : host(got)) any_nan = any_nan || std::isnan(v);
-            CHECK_FALSE(any_nan);
-            CHECK(rel_error(got, want) <= (dt == DType::Float32 ? 1e-6 : 1e-12));
-          } else {
+          if (op == ReduceOp::Sum)
+            check_close(got, want, dt == DType::Float32 ? 1e-6 : 1e-12, "sum");
+          else
             check_same(got, want, "max, min or index");
-          }
         }
   }
 }
 
 TEST_CASE("emulated grid: the CUDA finiteness flag finds NaN and infinities anywhere, over more tensors than one launch") {
-  const EmulatedSms device(8);
+  const emulated_grid::ScopedSmCount device(8);
   const double inf = std::numeric_limits<double>::infinity();
   uint64_t seed = 500;
   for (DType dt : {DType::Float32, DType::Float64, DType::BFloat16})

@@ -76,16 +76,10 @@ UpdateItem item_of(Slot& s, bool momentum_buffer, int k) {
   return it;
 }
 
-struct EmulatedSms {
-  explicit EmulatedSms(int n) : saved(emulated_grid::device().sm_count) { emulated_grid::device().sm_count = n; }
-  ~EmulatedSms() { emulated_grid::device().sm_count = saved; }
-  int saved;
-};
-
 }  // namespace
 
 TEST_CASE("emulated grid: the fused CUDA optimizer step gives the CPU's bits for Adam, AdamW, AMSGrad and SGD") {
-  const EmulatedSms device(8);
+  const emulated_grid::ScopedSmCount device(8);
   struct Config {
     const char* name;
     OptimizerKind kind;

@@ -20,6 +20,7 @@
 #include "data/augment.h"
 #include "data/cifar.h"
 #include "data/loader.h"
+#include "emulated/checks.h"
 #include "emulated/grid.h"
 #include "kernels/kernels.h"
 #include "kernels/pool.h"
@@ -31,34 +32,18 @@ namespace lrt {
 namespace {
 
 namespace kb = kernels;
+using emulated_checks::check_close;
+using emulated_checks::check_same;
+using emulated_checks::poisoned;
 using testing::host;
 
-Tensor poisoned(const Shape& s, DType dt) { return full(s, is_floating(dt) ? testing::kNaN : 77.0, TensorOptions(dt)); }
-
-void check_same(const Tensor& got, const Tensor& want, const std::string& what) {
-  REQUIRE(got.shape() == want.shape());
-  testing::check_equal(host(got), host(want), what);
-}
-
-void check_close(const Tensor& got, const Tensor& want, const std::string& what) {
-  CAPTURE(what);
-  REQUIRE(got.shape() == want.shape());
-  bool any_nan = false;
-  for (double v : host(got)) any_nan = any_nan || std::isnan(v);
-  CHECK_FALSE(any_nan);
-  CHECK(rel_error(got, want) <= (want.dtype() == DType::Float32 ? 1e-6 : 1e-12));
-}
-
-struct EmulatedSms {
-  explicit EmulatedSms(int n) : saved(emulated_grid::device().sm_count) { emulated_grid::device().sm_count = n; }
-  ~EmulatedSms() { emulated_grid::device().sm_count = saved; }
-  int saved;
-};
+// The softmax kernels' tolerance (above).
+double softmax_tolerance(DType dt) { return dt == DType::Float32 ? 1e-6 : 1e-12; }
 
 }  // namespace
 
-TEST_CASE("emulated grid: CUDA log_softmax and cross-entropy give the CPU's bits; a bad label NaNs its row") {
-  const EmulatedSms device(4);
+TEST_CASE("emulated grid: CUDA log_softmax and cross-entropy agree with the CPU; a bad label NaNs its row") {
+  const emulated_grid::ScopedSmCount device(4);
   uint64_t seed = 100;
   for (DType dt : {DType::Float32, DType::Float64})
     for (const Shape& s : {Shape{1, 1}, Shape{7, 10}, Shape{300, 10}, Shape{3, 1000}}) {
@@ -69,11 +54,11 @@ TEST_CASE("emulated grid: CUDA log_softmax and cross-entropy give the CPU's bits
       Tensor y = empty(s, dt), y_e = poisoned(s, dt);
       kb::cpu::log_softmax_forward(x, y);
       kb::emulated::log_softmax_forward(x, y_e);
-      check_close(y_e, y, "log_softmax");
+      check_close(y_e, y, softmax_tolerance(dt), "log_softmax");
       Tensor gx = empty(s, dt), gx_e = poisoned(s, dt);
       kb::cpu::log_softmax_backward(y, gy, gx);
       kb::emulated::log_softmax_backward(y, gy, gx_e);
-      check_close(gx_e, gx, "log_softmax backward");
+      check_close(gx_e, gx, softmax_tolerance(dt), "log_softmax backward");
 
       std::vector<int64_t> lab(static_cast<size_t>(rows));
       for (int64_t i = 0; i < rows; ++i) lab[static_cast<size_t>(i)] = (i * 7 + 3) % classes;
@@ -82,13 +67,13 @@ TEST_CASE("emulated grid: CUDA log_softmax and cross-entropy give the CPU's bits
       Tensor loss_e = poisoned({rows}, dt), lse_e = poisoned({rows, 2}, DType::Float64);
       kb::cpu::cross_entropy_forward(x, labels, loss, lse, true);
       kb::emulated::cross_entropy_forward(x, labels, loss_e, lse_e, true);
-      check_close(loss_e, loss, "loss");
-      check_close(lse_e, lse, "lse");
+      check_close(loss_e, loss, softmax_tolerance(dt), "loss");
+      check_close(lse_e, lse, softmax_tolerance(dt), "lse");
       const Tensor gloss = testing::normal({rows}, dt, ++seed);
       Tensor gl = empty(s, dt), gl_e = poisoned(s, dt);
       kb::cpu::cross_entropy_backward(x, labels, lse, gloss, gl);
       kb::emulated::cross_entropy_backward(x, labels, lse, gloss, gl_e);
-      check_close(gl_e, gl, "cross-entropy backward");
+      check_close(gl_e, gl, softmax_tolerance(dt), "cross-entropy backward");
 
       if (rows > 1) {
         // A label out of range in two rows: the check names the first;
@@ -117,7 +102,7 @@ TEST_CASE("emulated grid: CUDA log_softmax and cross-entropy give the CPU's bits
 }
 
 TEST_CASE("emulated grid: CUDA max and average pooling, forward and backward, give the CPU's bits") {
-  const EmulatedSms device(4);
+  const emulated_grid::ScopedSmCount device(4);
   uint64_t seed = 200;
   struct Case {
     Shape x;
@@ -152,7 +137,7 @@ TEST_CASE("emulated grid: CUDA max and average pooling, forward and backward, gi
 }
 
 TEST_CASE("emulated grid: CUDA Philox fills give the CPU's values for the same seed and offset") {
-  const EmulatedSms device(4);
+  const emulated_grid::ScopedSmCount device(4);
   for (DType dt : {DType::Float32, DType::Float64})
     for (int64_t n : {int64_t(1), int64_t(5), int64_t(70001)})
       for (kb::RandomKind kind : {kb::RandomKind::Uniform, kb::RandomKind::Normal}) {
@@ -167,7 +152,7 @@ TEST_CASE("emulated grid: CUDA Philox fills give the CPU's values for the same s
 }
 
 TEST_CASE("emulated grid: the GPU-resident batch equals the CPU loader's, crops, flips and both layouts") {
-  const EmulatedSms device(4);
+  const emulated_grid::ScopedSmCount device(4);
   data::CifarSplit split;
   const int64_t n = 40;
   split.images.resize(static_cast<size_t>(n * data::kImageBytes));
