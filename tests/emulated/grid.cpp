@@ -161,14 +161,22 @@ void yield(State s) {
   finish_switch(f.fake_stack, &sched->stack_bottom, &sched->stack_size);
 }
 
-void fiber_main() {
-  Fiber& f = *sched->fibers[sched->current];
+// A fiber runs the kernel once per block it is resumed for: after each run
+// it waits as Done, and the next block resumes it there. Fibers (and so
+// AddressSanitizer's fake stacks) live from launch to launch.
+[[noreturn]] void fiber_main() {
   finish_switch(nullptr, &sched->stack_bottom, &sched->stack_size);
-  (*sched->body)();
+  for (;;) {
+    (*sched->body)();
+    yield(State::Done);
+  }
+}
+
+// Starts fiber f anew (a new fiber, or one a deadlock left waiting).
+void restart(Fiber& f) {
+  make_context(f.context, f.stack.get(), kStackBytes, fiber_main);
+  f.fake_stack = nullptr;
   f.state = State::Done;
-  // The last switch: AddressSanitizer may drop this fiber's fake stack.
-  start_switch(nullptr, sched->stack_bottom, sched->stack_size);
-  switch_context(f.context, sched->context);
 }
 
 void resume(int t, dim3 grid, dim3 block, dim3 block_idx) {
@@ -189,7 +197,6 @@ void resume(int t, dim3 grid, dim3 block, dim3 block_idx) {
 bool run_block(dim3 grid, dim3 block, dim3 block_idx) {
   const int n = sched->threads;
   std::vector<State> state(n, State::Runnable);
-  for (int t = 0; t < n; ++t) make_context(sched->fibers[t]->context, sched->fibers[t]->stack.get(), kStackBytes, fiber_main);
   for (;;) {
     for (int t = 0; t < n; ++t) {
       if (state[t] != State::Runnable) continue;
@@ -221,7 +228,11 @@ bool run_block(dim3 grid, dim3 block, dim3 block_idx) {
         released = true;
       }
     }
-    if (!released) return false;
+    if (!released) {
+      for (int t = 0; t < n; ++t)
+        if (state[t] != State::Done) restart(*sched->fibers[t]);
+      return false;
+    }
   }
 }
 
@@ -272,7 +283,10 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
   LRT_CHECK(sched == nullptr, "emulated launch: a kernel launched another (or two launches at once)");
   static Scheduler s;  // the fibers' stacks are kept for the next launch
   s.threads = static_cast<int>(threads);
-  while (static_cast<int64_t>(s.fibers.size()) < threads) s.fibers.push_back(std::make_unique<Fiber>());
+  while (static_cast<int64_t>(s.fibers.size()) < threads) {
+    s.fibers.push_back(std::make_unique<Fiber>());
+    restart(*s.fibers.back());
+  }
   s.body = &body;
   s.error.clear();
   sched = &s;
