@@ -5,16 +5,21 @@
 // waiting there. Where threads wait and nothing can be released (threads of
 // one warp at different barriers), the launch reports a deadlock.
 //
+// The order (grid.h) picks which runnable thread the scheduler resumes next
+// and which block it runs next; nothing else changes with it.
+//
 // On x86-64 a switch between fibers saves and restores the callee-saved
 // registers and the floating-point control words (a few instructions);
 // elsewhere it is ucontext's swapcontext, which also saves the signal mask
-// with a system call each time, and is some ten times slower.
+// with a system call each time: the batch-norm suite took some eighty times
+// as long with it on x86-64.
 #include "emulated/grid.h"
 
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -129,6 +134,8 @@ struct Scheduler {
   int current = 0;
   Warp warps[32];
   std::vector<int> votes;  // each thread's pred in sync_block_or
+  std::vector<int> order;  // the threads, in the order they are resumed
+  Order arranged = Order::InOrder;  // the order `order` was arranged in
   const std::function<void()>* body = nullptr;
   std::string error;
   void fail(const std::string& what) {
@@ -137,6 +144,36 @@ struct Scheduler {
 };
 
 Scheduler* sched = nullptr;
+
+// The Shuffled order's random stream (splitmix64), from a fixed seed, so a
+// run repeats.
+uint64_t shuffle_state = 0x6c72745f67726964ull;
+uint64_t next_random() {
+  uint64_t z = (shuffle_state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// Fills v with 0 .. n-1 in the order o.
+template <class Index>
+void arrange(std::vector<Index>& v, Index n, Order o) {
+  v.resize(static_cast<size_t>(n));
+  for (Index i = 0; i < n; ++i) v[static_cast<size_t>(i)] = o == Order::Reversed ? n - 1 - i : i;
+  if (o == Order::Shuffled)
+    for (Index i = n - 1; i > 0; --i)
+      std::swap(v[static_cast<size_t>(i)], v[static_cast<size_t>(next_random() % static_cast<uint64_t>(i + 1))]);
+}
+
+Order order_from_environment() {
+  const char* v = std::getenv("LRT_EMULATED_ORDER");
+  const std::string name = v ? v : "";
+  if (name.empty() || name == "in_order") return Order::InOrder;
+  if (name == "reversed") return Order::Reversed;
+  if (name == "shuffled") return Order::Shuffled;
+  LRT_CHECK(false, "LRT_EMULATED_ORDER: unknown order '", name, "' (in_order, reversed or shuffled)");
+  return Order::InOrder;
+}
 
 void start_switch([[maybe_unused]] void** fake, [[maybe_unused]] const void* bottom,
                   [[maybe_unused]] size_t size) {
@@ -193,12 +230,38 @@ void resume(int t, dim3 grid, dim3 block, dim3 block_idx) {
   finish_switch(fake, nullptr, nullptr);
 }
 
+// Releases every warp whose running lanes all wait at a warp barrier; false
+// where there is none.
+bool release_warps(std::vector<State>& state) {
+  const int n = static_cast<int>(state.size());
+  bool released = false;
+  for (int w = 0; w * 32 < n; ++w) {
+    const int end = std::min(n, (w + 1) * 32);
+    int waiting = 0, running = 0;
+    for (int t = w * 32; t < end; ++t) {
+      waiting += state[t] == State::AtWarpBarrier;
+      running += state[t] != State::Done;
+    }
+    if (waiting > 0 && waiting == running) {
+      for (int t = w * 32; t < end; ++t)
+        if (state[t] == State::AtWarpBarrier) state[t] = State::Runnable;
+      released = true;
+    }
+  }
+  return released;
+}
+
 // Runs one block to its end; false where its threads deadlock.
 bool run_block(dim3 grid, dim3 block, dim3 block_idx) {
   const int n = sched->threads;
+  const Order order = device().order;
   std::vector<State> state(n, State::Runnable);
   for (;;) {
-    for (int t = 0; t < n; ++t) {
+    if (order == Order::Shuffled || sched->arranged != order || sched->order.size() != static_cast<size_t>(n)) {
+      arrange(sched->order, n, order);
+      sched->arranged = order;
+    }
+    for (int t : sched->order) {
       if (state[t] != State::Runnable) continue;
       resume(t, grid, block, block_idx);
       state[t] = sched->fibers[t]->state;
@@ -214,19 +277,8 @@ bool run_block(dim3 grid, dim3 block, dim3 block_idx) {
       for (State& s : state)
         if (s == State::AtBlockBarrier) s = State::Runnable;
       released = true;
-    }
-    for (int w = 0; !released && w * 32 < n; ++w) {
-      const int end = std::min(n, (w + 1) * 32);
-      int waiting = 0, running = 0;
-      for (int t = w * 32; t < end; ++t) {
-        waiting += state[t] == State::AtWarpBarrier;
-        running += state[t] != State::Done;
-      }
-      if (waiting > 0 && waiting == running) {
-        for (int t = w * 32; t < end; ++t)
-          if (state[t] == State::AtWarpBarrier) state[t] = State::Runnable;
-        released = true;
-      }
+    } else {
+      released = release_warps(state);
     }
     if (!released) {
       for (int t = 0; t < n; ++t)
@@ -240,8 +292,17 @@ int warp_lanes(int warp) { return std::min(32, sched->threads - warp * 32); }
 
 }  // namespace
 
+const char* to_string(Order o) {
+  switch (o) {
+    case Order::InOrder: return "in_order";
+    case Order::Reversed: return "reversed";
+    case Order::Shuffled: return "shuffled";
+  }
+  return "?";
+}
+
 Device& device() {
-  static Device d;
+  static Device d{.order = order_from_environment()};
   return d;
 }
 
@@ -293,14 +354,20 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
   struct Reset {
     ~Reset() { sched = nullptr; }
   } reset;
-  for (unsigned bz = 0; bz < grid.z; ++bz)
-    for (unsigned by = 0; by < grid.y; ++by)
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
-        const bool finished = run_block(grid, block, dim3(bx, by, bz));
-        LRT_CHECK(finished, "emulated launch, block (", bx, ", ", by, ", ", bz,
-                  "): deadlock, its threads wait at barriers that cannot all be reached");
-        LRT_CHECK(s.error.empty(), "emulated launch, block (", bx, ", ", by, ", ", bz, "): ", s.error);
-      }
+  // Blocks by linear index (x fastest), in the device's order.
+  const int64_t blocks = int64_t(grid.x) * grid.y * grid.z;
+  const Order order = device().order;
+  std::vector<int64_t> shuffled;
+  if (order == Order::Shuffled) arrange(shuffled, blocks, order);
+  for (int64_t i = 0; i < blocks; ++i) {
+    const int64_t b = order == Order::InOrder ? i : order == Order::Reversed ? blocks - 1 - i : shuffled[i];
+    const auto bx = static_cast<unsigned>(b % grid.x), by = static_cast<unsigned>(b / grid.x % grid.y),
+               bz = static_cast<unsigned>(b / (int64_t(grid.x) * grid.y));
+    const bool finished = run_block(grid, block, dim3(bx, by, bz));
+    LRT_CHECK(finished, "emulated launch, block (", bx, ", ", by, ", ", bz,
+              "): deadlock, its threads wait at barriers that cannot all be reached");
+    LRT_CHECK(s.error.empty(), "emulated launch, block (", bx, ", ", by, ", ", bz, "): ", s.error);
+  }
 }
 
 }  // namespace lrt::emulated_grid

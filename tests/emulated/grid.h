@@ -20,8 +20,17 @@
 // shuffle whose mask names a lane that has returned, and threads waiting at
 // barriers that can never all be reached, are errors the launch reports.
 // Blocks run one at a time, so a kernel's __shared__ arrays are function
-// statics. What this cannot show: races between threads (here a thread runs
-// alone until it waits), timing, and the memory model beyond barriers.
+// statics.
+//
+// The order is a choice (Order below; LRT_EMULATED_ORDER for a whole run):
+// blocks and, between barriers, a block's threads run in index order, in
+// reverse, or shuffled. A kernel whose result depends on that order has a
+// race: a thread reading what another writes with no barrier between them,
+// warp-synchronous code without __syncwarp, a block reading another's
+// output; running the same checks under each order shows it. What this
+// cannot show: races within the stretch between two barriers (a thread runs
+// it alone, so an unguarded read-modify-write of shared memory is never torn
+// here), timing, and the memory model beyond barriers.
 #pragma once
 
 #include <cstdint>
@@ -61,11 +70,21 @@ enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDe
 
 namespace lrt::emulated_grid {
 
+// The order in which a launch runs its blocks, and a block's threads from
+// one barrier to the next: InOrder (x fastest, then y, then z, as CUDA
+// numbers them), Reversed, or Shuffled (a new permutation for each launch
+// and each stretch between barriers, from a fixed seed, so a run repeats).
+enum class Order { InOrder, Reversed, Shuffled };
+const char* to_string(Order o);
+
 // The device the launchers are told about; tests set it to make the
-// reductions split their work in several ways.
+// reductions split their work in several ways. The order starts as
+// LRT_EMULATED_ORDER says (in_order, the default, reversed or shuffled; any
+// other value is an error naming the variable, from the first call on).
 struct Device {
   int sm_count = 132;
   int blocks_per_sm = 2;  // what the occupancy query answers for every kernel
+  Order order = Order::InOrder;
 };
 Device& device();
 
@@ -79,6 +98,18 @@ class ScopedSmCount {
 
  private:
   int saved_;
+};
+
+// Sets the emulated device's order for a scope.
+class ScopedOrder {
+ public:
+  explicit ScopedOrder(Order o) : saved_(device().order) { device().order = o; }
+  ~ScopedOrder() { device().order = saved_; }
+  ScopedOrder(const ScopedOrder&) = delete;
+  ScopedOrder& operator=(const ScopedOrder&) = delete;
+
+ private:
+  Order saved_;
 };
 
 // Runs body once per thread of grid x block (see above); throws lrt::Error

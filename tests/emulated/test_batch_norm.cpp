@@ -208,48 +208,4 @@ TEST_CASE("emulated grid: CUDA batch-norm kernels match the CPU's, NCHW and chan
   }
 }
 
-TEST_CASE("emulated grid: a warp shuffle over a lane that has returned is reported, not answered") {
-  // The emulator's own check: lane 5 returns before its warp's shuffle.
-  auto kernel = [] {
-    if (threadIdx.x == 5) return;
-    static_cast<void>(__shfl_down_sync(0xffffffffu, 1.0, 1));
-  };
-  const std::string msg =
-      testing::error_of([&] { emulated_grid::run_grid(dim3(1), dim3(32), kernel); });
-  CHECK(msg.find("lane 5") != std::string::npos);
-  // With the returned lane left out of the mask the same shuffle is fine.
-  auto masked = [] {
-    if (threadIdx.x == 5) return;
-    static_cast<void>(__shfl_down_sync(~(1u << 5), 1.0, 1));
-  };
-  CHECK_NOTHROW(emulated_grid::run_grid(dim3(1), dim3(32), masked));
-}
-
-TEST_CASE("emulated grid: threads see their indices, barriers order shared memory, shuffles move values") {
-  // A block of (8, 4) threads in a (3, 2) grid: each writes its linear index
-  // into a shared array, waits, then reads its mirror's (31 - its own); the
-  // warp sums the mirrors by shuffles.
-  std::vector<int> mirrors(6 * 32, -1);
-  std::vector<double> sums(6 * 32, -1.0);
-  auto kernel = [&] {
-    static int sh[32];
-    const int t = static_cast<int>(threadIdx.y * blockDim.x + threadIdx.x);
-    const int block = static_cast<int>(blockIdx.y * gridDim.x + blockIdx.x);
-    sh[t] = t + 100 * block;
-    __syncthreads();
-    const int mirror = sh[31 - t];
-    __syncthreads();
-    double v = mirror - 100 * block;
-    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    mirrors[block * 32 + t] = mirror;
-    sums[block * 32 + t] = v;
-  };
-  emulated_grid::run_grid(dim3(3, 2), dim3(8, 4), kernel);
-  for (int block = 0; block < 6; ++block)
-    for (int t = 0; t < 32; ++t) {
-      CHECK(mirrors[block * 32 + t] == 31 - t + 100 * block);
-      CHECK(sums[block * 32 + t] == 496.0);  // 0 + 1 + ... + 31
-    }
-}
-
 }  // namespace lrt
