@@ -13,7 +13,11 @@ repository holding this script):
   - no `<<<` launch outside kernels/cuda/launch.cuh;
   - every __global__ function's body begins with dependent_launch_enter();
     a statement before it is allowed only where its line says, in a
-    trailing comment, that it touches "no memory" (a clock register read).
+    trailing comment, that it touches "no memory" (a clock register read);
+  - no __shared__ declaration outside kernels/cuda/launch.cuh: shared
+    arrays are declared with LRT_SHARED(type, name, dims), which the
+    emulated grid of the tests (tests/emulated/grid.h) gives each block
+    afresh, poisoned.
 
 Prints one line a violation (FILE:LINE: what) and exits 1 if there is any,
 else prints how many kernels it checked and exits 0; 2 on bad arguments.
@@ -55,8 +59,12 @@ def check_file(path, rel):
     lines = text.split("\n")
     if rel != LAUNCHER:
         for no, line in enumerate(lines, 1):
-            if "<<<" in strip_comment(line):
+            code = strip_comment(line)
+            if "<<<" in code:
                 problems.append(f"{rel}:{no}: a <<<>>> launch; queue kernels with launch() (kernels/cuda/launch.cuh)")
+            if re.search(r"\b__shared__\b", code):
+                problems.append(f"{rel}:{no}: a __shared__ declaration; declare shared arrays with "
+                                "LRT_SHARED(type, name, dims) (kernels/cuda/launch.cuh)")
     kernels = 0
     for m in re.finditer(r"\b__global__\b", text):
         line_start = text.rfind("\n", 0, m.start()) + 1
@@ -113,7 +121,8 @@ def main(argv):
         print(p)
     if problems:
         return 1
-    print(f"check_kernel_launches.py: {kernels} kernels in {files} files queue through launch() and enter first")
+    print(f"check_kernel_launches.py: {kernels} kernels in {files} files queue through launch() and enter first, "
+          "shared arrays by LRT_SHARED")
     return 0
 
 

@@ -120,7 +120,7 @@ __global__ void __launch_bounds__(kThreads)
     bn_stats_kernel(const S* __restrict__ x, Dims d, int64_t splits, int64_t chunk, BnMoments* partial, T* mean,
                     T* invstd, T* running_mean, T* running_var, double eps, double momentum) {
   dependent_launch_enter();
-  __shared__ BnMoments sh[kThreads];
+  LRT_SHARED(BnMoments, sh, [kThreads]);
   const int64_t c = blockIdx.x / splits, s = blockIdx.x % splits;
   const int64_t packs = d.n * (d.hw / V);
   const int64_t end = min(packs, (s + 1) * chunk);
@@ -258,7 +258,7 @@ __global__ void __launch_bounds__(kThreads)
                         int64_t splits, int64_t chunk, BnGradSums* partial, BnGradCoef<T>* coef, T* gweight,
                         T* gbias) {
   dependent_launch_enter();
-  __shared__ BnGradSums sh[kThreads];
+  LRT_SHARED(BnGradSums, sh, [kThreads]);
   const int64_t c = blockIdx.x / splits, s = blockIdx.x % splits;
   const int64_t packs = d.n * (d.hw / V);
   const int64_t end = min(packs, (s + 1) * chunk);
@@ -498,7 +498,7 @@ __global__ void __launch_bounds__(kThreads)
                          T* running_mean, T* running_var, double eps, double momentum) {
   dependent_launch_enter();
   using P = Pack<S, CP>;
-  __shared__ BnMoments sh[kRowLanes][kTileC];
+  LRT_SHARED(BnMoments, sh, [kRowLanes][kTileC]);
   const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x) * CP;  // C % CP == 0
   const int64_t s = blockIdx.y, splits = gridDim.y;
   const int64_t end = min(d.rows, (s + 1) * chunk);
@@ -566,7 +566,7 @@ __global__ void __launch_bounds__(kThreads)
                              T* gbias, S* __restrict__ gmasked) {
   dependent_launch_enter();
   using P = Pack<S, CP>;
-  __shared__ BnGradSums sh[kRowLanes][kTileC];
+  LRT_SHARED(BnGradSums, sh, [kRowLanes][kTileC]);
   const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kTileC + threadIdx.x) * CP;  // C % CP == 0
   const int64_t s = blockIdx.y, splits = gridDim.y;
   const int64_t end = min(d.rows, (s + 1) * chunk);

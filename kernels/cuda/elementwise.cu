@@ -58,7 +58,7 @@ template <class S, class D>
 __global__ void __launch_bounds__(kTile * kTileRows)
     batched_transpose_kernel(const S* __restrict__ x, D* __restrict__ y, int rows, int cols) {
   dependent_launch_enter();
-  __shared__ D tile[kTile][kTile + 1];
+  LRT_SHARED(D, tile, [kTile][kTile + 1]);
   const int64_t base = static_cast<int64_t>(blockIdx.z) * rows * cols;
   const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
   for (int k = threadIdx.y; k < kTile; k += kTileRows) {

@@ -55,6 +55,11 @@ __device__ __forceinline__ void dependent_launch_enter() {
 }
 
 #if !defined(LRT_EMULATED_GRID)
+// A kernel's shared array: LRT_SHARED(float, sh, [256]) declares
+// `__shared__ float sh[256]`. Kernels declare their shared arrays this way
+// so that the emulated grid of the tests can give each block its own.
+#define LRT_SHARED(type, name, dims) __shared__ type name dims
+
 // Queues kernel<<<grid, block, 0, stream>>>(args...) on device dev's stream
 // and checks it: as a programmatic dependent launch where
 // lrt::dependent_launch_on(dev) and the kernel was built with the

@@ -42,7 +42,7 @@ template <ReduceOp OP, class T>
 __global__ void reduce_rows_kernel(const T* x, int64_t r, int64_t splits, int64_t chunk, void* out,
                                    ReduceState* partial, double scale) {
   dependent_launch_enter();
-  __shared__ ReduceState sh[kThreads];
+  LRT_SHARED(ReduceState, sh, [kThreads]);
   const int64_t row = blockIdx.x / splits, c = blockIdx.x % splits;
   const int64_t begin = c * chunk, end = min(r, begin + chunk);
   const T* p = x + row * r;

@@ -38,6 +38,10 @@ namespace lrt::emulated_grid {
 
 namespace {
 
+// The running block's serial number, counted over the whole run (so an
+// LRT_SHARED array knows whether this block has poisoned it yet).
+uint64_t block_serial = 0;
+
 constexpr size_t kStackBytes = 256 * 1024;
 
 enum class State { Runnable, AtBlockBarrier, AtWarpBarrier, Done };
@@ -292,6 +296,16 @@ int warp_lanes(int warp) { return std::min(32, sched->threads - warp * 32); }
 
 }  // namespace
 
+SharedArray::SharedArray(size_t bytes) : bytes_(bytes), lines_(std::make_unique<Line[]>((bytes + 63) / 64)) {}
+
+void* SharedArray::memory() {
+  if (block_ != block_serial) {
+    std::memset(lines_.get(), 0xff, bytes_);
+    block_ = block_serial;
+  }
+  return lines_.get();
+}
+
 const char* to_string(Order o) {
   switch (o) {
     case Order::InOrder: return "in_order";
@@ -363,6 +377,7 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
     const int64_t b = order == Order::InOrder ? i : order == Order::Reversed ? blocks - 1 - i : shuffled[i];
     const auto bx = static_cast<unsigned>(b % grid.x), by = static_cast<unsigned>(b / grid.x % grid.y),
                bz = static_cast<unsigned>(b / (int64_t(grid.x) * grid.y));
+    ++block_serial;
     const bool finished = run_block(grid, block, dim3(bx, by, bz));
     LRT_CHECK(finished, "emulated launch, block (", bx, ", ", by, ", ", bz,
               "): deadlock, its threads wait at barriers that cannot all be reached");

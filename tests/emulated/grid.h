@@ -19,8 +19,8 @@
 // and the warp shuffles exchange values through a barrier over the warp; a
 // shuffle whose mask names a lane that has returned, and threads waiting at
 // barriers that can never all be reached, are errors the launch reports.
-// Blocks run one at a time, so a kernel's __shared__ arrays are function
-// statics.
+// Blocks run one at a time, so a kernel's shared arrays (LRT_SHARED below)
+// are function statics, filled with a poison value for each block.
 //
 // The order is a choice (Order below; LRT_EMULATED_ORDER for a whole run):
 // blocks and, between barriers, a block's threads run in index order, in
@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -65,7 +66,18 @@ enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDe
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __grid_constant__
-#define __shared__ static
+// A kernel declares its shared arrays with LRT_SHARED(type, name, dims)
+// (kernels/cuda/launch.cuh), which here gives each block its own: the
+// array's memory is filled with 0xff bytes (NaN in floating point, -1 in
+// integers) at its first use in each block. A GPU gives a block shared memory
+// holding whatever was there, so a kernel that reads a cell its block has not
+// written gets NaN or -1, never the block before's value. A kernel file
+// declaring __shared__ directly does not compile here.
+#define LRT_SHARED(type, name, dims)                                                                   \
+  static ::lrt::emulated_grid::SharedArray name##_emulated_(sizeof(type dims));                        \
+  auto& name = *static_cast<type(*) dims>(name##_emulated_.memory())
+#define __shared__ \
+  static_assert(false, "declare shared arrays with LRT_SHARED (kernels/cuda/launch.cuh) on the emulated grid");
 #define CUDA_CHECK(expr) LRT_CHECK((expr) == cudaSuccess, "emulated CUDA call failed: ", #expr)
 
 namespace lrt::emulated_grid {
@@ -110,6 +122,24 @@ class ScopedOrder {
 
  private:
   Order saved_;
+};
+
+// The memory of one LRT_SHARED array (above): `bytes` bytes, 64-byte
+// aligned, poisoned at the first use in each block.
+class SharedArray {
+ public:
+  explicit SharedArray(size_t bytes);
+  SharedArray(const SharedArray&) = delete;
+  SharedArray& operator=(const SharedArray&) = delete;
+  void* memory();
+
+ private:
+  struct alignas(64) Line {
+    unsigned char bytes[64];
+  };
+  size_t bytes_;
+  std::unique_ptr<Line[]> lines_;
+  uint64_t block_ = 0;  // the block it was last poisoned for
 };
 
 // Runs body once per thread of grid x block (see above); throws lrt::Error

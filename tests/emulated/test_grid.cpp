@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -97,7 +98,7 @@ TEST_CASE("emulated grid: threads see their indices, barriers order shared memor
     std::vector<int> mirrors(6 * 32, -1);
     std::vector<double> sums(6 * 32, -1.0);
     auto kernel = [&] {
-      static int sh[32];
+      LRT_SHARED(int, sh, [32]);
       const int t = static_cast<int>(threadIdx.y * blockDim.x + threadIdx.x);
       const int block = static_cast<int>(blockIdx.y * gridDim.x + blockIdx.x);
       sh[t] = t + 100 * block;
@@ -115,6 +116,36 @@ TEST_CASE("emulated grid: threads see their indices, barriers order shared memor
         CHECK(mirrors[block * 32 + t] == 31 - t + 100 * block);
         CHECK(sums[block * 32 + t] == 496.0);  // 0 + 1 + ... + 31
       }
+  }
+}
+
+TEST_CASE("emulated grid: a block's shared memory holds no value of the block before it") {
+  // Block 0 writes every cell; block 1 reads them without writing: it gets
+  // the poison (-1, NaN), as on a GPU it would get whatever was there, never
+  // block 0's values. In every order.
+  for (Order o : kOrders) {
+    const emulated_grid::ScopedOrder order(o);
+    CAPTURE(emulated_grid::to_string(o));
+    std::vector<int> ints(2 * 32, 0);
+    std::vector<float> floats(2 * 32, 0.0f);
+    emulated_grid::run_grid(dim3(2), dim3(32), [&] {
+      LRT_SHARED(int, si, [32]);
+      LRT_SHARED(float, sf, [32]);
+      const int t = static_cast<int>(threadIdx.x), b = static_cast<int>(blockIdx.x);
+      if (b == 0) {
+        si[t] = t;
+        sf[t] = 1.5f;
+      }
+      __syncthreads();
+      ints[b * 32 + t] = si[31 - t];
+      floats[b * 32 + t] = sf[31 - t];
+    });
+    for (int t = 0; t < 32; ++t) {
+      CHECK(ints[t] == 31 - t);
+      CHECK(floats[t] == 1.5f);
+      CHECK(ints[32 + t] == -1);
+      CHECK(std::isnan(floats[32 + t]));
+    }
   }
 }
 
@@ -172,7 +203,7 @@ TEST_CASE("emulated grid: a race, a read with no barrier after another thread's 
     const emulated_grid::ScopedOrder order(o);
     std::vector<int> got(64, -1);
     emulated_grid::run_grid(dim3(1), dim3(64), [&] {
-      static int sh[64];
+      LRT_SHARED(int, sh, [64]);
       const int t = static_cast<int>(threadIdx.x);
       sh[t] = 0;
       __syncthreads();
@@ -190,7 +221,7 @@ TEST_CASE("emulated grid: a race, a read with no barrier after another thread's 
     const emulated_grid::ScopedOrder order(o);
     std::vector<int> got(64, -1);
     emulated_grid::run_grid(dim3(1), dim3(64), [&] {
-      static int sh[64];
+      LRT_SHARED(int, sh, [64]);
       const int t = static_cast<int>(threadIdx.x);
       sh[t] = t + 1;
       __syncthreads();

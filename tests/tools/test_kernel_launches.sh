@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks tools/check_kernel_launches.py, the rule that every CUDA kernel is
 # queued through launch() and calls dependent_launch_enter() before it
-# touches memory: the repository's sources pass, and hand-written sources
+# touches memory, and declares shared arrays with LRT_SHARED: the
+# repository's sources pass, and hand-written sources
 # that break the rule are named, file and line. Exits 77 (skipped) without
 # python3.
 #   tests/tools/test_kernel_launches.sh
@@ -24,13 +25,16 @@ n=$(echo "$out" | sed -n 's/^check_kernel_launches.py: \([0-9]*\) kernels.*/\1/p
 good="$tmp/good"
 mkdir -p "$good/kernels/cuda" "$good/ops/cuda"
 cat >"$good/kernels/cuda/launch.cuh" <<'SRC'
+#define LRT_SHARED(type, name, dims) __shared__ type name dims
 template <class K> void launch(K k) { k<<<1, 1>>>(); }
 SRC
 cat >"$good/ops/cuda/fine.cu" <<'SRC'
 // Not a launch: kernel<<<grid, block>>>(...) in a comment; __global__ too.
 __global__ void plain_kernel(float* y) {
   dependent_launch_enter();
-  y[0] = 1.0f;
+  LRT_SHARED(float, sh, [32]);  // not a __shared__ declaration of its own
+  sh[0] = 1.0f;
+  y[0] = sh[0];
 }
 __global__ void qualified_kernel(float* y)
 {
@@ -57,7 +61,7 @@ rc=$?
 [ "$rc" -eq 0 ] || fail "a tree keeping the rule was refused (status $rc): $out"
 echo "$out" | grep -q ': 4 kernels in 2 files' || fail "the good tree's count is wrong: $out"
 
-# A tree that breaks it four ways, each named by file and line.
+# A tree that breaks it five ways, each named by file and line.
 bad="$tmp/bad"
 mkdir -p "$bad/kernels/cuda"
 cat >"$bad/kernels/cuda/ops.cu" <<'SRC'
@@ -69,6 +73,12 @@ __global__ void loads_first_kernel(const float* x, float* y) {
 
 __global__ void never_enters_kernel(float* y) {
   y[0] = 0.0f;
+}
+
+__global__ void shared_kernel(float* y) {
+  dependent_launch_enter();
+  __shared__ float sh[32];
+  y[0] = sh[0];
 }
 
 void queue(float* y) {
@@ -87,12 +97,13 @@ rc=$?
 for want in \
   "kernels/cuda/ops.cu:2: kernel loads_first_kernel does 'const float v = x[0];' before dependent_launch_enter()" \
   "kernels/cuda/ops.cu:8: kernel never_enters_kernel does 'y[0] = 0.0f;' before dependent_launch_enter()" \
-  "kernels/cuda/ops.cu:12: a <<<>>> launch; queue kernels with launch() (kernels/cuda/launch.cuh)" \
+  "kernels/cuda/ops.cu:13: a __shared__ declaration; declare shared arrays with LRT_SHARED(type, name, dims) (kernels/cuda/launch.cuh)" \
+  "kernels/cuda/ops.cu:18: a <<<>>> launch; queue kernels with launch() (kernels/cuda/launch.cuh)" \
   "kernels/cuda/empty.cuh:1: kernel empty_kernel never calls dependent_launch_enter()" \
   "kernels/cuda/empty.cuh:3: kernel bounded_kernel never calls dependent_launch_enter()"; do
   echo "$out" | grep -qFx -- "$want" || fail "the bad tree's report lacks '$want'; it says:"$'\n'"$out"
 done
-[ "$(echo "$out" | wc -l)" -eq 5 ] || fail "the bad tree should give 5 lines; it gave:"$'\n'"$out"
+[ "$(echo "$out" | wc -l)" -eq 6 ] || fail "the bad tree should give 6 lines; it gave:"$'\n'"$out"
 
 # Bad arguments.
 "$py" "$script" "$tmp/nowhere" >/dev/null 2>&1
