@@ -1,0 +1,546 @@
+// The emulated cuDNN of cudnn.h: descriptors as plain structs, the three
+// convolution passes as direct sums in double over the buffers laid out as
+// the descriptors say, and the algorithm lists and checks described there.
+#include "emulated/cudnn.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <sstream>
+
+#include "core/bfloat16.h"
+
+struct cudnnEmulatedContext {
+  EmulatedStream* stream = nullptr;
+};
+struct cudnnEmulatedTensor {
+  bool set = false;
+  cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;
+  cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  int64_t n = 0, c = 0, h = 0, w = 0;
+};
+struct cudnnEmulatedFilter {
+  bool set = false;
+  cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;
+  int64_t k = 0, c = 0, r = 0, s = 0;
+};
+struct cudnnEmulatedConvolution {
+  bool set = false;
+  int64_t pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
+  cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+  cudnnDataType_t compute = CUDNN_DATA_FLOAT;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+};
+
+namespace lrt::emulated_cudnn {
+
+namespace {
+
+std::string g_last_error;
+
+// Records why (its parts streamed together) and returns status.
+template <class... Parts>
+cudnnStatus_t fail(cudnnStatus_t status, const Parts&... why) {
+  std::ostringstream os;
+  (os << ... << why);
+  g_last_error = os.str();
+  return status;
+}
+
+struct Dims {
+  int64_t a, b, c, d;
+};
+std::ostream& operator<<(std::ostream& os, const Dims& d) {
+  return os << "(" << d.a << ", " << d.b << ", " << d.c << ", " << d.d << ")";
+}
+Dims dims(int64_t a, int64_t b, int64_t c, int64_t d) { return {a, b, c, d}; }
+
+// Element i of a buffer of type t, as double; float32 as TF32 tensor cores
+// read it where tf32 is set.
+double load(const void* p, cudnnDataType_t t, int64_t i, bool tf32) {
+  switch (t) {
+    case CUDNN_DATA_DOUBLE:
+      return static_cast<const double*>(p)[i];
+    case CUDNN_DATA_BFLOAT16:
+      return static_cast<double>(static_cast<float>(static_cast<const BFloat16*>(p)[i]));
+    default: {
+      float f = static_cast<const float*>(p)[i];
+      if (tf32) {  // round to nearest even at a 10-bit mantissa
+        uint32_t u;
+        std::memcpy(&u, &f, 4);
+        if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu;
+        std::memcpy(&f, &u, 4);
+      }
+      return f;
+    }
+  }
+}
+
+void store(void* p, cudnnDataType_t t, int64_t i, double v) {
+  switch (t) {
+    case CUDNN_DATA_DOUBLE:
+      static_cast<double*>(p)[i] = v;
+      break;
+    case CUDNN_DATA_BFLOAT16:
+      static_cast<BFloat16*>(p)[i] = BFloat16(static_cast<float>(v));
+      break;
+    default:
+      static_cast<float*>(p)[i] = static_cast<float>(v);
+  }
+}
+
+double scale(const void* s, cudnnDataType_t t) {
+  return t == CUDNN_DATA_DOUBLE ? *static_cast<const double*>(s) : *static_cast<const float*>(s);
+}
+
+// Offsets of (n, c, h, w) in a packed tensor, and of (k, c, r, s) in a
+// packed filter, in their formats.
+int64_t at(const cudnnEmulatedTensor& d, int64_t n, int64_t c, int64_t h, int64_t w) {
+  return d.format == CUDNN_TENSOR_NHWC ? ((n * d.h + h) * d.w + w) * d.c + c : ((n * d.c + c) * d.h + h) * d.w + w;
+}
+int64_t at(const cudnnEmulatedFilter& d, int64_t k, int64_t c, int64_t r, int64_t s) {
+  return d.format == CUDNN_TENSOR_NHWC ? ((k * d.r + r) * d.s + s) * d.c + c : ((k * d.c + c) * d.r + r) * d.s + s;
+}
+int64_t count(const cudnnEmulatedTensor& d) { return d.n * d.c * d.h * d.w; }
+int64_t count(const cudnnEmulatedFilter& d) { return d.k * d.c * d.r * d.s; }
+size_t type_bytes(cudnnDataType_t t) { return t == CUDNN_DATA_DOUBLE ? 8 : t == CUDNN_DATA_BFLOAT16 ? 2 : 4; }
+
+// A convolution's descriptors, checked as cuDNN checks them.
+cudnnStatus_t check(const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w, const cudnnEmulatedConvolution* conv,
+                    const cudnnEmulatedTensor* y) {
+  if (!x || !w || !conv || !y || !x->set || !w->set || !conv->set || !y->set)
+    return fail(CUDNN_STATUS_BAD_PARAM, "a descriptor is null or was never set");
+  if (x->type != w->type || x->type != y->type)
+    return fail(CUDNN_STATUS_BAD_PARAM, "the data types of x, w and y differ");
+  const cudnnDataType_t want = x->type == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+  if (conv->compute != want)
+    return fail(CUDNN_STATUS_NOT_SUPPORTED, "compute type ", conv->compute, " for data type ", x->type);
+  if (x->c != w->c || y->c != w->k || y->n != x->n)
+    return fail(CUDNN_STATUS_BAD_PARAM, "x ", dims(x->n, x->c, x->h, x->w), ", w ", dims(w->k, w->c, w->r, w->s),
+                " and y ", dims(y->n, y->c, y->h, y->w), " do not fit together");
+  const int64_t p = (x->h + 2 * conv->pad_h - conv->dil_h * (w->r - 1) - 1) / conv->stride_h + 1;
+  const int64_t q = (x->w + 2 * conv->pad_w - conv->dil_w * (w->s - 1) - 1) / conv->stride_w + 1;
+  if (y->h != p || y->w != q)
+    return fail(CUDNN_STATUS_BAD_PARAM, "y ", dims(y->n, y->c, y->h, y->w), " is not the output of x ",
+                dims(x->n, x->c, x->h, x->w), " and w ", dims(w->k, w->c, w->r, w->s), " (", p, " x ", q, " expected)");
+  return CUDNN_STATUS_SUCCESS;
+}
+
+// Calls f(n, k, p, q, c, r, s, xi, wi, yi) for every product of the
+// convolution: x at xi times w at wi contributes to y at yi.
+template <class F>
+void for_each_tap(const cudnnEmulatedTensor& x, const cudnnEmulatedFilter& w, const cudnnEmulatedConvolution& conv,
+                  const cudnnEmulatedTensor& y, F&& f) {
+  for (int64_t n = 0; n < y.n; ++n)
+    for (int64_t k = 0; k < y.c; ++k)
+      for (int64_t p = 0; p < y.h; ++p)
+        for (int64_t q = 0; q < y.w; ++q)
+          for (int64_t c = 0; c < x.c; ++c)
+            for (int64_t r = 0; r < w.r; ++r)
+              for (int64_t s = 0; s < w.s; ++s) {
+                const int64_t h = p * conv.stride_h - conv.pad_h + r * conv.dil_h;
+                const int64_t ww = q * conv.stride_w - conv.pad_w + s * conv.dil_w;
+                if (h < 0 || h >= x.h || ww < 0 || ww >= x.w) continue;
+                // A true convolution flips the filter.
+                const int64_t fr = conv.mode == CUDNN_CONVOLUTION ? w.r - 1 - r : r;
+                const int64_t fs = conv.mode == CUDNN_CONVOLUTION ? w.s - 1 - s : s;
+                f(at(x, n, c, h, ww), at(w, k, c, fr, fs), at(y, n, k, p, q));
+              }
+}
+
+// out = alpha * sums + beta * out (out not read where beta is 0).
+void blend(void* out, cudnnDataType_t t, const std::vector<double>& sums, double alpha, double beta) {
+  for (size_t i = 0; i < sums.size(); ++i) {
+    double v = alpha * sums[i];
+    if (beta != 0) v += beta * load(out, t, static_cast<int64_t>(i), false);
+    store(out, t, static_cast<int64_t>(i), v);
+  }
+}
+
+// The pass's sums into a buffer of the output's size.
+std::vector<double> compute(Pass pass, const cudnnEmulatedTensor& x, const void* xp, const cudnnEmulatedFilter& w,
+                            const void* wp, const cudnnEmulatedConvolution& conv, const cudnnEmulatedTensor& y,
+                            const void* yp) {
+  const bool tf32 = x.type == CUDNN_DATA_FLOAT && conv.math != CUDNN_FMA_MATH;
+  const cudnnDataType_t t = x.type;
+  switch (pass) {
+    case Pass::Forward: {
+      std::vector<double> sums(static_cast<size_t>(count(y)), 0.0);
+      for_each_tap(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi) {
+        sums[yi] += load(xp, t, xi, tf32) * load(wp, t, wi, tf32);
+      });
+      return sums;
+    }
+    case Pass::BackwardData: {
+      std::vector<double> sums(static_cast<size_t>(count(x)), 0.0);
+      for_each_tap(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi) {
+        sums[xi] += load(yp, t, yi, tf32) * load(wp, t, wi, tf32);
+      });
+      return sums;
+    }
+    case Pass::BackwardFilter: {
+      std::vector<double> sums(static_cast<size_t>(count(w)), 0.0);
+      for_each_tap(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi) {
+        sums[wi] += load(yp, t, yi, tf32) * load(xp, t, xi, tf32);
+      });
+      return sums;
+    }
+  }
+  return {};
+}
+
+// The algorithms (cudnn.h): their math, workspace, determinism, status and
+// time, for data of type t and an output of out_bytes.
+struct Algo {
+  int id;
+  cudnnStatus_t status;
+  float time;
+  size_t memory;
+  cudnnDeterminism_t determinism;
+  cudnnMathType_t math;
+};
+
+Algo algo_info(int id, cudnnDataType_t t, size_t out_bytes) {
+  const cudnnMathType_t plain = t == CUDNN_DATA_BFLOAT16 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  const cudnnMathType_t tensor_op = t == CUDNN_DATA_DOUBLE ? CUDNN_DEFAULT_MATH : CUDNN_TENSOR_OP_MATH;
+  switch (id) {
+    case kPlainAlgo:
+      return {id, CUDNN_STATUS_SUCCESS, 3.0f, 0, CUDNN_DETERMINISTIC, plain};
+    case kTensorOpAlgo:
+      return {id, CUDNN_STATUS_SUCCESS, 1.0f, 4096 + out_bytes, CUDNN_DETERMINISTIC, tensor_op};
+    case kNondeterministicAlgo:
+      return {id, CUDNN_STATUS_SUCCESS, 2.0f, 0, CUDNN_NON_DETERMINISTIC, CUDNN_DEFAULT_MATH};
+    case kHugeAlgo:
+      return {id, CUDNN_STATUS_SUCCESS, 0.5f, size_t(2) << 30, CUDNN_DETERMINISTIC, plain};
+    default:
+      return {id, CUDNN_STATUS_NOT_SUPPORTED, -1.0f, 0, CUDNN_DETERMINISTIC, CUDNN_DEFAULT_MATH};
+  }
+}
+
+size_t output_bytes(Pass pass, const cudnnEmulatedTensor& x, const cudnnEmulatedFilter& w,
+                    const cudnnEmulatedTensor& y) {
+  const int64_t n = pass == Pass::Forward ? count(y) : pass == Pass::BackwardData ? count(x) : count(w);
+  return static_cast<size_t>(n) * type_bytes(x.type);
+}
+
+template <class Perf>
+void fill(Perf& p, const Algo& a) {
+  p = Perf{};
+  p.algo = static_cast<decltype(p.algo)>(a.id);
+  p.status = a.status;
+  p.time = a.time;
+  p.memory = a.memory;
+  p.determinism = a.determinism;
+  p.mathType = a.math;
+}
+
+// cudnnGet..._v7: the heuristics' ranking.
+template <class Perf>
+cudnnStatus_t heuristics(Pass pass, const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w,
+                         const cudnnEmulatedConvolution* conv, const cudnnEmulatedTensor* y, int requested,
+                         int* returned, Perf* perf) {
+  if (const cudnnStatus_t s = check(x, w, conv, y); s != CUDNN_STATUS_SUCCESS) return s;
+  if (requested < 1 || !returned || !perf) return fail(CUDNN_STATUS_BAD_PARAM, "no room for the algorithms");
+  ++record().heuristics;
+  static constexpr int kRanking[kAlgos] = {kHugeAlgo, kNondeterministicAlgo, kTensorOpAlgo, kPlainAlgo,
+                                           kUnsupportedAlgo};
+  const size_t out = output_bytes(pass, *x, *w, *y);
+  *returned = std::min(requested, kAlgos);
+  for (int i = 0; i < *returned; ++i) fill(perf[i], algo_info(kRanking[i], x->type, out));
+  return CUDNN_STATUS_SUCCESS;
+}
+
+// The workspace an algorithm needs, checked against what the call gives; the
+// emulator writes over all of it, as an algorithm may.
+cudnnStatus_t check_workspace(const Algo& a, void* ws, size_t bytes) {
+  if (a.status != CUDNN_STATUS_SUCCESS)
+    return fail(a.status, "algorithm ", a.id, " is not supported for this convolution");
+  if (a.memory > bytes || (a.memory > 0 && ws == nullptr))
+    return fail(CUDNN_STATUS_BAD_PARAM, "algorithm ", a.id, " needs ", a.memory, " bytes of workspace, given ", bytes,
+                (ws ? "" : " at null"));
+  if (ws && bytes > 0) std::memset(ws, 0x5a, bytes);
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnDataType_t scaling_type(cudnnDataType_t t) {
+  return t == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+}
+
+// One pass run (cudnnConvolution{Forward,BackwardData,BackwardFilter}).
+cudnnStatus_t run(Pass pass, int algo, const void* alpha, const void* beta, const cudnnEmulatedTensor* x,
+                  const void* xp, const cudnnEmulatedFilter* w, const void* wp, const cudnnEmulatedConvolution* conv,
+                  const cudnnEmulatedTensor* y, const void* yp, void* out, void* ws, size_t ws_bytes) {
+  if (const cudnnStatus_t s = check(x, w, conv, y); s != CUDNN_STATUS_SUCCESS) return s;
+  if (!alpha || !beta || !out) return fail(CUDNN_STATUS_BAD_PARAM, "a null scaling factor or buffer");
+  const Algo a = algo_info(algo, x->type, output_bytes(pass, *x, *w, *y));
+  if (const cudnnStatus_t s = check_workspace(a, ws, ws_bytes); s != CUDNN_STATUS_SUCCESS) return s;
+  const cudnnDataType_t st = scaling_type(x->type);
+  const double al = scale(alpha, st), be = scale(beta, st);
+  blend(out, x->type, compute(pass, *x, xp, *w, wp, *conv, *y, yp), al, be);
+  record().runs.push_back(Run{pass, algo, conv->math, ws_bytes, be});
+  return CUDNN_STATUS_SUCCESS;
+}
+
+// cudnnFind...Ex: runs every algorithm that fits the workspace given (each
+// leaves arbitrary values in the output: here NaN bytes), ranked by time,
+// those that could not run last.
+template <class Perf>
+cudnnStatus_t find(Pass pass, const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w,
+                   const cudnnEmulatedConvolution* conv, const cudnnEmulatedTensor* y, void* out, int requested,
+                   int* returned, Perf* perf, void* ws, size_t ws_bytes) {
+  if (const cudnnStatus_t s = check(x, w, conv, y); s != CUDNN_STATUS_SUCCESS) return s;
+  if (requested < 1 || !returned || !perf || !out) return fail(CUDNN_STATUS_BAD_PARAM, "no room for the algorithms");
+  ++record().searches;
+  const size_t out_bytes = output_bytes(pass, *x, *w, *y);
+  std::vector<Algo> algos;
+  for (int id = 0; id < kAlgos; ++id) {
+    Algo a = algo_info(id, x->type, out_bytes);
+    if (a.status == CUDNN_STATUS_SUCCESS) {
+      if (a.memory > ws_bytes || (a.memory > 0 && !ws)) {
+        a.status = CUDNN_STATUS_ALLOC_FAILED;
+      } else {
+        check_workspace(a, ws, ws_bytes);
+        std::memset(out, 0xff, out_bytes);
+      }
+    }
+    algos.push_back(a);
+  }
+  std::stable_sort(algos.begin(), algos.end(), [](const Algo& a, const Algo& b) {
+    const bool ra = a.status == CUDNN_STATUS_SUCCESS, rb = b.status == CUDNN_STATUS_SUCCESS;
+    return ra != rb ? ra : ra && a.time < b.time;
+  });
+  *returned = std::min(requested, kAlgos);
+  for (int i = 0; i < *returned; ++i) fill(perf[i], algos[static_cast<size_t>(i)]);
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t workspace_size(Pass pass, const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w,
+                             const cudnnEmulatedConvolution* conv, const cudnnEmulatedTensor* y, int algo,
+                             size_t* bytes) {
+  if (const cudnnStatus_t s = check(x, w, conv, y); s != CUDNN_STATUS_SUCCESS) return s;
+  const Algo a = algo_info(algo, x->type, output_bytes(pass, *x, *w, *y));
+  if (a.status != CUDNN_STATUS_SUCCESS) return fail(a.status, "algorithm ", algo, " is not supported");
+  *bytes = a.memory;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+bool valid_type(cudnnDataType_t t) {
+  return t == CUDNN_DATA_FLOAT || t == CUDNN_DATA_DOUBLE || t == CUDNN_DATA_BFLOAT16;
+}
+bool valid_format(cudnnTensorFormat_t f) { return f == CUDNN_TENSOR_NCHW || f == CUDNN_TENSOR_NHWC; }
+
+}  // namespace
+
+std::string last_error() { return g_last_error; }
+
+Record& record() {
+  static Record r;
+  return r;
+}
+
+}  // namespace lrt::emulated_cudnn
+
+using namespace lrt::emulated_cudnn;
+
+const char* cudnnGetErrorString(cudnnStatus_t status) {
+  switch (status) {
+    case CUDNN_STATUS_SUCCESS:
+      return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_NOT_INITIALIZED:
+      return "CUDNN_STATUS_NOT_INITIALIZED";
+    case CUDNN_STATUS_ALLOC_FAILED:
+      return "CUDNN_STATUS_ALLOC_FAILED";
+    case CUDNN_STATUS_BAD_PARAM:
+      return "CUDNN_STATUS_BAD_PARAM";
+    case CUDNN_STATUS_NOT_SUPPORTED:
+      return "CUDNN_STATUS_NOT_SUPPORTED";
+  }
+  return "CUDNN_STATUS_UNKNOWN";
+}
+
+cudnnStatus_t cudnnCreate(cudnnHandle_t* handle) {
+  *handle = new cudnnEmulatedContext;  // one a device, kept for the process, as lrt keeps its handles
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, EmulatedStream* stream) {
+  if (!handle) return fail(CUDNN_STATUS_NOT_INITIALIZED, "a null handle");
+  handle->stream = stream;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* d) {
+  *d = new cudnnEmulatedTensor;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
+  delete d;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format, cudnnDataType_t type,
+                                         int n, int c, int h, int w) {
+  if (!d || !valid_type(type) || !valid_format(format) || n < 1 || c < 1 || h < 1 || w < 1)
+    return fail(CUDNN_STATUS_BAD_PARAM, "tensor descriptor ", dims(n, c, h, w), " of type ", type, ", format ", format);
+  *d = cudnnEmulatedTensor{true, format, type, n, c, h, w};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* d) {
+  *d = new cudnnEmulatedFilter;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
+  delete d;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t format,
+                                         int k, int c, int r, int s) {
+  if (!d || !valid_type(type) || !valid_format(format) || k < 1 || c < 1 || r < 1 || s < 1)
+    return fail(CUDNN_STATUS_BAD_PARAM, "filter descriptor ", dims(k, c, r, s));
+  *d = cudnnEmulatedFilter{true, type, format, k, c, r, s};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* d) {
+  *d = new cudnnEmulatedConvolution;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) {
+  delete d;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int pad_h, int pad_w, int stride_h,
+                                              int stride_w, int dilation_h, int dilation_w, cudnnConvolutionMode_t mode,
+                                              cudnnDataType_t compute_type) {
+  if (!d || pad_h < 0 || pad_w < 0 || stride_h < 1 || stride_w < 1 || dilation_h < 1 || dilation_w < 1 ||
+      !valid_type(compute_type))
+    return fail(CUDNN_STATUS_BAD_PARAM, "convolution descriptor");
+  const cudnnMathType_t math = d->math;  // kept, as cuDNN keeps it
+  *d = cudnnEmulatedConvolution{true,       pad_h,      pad_w, stride_h,     stride_w,
+                                dilation_h, dilation_w, mode,  compute_type, math};
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t math) {
+  if (!d) return fail(CUDNN_STATUS_BAD_PARAM, "a null convolution descriptor");
+  d->math = math;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t, int* count) {
+  *count = kAlgos;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, cudnnTensorDescriptor_t x,
+                                                     cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
+                                                     cudnnTensorDescriptor_t y, int requested, int* returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perf) {
+  return heuristics(Pass::Forward, x, w, conv, y, requested, returned, perf);
+}
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t x, const void*,
+                                                     cudnnFilterDescriptor_t w, const void*,
+                                                     cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
+                                                     void* yp, int requested, int* returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t ws_bytes) {
+  return find(Pass::Forward, x, w, conv, y, yp, requested, returned, perf, ws, ws_bytes);
+}
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, cudnnTensorDescriptor_t x,
+                                                      cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
+                                                      cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t algo,
+                                                      size_t* bytes) {
+  return workspace_size(Pass::Forward, x, w, conv, y, algo, bytes);
+}
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t x, const void* xp,
+                                      cudnnFilterDescriptor_t w, const void* wp, cudnnConvolutionDescriptor_t conv,
+                                      cudnnConvolutionFwdAlgo_t algo, void* ws, size_t ws_bytes, const void* beta,
+                                      cudnnTensorDescriptor_t y, void* yp) {
+  return run(Pass::Forward, algo, alpha, beta, x, xp, w, wp, conv, y, yp, yp, ws, ws_bytes);
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t, int* count) {
+  *count = kAlgos;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, cudnnFilterDescriptor_t w,
+                                                          cudnnTensorDescriptor_t dy, cudnnConvolutionDescriptor_t conv,
+                                                          cudnnTensorDescriptor_t dx, int requested, int* returned,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+  return heuristics(Pass::BackwardData, dx, w, conv, dy, requested, returned, perf);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t, cudnnFilterDescriptor_t w, const void*,
+                                                          cudnnTensorDescriptor_t dy, const void*,
+                                                          cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t dx,
+                                                          void* dxp, int requested, int* returned,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws,
+                                                          size_t ws_bytes) {
+  return find(Pass::BackwardData, dx, w, conv, dy, dxp, requested, returned, perf, ws, ws_bytes);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, cudnnFilterDescriptor_t w,
+                                                           cudnnTensorDescriptor_t dy,
+                                                           cudnnConvolutionDescriptor_t conv,
+                                                           cudnnTensorDescriptor_t dx,
+                                                           cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
+  return workspace_size(Pass::BackwardData, dx, w, conv, dy, algo, bytes);
+}
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, cudnnFilterDescriptor_t w, const void* wp,
+                                           cudnnTensorDescriptor_t dy, const void* dyp,
+                                           cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdDataAlgo_t algo,
+                                           void* ws, size_t ws_bytes, const void* beta, cudnnTensorDescriptor_t dx,
+                                           void* dxp) {
+  return run(Pass::BackwardData, algo, alpha, beta, dx, nullptr, w, wp, conv, dy, dyp, dxp, ws, ws_bytes);
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t, int* count) {
+  *count = kAlgos;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, cudnnTensorDescriptor_t x,
+                                                            cudnnTensorDescriptor_t dy,
+                                                            cudnnConvolutionDescriptor_t conv,
+                                                            cudnnFilterDescriptor_t dw, int requested, int* returned,
+                                                            cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+  return heuristics(Pass::BackwardFilter, x, dw, conv, dy, requested, returned, perf);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t x, const void*,
+                                                            cudnnTensorDescriptor_t dy, const void*,
+                                                            cudnnConvolutionDescriptor_t conv,
+                                                            cudnnFilterDescriptor_t dw, void* dwp, int requested,
+                                                            int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf,
+                                                            void* ws, size_t ws_bytes) {
+  return find(Pass::BackwardFilter, x, dw, conv, dy, dwp, requested, returned, perf, ws, ws_bytes);
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, cudnnTensorDescriptor_t x,
+                                                             cudnnTensorDescriptor_t dy,
+                                                             cudnnConvolutionDescriptor_t conv,
+                                                             cudnnFilterDescriptor_t dw,
+                                                             cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
+  return workspace_size(Pass::BackwardFilter, x, dw, conv, dy, algo, bytes);
+}
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t x,
+                                             const void* xp, cudnnTensorDescriptor_t dy, const void* dyp,
+                                             cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdFilterAlgo_t algo,
+                                             void* ws, size_t ws_bytes, const void* beta, cudnnFilterDescriptor_t dw,
+                                             void* dwp) {
+  return run(Pass::BackwardFilter, algo, alpha, beta, x, xp, dw, nullptr, conv, dy, dyp, dwp, ws, ws_bytes);
+}
+
+cudnnStatus_t cudnnAddTensor(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t b, const void* bp,
+                             const void* beta, cudnnTensorDescriptor_t y, void* yp) {
+  if (!b || !y || !b->set || !y->set || !bp || !yp)
+    return fail(CUDNN_STATUS_BAD_PARAM, "cudnnAddTensor: a null or unset argument");
+  if (b->type != y->type) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnAddTensor: the data types differ");
+  const auto fits = [](int64_t bd, int64_t yd) { return bd == yd || bd == 1; };
+  if (!fits(b->n, y->n) || !fits(b->c, y->c) || !fits(b->h, y->h) || !fits(b->w, y->w))
+    return fail(CUDNN_STATUS_BAD_PARAM, "cudnnAddTensor: b ", dims(b->n, b->c, b->h, b->w), " does not broadcast to y ",
+                dims(y->n, y->c, y->h, y->w));
+  const cudnnDataType_t st = scaling_type(y->type);
+  const double al = scale(alpha, st), be = scale(beta, st);
+  for (int64_t n = 0; n < y->n; ++n)
+    for (int64_t c = 0; c < y->c; ++c)
+      for (int64_t h = 0; h < y->h; ++h)
+        for (int64_t w = 0; w < y->w; ++w) {
+          const int64_t yi = at(*y, n, c, h, w);
+          const int64_t bi = at(*b, b->n == 1 ? 0 : n, b->c == 1 ? 0 : c, b->h == 1 ? 0 : h, b->w == 1 ? 0 : w);
+          double v = al * load(bp, b->type, bi, false);
+          if (be != 0) v += be * load(yp, y->type, yi, false);
+          store(yp, y->type, yi, v);
+        }
+  return CUDNN_STATUS_SUCCESS;
+}

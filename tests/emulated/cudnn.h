@@ -1,0 +1,208 @@
+// An emulated cuDNN: the part of cuDNN's convolution API that
+// kernels/cuda/conv.cu calls, on the CPU, so that its glue (descriptors,
+// layouts, the algorithm choice, workspaces, the plan cache, the blend into a
+// waiting gradient) runs on machines without a GPU. Included before
+// kernels/cuda/conv.cu in the emulated build (emulated/conv_kernels.cpp).
+//
+// What it does as cuDNN does:
+//   - reads and writes the buffers as the descriptors say (NCHW or NHWC
+//     activations, KCRS or KRSC filters; packed), so a descriptor that does
+//     not match the tensor's layout gives wrong values;
+//   - refuses what cuDNN refuses: descriptors whose types, channels or
+//     output sizes disagree, a compute type other than float (float32,
+//     bfloat16 data) or double, a workspace smaller than the algorithm needs
+//     (and writes over the whole workspace it is given, so one too short for
+//     its claimed size shows under AddressSanitizer);
+//   - float32 data under any math type but CUDNN_FMA_MATH is computed as
+//     TF32 tensor cores would (inputs rounded to a 10-bit mantissa), as
+//     CUDNN_DEFAULT_MATH permits on Ampere and later;
+//   - y = alpha * op(...) + beta * y, in the scaling factors' type;
+//   - each pass offers five algorithms: ranked one way by the heuristics
+//     (cudnnGet..._v7) and another by the timed search (cudnnFind...Ex),
+//     which runs each that fits the workspace given and so overwrites the
+//     output buffer; one needs more workspace than lrt allows, one is not
+//     supported, one is nondeterministic, one uses tensor-op math and a
+//     workspace, one neither.
+// Every algorithm computes the same values: each output summed in double
+// from the inputs as stored, rounded once to the output's type.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+struct EmulatedStream;
+
+enum cudnnStatus_t {
+  CUDNN_STATUS_SUCCESS = 0,
+  CUDNN_STATUS_NOT_INITIALIZED = 1001,
+  CUDNN_STATUS_ALLOC_FAILED = 1002,
+  CUDNN_STATUS_BAD_PARAM = 2000,
+  CUDNN_STATUS_NOT_SUPPORTED = 3000,
+};
+enum cudnnDataType_t { CUDNN_DATA_FLOAT = 0, CUDNN_DATA_DOUBLE = 1, CUDNN_DATA_HALF = 2, CUDNN_DATA_BFLOAT16 = 9 };
+enum cudnnMathType_t {
+  CUDNN_DEFAULT_MATH = 0,
+  CUDNN_TENSOR_OP_MATH = 1,
+  CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION = 2,
+  CUDNN_FMA_MATH = 3,
+};
+enum cudnnTensorFormat_t { CUDNN_TENSOR_NCHW = 0, CUDNN_TENSOR_NHWC = 1 };
+enum cudnnConvolutionMode_t { CUDNN_CONVOLUTION = 0, CUDNN_CROSS_CORRELATION = 1 };
+enum cudnnDeterminism_t { CUDNN_NON_DETERMINISTIC = 0, CUDNN_DETERMINISTIC = 1 };
+enum cudnnConvolutionFwdAlgo_t : int {};
+enum cudnnConvolutionBwdDataAlgo_t : int {};
+enum cudnnConvolutionBwdFilterAlgo_t : int {};
+
+template <class Algo>
+struct cudnnEmulatedAlgoPerf {
+  Algo algo;
+  cudnnStatus_t status;
+  float time;
+  size_t memory;
+  cudnnDeterminism_t determinism;
+  cudnnMathType_t mathType;
+  int reserved[3];
+};
+using cudnnConvolutionFwdAlgoPerf_t = cudnnEmulatedAlgoPerf<cudnnConvolutionFwdAlgo_t>;
+using cudnnConvolutionBwdDataAlgoPerf_t = cudnnEmulatedAlgoPerf<cudnnConvolutionBwdDataAlgo_t>;
+using cudnnConvolutionBwdFilterAlgoPerf_t = cudnnEmulatedAlgoPerf<cudnnConvolutionBwdFilterAlgo_t>;
+
+struct cudnnEmulatedContext;
+struct cudnnEmulatedTensor;
+struct cudnnEmulatedFilter;
+struct cudnnEmulatedConvolution;
+using cudnnHandle_t = cudnnEmulatedContext*;
+using cudnnTensorDescriptor_t = cudnnEmulatedTensor*;
+using cudnnFilterDescriptor_t = cudnnEmulatedFilter*;
+using cudnnConvolutionDescriptor_t = cudnnEmulatedConvolution*;
+
+const char* cudnnGetErrorString(cudnnStatus_t status);
+cudnnStatus_t cudnnCreate(cudnnHandle_t* handle);
+cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, EmulatedStream* stream);
+
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* d);
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d);
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format, cudnnDataType_t type,
+                                         int n, int c, int h, int w);
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t* d);
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d);
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t format,
+                                         int k, int c, int r, int s);
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t* d);
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d);
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int pad_h, int pad_w, int stride_h,
+                                              int stride_w, int dilation_h, int dilation_w, cudnnConvolutionMode_t mode,
+                                              cudnnDataType_t compute_type);
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t math);
+
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t h, int* count);
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, cudnnTensorDescriptor_t x,
+                                                     cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
+                                                     cudnnTensorDescriptor_t y, int requested, int* returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perf);
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t h, cudnnTensorDescriptor_t x, const void* xp,
+                                                     cudnnFilterDescriptor_t w, const void* wp,
+                                                     cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
+                                                     void* yp, int requested, int* returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t ws_bytes);
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, cudnnTensorDescriptor_t x,
+                                                      cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
+                                                      cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t algo,
+                                                      size_t* bytes);
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, cudnnTensorDescriptor_t x, const void* xp,
+                                      cudnnFilterDescriptor_t w, const void* wp, cudnnConvolutionDescriptor_t conv,
+                                      cudnnConvolutionFwdAlgo_t algo, void* ws, size_t ws_bytes, const void* beta,
+                                      cudnnTensorDescriptor_t y, void* yp);
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t h, int* count);
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, cudnnFilterDescriptor_t w,
+                                                          cudnnTensorDescriptor_t dy, cudnnConvolutionDescriptor_t conv,
+                                                          cudnnTensorDescriptor_t dx, int requested, int* returned,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t* perf);
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t h, cudnnFilterDescriptor_t w, const void* wp,
+                                                          cudnnTensorDescriptor_t dy, const void* dyp,
+                                                          cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t dx,
+                                                          void* dxp, int requested, int* returned,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws,
+                                                          size_t ws_bytes);
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t h, cudnnFilterDescriptor_t w,
+                                                           cudnnTensorDescriptor_t dy,
+                                                           cudnnConvolutionDescriptor_t conv,
+                                                           cudnnTensorDescriptor_t dx,
+                                                           cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes);
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, cudnnFilterDescriptor_t w,
+                                           const void* wp, cudnnTensorDescriptor_t dy, const void* dyp,
+                                           cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdDataAlgo_t algo,
+                                           void* ws, size_t ws_bytes, const void* beta, cudnnTensorDescriptor_t dx,
+                                           void* dxp);
+
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t h, int* count);
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t h, cudnnTensorDescriptor_t x,
+                                                            cudnnTensorDescriptor_t dy,
+                                                            cudnnConvolutionDescriptor_t conv,
+                                                            cudnnFilterDescriptor_t dw, int requested, int* returned,
+                                                            cudnnConvolutionBwdFilterAlgoPerf_t* perf);
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t h, cudnnTensorDescriptor_t x, const void* xp,
+                                                            cudnnTensorDescriptor_t dy, const void* dyp,
+                                                            cudnnConvolutionDescriptor_t conv,
+                                                            cudnnFilterDescriptor_t dw, void* dwp, int requested,
+                                                            int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf,
+                                                            void* ws, size_t ws_bytes);
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t h, cudnnTensorDescriptor_t x,
+                                                             cudnnTensorDescriptor_t dy,
+                                                             cudnnConvolutionDescriptor_t conv,
+                                                             cudnnFilterDescriptor_t dw,
+                                                             cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes);
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha, cudnnTensorDescriptor_t x,
+                                             const void* xp, cudnnTensorDescriptor_t dy, const void* dyp,
+                                             cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdFilterAlgo_t algo,
+                                             void* ws, size_t ws_bytes, const void* beta, cudnnFilterDescriptor_t dw,
+                                             void* dwp);
+
+// y = alpha * b + beta * y, b broadcast over y's dimensions where it has 1.
+cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void* alpha, cudnnTensorDescriptor_t b, const void* bp,
+                             const void* beta, cudnnTensorDescriptor_t y, void* yp);
+
+// The status with the emulator's reason for the last failure, for the check.
+#define CUDNN_CHECK(expr)                                                                                         \
+  do {                                                                                                            \
+    const cudnnStatus_t lrt_cudnn_status_ = (expr);                                                               \
+    LRT_CHECK(lrt_cudnn_status_ == CUDNN_STATUS_SUCCESS, "emulated cuDNN: ", #expr,                               \
+              " failed: ", cudnnGetErrorString(lrt_cudnn_status_), " (", lrt::emulated_cudnn::last_error(), ")"); \
+  } while (0)
+
+namespace lrt::emulated_cudnn {
+
+// Why the last call that failed did.
+std::string last_error();
+
+// The emulator's record, for tests: each pass run (not the search's runs)
+// and each search.
+enum class Pass { Forward, BackwardData, BackwardFilter };
+struct Run {
+  Pass pass;
+  int algo;
+  cudnnMathType_t math;
+  size_t workspace;  // bytes given
+  double beta;
+};
+struct Record {
+  std::vector<Run> runs;
+  int searches = 0;    // cudnnFind...Ex calls
+  int heuristics = 0;  // cudnnGet..._v7 calls
+};
+Record& record();
+
+// The algorithms' properties, as both rankings report them (for tests).
+constexpr int kAlgos = 5;
+constexpr int kHugeAlgo = 3;         // needs 2 GiB of workspace
+constexpr int kUnsupportedAlgo = 4;  // CUDNN_STATUS_NOT_SUPPORTED
+constexpr int kNondeterministicAlgo = 2;
+constexpr int kTensorOpAlgo = 1;  // tensor-op math, a workspace
+constexpr int kPlainAlgo = 0;     // FMA math (DEFAULT for bfloat16), no workspace
+
+}  // namespace lrt::emulated_cudnn
