@@ -66,6 +66,7 @@ TEST_CASE("emulated cuBLAS: leading dimensions below the stored rows are refused
         CUBLAS_STATUS_INVALID_VALUE);
   CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, a.data(), 2, b.data(), 3, &zero, c.data(), 1) ==
         CUBLAS_STATUS_INVALID_VALUE);
+  CHECK(cublasDestroy(h) == CUBLAS_STATUS_SUCCESS);
 }
 
 }  // namespace lrt
