@@ -7,8 +7,9 @@
 //
 // As cuBLAS: column-major C (m x n) = alpha op(A) op(B) + beta C, A stored
 // m x k (k x m transposed), B k x n (n x k); leading dimensions below the
-// stored rows, or negative sizes, are CUBLAS_STATUS_INVALID_VALUE; C is not
-// read where beta is 0. Each value is summed in double and rounded once.
+// stored rows, negative sizes, or an operation other than N and T (this
+// emulator has no conjugates) are CUBLAS_STATUS_INVALID_VALUE; C is not read
+// where beta is 0. Each value is summed in double and rounded once.
 #pragma once
 
 #include "core/error.h"
@@ -32,12 +33,12 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t op_a, cublas
                            const float* alpha, const float* a, int lda, const float* b, int ldb, const float* beta,
                            float* c, int ldc);
 cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k,
-                           const double* alpha, const double* a, int lda, const double* b, int ldb,
-                           const double* beta, double* c, int ldc);
+                           const double* alpha, const double* a, int lda, const double* b, int ldb, const double* beta,
+                           double* c, int ldc);
 
-#define CUBLAS_CHECK(expr)                                                                         \
-  do {                                                                                             \
-    const cublasStatus_t lrt_cublas_status_ = (expr);                                              \
-    LRT_CHECK(lrt_cublas_status_ == CUBLAS_STATUS_SUCCESS, "emulated cuBLAS: ", #expr, " failed: ", \
-              cublasGetStatusString(lrt_cublas_status_));                                          \
+#define CUBLAS_CHECK(expr)                                                             \
+  do {                                                                                 \
+    const cublasStatus_t lrt_cublas_status_ = (expr);                                  \
+    LRT_CHECK(lrt_cublas_status_ == CUBLAS_STATUS_SUCCESS, "emulated cuBLAS: ", #expr, \
+              " failed: ", cublasGetStatusString(lrt_cublas_status_));                 \
   } while (0)

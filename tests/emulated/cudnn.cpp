@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "core/bfloat16.h"
@@ -105,6 +106,16 @@ int64_t at(const cudnnEmulatedFilter& d, int64_t k, int64_t c, int64_t r, int64_
 int64_t count(const cudnnEmulatedTensor& d) { return d.n * d.c * d.h * d.w; }
 int64_t count(const cudnnEmulatedFilter& d) { return d.k * d.c * d.r * d.s; }
 size_t type_bytes(cudnnDataType_t t) { return t == CUDNN_DATA_DOUBLE ? 8 : t == CUDNN_DATA_BFLOAT16 ? 2 : 4; }
+
+// Handles from cudnnCreate not yet destroyed.
+std::set<const cudnnEmulatedContext*>& handles() {
+  static std::set<const cudnnEmulatedContext*> live;
+  return live;
+}
+cudnnStatus_t check_handle(const cudnnEmulatedContext* h) {
+  if (!handles().count(h)) return fail(CUDNN_STATUS_NOT_INITIALIZED, "a handle cudnnCreate did not make");
+  return CUDNN_STATUS_SUCCESS;
+}
 
 // A convolution's descriptors, checked as cuDNN checks them.
 cudnnStatus_t check(const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w, const cudnnEmulatedConvolution* conv,
@@ -237,9 +248,10 @@ void fill(Perf& p, const Algo& a) {
 
 // cudnnGet..._v7: the heuristics' ranking.
 template <class Perf>
-cudnnStatus_t heuristics(Pass pass, const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w,
-                         const cudnnEmulatedConvolution* conv, const cudnnEmulatedTensor* y, int requested,
-                         int* returned, Perf* perf) {
+cudnnStatus_t heuristics(const cudnnEmulatedContext* h, Pass pass, const cudnnEmulatedTensor* x,
+                         const cudnnEmulatedFilter* w, const cudnnEmulatedConvolution* conv,
+                         const cudnnEmulatedTensor* y, int requested, int* returned, Perf* perf) {
+  if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
   if (const cudnnStatus_t s = check(x, w, conv, y); s != CUDNN_STATUS_SUCCESS) return s;
   if (requested < 1 || !returned || !perf) return fail(CUDNN_STATUS_BAD_PARAM, "no room for the algorithms");
   ++record().heuristics;
@@ -267,13 +279,19 @@ cudnnDataType_t scaling_type(cudnnDataType_t t) {
   return t == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
 }
 
-// One pass run (cudnnConvolution{Forward,BackwardData,BackwardFilter}).
-cudnnStatus_t run(Pass pass, int algo, const void* alpha, const void* beta, const cudnnEmulatedTensor* x,
-                  const void* xp, const cudnnEmulatedFilter* w, const void* wp, const cudnnEmulatedConvolution* conv,
-                  const cudnnEmulatedTensor* y, const void* yp, void* out, void* ws, size_t ws_bytes) {
+// One pass run (cudnnConvolution{Forward,BackwardData,BackwardFilter}). An
+// algorithm of tensor-op math under a descriptor restricted to FMA math is
+// refused: the descriptor forbids the kernels the algorithm is.
+cudnnStatus_t run(const cudnnEmulatedContext* h, Pass pass, int algo, const void* alpha, const void* beta,
+                  const cudnnEmulatedTensor* x, const void* xp, const cudnnEmulatedFilter* w, const void* wp,
+                  const cudnnEmulatedConvolution* conv, const cudnnEmulatedTensor* y, const void* yp, void* out,
+                  void* ws, size_t ws_bytes) {
+  if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
   if (const cudnnStatus_t s = check(x, w, conv, y); s != CUDNN_STATUS_SUCCESS) return s;
   if (!alpha || !beta || !out) return fail(CUDNN_STATUS_BAD_PARAM, "a null scaling factor or buffer");
   const Algo a = algo_info(algo, x->type, output_bytes(pass, *x, *w, *y));
+  if (conv->math == CUDNN_FMA_MATH && a.math == CUDNN_TENSOR_OP_MATH)
+    return fail(CUDNN_STATUS_NOT_SUPPORTED, "algorithm ", algo, " uses tensor-op math; the descriptor allows FMA only");
   if (const cudnnStatus_t s = check_workspace(a, ws, ws_bytes); s != CUDNN_STATUS_SUCCESS) return s;
   const cudnnDataType_t st = scaling_type(x->type);
   const double al = scale(alpha, st), be = scale(beta, st);
@@ -282,17 +300,21 @@ cudnnStatus_t run(Pass pass, int algo, const void* alpha, const void* beta, cons
   return CUDNN_STATUS_SUCCESS;
 }
 
-// cudnnFind...Ex: runs every algorithm that fits the workspace given (each
-// leaves arbitrary values in the output: here NaN bytes), ranked by time,
-// those that could not run last.
+// cudnnFind...Ex: runs every algorithm that fits the workspace given, on the
+// pass's inputs (xp, wp, yp: the two the pass reads; each leaves arbitrary
+// values in the output, here NaN bytes), ranked by time, those that could
+// not run last.
 template <class Perf>
-cudnnStatus_t find(Pass pass, const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w,
-                   const cudnnEmulatedConvolution* conv, const cudnnEmulatedTensor* y, void* out, int requested,
-                   int* returned, Perf* perf, void* ws, size_t ws_bytes) {
+cudnnStatus_t find(const cudnnEmulatedContext* h, Pass pass, const cudnnEmulatedTensor* x, const void* xp,
+                   const cudnnEmulatedFilter* w, const void* wp, const cudnnEmulatedConvolution* conv,
+                   const cudnnEmulatedTensor* y, const void* yp, void* out, int requested, int* returned, Perf* perf,
+                   void* ws, size_t ws_bytes) {
+  if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
   if (const cudnnStatus_t s = check(x, w, conv, y); s != CUDNN_STATUS_SUCCESS) return s;
   if (requested < 1 || !returned || !perf || !out) return fail(CUDNN_STATUS_BAD_PARAM, "no room for the algorithms");
   ++record().searches;
   const size_t out_bytes = output_bytes(pass, *x, *w, *y);
+  static_cast<void>(compute(pass, *x, xp, *w, wp, *conv, *y, yp));  // the inputs are read
   std::vector<Algo> algos;
   for (int id = 0; id < kAlgos; ++id) {
     Algo a = algo_info(id, x->type, out_bytes);
@@ -315,9 +337,10 @@ cudnnStatus_t find(Pass pass, const cudnnEmulatedTensor* x, const cudnnEmulatedF
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t workspace_size(Pass pass, const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w,
-                             const cudnnEmulatedConvolution* conv, const cudnnEmulatedTensor* y, int algo,
-                             size_t* bytes) {
+cudnnStatus_t workspace_size(const cudnnEmulatedContext* h, Pass pass, const cudnnEmulatedTensor* x,
+                             const cudnnEmulatedFilter* w, const cudnnEmulatedConvolution* conv,
+                             const cudnnEmulatedTensor* y, int algo, size_t* bytes) {
+  if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
   if (const cudnnStatus_t s = check(x, w, conv, y); s != CUDNN_STATUS_SUCCESS) return s;
   const Algo a = algo_info(algo, x->type, output_bytes(pass, *x, *w, *y));
   if (a.status != CUDNN_STATUS_SUCCESS) return fail(a.status, "algorithm ", algo, " is not supported");
@@ -360,11 +383,18 @@ const char* cudnnGetErrorString(cudnnStatus_t status) {
 }
 
 cudnnStatus_t cudnnCreate(cudnnHandle_t* handle) {
-  *handle = new cudnnEmulatedContext;  // one a device, kept for the process, as lrt keeps its handles
+  *handle = new cudnnEmulatedContext;
+  handles().insert(*handle);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroy(cudnnHandle_t handle) {
+  if (const cudnnStatus_t s = check_handle(handle); s != CUDNN_STATUS_SUCCESS) return s;
+  handles().erase(handle);
+  delete handle;
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, EmulatedStream* stream) {
-  if (!handle) return fail(CUDNN_STATUS_NOT_INITIALIZED, "a null handle");
+  if (const cudnnStatus_t s = check_handle(handle); s != CUDNN_STATUS_SUCCESS) return s;
   handle->stream = stream;
   return CUDNN_STATUS_SUCCESS;
 }
@@ -424,105 +454,109 @@ cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnM
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t, int* count) {
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t h, int* count) {
+  if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
   *count = kAlgos;
   return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, cudnnTensorDescriptor_t x,
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, cudnnTensorDescriptor_t x,
                                                      cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
                                                      cudnnTensorDescriptor_t y, int requested, int* returned,
                                                      cudnnConvolutionFwdAlgoPerf_t* perf) {
-  return heuristics(Pass::Forward, x, w, conv, y, requested, returned, perf);
+  return heuristics(h, Pass::Forward, x, w, conv, y, requested, returned, perf);
 }
-cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t x, const void*,
-                                                     cudnnFilterDescriptor_t w, const void*,
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t h, cudnnTensorDescriptor_t x, const void* xp,
+                                                     cudnnFilterDescriptor_t w, const void* wp,
                                                      cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
                                                      void* yp, int requested, int* returned,
                                                      cudnnConvolutionFwdAlgoPerf_t* perf, void* ws, size_t ws_bytes) {
-  return find(Pass::Forward, x, w, conv, y, yp, requested, returned, perf, ws, ws_bytes);
+  return find(h, Pass::Forward, x, xp, w, wp, conv, y, nullptr, yp, requested, returned, perf, ws, ws_bytes);
 }
-cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, cudnnTensorDescriptor_t x,
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, cudnnTensorDescriptor_t x,
                                                       cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
                                                       cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t algo,
                                                       size_t* bytes) {
-  return workspace_size(Pass::Forward, x, w, conv, y, algo, bytes);
+  return workspace_size(h, Pass::Forward, x, w, conv, y, algo, bytes);
 }
-cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t x, const void* xp,
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, cudnnTensorDescriptor_t x, const void* xp,
                                       cudnnFilterDescriptor_t w, const void* wp, cudnnConvolutionDescriptor_t conv,
                                       cudnnConvolutionFwdAlgo_t algo, void* ws, size_t ws_bytes, const void* beta,
                                       cudnnTensorDescriptor_t y, void* yp) {
-  return run(Pass::Forward, algo, alpha, beta, x, xp, w, wp, conv, y, yp, yp, ws, ws_bytes);
+  return run(h, Pass::Forward, algo, alpha, beta, x, xp, w, wp, conv, y, yp, yp, ws, ws_bytes);
 }
 
-cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t, int* count) {
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t h, int* count) {
+  if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
   *count = kAlgos;
   return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, cudnnFilterDescriptor_t w,
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, cudnnFilterDescriptor_t w,
                                                           cudnnTensorDescriptor_t dy, cudnnConvolutionDescriptor_t conv,
                                                           cudnnTensorDescriptor_t dx, int requested, int* returned,
                                                           cudnnConvolutionBwdDataAlgoPerf_t* perf) {
-  return heuristics(Pass::BackwardData, dx, w, conv, dy, requested, returned, perf);
+  return heuristics(h, Pass::BackwardData, dx, w, conv, dy, requested, returned, perf);
 }
-cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t, cudnnFilterDescriptor_t w, const void*,
-                                                          cudnnTensorDescriptor_t dy, const void*,
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t h, cudnnFilterDescriptor_t w, const void* wp,
+                                                          cudnnTensorDescriptor_t dy, const void* dyp,
                                                           cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t dx,
                                                           void* dxp, int requested, int* returned,
                                                           cudnnConvolutionBwdDataAlgoPerf_t* perf, void* ws,
                                                           size_t ws_bytes) {
-  return find(Pass::BackwardData, dx, w, conv, dy, dxp, requested, returned, perf, ws, ws_bytes);
+  return find(h, Pass::BackwardData, dx, nullptr, w, wp, conv, dy, dyp, dxp, requested, returned, perf, ws, ws_bytes);
 }
-cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, cudnnFilterDescriptor_t w,
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t h, cudnnFilterDescriptor_t w,
                                                            cudnnTensorDescriptor_t dy,
                                                            cudnnConvolutionDescriptor_t conv,
                                                            cudnnTensorDescriptor_t dx,
                                                            cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
-  return workspace_size(Pass::BackwardData, dx, w, conv, dy, algo, bytes);
+  return workspace_size(h, Pass::BackwardData, dx, w, conv, dy, algo, bytes);
 }
-cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, cudnnFilterDescriptor_t w, const void* wp,
-                                           cudnnTensorDescriptor_t dy, const void* dyp,
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, cudnnFilterDescriptor_t w,
+                                           const void* wp, cudnnTensorDescriptor_t dy, const void* dyp,
                                            cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdDataAlgo_t algo,
                                            void* ws, size_t ws_bytes, const void* beta, cudnnTensorDescriptor_t dx,
                                            void* dxp) {
-  return run(Pass::BackwardData, algo, alpha, beta, dx, nullptr, w, wp, conv, dy, dyp, dxp, ws, ws_bytes);
+  return run(h, Pass::BackwardData, algo, alpha, beta, dx, nullptr, w, wp, conv, dy, dyp, dxp, ws, ws_bytes);
 }
 
-cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t, int* count) {
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t h, int* count) {
+  if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
   *count = kAlgos;
   return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, cudnnTensorDescriptor_t x,
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t h, cudnnTensorDescriptor_t x,
                                                             cudnnTensorDescriptor_t dy,
                                                             cudnnConvolutionDescriptor_t conv,
                                                             cudnnFilterDescriptor_t dw, int requested, int* returned,
                                                             cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
-  return heuristics(Pass::BackwardFilter, x, dw, conv, dy, requested, returned, perf);
+  return heuristics(h, Pass::BackwardFilter, x, dw, conv, dy, requested, returned, perf);
 }
-cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t, cudnnTensorDescriptor_t x, const void*,
-                                                            cudnnTensorDescriptor_t dy, const void*,
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t h, cudnnTensorDescriptor_t x, const void* xp,
+                                                            cudnnTensorDescriptor_t dy, const void* dyp,
                                                             cudnnConvolutionDescriptor_t conv,
                                                             cudnnFilterDescriptor_t dw, void* dwp, int requested,
                                                             int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf,
                                                             void* ws, size_t ws_bytes) {
-  return find(Pass::BackwardFilter, x, dw, conv, dy, dwp, requested, returned, perf, ws, ws_bytes);
+  return find(h, Pass::BackwardFilter, x, xp, dw, nullptr, conv, dy, dyp, dwp, requested, returned, perf, ws, ws_bytes);
 }
-cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, cudnnTensorDescriptor_t x,
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t h, cudnnTensorDescriptor_t x,
                                                              cudnnTensorDescriptor_t dy,
                                                              cudnnConvolutionDescriptor_t conv,
                                                              cudnnFilterDescriptor_t dw,
                                                              cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
-  return workspace_size(Pass::BackwardFilter, x, dw, conv, dy, algo, bytes);
+  return workspace_size(h, Pass::BackwardFilter, x, dw, conv, dy, algo, bytes);
 }
-cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t x,
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha, cudnnTensorDescriptor_t x,
                                              const void* xp, cudnnTensorDescriptor_t dy, const void* dyp,
                                              cudnnConvolutionDescriptor_t conv, cudnnConvolutionBwdFilterAlgo_t algo,
                                              void* ws, size_t ws_bytes, const void* beta, cudnnFilterDescriptor_t dw,
                                              void* dwp) {
-  return run(Pass::BackwardFilter, algo, alpha, beta, x, xp, dw, nullptr, conv, dy, dyp, dwp, ws, ws_bytes);
+  return run(h, Pass::BackwardFilter, algo, alpha, beta, x, xp, dw, nullptr, conv, dy, dyp, dwp, ws, ws_bytes);
 }
 
-cudnnStatus_t cudnnAddTensor(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t b, const void* bp,
+cudnnStatus_t cudnnAddTensor(cudnnHandle_t handle, const void* alpha, cudnnTensorDescriptor_t b, const void* bp,
                              const void* beta, cudnnTensorDescriptor_t y, void* yp) {
+  if (const cudnnStatus_t s = check_handle(handle); s != CUDNN_STATUS_SUCCESS) return s;
   if (!b || !y || !b->set || !y->set || !bp || !yp)
     return fail(CUDNN_STATUS_BAD_PARAM, "cudnnAddTensor: a null or unset argument");
   if (b->type != y->type) return fail(CUDNN_STATUS_BAD_PARAM, "cudnnAddTensor: the data types differ");

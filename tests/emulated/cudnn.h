@@ -8,19 +8,21 @@
 //   - reads and writes the buffers as the descriptors say (NCHW or NHWC
 //     activations, KCRS or KRSC filters; packed), so a descriptor that does
 //     not match the tensor's layout gives wrong values;
-//   - refuses what cuDNN refuses: descriptors whose types, channels or
-//     output sizes disagree, a compute type other than float (float32,
-//     bfloat16 data) or double, a workspace smaller than the algorithm needs
-//     (and writes over the whole workspace it is given, so one too short for
-//     its claimed size shows under AddressSanitizer);
+//   - refuses what cuDNN refuses: a handle cudnnCreate did not make,
+//     descriptors whose types, channels or output sizes disagree, a compute
+//     type other than float (float32, bfloat16 data) or double, a workspace
+//     smaller than the algorithm needs (and writes over the whole workspace
+//     it is given, so one too short for its claimed size shows under
+//     AddressSanitizer); and an algorithm of tensor-op math run under a
+//     descriptor set to CUDNN_FMA_MATH;
 //   - float32 data under any math type but CUDNN_FMA_MATH is computed as
 //     TF32 tensor cores would (inputs rounded to a 10-bit mantissa), as
 //     CUDNN_DEFAULT_MATH permits on Ampere and later;
 //   - y = alpha * op(...) + beta * y, in the scaling factors' type;
 //   - each pass offers five algorithms: ranked one way by the heuristics
 //     (cudnnGet..._v7) and another by the timed search (cudnnFind...Ex),
-//     which runs each that fits the workspace given and so overwrites the
-//     output buffer; one needs more workspace than lrt allows, one is not
+//     which reads the pass's inputs, runs each algorithm that fits the
+//     workspace given and so overwrites the output buffer; one needs more workspace than lrt allows, one is not
 //     supported, one is nondeterministic, one uses tensor-op math and a
 //     workspace, one neither.
 // Every algorithm computes the same values: each output summed in double
@@ -82,6 +84,7 @@ using cudnnConvolutionDescriptor_t = cudnnEmulatedConvolution*;
 
 const char* cudnnGetErrorString(cudnnStatus_t status);
 cudnnStatus_t cudnnCreate(cudnnHandle_t* handle);
+cudnnStatus_t cudnnDestroy(cudnnHandle_t handle);
 cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, EmulatedStream* stream);
 
 cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* d);

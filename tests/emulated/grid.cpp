@@ -5,8 +5,8 @@
 // waiting there. Where threads wait and nothing can be released (threads of
 // one warp at different barriers), the launch reports a deadlock.
 //
-// The order (grid.h) picks which runnable thread the scheduler resumes next
-// and which block it runs next; nothing else changes with it.
+// The order (grid.h) picks which block runs next, which warp of a block, and
+// which lane of a warp; nothing else changes with it.
 //
 // On x86-64 a switch between fibers saves and restores the callee-saved
 // registers and the floating-point control words (a few instructions);
@@ -138,8 +138,6 @@ struct Scheduler {
   int current = 0;
   Warp warps[32];
   std::vector<int> votes;  // each thread's pred in sync_block_or
-  std::vector<int> order;  // the threads, in the order they are resumed
-  Order arranged = Order::InOrder;  // the order `order` was arranged in
   const std::function<void()>* body = nullptr;
   std::string error;
   void fail(const std::string& what) {
@@ -234,41 +232,46 @@ void resume(int t, dim3 grid, dim3 block, dim3 block_idx) {
   finish_switch(fake, nullptr, nullptr);
 }
 
-// Releases every warp whose running lanes all wait at a warp barrier; false
-// where there is none.
-bool release_warps(std::vector<State>& state) {
-  const int n = static_cast<int>(state.size());
-  bool released = false;
-  for (int w = 0; w * 32 < n; ++w) {
-    const int end = std::min(n, (w + 1) * 32);
-    int waiting = 0, running = 0;
-    for (int t = w * 32; t < end; ++t) {
-      waiting += state[t] == State::AtWarpBarrier;
-      running += state[t] != State::Done;
-    }
-    if (waiting > 0 && waiting == running) {
-      for (int t = w * 32; t < end; ++t)
-        if (state[t] == State::AtWarpBarrier) state[t] = State::Runnable;
-      released = true;
-    }
+// True when warp w's running lanes all wait at a warp barrier (and there is
+// one): sets them runnable.
+bool release_warp(std::vector<State>& state, int w) {
+  const int n = static_cast<int>(state.size()), end = std::min(n, (w + 1) * 32);
+  int waiting = 0, running = 0;
+  for (int t = w * 32; t < end; ++t) {
+    waiting += state[t] == State::AtWarpBarrier;
+    running += state[t] != State::Done;
   }
-  return released;
+  if (waiting == 0 || waiting != running) return false;
+  for (int t = w * 32; t < end; ++t)
+    if (state[t] == State::AtWarpBarrier) state[t] = State::Runnable;
+  return true;
 }
 
-// Runs one block to its end; false where its threads deadlock.
+// Runs one block to its end; false where its threads deadlock. Warps run one
+// at a time, each as far as it can go: its lanes (in the device's order) to
+// their next barrier, its warp barriers released as soon as all its running
+// lanes wait there, until they wait at __syncthreads or are done; then the
+// next warp (in the device's order). So warps progress independently between
+// block barriers, as on a GPU, and what one warp writes before a __syncwarp
+// is not yet written when a warp run before it reads.
 bool run_block(dim3 grid, dim3 block, dim3 block_idx) {
-  const int n = sched->threads;
+  const int n = sched->threads, warps = (n + 31) / 32;
   const Order order = device().order;
   std::vector<State> state(n, State::Runnable);
+  std::vector<int> warp_order, lanes;
   for (;;) {
-    if (order == Order::Shuffled || sched->arranged != order || sched->order.size() != static_cast<size_t>(n)) {
-      arrange(sched->order, n, order);
-      sched->arranged = order;
-    }
-    for (int t : sched->order) {
-      if (state[t] != State::Runnable) continue;
-      resume(t, grid, block, block_idx);
-      state[t] = sched->fibers[t]->state;
+    arrange(warp_order, warps, order);
+    for (int w : warp_order) {
+      const int count = std::min(32, n - w * 32);
+      do {
+        arrange(lanes, count, order);
+        for (int l : lanes) {
+          const int t = w * 32 + l;
+          if (state[t] != State::Runnable) continue;
+          resume(t, grid, block, block_idx);
+          state[t] = sched->fibers[t]->state;
+        }
+      } while (release_warp(state, w));
     }
     int done = 0, at_block = 0;
     for (State s : state) {
@@ -276,19 +279,13 @@ bool run_block(dim3 grid, dim3 block, dim3 block_idx) {
       at_block += s == State::AtBlockBarrier;
     }
     if (done == n) return true;
-    bool released = false;
-    if (at_block == n - done) {
-      for (State& s : state)
-        if (s == State::AtBlockBarrier) s = State::Runnable;
-      released = true;
-    } else {
-      released = release_warps(state);
-    }
-    if (!released) {
+    if (at_block != n - done) {  // lanes of a warp wait at different barriers
       for (int t = 0; t < n; ++t)
         if (state[t] != State::Done) restart(*sched->fibers[t]);
       return false;
     }
+    for (State& s : state)
+      if (s == State::AtBlockBarrier) s = State::Runnable;
   }
 }
 
@@ -300,7 +297,7 @@ SharedArray::SharedArray(size_t bytes) : bytes_(bytes), lines_(std::make_unique<
 
 void* SharedArray::memory() {
   if (block_ != block_serial) {
-    std::memset(lines_.get(), 0xff, bytes_);
+    std::memset(lines_.get(), block_serial % 2 ? 0xff : 0x7f, bytes_);
     block_ = block_serial;
   }
   return lines_.get();

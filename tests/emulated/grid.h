@@ -20,13 +20,16 @@
 // shuffle whose mask names a lane that has returned, and threads waiting at
 // barriers that can never all be reached, are errors the launch reports.
 // Blocks run one at a time, so a kernel's shared arrays (LRT_SHARED below)
-// are function statics, filled with a poison value for each block.
+// are function statics, filled with a poison value for each block. Within a
+// block, warps run one at a time, each to its next __syncthreads (through its
+// warp barriers), so warps progress independently between block barriers.
 //
 // The order is a choice (Order below; LRT_EMULATED_ORDER for a whole run):
-// blocks and, between barriers, a block's threads run in index order, in
-// reverse, or shuffled. A kernel whose result depends on that order has a
-// race: a thread reading what another writes with no barrier between them,
-// warp-synchronous code without __syncwarp, a block reading another's
+// blocks, a block's warps, and a warp's lanes between barriers run in index
+// order, in reverse, or shuffled. A kernel whose result depends on that
+// order has a race: a thread reading what another writes with no barrier
+// between them, warp-synchronous code without __syncwarp, a warp reading
+// another's writes after only a __syncwarp, a block reading another's
 // output; running the same checks under each order shows it. What this
 // cannot show: races within the stretch between two barriers (a thread runs
 // it alone, so an unguarded read-modify-write of shared memory is never torn
@@ -67,12 +70,15 @@ enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDe
 #define __launch_bounds__(...)
 #define __grid_constant__
 // A kernel declares its shared arrays with LRT_SHARED(type, name, dims)
-// (kernels/cuda/launch.cuh), which here gives each block its own: the
-// array's memory is filled with 0xff bytes (NaN in floating point, -1 in
-// integers) at its first use in each block. A GPU gives a block shared memory
-// holding whatever was there, so a kernel that reads a cell its block has not
-// written gets NaN or -1, never the block before's value. A kernel file
-// declaring __shared__ directly does not compile here.
+// (kernels/cuda/launch.cuh; a type with a comma goes through a using
+// alias), which here gives each block its own: the array's memory is filled
+// at its first use in each block, with 0xff bytes in one block and 0x7f
+// bytes in the next (NaN or a huge positive value in floating point, -1 or a
+// huge positive integer). A GPU gives a block shared memory holding whatever
+// was there, so a kernel that reads a cell its block has not written gets
+// one of those, never the block before's value; two, because a reduction
+// may take a negative index (-1) for "empty" and would skip the first. A
+// kernel file declaring __shared__ directly does not compile here.
 #define LRT_SHARED(type, name, dims)                                                                   \
   static ::lrt::emulated_grid::SharedArray name##_emulated_(sizeof(type dims));                        \
   auto& name = *static_cast<type(*) dims>(name##_emulated_.memory())
@@ -82,10 +88,10 @@ enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDe
 
 namespace lrt::emulated_grid {
 
-// The order in which a launch runs its blocks, and a block's threads from
-// one barrier to the next: InOrder (x fastest, then y, then z, as CUDA
-// numbers them), Reversed, or Shuffled (a new permutation for each launch
-// and each stretch between barriers, from a fixed seed, so a run repeats).
+// The order in which a launch runs its blocks, a block's warps, and a warp's
+// lanes from one barrier to the next: InOrder (blocks x fastest, then y,
+// then z, as CUDA numbers them), Reversed, or Shuffled (a new permutation
+// each time, from a fixed seed, so a run repeats).
 enum class Order { InOrder, Reversed, Shuffled };
 const char* to_string(Order o);
 

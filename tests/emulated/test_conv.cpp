@@ -73,6 +73,7 @@ void check_passes(const ConvCase& cc, DType dt, MemoryFormat f, const Mode& m, u
   const size_t runs_before = record().runs.size();
 
   for (bool with_bias : {false, true}) {
+    if (with_bias && dt == DType::BFloat16) continue;  // conv2d_forward refuses a bfloat16 bias
     CAPTURE(with_bias);
     Tensor want = empty(ys, TensorOptions(dt)), got = poisoned(ys, dt, f);
     kc::cpu::conv2d_forward(x, w, with_bias ? b : Tensor(), want, p);
@@ -103,9 +104,10 @@ void check_passes(const ConvCase& cc, DType dt, MemoryFormat f, const Mode& m, u
   // What ran: float32 in FMA math unless TF32 is allowed; no
   // nondeterministic algorithm when determinism is asked for.
   const auto& runs = record().runs;
-  REQUIRE(runs.size() == runs_before + 5);  // two forward, two backward data, one backward filter
+  REQUIRE(runs.size() == runs_before + (dt == DType::BFloat16 ? 4 : 5));  // forward (twice but bfloat16), backward
+                                                                          // data twice, backward filter
   for (size_t i = runs_before; i < runs.size(); ++i) {
-    if (dt == DType::Float32 && !m.tf32) CHECK(runs[i].math == CUDNN_FMA_MATH);
+    if (dt == DType::Float32) CHECK((runs[i].math == CUDNN_FMA_MATH) == !m.tf32);
     if (m.deterministic) CHECK(runs[i].algo != emulated_cudnn::kNondeterministicAlgo);
     CHECK(runs[i].algo != emulated_cudnn::kHugeAlgo);
     CHECK(runs[i].algo != emulated_cudnn::kUnsupportedAlgo);
@@ -120,7 +122,8 @@ TEST_CASE("emulated cuDNN: conv2d's three passes match the CPU's, NCHW and chann
     for (MemoryFormat f : {MemoryFormat::Contiguous, kCL})
       for (const Mode& m : {Mode{false, false, false}, Mode{true, false, false}, Mode{false, true, false},
                             Mode{true, true, false}, Mode{false, false, true}, Mode{true, false, true}}) {
-        if (m.tf32 && dt != DType::Float32) continue;  // TF32 concerns float32 alone
+        if (m.tf32 && dt != DType::Float32) continue;    // TF32 concerns float32 alone
+        if (f == kCL && dt == DType::Float64) continue;  // float64 runs NCHW (conv2d's checks)
         for (const ConvCase& cc : kCases) {
           CAPTURE(dt);
           CAPTURE(to_string(f));
@@ -173,6 +176,23 @@ TEST_CASE("emulated cuDNN: the algorithm is the first admissible one of the heur
   }
 }
 
+TEST_CASE("emulated cuDNN: float32 with TF32 allowed runs on tensor-op math, its error TF32's, not FMA's") {
+  const Tensor x = testing::normal({2, 16, 8, 8}, DType::Float32, 41),
+               w = testing::normal({8, 16, 3, 3}, DType::Float32, 42);
+  for (bool benchmark : {false, true}) {
+    CAPTURE(benchmark);
+    const kc::ConvParams p{1, 1, 1, benchmark, true, false};
+    const Shape ys = kc::conv2d_output_shape(x.shape(), w.shape(), p);
+    Tensor want = empty(ys, TensorOptions(DType::Float32)), got = poisoned(ys, DType::Float32);
+    kc::cpu::conv2d_forward(x, w, Tensor(), want, p);
+    kc::emulated::conv2d_forward(x, w, Tensor(), got, p);
+    CHECK(record().runs.back().math != CUDNN_FMA_MATH);
+    const double err = rel_error(got, want);
+    CHECK(err <= 3e-3);
+    CHECK(err > 5e-5);  // inputs rounded to a 10-bit mantissa
+  }
+}
+
 TEST_CASE("emulated cuDNN: a convolution plans once per shape and mode; later calls only run") {
   const kc::ConvParams p{2, 1, 1, true, false, false};
   const Tensor x = testing::normal({2, 3, 9, 8}, DType::Float32, 5),
@@ -202,8 +222,11 @@ TEST_CASE("emulated cuDNN: a convolution plans once per shape and mode; later ca
 }
 
 TEST_CASE("emulated cuDNN: it refuses what cuDNN refuses, so the glue's checks are seen to pass") {
-  // The emulator's own checks: descriptors that disagree, a compute type
-  // that is not the data's, a workspace too small.
+  // The emulator's own checks: a handle it did not make, descriptors that
+  // disagree, a compute type that is not the data's, a workspace too small,
+  // a tensor-op algorithm under FMA math.
+  cudnnHandle_t h = nullptr;
+  REQUIRE(cudnnCreate(&h) == CUDNN_STATUS_SUCCESS);
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
@@ -218,32 +241,38 @@ TEST_CASE("emulated cuDNN: it refuses what cuDNN refuses, so the glue's checks a
   size_t bytes = 0;
   // y of the wrong size: 5x5 with padding 1 gives 5x5, not 3x3.
   CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 3, 3, 3) == CUDNN_STATUS_SUCCESS);
-  CHECK(cudnnGetConvolutionForwardWorkspaceSize(nullptr, x, w, conv, y, cudnnConvolutionFwdAlgo_t{}, &bytes) ==
+  CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, x, w, conv, y, cudnnConvolutionFwdAlgo_t{}, &bytes) ==
         CUDNN_STATUS_BAD_PARAM);
   CHECK(emulated_cudnn::last_error().find("not the output") != std::string::npos);
   CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 3, 5, 5) == CUDNN_STATUS_SUCCESS);
   const auto tensor_op = static_cast<cudnnConvolutionFwdAlgo_t>(emulated_cudnn::kTensorOpAlgo);
-  CHECK(cudnnGetConvolutionForwardWorkspaceSize(nullptr, x, w, conv, y, tensor_op, &bytes) == CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, x, w, conv, y, tensor_op, &bytes) == CUDNN_STATUS_SUCCESS);
   CHECK(bytes > 0);
   std::vector<float> xs(50, 1.0f), ws(54, 1.0f), ys(75, 0.0f);
   std::vector<unsigned char> scratch(bytes);
   const float one = 1, zero = 0;
-  CHECK(cudnnConvolutionForward(nullptr, &one, x, xs.data(), w, ws.data(), conv, tensor_op, scratch.data(), bytes - 1,
-                                &zero, y, ys.data()) == CUDNN_STATUS_BAD_PARAM);
+  CHECK(cudnnConvolutionForward(h, &one, x, xs.data(), w, ws.data(), conv, tensor_op, scratch.data(), bytes - 1, &zero,
+                                y, ys.data()) == CUDNN_STATUS_BAD_PARAM);
   CHECK(emulated_cudnn::last_error().find("workspace") != std::string::npos);
-  CHECK(cudnnConvolutionForward(nullptr, &one, x, xs.data(), w, ws.data(), conv, tensor_op, scratch.data(), bytes,
-                                &zero, y, ys.data()) == CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnConvolutionForward(h, &one, x, xs.data(), w, ws.data(), conv, tensor_op, scratch.data(), bytes, &zero, y,
+                                ys.data()) == CUDNN_STATUS_SUCCESS);
   CHECK(ys[0] == 8.0f);   // a corner: 2 channels x 2 x 2 taps
   CHECK(ys[6] == 18.0f);  // inside: 2 x 3 x 3
+  CHECK(cudnnConvolutionForward(nullptr, &one, x, xs.data(), w, ws.data(), conv, tensor_op, scratch.data(), bytes,
+                                &zero, y, ys.data()) == CUDNN_STATUS_NOT_INITIALIZED);
+  CHECK(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH) == CUDNN_STATUS_SUCCESS);
+  CHECK(cudnnConvolutionForward(h, &one, x, xs.data(), w, ws.data(), conv, tensor_op, scratch.data(), bytes, &zero, y,
+                                ys.data()) == CUDNN_STATUS_NOT_SUPPORTED);
+  CHECK(emulated_cudnn::last_error().find("FMA") != std::string::npos);
   // float32 data with a double compute type: cuDNN wants float.
   CHECK(cudnnSetConvolution2dDescriptor(conv, 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_DOUBLE) ==
         CUDNN_STATUS_SUCCESS);
-  CHECK(cudnnGetConvolutionForwardWorkspaceSize(nullptr, x, w, conv, y, tensor_op, &bytes) ==
-        CUDNN_STATUS_NOT_SUPPORTED);
+  CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, x, w, conv, y, tensor_op, &bytes) == CUDNN_STATUS_NOT_SUPPORTED);
   cudnnDestroyTensorDescriptor(x);
   cudnnDestroyTensorDescriptor(y);
   cudnnDestroyFilterDescriptor(w);
   cudnnDestroyConvolutionDescriptor(conv);
+  CHECK(cudnnDestroy(h) == CUDNN_STATUS_SUCCESS);
 }
 
 }  // namespace lrt

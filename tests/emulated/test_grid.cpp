@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -120,15 +122,21 @@ TEST_CASE("emulated grid: threads see their indices, barriers order shared memor
 }
 
 TEST_CASE("emulated grid: a block's shared memory holds no value of the block before it") {
-  // Block 0 writes every cell; block 1 reads them without writing: it gets
-  // the poison (-1, NaN), as on a GPU it would get whatever was there, never
-  // block 0's values. In every order.
+  // Block 0 writes every cell; blocks 1 and 2 read them without writing:
+  // they get a poison, 0xff bytes (-1, NaN) in one and 0x7f bytes in the
+  // other, as on a GPU they would get whatever was there, never block 0's
+  // values. In every order.
+  auto bits_of = [](float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    return u;
+  };
   for (Order o : kOrders) {
     const emulated_grid::ScopedOrder order(o);
     CAPTURE(emulated_grid::to_string(o));
-    std::vector<int> ints(2 * 32, 0);
-    std::vector<float> floats(2 * 32, 0.0f);
-    emulated_grid::run_grid(dim3(2), dim3(32), [&] {
+    std::vector<int> ints(3 * 32, 0);
+    std::vector<float> floats(3 * 32, 0.0f);
+    emulated_grid::run_grid(dim3(3), dim3(32), [&] {
       LRT_SHARED(int, si, [32]);
       LRT_SHARED(float, sf, [32]);
       const int t = static_cast<int>(threadIdx.x), b = static_cast<int>(blockIdx.x);
@@ -143,9 +151,50 @@ TEST_CASE("emulated grid: a block's shared memory holds no value of the block be
     for (int t = 0; t < 32; ++t) {
       CHECK(ints[t] == 31 - t);
       CHECK(floats[t] == 1.5f);
-      CHECK(ints[32 + t] == -1);
-      CHECK(std::isnan(floats[32 + t]));
     }
+    // Blocks 1 and 2: one poison each, both poisons between them.
+    const bool ff_first = ints[32] == -1;
+    for (int b = 1; b < 3; ++b) {
+      const bool ff = (b == 1) == ff_first;
+      for (int t = 0; t < 32; ++t) {
+        CHECK(ints[b * 32 + t] == (ff ? -1 : 0x7f7f7f7f));
+        if (ff)
+          CHECK(std::isnan(floats[b * 32 + t]));
+        else
+          CHECK(bits_of(floats[b * 32 + t]) == 0x7f7f7f7fu);
+      }
+    }
+  }
+}
+
+TEST_CASE("emulated grid: a warp reading another warp's write after only a __syncwarp changes with the order") {
+  // Warp 0 writes, both warps __syncwarp, warp 1 reads: a race (the warps
+  // need __syncthreads). Warps run independently between block barriers, so
+  // in index order warp 1 reads the write and in reverse it reads before it.
+  auto run = [](Order o, bool block_barrier) {
+    const emulated_grid::ScopedOrder order(o);
+    std::vector<int> got(32, -2);
+    emulated_grid::run_grid(dim3(1), dim3(64), [&] {
+      LRT_SHARED(int, sh, [32]);
+      const int t = static_cast<int>(threadIdx.x);
+      if (t < 32) sh[t] = 0;
+      __syncthreads();
+      if (t < 32) sh[t] = 100 + t;
+      if (block_barrier)
+        __syncthreads();
+      else
+        __syncwarp();
+      if (t >= 32) got[t - 32] = sh[t - 32];
+    });
+    return got;
+  };
+  const std::vector<int> in_order = run(Order::InOrder, false), reversed = run(Order::Reversed, false);
+  CHECK(in_order[5] == 105);
+  CHECK(reversed[5] == 0);
+  // With __syncthreads every order reads the write.
+  for (Order o : kOrders) {
+    const std::vector<int> got = run(o, true);
+    for (int t = 0; t < 32; ++t) CHECK(got[t] == 100 + t);
   }
 }
 

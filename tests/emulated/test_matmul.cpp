@@ -48,16 +48,26 @@ TEST_CASE("emulated cuBLAS: matmul matches the CPU's, every transpose, alpha and
           }
 }
 
-TEST_CASE("emulated cuBLAS: leading dimensions below the stored rows are refused, as cuBLAS refuses them") {
+TEST_CASE("emulated cuBLAS: it multiplies column-major, and refuses leading dimensions below the stored rows") {
   cublasHandle_t h = nullptr;
   REQUIRE(cublasCreate(&h) == CUBLAS_STATUS_SUCCESS);
-  const std::vector<float> a(6, 1.0f), b(6, 2.0f);
+  const std::vector<float> a{1, 2, 3, 4, 5, 6}, b{1, 2, 3, 4, 5, 6};
   std::vector<float> c(4, 0.0f);
   const float one = 1, zero = 0;
-  // Column-major (2 x 3) (3 x 2): lda must be at least 2, ldb 3, ldc 2.
+  // Column-major A (2 x 3) = [1 3 5; 2 4 6], B (3 x 2) = [1 4; 2 5; 3 6]:
+  // lda must be at least 2, ldb 3, ldc 2; A B = [22 49; 28 64].
   CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, a.data(), 2, b.data(), 3, &zero, c.data(), 2) ==
         CUBLAS_STATUS_SUCCESS);
-  CHECK(c == std::vector<float>(4, 6.0f));
+  CHECK(c == std::vector<float>{22, 28, 49, 64});
+  // A^T (3 x 2 stored as 2 x 3, lda 2) B^T: [1 2; 3 4; 5 6] [1 2 3; 4 5 6] is 3 x 3; its first column 9, 19, 29.
+  std::vector<float> c3(9, 0.0f);
+  CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_T, 3, 3, 2, &one, a.data(), 2, b.data(), 3, &zero, c3.data(), 3) ==
+        CUBLAS_STATUS_SUCCESS);
+  CHECK(c3[0] == 9.0f);
+  CHECK(c3[1] == 19.0f);
+  CHECK(c3[2] == 29.0f);
+  CHECK(cublasSgemm(h, static_cast<cublasOperation_t>(2), CUBLAS_OP_N, 2, 2, 3, &one, a.data(), 2, b.data(), 3, &zero,
+                    c.data(), 2) == CUBLAS_STATUS_INVALID_VALUE);
   CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, a.data(), 1, b.data(), 3, &zero, c.data(), 2) ==
         CUBLAS_STATUS_INVALID_VALUE);
   CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 3, &one, a.data(), 2, b.data(), 2, &zero, c.data(), 2) ==
