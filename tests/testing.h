@@ -64,6 +64,14 @@ struct ConvSwitches {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Whether lrt's CUDA backend is the emulated one of tests/emulated
+// (LRT_EMULATED_CUDA): kernels run on the CPU, one after another.
+#if defined(LRT_EMULATED_CUDA)
+constexpr bool kEmulatedCuda = true;
+#else
+constexpr bool kEmulatedCuda = false;
+#endif
+
 // Element counts that catch edge cases: a single element, a count that is no
 // multiple of a vector width, one past a power of two, and one large enough
 // to take the kernels' multi-threaded path.

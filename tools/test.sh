@@ -15,6 +15,14 @@
 #                              build-asan/; any report fails the run (all but
 #                              reliability.kill, whose 50 restarts of the
 #                              trainer take a quarter of an hour under ASan)
+#   tools/test.sh --emulated-cuda
+#                              -DLRT_EMULATED_CUDA=ON: the CUDA backend built
+#                              as C++ over the emulated CUDA runtime, cuDNN and
+#                              cuBLAS of tests/emulated, build-emulated/; only
+#                              lrt and its CUDA suite, whose cases then run on
+#                              the CPU against the CPU path (ctest label cuda;
+#                              the whole-ResNet50 cases, label slow, are left
+#                              out: `ctest --test-dir build-emulated -L slow`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +30,7 @@ build=build
 flags=(-DCMAKE_BUILD_TYPE=Release)
 sanitize=0
 skip=()
+targets=()
 case "${1:-}" in
   "") ;;
   --cpu-only)
@@ -37,6 +46,11 @@ case "${1:-}" in
            -DLRT_SANITIZE=ON)
     skip=(-E '^reliability[.]kill$')
     sanitize=1 ;;
+  --emulated-cuda)
+    build=build-emulated
+    flags+=(-DLRT_EMULATED_CUDA=ON -DLRT_BLAS=OFF)
+    targets=(--target lrt_cuda_tests)
+    skip=(-L cuda -LE slow) ;;
   -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
   *) echo "test.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 esac
@@ -51,7 +65,7 @@ jobs=$(nproc)
 # value set by the caller is kept.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 cmake -S . -B "$build" -G Ninja "${flags[@]}"
-cmake --build "$build" -j "$jobs"
+cmake --build "$build" -j "$jobs" "${targets[@]}"
 
 ((${#skip[@]} == 0)) || echo "test.sh: ctest ${skip[*]} (see --help)"
 if ((!sanitize)); then

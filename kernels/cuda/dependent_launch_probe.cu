@@ -13,9 +13,13 @@ namespace lrt {
 namespace {
 
 __device__ __forceinline__ unsigned long long global_ns() {
+#if defined(LRT_EMULATED_CUDA)
+  return emulated_grid_ns();  // the emulated grid's clock (tests/emulated/grid.h)
+#else
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
+#endif
 }
 
 // out[0]: the value; out[1]: the producer's end (ns).

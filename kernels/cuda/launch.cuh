@@ -58,7 +58,11 @@ __device__ __forceinline__ void dependent_launch_enter() {
 // A kernel's shared array: LRT_SHARED(float, sh, [256]) declares
 // `__shared__ float sh[256]`. Kernels declare their shared arrays this way
 // so that the emulated grid of the tests can give each block its own.
+// (With LRT_EMULATED_CUDA, the library built over the emulated runtime of
+// the tests, <cuda_runtime.h> is tests/emulated's and defines it.)
+#if !defined(LRT_EMULATED_CUDA)
 #define LRT_SHARED(type, name, dims) __shared__ type name dims
+#endif
 
 // Queues kernel<<<grid, block, 0, stream>>>(args...) on device dev's stream
 // and checks it: as a programmatic dependent launch where
@@ -81,7 +85,17 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t strea
     // The status is also the thread's last error: read it once, there.
     static_cast<void>(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
   } else {
+#if defined(LRT_EMULATED_CUDA)
+    // C++ has no <<< >>>: the emulated runtime's plain launch is a
+    // configuration without attributes.
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.stream = stream;
+    static_cast<void>(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+#else
     kernel<<<grid, block, 0, stream>>>(std::forward<Args>(args)...);
+#endif
   }
   LRT_LAUNCH_CHECK();
 }

@@ -3,9 +3,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 struct cublasEmulatedContext {
-  EmulatedStream* stream = nullptr;
+  cudaStream_t stream = nullptr;
 };
 
 namespace {
@@ -20,18 +21,34 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperati
   if (m < 0 || n < 0 || k < 0 || !alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
   if (lda < std::max(1, ta ? k : m) || ldb < std::max(1, tb ? n : k) || ldc < std::max(1, m))
     return CUBLAS_STATUS_INVALID_VALUE;
-  const double al = *alpha, be = *beta;
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t i = 0; i < m; ++i) {
-      double sum = 0;
-      for (int64_t l = 0; l < k; ++l) {
-        const double x = ta ? a[i * lda + l] : a[l * lda + i];
-        const double y = tb ? b[l * ldb + j] : b[j * ldb + l];
-        sum += x * y;
+  const double al = *alpha, be = *beta;  // read now, as cuBLAS reads host scalars
+  const cudaError_t queued = lrt::emulated_runtime::submit(handle->stream, [=] {
+    // Column j of C: the sums over l of op(A)(i, l) op(B)(l, j), in l's
+    // order, with op(A)'s values read along memory.
+    std::vector<double> col(static_cast<size_t>(k)), sums(static_cast<size_t>(m));
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t l = 0; l < k; ++l) col[static_cast<size_t>(l)] = tb ? b[l * ldb + j] : b[j * ldb + l];
+      std::fill(sums.begin(), sums.end(), 0.0);
+      if (ta) {
+        for (int64_t i = 0; i < m; ++i) {
+          double sum = 0;
+          for (int64_t l = 0; l < k; ++l) sum += static_cast<double>(a[i * lda + l]) * col[static_cast<size_t>(l)];
+          sums[static_cast<size_t>(i)] = sum;
+        }
+      } else {
+        for (int64_t l = 0; l < k; ++l) {
+          const double y = col[static_cast<size_t>(l)];
+          for (int64_t i = 0; i < m; ++i) sums[static_cast<size_t>(i)] += static_cast<double>(a[l * lda + i]) * y;
+        }
       }
-      T& out = c[j * ldc + i];
-      out = static_cast<T>(be == 0 ? al * sum : al * sum + be * static_cast<double>(out));
+      for (int64_t i = 0; i < m; ++i) {
+        const double sum = sums[static_cast<size_t>(i)];
+        T& out = c[j * ldc + i];
+        out = static_cast<T>(be == 0 ? al * sum : al * sum + be * static_cast<double>(out));
+      }
     }
+  });
+  if (queued != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -45,8 +62,16 @@ const char* cublasGetStatusString(cublasStatus_t status) {
       return "CUBLAS_STATUS_NOT_INITIALIZED";
     case CUBLAS_STATUS_INVALID_VALUE:
       return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
   }
   return "CUBLAS_STATUS_UNKNOWN";
+}
+
+cublasStatus_t cublasGetProperty(libraryPropertyType type, int* value) {
+  if (!value) return CUBLAS_STATUS_INVALID_VALUE;
+  *value = type == MAJOR_VERSION ? 13 : 0;
+  return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasCreate(cublasHandle_t* handle) {
@@ -59,7 +84,7 @@ cublasStatus_t cublasDestroy(cublasHandle_t handle) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasSetStream(cublasHandle_t handle, EmulatedStream* stream) {
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
   if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
   handle->stream = stream;
   return CUBLAS_STATUS_SUCCESS;

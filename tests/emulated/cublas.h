@@ -13,8 +13,8 @@
 #pragma once
 
 #include "core/error.h"
+#include "emulated/runtime.h"
 
-struct EmulatedStream;
 struct cublasEmulatedContext;
 using cublasHandle_t = cublasEmulatedContext*;
 
@@ -22,13 +22,16 @@ enum cublasStatus_t {
   CUBLAS_STATUS_SUCCESS = 0,
   CUBLAS_STATUS_NOT_INITIALIZED = 1,
   CUBLAS_STATUS_INVALID_VALUE = 7,
+  CUBLAS_STATUS_EXECUTION_FAILED = 13,
 };
+enum libraryPropertyType { MAJOR_VERSION = 0, MINOR_VERSION = 1, PATCH_LEVEL = 2 };
 enum cublasOperation_t { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 };
 
 const char* cublasGetStatusString(cublasStatus_t status);
+cublasStatus_t cublasGetProperty(libraryPropertyType type, int* value);
 cublasStatus_t cublasCreate(cublasHandle_t* handle);
 cublasStatus_t cublasDestroy(cublasHandle_t handle);
-cublasStatus_t cublasSetStream(cublasHandle_t handle, EmulatedStream* stream);
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream);
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k,
                            const float* alpha, const float* a, int lda, const float* b, int ldb, const float* beta,
                            float* c, int ldc);
@@ -36,9 +39,13 @@ cublasStatus_t cublasDgemm(cublasHandle_t handle, cublasOperation_t op_a, cublas
                            const double* alpha, const double* a, int lda, const double* b, int ldb, const double* beta,
                            double* c, int ldc);
 
+// The check of the kernel files built alone (emulated/matmul_kernels.cpp);
+// the library built over the emulator uses core/cuda_check.h's.
+#if defined(LRT_EMULATED_GRID)
 #define CUBLAS_CHECK(expr)                                                             \
   do {                                                                                 \
     const cublasStatus_t lrt_cublas_status_ = (expr);                                  \
     LRT_CHECK(lrt_cublas_status_ == CUBLAS_STATUS_SUCCESS, "emulated cuBLAS: ", #expr, \
               " failed: ", cublasGetStatusString(lrt_cublas_status_));                 \
   } while (0)
+#endif

@@ -12,7 +12,7 @@
 #include "core/bfloat16.h"
 
 struct cudnnEmulatedContext {
-  EmulatedStream* stream = nullptr;
+  cudaStream_t stream = nullptr;
 };
 struct cudnnEmulatedTensor {
   bool set = false;
@@ -138,26 +138,68 @@ cudnnStatus_t check(const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w, 
   return CUDNN_STATUS_SUCCESS;
 }
 
-// Calls f(n, k, p, q, c, r, s, xi, wi, yi) for every product of the
-// convolution: x at xi times w at wi contributes to y at yi.
+// Calls f(i, offset) for each value of a tensor (or filter) in logical
+// order, NCHW (KCRS), i counting from 0, offset where the descriptor's
+// layout keeps it.
 template <class F>
-void for_each_tap(const cudnnEmulatedTensor& x, const cudnnEmulatedFilter& w, const cudnnEmulatedConvolution& conv,
+void for_each_logical(const cudnnEmulatedTensor& d, F&& f) {
+  size_t i = 0;
+  for (int64_t n = 0; n < d.n; ++n)
+    for (int64_t c = 0; c < d.c; ++c)
+      for (int64_t h = 0; h < d.h; ++h)
+        for (int64_t w = 0; w < d.w; ++w) f(i++, at(d, n, c, h, w));
+}
+template <class F>
+void for_each_logical(const cudnnEmulatedFilter& d, F&& f) {
+  size_t i = 0;
+  for (int64_t k = 0; k < d.k; ++k)
+    for (int64_t c = 0; c < d.c; ++c)
+      for (int64_t r = 0; r < d.r; ++r)
+        for (int64_t s = 0; s < d.s; ++s) f(i++, at(d, k, c, r, s));
+}
+// A buffer's values as doubles in logical order, float32 rounded to TF32
+// where tf32 is set.
+template <class D>
+std::vector<double> logical(const D& d, const void* p, bool tf32) {
+  std::vector<double> v(static_cast<size_t>(count(d)));
+  for_each_logical(d, [&](size_t i, int64_t off) { v[i] = load(p, d.type, off, tf32); });
+  return v;
+}
+// Logical-order values laid out as the descriptor says.
+template <class D>
+std::vector<double> laid_out(const D& d, const std::vector<double>& v) {
+  std::vector<double> out(v.size());
+  for_each_logical(d, [&](size_t i, int64_t off) { out[static_cast<size_t>(off)] = v[i]; });
+  return out;
+}
+
+// Calls f(xi, wi, yi, q0, q1) for every run of products of the convolution,
+// in logical order: for q in [q0, q1), x at xi + q * stride_w times w at wi
+// contributes to y at yi + q (the runs of one output row, one tap).
+template <class F>
+void for_each_run(const cudnnEmulatedTensor& x, const cudnnEmulatedFilter& w, const cudnnEmulatedConvolution& conv,
                   const cudnnEmulatedTensor& y, F&& f) {
   for (int64_t n = 0; n < y.n; ++n)
     for (int64_t k = 0; k < y.c; ++k)
-      for (int64_t p = 0; p < y.h; ++p)
-        for (int64_t q = 0; q < y.w; ++q)
-          for (int64_t c = 0; c < x.c; ++c)
-            for (int64_t r = 0; r < w.r; ++r)
-              for (int64_t s = 0; s < w.s; ++s) {
-                const int64_t h = p * conv.stride_h - conv.pad_h + r * conv.dil_h;
-                const int64_t ww = q * conv.stride_w - conv.pad_w + s * conv.dil_w;
-                if (h < 0 || h >= x.h || ww < 0 || ww >= x.w) continue;
-                // A true convolution flips the filter.
-                const int64_t fr = conv.mode == CUDNN_CONVOLUTION ? w.r - 1 - r : r;
-                const int64_t fs = conv.mode == CUDNN_CONVOLUTION ? w.s - 1 - s : s;
-                f(at(x, n, c, h, ww), at(w, k, c, fr, fs), at(y, n, k, p, q));
-              }
+      for (int64_t c = 0; c < x.c; ++c)
+        for (int64_t r = 0; r < w.r; ++r)
+          for (int64_t s = 0; s < w.s; ++s) {
+            // A true convolution flips the filter.
+            const int64_t fr = conv.mode == CUDNN_CONVOLUTION ? w.r - 1 - r : r;
+            const int64_t fs = conv.mode == CUDNN_CONVOLUTION ? w.s - 1 - s : s;
+            const int64_t wi = ((k * w.c + c) * w.r + fr) * w.s + fs;
+            // The outputs q whose input column q * stride - pad + s * dil is in [0, x.w).
+            const int64_t off = s * conv.dil_w - conv.pad_w;
+            int64_t q0 = off >= 0 ? 0 : (-off + conv.stride_w - 1) / conv.stride_w;
+            int64_t q1 = x.w - 1 - off < 0 ? 0 : (x.w - 1 - off) / conv.stride_w + 1;
+            q1 = std::min(q1, y.w);
+            if (q0 >= q1) continue;
+            for (int64_t p = 0; p < y.h; ++p) {
+              const int64_t h = p * conv.stride_h - conv.pad_h + r * conv.dil_h;
+              if (h < 0 || h >= x.h) continue;
+              f(((n * x.c + c) * x.h + h) * x.w + off, wi, ((n * y.c + k) * y.h + p) * y.w, q0, q1);
+            }
+          }
 }
 
 // out = alpha * sums + beta * out (out not read where beta is 0).
@@ -169,33 +211,42 @@ void blend(void* out, cudnnDataType_t t, const std::vector<double>& sums, double
   }
 }
 
-// The pass's sums into a buffer of the output's size.
+// The pass's sums into a buffer of the output's size, laid out as the
+// output: each summed in double, in a fixed order, to be rounded once to the
+// output's type.
 std::vector<double> compute(Pass pass, const cudnnEmulatedTensor& x, const void* xp, const cudnnEmulatedFilter& w,
                             const void* wp, const cudnnEmulatedConvolution& conv, const cudnnEmulatedTensor& y,
                             const void* yp) {
   const bool tf32 = x.type == CUDNN_DATA_FLOAT && conv.math != CUDNN_FMA_MATH;
-  const cudnnDataType_t t = x.type;
+  const int64_t sw = conv.stride_w;
   switch (pass) {
     case Pass::Forward: {
+      const std::vector<double> xv = logical(x, xp, tf32), wv = logical(w, wp, tf32);
       std::vector<double> sums(static_cast<size_t>(count(y)), 0.0);
-      for_each_tap(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi) {
-        sums[yi] += load(xp, t, xi, tf32) * load(wp, t, wi, tf32);
+      for_each_run(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi, int64_t q0, int64_t q1) {
+        const double wt = wv[static_cast<size_t>(wi)];
+        for (int64_t q = q0; q < q1; ++q) sums[static_cast<size_t>(yi + q)] += xv[static_cast<size_t>(xi + q * sw)] * wt;
       });
-      return sums;
+      return laid_out(y, sums);
     }
     case Pass::BackwardData: {
+      const std::vector<double> yv = logical(y, yp, tf32), wv = logical(w, wp, tf32);
       std::vector<double> sums(static_cast<size_t>(count(x)), 0.0);
-      for_each_tap(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi) {
-        sums[xi] += load(yp, t, yi, tf32) * load(wp, t, wi, tf32);
+      for_each_run(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi, int64_t q0, int64_t q1) {
+        const double wt = wv[static_cast<size_t>(wi)];
+        for (int64_t q = q0; q < q1; ++q) sums[static_cast<size_t>(xi + q * sw)] += yv[static_cast<size_t>(yi + q)] * wt;
       });
-      return sums;
+      return laid_out(x, sums);
     }
     case Pass::BackwardFilter: {
+      const std::vector<double> yv = logical(y, yp, tf32), xv = logical(x, xp, tf32);
       std::vector<double> sums(static_cast<size_t>(count(w)), 0.0);
-      for_each_tap(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi) {
-        sums[wi] += load(yp, t, yi, tf32) * load(xp, t, xi, tf32);
+      for_each_run(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi, int64_t q0, int64_t q1) {
+        double acc = 0;
+        for (int64_t q = q0; q < q1; ++q) acc += yv[static_cast<size_t>(yi + q)] * xv[static_cast<size_t>(xi + q * sw)];
+        sums[static_cast<size_t>(wi)] += acc;
       });
-      return sums;
+      return laid_out(w, sums);
     }
   }
   return {};
@@ -294,9 +345,17 @@ cudnnStatus_t run(const cudnnEmulatedContext* h, Pass pass, int algo, const void
     return fail(CUDNN_STATUS_NOT_SUPPORTED, "algorithm ", algo, " uses tensor-op math; the descriptor allows FMA only");
   if (const cudnnStatus_t s = check_workspace(a, ws, ws_bytes); s != CUDNN_STATUS_SUCCESS) return s;
   const cudnnDataType_t st = scaling_type(x->type);
-  const double al = scale(alpha, st), be = scale(beta, st);
-  blend(out, x->type, compute(pass, *x, xp, *w, wp, *conv, *y, yp), al, be);
-  record().runs.push_back(Run{pass, algo, conv->math, ws_bytes, be});
+  const double al = scale(alpha, st), be = scale(beta, st);  // read now, as cuDNN reads host scalars
+  // The work, on the handle's stream: the descriptors copied, as a captured
+  // call keeps its own.
+  const cudnnEmulatedTensor xd = *x, yd = *y;
+  const cudnnEmulatedFilter wd = *w;
+  const cudnnEmulatedConvolution cd = *conv;
+  const cudaError_t queued = lrt::emulated_runtime::submit(h->stream, [=] {
+    blend(out, xd.type, compute(pass, xd, xp, wd, wp, cd, yd, yp), al, be);
+    record().runs.push_back(Run{pass, algo, cd.math, ws_bytes, be});
+  });
+  if (queued != cudaSuccess) return fail(CUDNN_STATUS_EXECUTION_FAILED, "the stream refused the work: ", cudaGetErrorString(queued));
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -312,6 +371,10 @@ cudnnStatus_t find(const cudnnEmulatedContext* h, Pass pass, const cudnnEmulated
   if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
   if (const cudnnStatus_t s = check(x, w, conv, y); s != CUDNN_STATUS_SUCCESS) return s;
   if (requested < 1 || !returned || !perf || !out) return fail(CUDNN_STATUS_BAD_PARAM, "no room for the algorithms");
+  // A search times its runs, synchronising the handle's stream: not while
+  // the stream is being captured.
+  if (lrt::emulated_runtime::capturing(h->stream))
+    return fail(CUDNN_STATUS_NOT_SUPPORTED, "an algorithm search on a stream being captured");
   ++record().searches;
   const size_t out_bytes = output_bytes(pass, *x, *w, *y);
   static_cast<void>(compute(pass, *x, xp, *w, wp, *conv, *y, yp));  // the inputs are read
@@ -348,6 +411,23 @@ cudnnStatus_t workspace_size(const cudnnEmulatedContext* h, Pass pass, const cud
   return CUDNN_STATUS_SUCCESS;
 }
 
+// cudnnAddTensor's work: y = alpha b + beta y, b broadcast.
+void add_tensor(double al, const cudnnEmulatedTensor& bd, const void* bp, double be, const cudnnEmulatedTensor& yd,
+                void* yp) {
+  const cudnnEmulatedTensor* b = &bd;
+  const cudnnEmulatedTensor* y = &yd;
+  for (int64_t n = 0; n < y->n; ++n)
+    for (int64_t c = 0; c < y->c; ++c)
+      for (int64_t h = 0; h < y->h; ++h)
+        for (int64_t w = 0; w < y->w; ++w) {
+          const int64_t yi = at(*y, n, c, h, w);
+          const int64_t bi = at(*b, b->n == 1 ? 0 : n, b->c == 1 ? 0 : c, b->h == 1 ? 0 : h, b->w == 1 ? 0 : w);
+          double v = al * load(bp, b->type, bi, false);
+          if (be != 0) v += be * load(yp, y->type, yi, false);
+          store(yp, y->type, yi, v);
+        }
+}
+
 bool valid_type(cudnnDataType_t t) {
   return t == CUDNN_DATA_FLOAT || t == CUDNN_DATA_DOUBLE || t == CUDNN_DATA_BFLOAT16;
 }
@@ -378,9 +458,13 @@ const char* cudnnGetErrorString(cudnnStatus_t status) {
       return "CUDNN_STATUS_BAD_PARAM";
     case CUDNN_STATUS_NOT_SUPPORTED:
       return "CUDNN_STATUS_NOT_SUPPORTED";
+    case CUDNN_STATUS_EXECUTION_FAILED:
+      return "CUDNN_STATUS_EXECUTION_FAILED";
   }
   return "CUDNN_STATUS_UNKNOWN";
 }
+
+size_t cudnnGetVersion() { return 90000; }
 
 cudnnStatus_t cudnnCreate(cudnnHandle_t* handle) {
   *handle = new cudnnEmulatedContext;
@@ -393,7 +477,7 @@ cudnnStatus_t cudnnDestroy(cudnnHandle_t handle) {
   delete handle;
   return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, EmulatedStream* stream) {
+cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t stream) {
   if (const cudnnStatus_t s = check_handle(handle); s != CUDNN_STATUS_SUCCESS) return s;
   handle->stream = stream;
   return CUDNN_STATUS_SUCCESS;
@@ -566,15 +650,10 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t handle, const void* alpha, cudnnTenso
                 dims(y->n, y->c, y->h, y->w));
   const cudnnDataType_t st = scaling_type(y->type);
   const double al = scale(alpha, st), be = scale(beta, st);
-  for (int64_t n = 0; n < y->n; ++n)
-    for (int64_t c = 0; c < y->c; ++c)
-      for (int64_t h = 0; h < y->h; ++h)
-        for (int64_t w = 0; w < y->w; ++w) {
-          const int64_t yi = at(*y, n, c, h, w);
-          const int64_t bi = at(*b, b->n == 1 ? 0 : n, b->c == 1 ? 0 : c, b->h == 1 ? 0 : h, b->w == 1 ? 0 : w);
-          double v = al * load(bp, b->type, bi, false);
-          if (be != 0) v += be * load(yp, y->type, yi, false);
-          store(yp, y->type, yi, v);
-        }
+  const cudnnEmulatedTensor bd = *b, yd = *y;
+  const cudaError_t queued = lrt::emulated_runtime::submit(handle->stream, [=] { add_tensor(al, bd, bp, be, yd, yp); });
+  if (queued != cudaSuccess)
+    return fail(CUDNN_STATUS_EXECUTION_FAILED, "the stream refused the work: ", cudaGetErrorString(queued));
   return CUDNN_STATUS_SUCCESS;
 }
+

@@ -35,8 +35,7 @@
 #include <vector>
 
 #include "core/error.h"
-
-struct EmulatedStream;
+#include "emulated/runtime.h"
 
 enum cudnnStatus_t {
   CUDNN_STATUS_SUCCESS = 0,
@@ -44,6 +43,7 @@ enum cudnnStatus_t {
   CUDNN_STATUS_ALLOC_FAILED = 1002,
   CUDNN_STATUS_BAD_PARAM = 2000,
   CUDNN_STATUS_NOT_SUPPORTED = 3000,
+  CUDNN_STATUS_EXECUTION_FAILED = 5000,
 };
 enum cudnnDataType_t { CUDNN_DATA_FLOAT = 0, CUDNN_DATA_DOUBLE = 1, CUDNN_DATA_HALF = 2, CUDNN_DATA_BFLOAT16 = 9 };
 enum cudnnMathType_t {
@@ -83,9 +83,10 @@ using cudnnFilterDescriptor_t = cudnnEmulatedFilter*;
 using cudnnConvolutionDescriptor_t = cudnnEmulatedConvolution*;
 
 const char* cudnnGetErrorString(cudnnStatus_t status);
+size_t cudnnGetVersion();
 cudnnStatus_t cudnnCreate(cudnnHandle_t* handle);
 cudnnStatus_t cudnnDestroy(cudnnHandle_t handle);
-cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, EmulatedStream* stream);
+cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t stream);
 
 cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* d);
 cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d);
@@ -171,12 +172,16 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void* alpha, cudnnTensorDesc
                              const void* beta, cudnnTensorDescriptor_t y, void* yp);
 
 // The status with the emulator's reason for the last failure, for the check.
+// The check of the kernel files built alone (emulated/conv_kernels.cpp);
+// the library built over the emulator uses core/cuda_check.h's.
+#if defined(LRT_EMULATED_GRID)
 #define CUDNN_CHECK(expr)                                                                                         \
   do {                                                                                                            \
     const cudnnStatus_t lrt_cudnn_status_ = (expr);                                                               \
     LRT_CHECK(lrt_cudnn_status_ == CUDNN_STATUS_SUCCESS, "emulated cuDNN: ", #expr,                               \
               " failed: ", cudnnGetErrorString(lrt_cudnn_status_), " (", lrt::emulated_cudnn::last_error(), ")"); \
   } while (0)
+#endif
 
 namespace lrt::emulated_cudnn {
 

@@ -45,23 +45,10 @@
 #include <utility>
 
 #include "core/error.h"
-
-struct dim3 {
-  unsigned x = 1, y = 1, z = 1;
-  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
-};
-using uint3 = dim3;
-struct alignas(16) uint4 {
-  unsigned x, y, z, w;
-};
+#include "emulated/runtime.h"
 
 inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 constexpr int warpSize = 32;
-
-struct EmulatedStream;
-using cudaStream_t = EmulatedStream*;
-enum cudaError_t { cudaSuccess = 0 };
-enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 
 #define __global__
 #define __device__
@@ -84,7 +71,9 @@ enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDe
   auto& name = *static_cast<type(*) dims>(name##_emulated_.memory())
 #define __shared__ \
   static_assert(false, "declare shared arrays with LRT_SHARED (kernels/cuda/launch.cuh) on the emulated grid");
+#if defined(LRT_EMULATED_GRID)
 #define CUDA_CHECK(expr) LRT_CHECK((expr) == cudaSuccess, "emulated CUDA call failed: ", #expr)
+#endif
 
 namespace lrt::emulated_grid {
 
@@ -237,16 +226,13 @@ inline double __longlong_as_double(long long v) {
   return d;
 }
 
-// Copies and fills in the order of the calls (one stream, run at once).
-inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t = nullptr) {
-  std::memcpy(dst, src, bytes);
-  return cudaSuccess;
-}
-inline cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t = nullptr) {
-  std::memset(dst, value, bytes);
-  return cudaSuccess;
-}
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+// A kernel's sleep and memory fence; the fibers of a block share one thread,
+// so the fence orders nothing more than program order does.
+void __nanosleep(unsigned ns);
+inline void __threadfence() {}
+// Nanoseconds of a steady clock: the %globaltimer register a kernel reads
+// with inline PTX (kernels/cuda/dependent_launch_probe.cu).
+unsigned long long emulated_grid_ns();
 
 template <class Kernel>
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int, size_t) {
@@ -254,6 +240,23 @@ cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, i
   return cudaSuccess;
 }
 
+// A launch (cudaLaunchKernelEx; kernels/cuda/launch.cuh's launch() under
+// LRT_EMULATED_CUDA): the arguments are converted to the kernel's parameter
+// types once, as a launch does (a captured launch keeps that copy for every
+// replay), each thread gets its own copy, and the grid runs on the CPU when
+// the stream reaches it (runtime.h). Launch attributes change nothing here.
+template <class... Params, class... Args>
+cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*kernel)(Params...), Args&&... args) {
+  if (!config || !kernel) return cudaErrorInvalidValue;
+  auto params = std::make_shared<const std::tuple<std::decay_t<Params>...>>(std::forward<Args>(args)...);
+  const dim3 grid = config->gridDim, block = config->blockDim;
+  return lrt::emulated_runtime::submit(config->stream, [kernel, params, grid, block] {
+    lrt::emulated_runtime::count_launch();
+    lrt::emulated_grid::run_grid(grid, block, [&] { std::apply(kernel, *params); });
+  });
+}
+
+#if defined(LRT_EMULATED_GRID)
 // lrt::cuda's runtime state, as lrt::emulated (see above).
 namespace lrt::emulated {
 
@@ -277,13 +280,16 @@ inline unsigned grid_for(int64_t n, int threads, int device) {
 
 namespace lrt::kernels::emulated {
 
-// kernels/cuda/launch.cuh's launch(): the arguments are converted to the
-// kernel's parameter types once, as a launch does, and each thread gets its
-// own copy.
+// kernels/cuda/launch.cuh's launch(), on the stream given (lrt::emulated::
+// stream: the legacy one).
 template <class... Params, class... Args>
-void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t, int, Args&&... args) {
-  const std::tuple<std::decay_t<Params>...> params(std::forward<Args>(args)...);
-  emulated_grid::run_grid(grid, block, [&] { std::apply(kernel, params); });
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, int, Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.stream = stream;
+  CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 
 }  // namespace lrt::kernels::emulated
+#endif  // LRT_EMULATED_GRID

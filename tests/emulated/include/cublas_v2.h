@@ -1,0 +1,3 @@
+// Stands in for cuBLAS's header under LRT_EMULATED_CUDA: the emulated cuBLAS.
+#pragma once
+#include "../cublas.h"

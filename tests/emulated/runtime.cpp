@@ -1,0 +1,452 @@
+// The emulated CUDA runtime of runtime.h.
+#include "emulated/runtime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "emulated/grid.h"
+
+namespace {
+
+using Work = std::function<void()>;
+
+struct Capture {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+  std::thread::id thread;
+  bool invalidated = false;
+  std::vector<Work> work;
+};
+
+}  // namespace
+
+struct EmulatedStream {
+  unsigned flags = 0;
+  std::shared_ptr<Capture> capture;  // the capture this stream records into, if any
+};
+struct EmulatedEvent {
+  unsigned flags = 0;
+  bool recorded = false;
+  std::shared_ptr<Capture> captured;  // last recorded in this capture
+  std::chrono::steady_clock::time_point when;
+};
+struct EmulatedGraph {
+  std::vector<Work> work;
+};
+struct EmulatedGraphExec {
+  std::vector<Work> work;
+};
+
+namespace {
+
+std::recursive_mutex& mu() {
+  static std::recursive_mutex m;
+  return m;
+}
+
+struct State {
+  std::map<const void*, size_t> device_memory;  // cudaMalloc'd blocks and their sizes
+  std::set<const void*> host_memory;            // cudaHostAlloc'd blocks
+  std::set<const EmulatedStream*> streams;
+  std::set<const EmulatedEvent*> events;
+  std::set<std::shared_ptr<Capture>> captures;  // under way
+  lrt::emulated_runtime::Counts counts;
+};
+State& state() {
+  static State* s = new State;  // never destroyed: streams and memory may outlive static destructors
+  return *s;
+}
+
+thread_local cudaError_t t_last_error = cudaSuccess;
+thread_local cudaStreamCaptureMode t_mode = cudaStreamCaptureModeGlobal;
+thread_local int t_device = 0;
+
+cudaError_t status(cudaError_t e) {
+  if (e != cudaSuccess) t_last_error = e;
+  return e;
+}
+
+// The captures a call CUDA deems unsafe during capture (allocation, freeing,
+// implicit synchronisation) would break from this thread, per its mode.
+std::vector<std::shared_ptr<Capture>> endangered() {
+  std::vector<std::shared_ptr<Capture>> out;
+  if (t_mode == cudaStreamCaptureModeRelaxed) return out;
+  for (const auto& c : state().captures)
+    if (!c->invalidated && (c->mode == cudaStreamCaptureModeGlobal ||
+                            (c->mode == cudaStreamCaptureModeThreadLocal && c->thread == std::this_thread::get_id())))
+      out.push_back(c);
+  return out;
+}
+
+// cudaErrorStreamCaptureUnsupported (invalidating the captures) where an
+// unsafe call is refused, success otherwise.
+cudaError_t unsafe_call() {
+  const auto hit = endangered();
+  for (const auto& c : hit) c->invalidated = true;
+  return hit.empty() ? cudaSuccess : cudaErrorStreamCaptureUnsupported;
+}
+
+bool known_stream(cudaStream_t s) { return s == nullptr || state().streams.count(s) > 0; }
+bool known_event(cudaEvent_t e) { return e != nullptr && state().events.count(e) > 0; }
+
+constexpr size_t kAlign = 256;  // cudaMalloc's alignment
+// The device's memory: cudaMalloc fails with cudaErrorMemoryAllocation past
+// it, as on a GPU, so lrt's caching allocator frees its cache and retries
+// instead of the process taking all the host's memory.
+constexpr size_t kDeviceMemory = size_t(4) << 30;
+
+}  // namespace
+
+namespace lrt::emulated_runtime {
+
+cudaError_t submit(cudaStream_t s, Work work) {
+  std::unique_lock<std::recursive_mutex> lock(mu());
+  if (!known_stream(s)) return status(cudaErrorInvalidResourceHandle);
+  if (s == nullptr) {
+    // The legacy default stream synchronises with every blocking stream: a
+    // capture CUDA guards from this thread is broken by it.
+    if (unsafe_call() != cudaSuccess) return status(cudaErrorStreamCaptureImplicit);
+  } else if (s->capture) {
+    if (s->capture->invalidated) return status(cudaErrorStreamCaptureInvalidated);
+    s->capture->work.push_back(std::move(work));
+    ++state().counts.captured_work;
+    return cudaSuccess;
+  }
+  lock.unlock();
+  // One piece of work at a time, whichever thread queues it: the grid runs
+  // one launch at a time, as the device runs what the streams give it.
+  static std::recursive_mutex running;
+  std::lock_guard<std::recursive_mutex> run(running);
+  work();
+  return cudaSuccess;
+}
+
+bool capturing(cudaStream_t s) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  return s != nullptr && known_stream(s) && s->capture != nullptr;
+}
+
+Counts counts() {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  return state().counts;
+}
+
+void count_launch() {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  ++state().counts.launches;
+}
+
+}  // namespace lrt::emulated_runtime
+
+using lrt::emulated_runtime::submit;
+
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorInvalidValue:
+      return "invalid argument";
+    case cudaErrorMemoryAllocation:
+      return "out of memory";
+    case cudaErrorInvalidDevice:
+      return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle:
+      return "invalid resource handle";
+    case cudaErrorIllegalState:
+      return "the operation cannot be performed in the present state";
+    case cudaErrorNotReady:
+      return "device not ready";
+    case cudaErrorStreamCaptureUnsupported:
+      return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+      return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+      return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorCapturedEvent:
+      return "operation not permitted on an event last recorded in a capturing stream";
+    case cudaErrorStreamCaptureWrongThread:
+      return "attempt to terminate a thread-local capture sequence from another thread";
+  }
+  return "unknown error";
+}
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = t_last_error;
+  t_last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return t_last_error; }
+
+cudaError_t cudaGetDeviceCount(int* n) {
+  if (!n) return status(cudaErrorInvalidValue);
+  *n = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int* device) {
+  if (!device) return status(cudaErrorInvalidValue);
+  *device = t_device;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) {
+  if (device != 0) return status(cudaErrorInvalidDevice);
+  t_device = device;
+  return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* version) {
+  if (!version) return status(cudaErrorInvalidValue);
+  *version = 13000;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (!value) return status(cudaErrorInvalidValue);
+  if (device != 0) return status(cudaErrorInvalidDevice);
+  switch (attr) {
+    case cudaDevAttrMultiProcessorCount:
+      *value = lrt::emulated_grid::device().sm_count;
+      return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMajor:
+      *value = 9;
+      return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor:
+      *value = 0;
+      return cudaSuccess;
+  }
+  return status(cudaErrorInvalidValue);
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (!prop) return status(cudaErrorInvalidValue);
+  if (device != 0) return status(cudaErrorInvalidDevice);
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "%s", "lrt emulated GPU");
+  prop->totalGlobalMem = kDeviceMemory;
+  prop->major = 9;
+  prop->minor = 0;
+  prop->multiProcessorCount = lrt::emulated_grid::device().sm_count;
+  return cudaSuccess;
+}
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, const void* kernel) {
+  if (!attr || !kernel) return status(cudaErrorInvalidValue);
+  *attr = cudaFuncAttributes{};
+  attr->ptxVersion = attr->binaryVersion = 90;  // built for sm_90, as the device is
+  attr->maxThreadsPerBlock = 1024;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (state().captures.empty()) return cudaSuccess;  // all work has run
+  for (const auto& c : state().captures) c->invalidated = true;
+  return status(cudaErrorStreamCaptureUnsupported);
+}
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!p) return status(cudaErrorInvalidValue);
+  if (const cudaError_t e = unsafe_call(); e != cudaSuccess) return status(e);
+  if (bytes > kDeviceMemory) return status(cudaErrorMemoryAllocation);
+  const size_t rounded = std::max<size_t>(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
+  if (static_cast<size_t>(state().counts.live_device_bytes) + rounded > kDeviceMemory)
+    return status(cudaErrorMemoryAllocation);
+  void* mem = ::operator new(rounded, std::align_val_t(kAlign), std::nothrow);
+  if (!mem) return status(cudaErrorMemoryAllocation);
+  std::memset(mem, 0xff, rounded);
+  state().device_memory[mem] = rounded;
+  ++state().counts.device_allocations;
+  state().counts.live_device_bytes += static_cast<int64_t>(rounded);
+  *p = mem;
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void* p) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!p) return cudaSuccess;
+  if (const cudaError_t e = unsafe_call(); e != cudaSuccess) return status(e);
+  auto it = state().device_memory.find(p);
+  if (it == state().device_memory.end()) return status(cudaErrorInvalidValue);
+  state().counts.live_device_bytes -= static_cast<int64_t>(it->second);
+  state().device_memory.erase(it);
+  ::operator delete(p, std::align_val_t(kAlign));
+  return cudaSuccess;
+}
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!p) return status(cudaErrorInvalidValue);
+  if (const cudaError_t e = unsafe_call(); e != cudaSuccess) return status(e);
+  void* mem = ::operator new(std::max<size_t>(bytes, 1), std::align_val_t(kAlign), std::nothrow);
+  if (!mem) return status(cudaErrorMemoryAllocation);
+  state().host_memory.insert(mem);
+  *p = mem;
+  return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void* p) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!p) return cudaSuccess;
+  if (const cudaError_t e = unsafe_call(); e != cudaSuccess) return status(e);
+  if (!state().host_memory.erase(p)) return status(cudaErrorInvalidValue);
+  ::operator delete(p, std::align_val_t(kAlign));
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t stream) {
+  if (bytes == 0) return cudaSuccess;
+  if (!dst || !src) return status(cudaErrorInvalidValue);
+  return submit(stream, [dst, src, bytes] { std::memmove(dst, src, bytes); });
+}
+cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t bytes,
+                                cudaStream_t stream) {
+  if (dst_device != 0 || src_device != 0) return status(cudaErrorInvalidDevice);
+  return cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream);
+}
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
+  if (bytes == 0) return cudaSuccess;
+  if (!dst) return status(cudaErrorInvalidValue);
+  return submit(stream, [dst, value, bytes] { std::memset(dst, value, bytes); });
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!s) return status(cudaErrorInvalidValue);
+  *s = new EmulatedStream{flags, nullptr};
+  state().streams.insert(*s);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!s || !state().streams.erase(s)) return status(cudaErrorInvalidResourceHandle);
+  delete s;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!known_stream(s)) return status(cudaErrorInvalidResourceHandle);
+  if (s && s->capture) {
+    s->capture->invalidated = true;
+    return status(cudaErrorStreamCaptureUnsupported);
+  }
+  if (!s && unsafe_call() != cudaSuccess) return status(cudaErrorStreamCaptureImplicit);
+  return cudaSuccess;  // its work has run
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!known_stream(s) || !known_event(e)) return status(cudaErrorInvalidResourceHandle);
+  // Work runs as it is queued, so what e marks has run. A stream waiting for
+  // an event of a capture joins that capture, as CUDA forks a capture into
+  // another stream.
+  if (s && e->captured && !e->captured->invalidated && state().captures.count(e->captured)) s->capture = e->captured;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* out) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!out) return status(cudaErrorInvalidValue);
+  if (!known_stream(s)) return status(cudaErrorInvalidResourceHandle);
+  *out = !s || !s->capture           ? cudaStreamCaptureStatusNone
+         : s->capture->invalidated ? cudaStreamCaptureStatusInvalidated
+                                   : cudaStreamCaptureStatusActive;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!s) return status(cudaErrorStreamCaptureUnsupported);  // the legacy stream cannot be captured
+  if (!known_stream(s)) return status(cudaErrorInvalidResourceHandle);
+  if (s->capture) return status(cudaErrorIllegalState);
+  auto c = std::make_shared<Capture>();
+  c->mode = mode;
+  c->thread = std::this_thread::get_id();
+  s->capture = c;
+  state().captures.insert(c);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!graph) return status(cudaErrorInvalidValue);
+  *graph = nullptr;
+  if (!s || !known_stream(s) || !s->capture) return status(cudaErrorIllegalState);
+  const std::shared_ptr<Capture> c = s->capture;
+  if (c->mode != cudaStreamCaptureModeRelaxed && c->thread != std::this_thread::get_id())
+    return status(cudaErrorStreamCaptureWrongThread);
+  for (const EmulatedStream* other : state().streams)
+    if (other->capture == c) const_cast<EmulatedStream*>(other)->capture = nullptr;
+  state().captures.erase(c);
+  if (c->invalidated) return status(cudaErrorStreamCaptureInvalidated);
+  *graph = new EmulatedGraph{std::move(c->work)};
+  return cudaSuccess;
+}
+cudaError_t cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode* mode) {
+  if (!mode) return status(cudaErrorInvalidValue);
+  std::swap(*mode, t_mode);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!e) return status(cudaErrorInvalidValue);
+  *e = new EmulatedEvent{};
+  (*e)->flags = flags;
+  state().events.insert(*e);
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!e || !state().events.erase(e)) return status(cudaErrorInvalidResourceHandle);
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  std::unique_lock<std::recursive_mutex> lock(mu());
+  if (!known_event(e)) return status(cudaErrorInvalidResourceHandle);
+  e->captured = s && known_stream(s) ? s->capture : nullptr;
+  lock.unlock();
+  return submit(s, [e] {
+    e->recorded = true;
+    e->when = std::chrono::steady_clock::now();
+  });
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!known_event(e)) return status(cudaErrorInvalidResourceHandle);
+  if (e->captured) return status(cudaErrorCapturedEvent);
+  return cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  std::lock_guard<std::recursive_mutex> lock(mu());
+  if (!ms) return status(cudaErrorInvalidValue);
+  if (!known_event(start) || !known_event(end)) return status(cudaErrorInvalidResourceHandle);
+  if (start->captured || end->captured) return status(cudaErrorCapturedEvent);
+  if ((start->flags | end->flags) & cudaEventDisableTiming) return status(cudaErrorInvalidResourceHandle);
+  if (!start->recorded || !end->recorded) return status(cudaErrorInvalidResourceHandle);
+  *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (!exec || !graph) return status(cudaErrorInvalidValue);
+  *exec = new EmulatedGraphExec{graph->work};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+  if (!exec) return status(cudaErrorInvalidValue);
+  {
+    std::lock_guard<std::recursive_mutex> lock(mu());
+    ++state().counts.graph_launches;
+  }
+  return submit(s, [exec] {
+    for (const Work& w : exec->work) w();
+  });
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
+
+cudaError_t cudaProfilerStart() { return cudaSuccess; }
+cudaError_t cudaProfilerStop() { return cudaSuccess; }
