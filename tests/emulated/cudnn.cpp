@@ -220,30 +220,43 @@ std::vector<double> compute(Pass pass, const cudnnEmulatedTensor& x, const void*
   const bool tf32 = x.type == CUDNN_DATA_FLOAT && conv.math != CUDNN_FMA_MATH;
   const int64_t sw = conv.stride_w;
   switch (pass) {
+    // Raw restrict pointers, and stride 1 apart, so the runs vectorise.
     case Pass::Forward: {
       const std::vector<double> xv = logical(x, xp, tf32), wv = logical(w, wp, tf32);
       std::vector<double> sums(static_cast<size_t>(count(y)), 0.0);
+      const double* __restrict xs = xv.data();
+      double* __restrict out = sums.data();
       for_each_run(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi, int64_t q0, int64_t q1) {
         const double wt = wv[static_cast<size_t>(wi)];
-        for (int64_t q = q0; q < q1; ++q) sums[static_cast<size_t>(yi + q)] += xv[static_cast<size_t>(xi + q * sw)] * wt;
+        if (sw == 1)
+          for (int64_t q = q0; q < q1; ++q) out[yi + q] += xs[xi + q] * wt;
+        else
+          for (int64_t q = q0; q < q1; ++q) out[yi + q] += xs[xi + q * sw] * wt;
       });
       return laid_out(y, sums);
     }
     case Pass::BackwardData: {
       const std::vector<double> yv = logical(y, yp, tf32), wv = logical(w, wp, tf32);
       std::vector<double> sums(static_cast<size_t>(count(x)), 0.0);
+      const double* __restrict ys = yv.data();
+      double* __restrict out = sums.data();
       for_each_run(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi, int64_t q0, int64_t q1) {
         const double wt = wv[static_cast<size_t>(wi)];
-        for (int64_t q = q0; q < q1; ++q) sums[static_cast<size_t>(xi + q * sw)] += yv[static_cast<size_t>(yi + q)] * wt;
+        if (sw == 1)
+          for (int64_t q = q0; q < q1; ++q) out[xi + q] += ys[yi + q] * wt;
+        else
+          for (int64_t q = q0; q < q1; ++q) out[xi + q * sw] += ys[yi + q] * wt;
       });
       return laid_out(x, sums);
     }
     case Pass::BackwardFilter: {
       const std::vector<double> yv = logical(y, yp, tf32), xv = logical(x, xp, tf32);
       std::vector<double> sums(static_cast<size_t>(count(w)), 0.0);
+      const double* __restrict ys = yv.data();
+      const double* __restrict xs = xv.data();
       for_each_run(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi, int64_t q0, int64_t q1) {
         double acc = 0;
-        for (int64_t q = q0; q < q1; ++q) acc += yv[static_cast<size_t>(yi + q)] * xv[static_cast<size_t>(xi + q * sw)];
+        for (int64_t q = q0; q < q1; ++q) acc += ys[yi + q] * xs[xi + q * sw];
         sums[static_cast<size_t>(wi)] += acc;
       });
       return laid_out(w, sums);
