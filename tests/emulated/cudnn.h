@@ -171,9 +171,9 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
 cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void* alpha, cudnnTensorDescriptor_t b, const void* bp,
                              const void* beta, cudnnTensorDescriptor_t y, void* yp);
 
-// The status with the emulator's reason for the last failure, for the check.
-// The check of the kernel files built alone (emulated/conv_kernels.cpp);
-// the library built over the emulator uses core/cuda_check.h's.
+// The status with the emulator's reason for the last failure: the check of
+// the kernel files built alone (emulated/conv_kernels.cpp); the library
+// built over the emulator (LRT_EMULATED_CUDA) uses core/cuda_check.h's.
 #if defined(LRT_EMULATED_GRID)
 #define CUDNN_CHECK(expr)                                                                                         \
   do {                                                                                                            \

@@ -10,7 +10,11 @@
 // cuda=emulated, so the file's lrt::kernels::cuda launchers become
 // lrt::kernels::emulated ones (no clash with the real ones where the CUDA
 // backend is built) and its calls to lrt::cuda (stream, sm_count, grid_for)
-// reach the stand-ins below in lrt::emulated.
+// reach the stand-ins below in lrt::emulated. With LRT_EMULATED_CUDA the
+// whole library is built over this header instead (it is what
+// tests/emulated/include/cuda_runtime.h gives), its kernels launched through
+// cudaLaunchKernelEx below onto the streams of the emulated runtime
+// (runtime.h), and the stand-ins are left out.
 //
 // A launch runs the grid's blocks one after another; a block's threads are
 // fibers on the calling thread (grid.cpp), with threadIdx and the other

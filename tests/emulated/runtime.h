@@ -25,7 +25,10 @@
 //     cudaHostAlloc and cudaFreeHost while a capture in global mode, or one
 //     in thread-local mode begun by this thread, is under way, unless this
 //     thread's mode is relaxed (cudaThreadExchangeStreamCaptureMode); and
-//     work queued on the legacy default stream then;
+//     work queued on the legacy default stream then (CUDA refuses that only
+//     where the capturing stream synchronises with the legacy one; lrt's
+//     streams do not, and lrt queues nothing there, so the emulator refuses
+//     it whatever the stream, the stricter rule);
 //   - cudaMalloc's memory starts filled with 0xff bytes (NaN, or -1), so a
 //     kernel reading memory nothing wrote shows; freeing a pointer cudaMalloc
 //     did not return is an error;
