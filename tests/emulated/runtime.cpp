@@ -258,7 +258,6 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   if (!mem) return status(cudaErrorMemoryAllocation);
   std::memset(mem, 0xff, rounded);
   state().device_memory[mem] = rounded;
-  ++state().counts.device_allocations;
   state().counts.live_device_bytes += static_cast<int64_t>(rounded);
   *p = mem;
   return cudaSuccess;
@@ -431,10 +430,6 @@ cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t* exec, cudaGraph_t gra
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
   if (!exec) return status(cudaErrorInvalidValue);
-  {
-    std::lock_guard<std::recursive_mutex> lock(mu());
-    ++state().counts.graph_launches;
-  }
   return submit(s, [exec] {
     for (const Work& w : exec->work) w();
   });

@@ -198,9 +198,7 @@ bool capturing(cudaStream_t s);
 struct Counts {
   int64_t launches = 0;          // kernels run (replays included)
   int64_t captured_work = 0;     // items recorded into captures
-  int64_t graph_launches = 0;    // cudaGraphLaunch calls
-  int64_t device_allocations = 0;
-  int64_t live_device_bytes = 0;
+  int64_t live_device_bytes = 0;  // cudaMalloc'd and not freed
 };
 Counts counts();
 void count_launch();
