@@ -1,5 +1,5 @@
 // The emulated cuDNN of cudnn.h: descriptors as plain structs, the three
-// convolution passes as direct sums in double over the buffers laid out as
+// convolution passes as products of matrices in double over the buffers laid out as
 // the descriptors say, and the algorithm lists and checks described there.
 #include "emulated/cudnn.h"
 
@@ -127,6 +127,8 @@ cudnnStatus_t check(const cudnnEmulatedTensor* x, const cudnnEmulatedFilter* w, 
   const cudnnDataType_t want = x->type == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
   if (conv->compute != want)
     return fail(CUDNN_STATUS_NOT_SUPPORTED, "compute type ", conv->compute, " for data type ", x->type);
+  if (conv->mode != CUDNN_CROSS_CORRELATION)
+    return fail(CUDNN_STATUS_NOT_SUPPORTED, "only cross-correlation is emulated (lrt uses no other mode)");
   if (x->c != w->c || y->c != w->k || y->n != x->n)
     return fail(CUDNN_STATUS_BAD_PARAM, "x ", dims(x->n, x->c, x->h, x->w), ", w ", dims(w->k, w->c, w->r, w->s),
                 " and y ", dims(y->n, y->c, y->h, y->w), " do not fit together");
@@ -173,35 +175,6 @@ std::vector<double> laid_out(const D& d, const std::vector<double>& v) {
   return out;
 }
 
-// Calls f(xi, wi, yi, q0, q1) for every run of products of the convolution,
-// in logical order: for q in [q0, q1), x at xi + q * stride_w times w at wi
-// contributes to y at yi + q (the runs of one output row, one tap).
-template <class F>
-void for_each_run(const cudnnEmulatedTensor& x, const cudnnEmulatedFilter& w, const cudnnEmulatedConvolution& conv,
-                  const cudnnEmulatedTensor& y, F&& f) {
-  for (int64_t n = 0; n < y.n; ++n)
-    for (int64_t k = 0; k < y.c; ++k)
-      for (int64_t c = 0; c < x.c; ++c)
-        for (int64_t r = 0; r < w.r; ++r)
-          for (int64_t s = 0; s < w.s; ++s) {
-            // A true convolution flips the filter.
-            const int64_t fr = conv.mode == CUDNN_CONVOLUTION ? w.r - 1 - r : r;
-            const int64_t fs = conv.mode == CUDNN_CONVOLUTION ? w.s - 1 - s : s;
-            const int64_t wi = ((k * w.c + c) * w.r + fr) * w.s + fs;
-            // The outputs q whose input column q * stride - pad + s * dil is in [0, x.w).
-            const int64_t off = s * conv.dil_w - conv.pad_w;
-            int64_t q0 = off >= 0 ? 0 : (-off + conv.stride_w - 1) / conv.stride_w;
-            int64_t q1 = x.w - 1 - off < 0 ? 0 : (x.w - 1 - off) / conv.stride_w + 1;
-            q1 = std::min(q1, y.w);
-            if (q0 >= q1) continue;
-            for (int64_t p = 0; p < y.h; ++p) {
-              const int64_t h = p * conv.stride_h - conv.pad_h + r * conv.dil_h;
-              if (h < 0 || h >= x.h) continue;
-              f(((n * x.c + c) * x.h + h) * x.w + off, wi, ((n * y.c + k) * y.h + p) * y.w, q0, q1);
-            }
-          }
-}
-
 // out = alpha * sums + beta * out (out not read where beta is 0).
 void blend(void* out, cudnnDataType_t t, const std::vector<double>& sums, double alpha, double beta) {
   for (size_t i = 0; i < sums.size(); ++i) {
@@ -211,6 +184,85 @@ void blend(void* out, cudnnDataType_t t, const std::vector<double>& sums, double
   }
 }
 
+// C (m × n, row-major) += A · B, where A(i, l) is a[i * a_rs + l * a_cs] and
+// B(l, j) is b[l * b_rs + j * b_cs]. Panels of A and B are copied to
+// contiguous tiles, so the 4 × 4 block of sums stays in registers. Each value
+// of C is summed over l in order: in blocks of 256 from 0, each block's sum
+// then added to C.
+void gemm_acc(int64_t m, int64_t n, int64_t k, const double* a, int64_t a_rs, int64_t a_cs, const double* b,
+              int64_t b_rs, int64_t b_cs, double* c) {
+  constexpr int64_t kMr = 4, kNr = 4, kKb = 256;
+  const int64_t tiles = (n + kNr - 1) / kNr;
+  std::vector<double> ap(static_cast<size_t>(kKb * kMr)), bp;
+  for (int64_t l0 = 0; l0 < k; l0 += kKb) {
+    const int64_t kb = std::min(kKb, k - l0);
+    bp.assign(static_cast<size_t>(tiles * kb * kNr), 0.0);
+    for (int64_t t = 0; t < tiles; ++t)
+      for (int64_t l = 0; l < kb; ++l)
+        for (int64_t jj = 0; jj < kNr && t * kNr + jj < n; ++jj)
+          bp[static_cast<size_t>((t * kb + l) * kNr + jj)] = b[(l0 + l) * b_rs + (t * kNr + jj) * b_cs];
+    for (int64_t i0 = 0; i0 < m; i0 += kMr) {
+      const int64_t mr = std::min(kMr, m - i0);
+      for (int64_t l = 0; l < kb; ++l)
+        for (int64_t ii = 0; ii < kMr; ++ii)
+          ap[static_cast<size_t>(l * kMr + ii)] = ii < mr ? a[(i0 + ii) * a_rs + (l0 + l) * a_cs] : 0.0;
+      for (int64_t t = 0; t < tiles; ++t) {
+        double acc[kMr][kNr] = {};
+        const double* __restrict pa = ap.data();
+        const double* __restrict pb = bp.data() + t * kb * kNr;
+        for (int64_t l = 0; l < kb; ++l)
+          for (int64_t ii = 0; ii < kMr; ++ii)
+            for (int64_t jj = 0; jj < kNr; ++jj) acc[ii][jj] += pa[l * kMr + ii] * pb[l * kNr + jj];
+        for (int64_t ii = 0; ii < mr; ++ii)
+          for (int64_t jj = 0; jj < kNr && t * kNr + jj < n; ++jj) c[(i0 + ii) * n + t * kNr + jj] += acc[ii][jj];
+      }
+    }
+  }
+}
+
+// The convolution (a cross-correlation) as products of matrices, one image at
+// a time: the filter as a K × CRS matrix, and an image's input as the CRS × PQ
+// matrix of the values each tap meets at each output (0 in the padding).
+struct ConvMatrices {
+  const cudnnEmulatedTensor& x;
+  const cudnnEmulatedFilter& w;
+  const cudnnEmulatedConvolution& conv;
+  const cudnnEmulatedTensor& y;
+  int64_t crs() const { return w.c * w.r * w.s; }
+  int64_t pq() const { return y.h * y.w; }
+  // Whether an image's input already is that matrix (1 × 1 taps that meet
+  // every input value once, in order).
+  bool direct() const {
+    return w.r == 1 && w.s == 1 && conv.stride_h == 1 && conv.stride_w == 1 && conv.pad_h == 0 && conv.pad_w == 0 &&
+           y.h == x.h && y.w == x.w;
+  }
+  // Calls f(row, p, q, xi) for each tap and output position whose input is
+  // in the image (xi: its offset in one image, C × H × W).
+  template <class F>
+  void each_tap(F&& f) const {
+    for (int64_t ch = 0; ch < w.c; ++ch)
+      for (int64_t r = 0; r < w.r; ++r)
+        for (int64_t s = 0; s < w.s; ++s) {
+          const int64_t row = (ch * w.r + r) * w.s + s;
+          for (int64_t p = 0; p < y.h; ++p) {
+            const int64_t h = p * conv.stride_h - conv.pad_h + r * conv.dil_h;
+            if (h < 0 || h >= x.h) continue;
+            for (int64_t q = 0; q < y.w; ++q) {
+              const int64_t col = q * conv.stride_w - conv.pad_w + s * conv.dil_w;
+              if (col >= 0 && col < x.w) f(row, p, q, (ch * x.h + h) * x.w + col);
+            }
+          }
+        }
+  }
+  void unfold(const double* image, double* out) const {
+    std::fill(out, out + crs() * pq(), 0.0);
+    each_tap([&](int64_t row, int64_t p, int64_t q, int64_t xi) { out[(row * y.h + p) * y.w + q] = image[xi]; });
+  }
+  void fold_add(const double* cols, double* image) const {
+    each_tap([&](int64_t row, int64_t p, int64_t q, int64_t xi) { image[xi] += cols[(row * y.h + p) * y.w + q]; });
+  }
+};
+
 // The pass's sums into a buffer of the output's size, laid out as the
 // output: each summed in double, in a fixed order, to be rounded once to the
 // output's type.
@@ -218,47 +270,39 @@ std::vector<double> compute(Pass pass, const cudnnEmulatedTensor& x, const void*
                             const void* wp, const cudnnEmulatedConvolution& conv, const cudnnEmulatedTensor& y,
                             const void* yp) {
   const bool tf32 = x.type == CUDNN_DATA_FLOAT && conv.math != CUDNN_FMA_MATH;
-  const int64_t sw = conv.stride_w;
+  const ConvMatrices mx{x, w, conv, y};
+  const int64_t crs = mx.crs(), pq = mx.pq(), k = w.k, xsize = x.c * x.h * x.w;
+  std::vector<double> cols(mx.direct() ? 0 : static_cast<size_t>(crs * pq));
   switch (pass) {
-    // Raw restrict pointers, and stride 1 apart, so the runs vectorise.
     case Pass::Forward: {
-      const std::vector<double> xv = logical(x, xp, tf32), wv = logical(w, wp, tf32);
+      const std::vector<double> xv = logical(x, xp, tf32), wm = logical(w, wp, tf32);
       std::vector<double> sums(static_cast<size_t>(count(y)), 0.0);
-      const double* __restrict xs = xv.data();
-      double* __restrict out = sums.data();
-      for_each_run(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi, int64_t q0, int64_t q1) {
-        const double wt = wv[static_cast<size_t>(wi)];
-        if (sw == 1)
-          for (int64_t q = q0; q < q1; ++q) out[yi + q] += xs[xi + q] * wt;
-        else
-          for (int64_t q = q0; q < q1; ++q) out[yi + q] += xs[xi + q * sw] * wt;
-      });
+      for (int64_t n = 0; n < x.n; ++n) {
+        const double* image = xv.data() + n * xsize;
+        if (!mx.direct()) mx.unfold(image, cols.data());
+        gemm_acc(k, pq, crs, wm.data(), crs, 1, mx.direct() ? image : cols.data(), pq, 1, sums.data() + n * k * pq);
+      }
       return laid_out(y, sums);
     }
     case Pass::BackwardData: {
-      const std::vector<double> yv = logical(y, yp, tf32), wv = logical(w, wp, tf32);
+      const std::vector<double> yv = logical(y, yp, tf32), wm = logical(w, wp, tf32);
       std::vector<double> sums(static_cast<size_t>(count(x)), 0.0);
-      const double* __restrict ys = yv.data();
-      double* __restrict out = sums.data();
-      for_each_run(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi, int64_t q0, int64_t q1) {
-        const double wt = wv[static_cast<size_t>(wi)];
-        if (sw == 1)
-          for (int64_t q = q0; q < q1; ++q) out[xi + q] += ys[yi + q] * wt;
-        else
-          for (int64_t q = q0; q < q1; ++q) out[xi + q * sw] += ys[yi + q] * wt;
-      });
+      for (int64_t n = 0; n < x.n; ++n) {
+        double* image = sums.data() + n * xsize;
+        if (!mx.direct()) std::fill(cols.begin(), cols.end(), 0.0);
+        gemm_acc(crs, pq, k, wm.data(), 1, crs, yv.data() + n * k * pq, pq, 1, mx.direct() ? image : cols.data());
+        if (!mx.direct()) mx.fold_add(cols.data(), image);
+      }
       return laid_out(x, sums);
     }
     case Pass::BackwardFilter: {
       const std::vector<double> yv = logical(y, yp, tf32), xv = logical(x, xp, tf32);
       std::vector<double> sums(static_cast<size_t>(count(w)), 0.0);
-      const double* __restrict ys = yv.data();
-      const double* __restrict xs = xv.data();
-      for_each_run(x, w, conv, y, [&](int64_t xi, int64_t wi, int64_t yi, int64_t q0, int64_t q1) {
-        double acc = 0;
-        for (int64_t q = q0; q < q1; ++q) acc += ys[yi + q] * xs[xi + q * sw];
-        sums[static_cast<size_t>(wi)] += acc;
-      });
+      for (int64_t n = 0; n < x.n; ++n) {
+        const double* image = xv.data() + n * xsize;
+        if (!mx.direct()) mx.unfold(image, cols.data());
+        gemm_acc(k, crs, pq, yv.data() + n * k * pq, pq, 1, mx.direct() ? image : cols.data(), 1, pq, sums.data());
+      }
       return laid_out(w, sums);
     }
   }

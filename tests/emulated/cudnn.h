@@ -26,7 +26,8 @@
 //     supported, one is nondeterministic, one uses tensor-op math and a
 //     workspace, one neither.
 // Every algorithm computes the same values: each output summed in double
-// from the inputs as stored, rounded once to the output's type.
+// from the inputs as stored, rounded once to the output's type. Only
+// cross-correlation (CUDNN_CROSS_CORRELATION, what lrt uses) is emulated.
 #pragma once
 
 #include <cstddef>

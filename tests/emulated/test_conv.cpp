@@ -40,7 +40,7 @@ struct ConvCase {
 };
 
 // The CUDA parity suite's edge cases (tests/layers/cuda/test_conv_parity.cpp),
-// small enough for direct sums.
+// at small sizes.
 const ConvCase kCases[] = {
     {"3x3 pad 1", 2, 3, 6, 6, 4, 3, 3, 1, 1, 1},
     {"3x3 stride 2 pad 1, odd size", 2, 3, 7, 5, 5, 3, 3, 2, 1, 1},
