@@ -27,7 +27,7 @@
 #                 turns, the fused and per-default steps, the epochs, the
 #                 bf16-against-fp32 accuracy, the step's split (batch norm,
 #                 convolutions, the rest), the baseline, the speed features
-#                 one by one, then the profiles. Every program runs under a
+#                 one by one, the fusion probe, then the profiles. Every program runs under a
 #                 timeout even without --deadline, and a signal (TERM, INT)
 #                 stops the running one and prints the table so far.
 #   --profile     also profile with Nsight Compute (ncu), last: each kernel
@@ -44,7 +44,8 @@
 #                 PyTorch comparison), pdl (dependent launch), steps (fused
 #                 and per-default; not with --quick), epochs, accuracy (bf16
 #                 against fp32; not with --quick), split, baseline,
-#                 features; with --profile, the profiles too. For a second
+#                 features, fusion (probe_cudnn_fusion: cuDNN's convolution
+#                 + batch-norm fusions); with --profile, the profiles too. For a second
 #                 short run on a machine that has the build already, e.g.
 #                 the stages a first run's --deadline left out
 #   --sanitize    instead of the suite and the benchmarks, run the CUDA test
@@ -101,7 +102,7 @@ done
 ((profile_only && sanitize)) && { echo "device_check: --profile-only and --sanitize are separate runs" >&2; exit 2; }
 ((profile_only)) && [ -n "$baseline" ] &&
   { echo "device_check: --profile-only runs no benchmark to compare with --baseline" >&2; exit 2; }
-all_stages="tests kernels data adam compare pdl steps epochs accuracy split baseline features"
+all_stages="tests kernels data adam compare pdl steps epochs accuracy split baseline features fusion"
 if [ -n "$only" ]; then
   [[ "$only" =~ ^[a-z]+(,[a-z]+)*$ ]] ||
     { echo "device_check: --only takes stage names separated by commas, got '$only'" >&2; exit 2; }
@@ -162,6 +163,7 @@ stage_key() {
     "r50 bf16 split") echo split ;;
     "r50 vs baseline") echo baseline ;;
     "r50 bf16 features") echo features ;;
+    "fusion probe") echo fusion ;;
   esac
 }
 # stage NAME SECONDS: whether a stage runs: --only names it (or is not
@@ -831,6 +833,21 @@ if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 features" 70; then
     while IFS= read -r line; do add_row "$line"; done < <(python3 tools/turn_rows.py features "$logs")
   else
     row "r50 bf16 features" "skip" "stopped at --deadline ($(elapsed))"
+  fi
+fi
+# Which of cuDNN's convolution + batch-norm fusions the installed cuDNN
+# builds for five of the step's convolutions, in bf16 and fp16, against
+# lrt's normalise, convolution and statistics passes on the same data
+# (probe_cudnn_fusion; docs/performance.md, "Not done yet"). After the
+# timings of the step: a --deadline drops it before them.
+if [ -x "$build/apps/probe_cudnn_fusion" ] && stage "fusion probe" 100; then
+  probe_s=$(cap 150)
+  if bounded 150 "$build/apps/probe_cudnn_fusion" --max-plans 2 --deadline $(( probe_s > 40 ? probe_s - 30 : 10 )) \
+    >"$logs/probe_cudnn_fusion.json" 2>"$logs/probe_cudnn_fusion.err" || ((!cut)); then
+    while IFS= read -r line; do add_row "$line"; done < <(python3 tools/fusion_rows.py "$logs/probe_cudnn_fusion.json")
+    [ -s "$logs/probe_cudnn_fusion.err" ] && row "fusion probe stderr" "info" "$(tail -n 1 "$logs/probe_cudnn_fusion.err")"
+  else
+    failed "fusion probe" "see $logs/probe_cudnn_fusion.err"
   fi
 fi
 # Last, as the slowest and least essential: profiles (--profile).

@@ -60,7 +60,15 @@ echo "{\"images_per_s\": $((256000 / ms)), \"median_ms\": $ms, \"peak_memory_mib
   "\"features\": {\"relu_from_x\": $rx, \"grad_blend\": $gb, \"cast_together\": $ct},"\
   "\"kernel_repeat\": {\"conv\": $conv, \"bn\": $bn}}"
 SH
-chmod +x "$bin"/* "$fake/apps/bench_resnet50" "$fake/tests/lrt_cuda_tests"
+# The fusion probe: its arguments go to calls.txt; one shape, one graph.
+cat >"$fake/apps/probe_cudnn_fusion" <<SH
+#!/bin/sh
+echo "probe \$*" >>"$tmp/calls.txt"
+echo '{"cudnn_version": 91900, "seconds": 3.0, "shapes": [{"shape": "A", "lrt": {"apply_ms": 0.1, "conv_ms": 0.2,'\
+  '"stats_ms": 0.1, "total_ms": 0.4}, "graphs": [{"shape": "A", "dtype": "bf16", "graph": "conv_stats",'\
+  '"supported": true, "median_ms": 0.25, "runtime_compiled": false, "matches": true}]}]}'
+SH
+chmod +x "$bin"/* "$fake/apps/bench_resnet50" "$fake/tests/lrt_cuda_tests" "$fake/apps/probe_cudnn_fusion"
 # A baseline source tree, whose build folder holds the same stand-in.
 mkdir -p "$tmp/base" "$fake-baseline/apps"
 echo "project(base)" >"$tmp/base/CMakeLists.txt"
@@ -87,9 +95,19 @@ has '^r50 bf16 relu-from-x +info +1\.100x img/s with it' "the features pass --no
 has '^r50 bf16 grad-blend +info' "the features"
 has '^r50 bf16 cast-together +info' "the features"
 for name in 'cuda parity cases' 'ctest' 'bench_kernels' 'bench_adam' 'bench_resnet50' 'r50 bf16 dependent launch' \
-  'cifar epoch' 'bf16 vs fp32 accuracy'; do
+  'cifar epoch' 'bf16 vs fp32 accuracy' 'fusion'; do
   lacks "^$name" "--only split,features runs no other stage"
 done
+
+# The fusion probe: at most two plans a graph, its own deadline inside the
+# stage's timeout; its rows.
+rm -f "$tmp/calls.txt"
+run --only fusion
+[ "$rc" -eq 0 ] || fail "--only fusion: exit $rc: $out"
+has '^fusion probe +info +cuDNN 91900, 1 shape\(s\) in 3 s' "--only fusion"
+has '^fusion A bf16 +info +lrt 0\.400 .*; conv_stats 0\.250 \(1\.20x\)$' "--only fusion"
+grep -qE '^probe --max-plans 2 --deadline 120$' "$tmp/calls.txt" || fail "the probe's arguments: $(cat "$tmp/calls.txt")"
+lacks '^r50 bf16 split' "--only fusion"
 
 run --quick --only tests
 [ "$rc" -eq 0 ] || fail "--quick --only tests: exit $rc: $out"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Checks tools/fusion_rows.py (the device check's rows for
+# probe_cudnn_fusion) on hand-written probe output: a row for the run, one
+# per shape and type with lrt's passes and each graph's time, "no" where
+# cuDNN built none, each graph set against the passes it replaces, a graph
+# whose outputs differ from lrt's a FAIL, and unreadable JSON a FAIL.
+# Exits 77 (skipped) without python3.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+tool_script fusion_rows.py
+
+row_is() { grep -qE -- "$2" <<<"$1" || fail "'$1' does not match '$2'"; }
+
+# lrt: 0.05 + 0.30 + 0.05 = 0.40 ms. bf16: conv 0.25 (0.30 / 0.25 = 1.20x),
+# conv_stats 0.28 runtime-compiled ((0.30 + 0.05) / 0.28 = 1.25x),
+# sbr_conv_stats refused. fp16: sbr_conv_stats 0.32 (0.40 / 0.32 = 1.25x).
+graph() {  # DTYPE GRAPH MS [EXTRA]
+  if [ "$3" = no ]; then
+    echo "{\"shape\": \"A\", \"dtype\": \"$1\", \"graph\": \"$2\", \"supported\": false, \"plans_built\": 0, \"plans_failed\": 3, \"error\": \"plan finalize: CUDNN_STATUS_NOT_SUPPORTED (3000)\"}"
+  else
+    echo "{\"shape\": \"A\", \"dtype\": \"$1\", \"graph\": \"$2\", \"supported\": true, \"median_ms\": $3, \"engine\": 7, \"runtime_compiled\": ${5:-false}, \"matches\": ${4:-true}}"
+  fi
+}
+write() {  # FILE FP16_MATCHES
+  cat >"$1" <<JSON
+{"benchmark": "probe_cudnn_fusion", "cudnn_version": 91900, "batch": 256, "shapes": [
+ {"shape": "A", "what": "layer1 3x3 64->64", "lrt": {"apply_ms": 0.05, "conv_ms": 0.3, "stats_ms": 0.05, "total_ms": 0.4},
+  "graphs": [$(graph bf16 conv 0.25), $(graph bf16 conv_stats 0.28 true true), $(graph bf16 sbr_conv_stats no),
+             $(graph fp16 sbr_conv_stats 0.32 "$2")]}],
+ "stopped_at_deadline": false, "seconds": 12.0}
+JSON
+}
+write "$tmp/ok.json" true
+out=$("$py" "$script" "$tmp/ok.json")
+[ "$(wc -l <<<"$out")" -eq 3 ] || fail "$(wc -l <<<"$out") rows, not 3: $out"
+row_is "$(sed -n 1p <<<"$out")" '^fusion probe +info +cuDNN 91900, 1 shape\(s\) in 12 s; '
+row_is "$(sed -n 2p <<<"$out")" \
+  '^fusion A bf16 +info +lrt 0\.400 \(bn 0\.050 \+ conv 0\.300 \+ stats 0\.050\); conv 0\.250 \(1\.20x\), conv_stats 0\.280 rtc \(1\.25x\), sbr_conv_stats no$'
+row_is "$(sed -n 3p <<<"$out")" '^fusion A fp16 +info +lrt 0\.400 .*; sbr_conv_stats 0\.320 \(1\.25x\)$'
+
+# A graph whose outputs differ from lrt's fails its row alone.
+write "$tmp/bad.json" false
+out=$("$py" "$script" "$tmp/bad.json")
+row_is "$(sed -n 2p <<<"$out")" '^fusion A bf16 +info '
+row_is "$(sed -n 3p <<<"$out")" "^fusion A fp16 +FAIL +.*sbr_conv_stats 0\.320 \(1\.25x\) MISMATCH \(sbr_conv_stats: outputs differ from lrt's\)$"
+
+# Output cut short (the program stopped mid-way), or no file: one FAIL row.
+head -c 200 "$tmp/ok.json" >"$tmp/cut.json"
+for f in "$tmp/cut.json" "$tmp/missing.json"; do
+  out=$("$py" "$script" "$f")
+  [ "$(wc -l <<<"$out")" -eq 1 ] || fail "$f: $(wc -l <<<"$out") rows, not 1: $out"
+  row_is "$out" "^fusion probe +FAIL +unreadable JSON in $f"
+done
+
+finish test_fusion_rows
