@@ -464,37 +464,56 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+// Copies ordered on lrt's stream, which does not wait for the legacy
+// default stream a plain cudaMemcpy runs on (nor that for it): each waits
+// for the stream's work before it returns.
+void copy_on_stream(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  const cudaStream_t st = lrt::cuda::stream(0);
+  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, st));
+  CUDA_CHECK(cudaStreamSynchronize(st));
+}
 template <class T>
-void upload(const DeviceBuffer& d, const std::vector<T>& v) {
-  CUDA_CHECK(cudaMemcpy(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+void upload(void* dst, const std::vector<T>& v) {
+  copy_on_stream(dst, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
 }
 template <class T>
 std::vector<T> download(const void* p, size_t count) {
   std::vector<T> v(count);
-  CUDA_CHECK(cudaMemcpy(v.data(), p, count * sizeof(T), cudaMemcpyDeviceToHost));
+  copy_on_stream(v.data(), p, count * sizeof(T), cudaMemcpyDeviceToHost);
   return v;
 }
+
+// Two events, destroyed with their owner.
+struct EventPair {
+  cudaEvent_t a = nullptr, b = nullptr;
+  EventPair() {
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+  }
+  ~EventPair() {
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+};
 
 // Median milliseconds of repeat runs of f on stream, each between two
 // events, after three unmeasured ones.
 template <class F>
 double time_ms(cudaStream_t stream, int repeat, F&& f) {
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
+  const EventPair ev;
   for (int i = 0; i < 3; ++i) f();
   std::vector<double> ms;
   for (int i = 0; i < repeat; ++i) {
-    CUDA_CHECK(cudaEventRecord(a, stream));
+    CUDA_CHECK(cudaEventRecord(ev.a, stream));
     f();
-    CUDA_CHECK(cudaEventRecord(b, stream));
-    CUDA_CHECK(cudaEventSynchronize(b));
+    CUDA_CHECK(cudaEventRecord(ev.b, stream));
+    CUDA_CHECK(cudaEventSynchronize(ev.b));
     float v = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&v, a, b));
+    CUDA_CHECK(cudaEventElapsedTime(&v, ev.a, ev.b));
     ms.push_back(v);
   }
-  CUDA_CHECK(cudaEventDestroy(a));
-  CUDA_CHECK(cudaEventDestroy(b));
   return median(ms);
 }
 
@@ -549,9 +568,9 @@ lrt::Tensor lrt_upload(const std::vector<float>& values, const lrt::Shape& shape
   if (dtype == lrt::DType::BFloat16) {
     std::vector<uint16_t> bits(values.size());
     for (size_t i = 0; i < values.size(); ++i) bits[i] = lrt::BFloat16(values[i]).bits;
-    CUDA_CHECK(cudaMemcpy(t.data_ptr(), bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
+    upload(t.data_ptr(), bits);
   } else {
-    CUDA_CHECK(cudaMemcpy(t.data_ptr(), values.data(), values.size() * 4, cudaMemcpyHostToDevice));
+    upload(t.data_ptr(), values);
   }
   return t;
 }
@@ -621,7 +640,7 @@ Reference run_lrt(const ConvShape& s, int64_t n, const ShapeData& d, int repeat)
 struct Result {
   std::string shape, dtype, graph;
   bool supported = false;
-  std::string error;
+  std::string error, plan_error;
   int plans_built = 0, plans_failed = 0;
   Plan best;  // plan aside: engine, runtime_compiled, workspace, build_s
   double median_ms = 0;
@@ -672,10 +691,10 @@ Result run_graph(cudnnHandle_t handle, const std::string& name, const ConvShape&
   };
   DeviceBuffer x(d.x.size() * 2), w(d.w.size() * 2), scale(d.scale.size() * 2), bias(d.bias.size() * 2), y(y_count * 2),
       sum(size_t(s.k) * 4), sqsum(size_t(s.k) * 4);
-  upload(x, to16(d.x));
-  upload(w, to16(d.w));
-  upload(scale, to16(d.scale));
-  upload(bias, to16(d.bias));
+  upload(x.get(), to16(d.x));
+  upload(w.get(), to16(d.w));
+  upload(scale.get(), to16(d.scale));
+  upload(bias.get(), to16(d.bias));
   std::vector<void*> ptrs;
   for (const int64_t uid : g.uids) {
     switch (uid) {
@@ -731,6 +750,7 @@ Result run_graph(cudnnHandle_t handle, const std::string& name, const ConvShape&
     return r;
   }
 
+  bool ran = false;  // whether any plan has run
   double best_ms = 0;
   size_t best = 0;
   for (size_t i = 0; i < plans.size(); ++i) {
@@ -764,7 +784,8 @@ Result run_graph(cudnnHandle_t handle, const std::string& name, const ConvShape&
         sums2 = download<float>(sum.get(), size_t(s.k));
       }
       const double ms = time_ms(st, o.repeat, exec);
-      if (i == 0 || ms < best_ms) {
+      if (!ran || ms < best_ms) {
+        ran = true;
         best_ms = ms;
         best = i;
         // The check, on the first run's outputs.
@@ -790,12 +811,15 @@ Result run_graph(cudnnHandle_t handle, const std::string& name, const ConvShape&
           }
         }
       }
-    } catch (const CudnnError& e) {
+    } catch (const std::exception& e) {  // cuDNN's refusal, or CUDA's (a workspace too large)
+      cudaGetLastError();                // clears a failed allocation's error
       if (r.error.empty()) r.error = e.what();
       continue;
     }
   }
-  if (best_ms <= 0) return r;  // no plan ran
+  if (!ran) return r;
+  r.plan_error = std::move(r.error);  // a plan that failed beside the one that counts
+  r.error.clear();
   r.supported = true;
   r.median_ms = best_ms;
   r.best.engine = plans[best].engine;
@@ -823,6 +847,7 @@ void print_result(const Result& r, bool first) {
     std::printf(", \"matches\": %s", r.matches ? "true" : "false");
   }
   if (!r.error.empty()) std::printf(", \"error\": %s", json_string(r.error).c_str());
+  if (!r.plan_error.empty()) std::printf(", \"plan_error\": %s", json_string(r.plan_error).c_str());
   std::printf("}");
   std::fflush(stdout);
 }
