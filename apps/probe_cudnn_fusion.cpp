@@ -1,10 +1,11 @@
-// probe_cudnn_fusion: which of cuDNN's convolution + batch-norm fusions the
-// installed cuDNN builds for shapes of lrt's ResNet50 step, in bfloat16 and
-// float16, how long each runs, and what lrt does instead on the same data.
-// Prints one JSON object (docs/performance.md, "Not done yet", item 1).
+// probe_cudnn_fusion: which of cuDNN's convolution + batch-norm fusions, and
+// which of its batch-norm engines, the installed cuDNN builds for shapes of
+// lrt's ResNet50 step, in bfloat16 and float16, how long each runs, and
+// what lrt does instead on the same data. Prints one JSON object
+// (docs/performance.md, "Not done yet", item 1).
 //
 // For each shape (NHWC activations, KRSC filters, batch 256) and 16-bit type
-// it builds up to five graphs with cuDNN's backend API:
+// it builds, with cuDNN's backend API, up to five convolution graphs:
 //   conv            the convolution alone;
 //   conv_stats      the convolution and its output's per-channel sum and sum
 //                   of squares (GenStats: the next batch norm's statistics);
@@ -13,44 +14,56 @@
 //   sbr_conv_stats  the prologue, the convolution and GenStats: the whole
 //                   forward fusion of NVIDIA's MLPerf ResNet-50;
 //   sbr_conv_sum    the prologue, the convolution and one reduction (the
-//                   sum alone), what cuDNN documents for bfloat16.
+//                   sum alone), what cuDNN documents for bfloat16;
+// and up to four batch-norm graphs on the convolution's output (once per
+// distinct output shape), the work of lrt's own batch-norm kernels:
+//   bn_relu         training-mode batch norm (statistics, running
+//                   statistics, normalise) and a ReLU;
+//   bn_add_relu     the same with a residual added before the ReLU (a
+//                   block ending);
+//   dbn             the batch norm's backward (input, scale and bias
+//                   gradients from the saved mean and inverse std);
+//   bn_drelu_dbn    the ReLU's backward, its mask recomputed from the
+//                   batch norm's input, then the batch norm's backward.
 // Each graph's engines come from cuDNN's heuristics (mode A, then FALLBACK
 // when A gives none that builds); up to --max-plans of them are built and
 // timed, the fastest counting. Its outputs are checked once against lrt's
-// own path (a failed check makes the program exit 1): the previous batch
-// norm's normalise pass with the same scale and bias and a ReLU
-// (batch_norm_apply with mean 0 and invstd 1), lrt's convolution (cuDNN's
-// legacy API, the algorithm picked by a timed search) and the statistics
-// pass (batch_norm_stats), all bfloat16 NHWC and timed the same way: the
-// "lrt" entry each fused graph is set against.
+// own path (a failed check makes the program exit 1), which is timed the
+// same way beside it: for the convolution graphs the previous batch norm's
+// normalise pass with the same scale and bias and a ReLU (batch_norm_apply
+// with mean 0 and invstd 1), lrt's convolution (cuDNN's legacy API, the
+// algorithm picked by a timed search) and the statistics pass
+// (batch_norm_stats); for the batch-norm graphs batch_norm_stats +
+// batch_norm_apply and batch_norm_backward (relu_from_x for the last). lrt's
+// side is bfloat16 throughout.
 //
 // Times are medians of --repeat runs each timed with CUDA events on lrt's
 // stream, after warm-up. Plans are built before timing; a runtime-compiled
 // engine may take seconds to build (build_s). A graph cuDNN refuses is
 // reported with cuDNN's status and last error message, not as a failure.
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <deque>
+#include <memory>
 #include <random>
-#include <stdexcept>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "apps/bench_cli.h"
+#include "apps/cudnn_graph.h"
 #include "apps/json_number.h"
 #include "core/bfloat16.h"
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
 #include "core/device.h"
+#include "core/float16.h"
 #include "core/tensor.h"
 #include "kernels/batch_norm.h"
 #include "kernels/conv.h"
@@ -58,6 +71,11 @@
 namespace {
 
 using lrt::bench::median;
+using lrt::probe::check;
+using lrt::probe::Desc;
+using lrt::probe::DeviceBuffer;
+using lrt::probe::Dims;
+using lrt::probe::Graph;
 
 constexpr const char* kProgram = "probe_cudnn_fusion";
 
@@ -79,7 +97,14 @@ const ConvShape kShapes[] = {
     {"E", "layer2 3x3 stride 2 128->128", 128, 128, 32, 3, 2, 1},
 };
 
-const char* const kGraphs[] = {"conv", "conv_stats", "sbr_conv", "sbr_conv_stats", "sbr_conv_sum"};
+const char* const kConvGraphs[] = {"conv", "conv_stats", "sbr_conv", "sbr_conv_stats", "sbr_conv_sum"};
+const char* const kBnGraphs[] = {"bn_relu", "bn_add_relu", "dbn", "bn_drelu_dbn"};
+
+bool is_bn_graph(const std::string& g) { return g.rfind("bn_", 0) == 0 || g == "dbn"; }
+bool known_graph(const std::string& g) {
+  return std::find(std::begin(kConvGraphs), std::end(kConvGraphs), g) != std::end(kConvGraphs) ||
+         std::find(std::begin(kBnGraphs), std::end(kBnGraphs), g) != std::end(kBnGraphs);
+}
 
 struct Options {
   std::vector<const ConvShape*> shapes;
@@ -94,15 +119,17 @@ struct Options {
 void usage() {
   std::printf(
       "usage: %s [options]\n"
-      "Which cuDNN convolution + batch-norm fusions build for ResNet50's shapes (NHWC,\n"
-      "bfloat16 and float16), how long each runs, and lrt's normalise + convolution +\n"
-      "statistics passes on the same data; prints one JSON object. Needs a CUDA GPU.\n\n"
+      "Which cuDNN convolution + batch-norm fusions and batch-norm engines build for\n"
+      "ResNet50's shapes (NHWC, bfloat16 and float16), how long each runs, and lrt's own\n"
+      "passes on the same data; prints one JSON object. Needs a CUDA GPU.\n\n"
       "  --shapes LIST     of A (layer1 3x3 64->64), B (layer1 1x1 256->64), C (layer1\n"
       "                    1x1 64->256), D (layer3 1x1 1024->256), E (layer2 3x3 stride 2\n"
       "                    128->128); default all\n"
       "  --dtypes LIST     of bf16, fp16 (default both)\n"
       "  --graphs LIST     of conv, conv_stats, sbr_conv, sbr_conv_stats, sbr_conv_sum\n"
-      "                    (default all; sbr = the previous BN's scale, bias and ReLU)\n"
+      "                    (sbr = the previous BN's scale, bias and ReLU) and bn_relu,\n"
+      "                    bn_add_relu, dbn, bn_drelu_dbn (on each distinct conv output);\n"
+      "                    default all\n"
       "  --batch N         images (default 256)\n"
       "  --repeat R        timed runs per measurement, median reported (default 20)\n"
       "  --max-plans P     engines built and timed per graph, the fastest counting (default 3)\n"
@@ -127,7 +154,8 @@ std::vector<std::string> split_list(const std::string& flag, const std::string& 
 Options parse(int argc, char** argv) {
   Options o;
   for (const ConvShape& s : kShapes) o.shapes.push_back(&s);
-  o.graphs.assign(std::begin(kGraphs), std::end(kGraphs));
+  o.graphs.assign(std::begin(kConvGraphs), std::end(kConvGraphs));
+  o.graphs.insert(o.graphs.end(), std::begin(kBnGraphs), std::end(kBnGraphs));
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -153,8 +181,10 @@ Options parse(int argc, char** argv) {
     } else if (a == "--graphs") {
       o.graphs = split_list(a, v);
       for (const std::string& g : o.graphs)
-        if (std::find(std::begin(kGraphs), std::end(kGraphs), g) == std::end(kGraphs))
-          die("--graphs: unknown graph '" + g + "' (one of conv, conv_stats, sbr_conv, sbr_conv_stats, sbr_conv_sum)");
+        if (!known_graph(g))
+          die("--graphs: unknown graph '" + g +
+              "' (one of conv, conv_stats, sbr_conv, sbr_conv_stats, sbr_conv_sum, bn_relu, bn_add_relu, dbn, "
+              "bn_drelu_dbn)");
     } else if (a == "--batch") {
       o.batch = lrt::bench::parse_int(kProgram, a, v, 2, 4096);
     } else if (a == "--repeat") {
@@ -188,282 +218,7 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-// ---- cuDNN's backend API ----
-// A failed call: its status and what cuDNN says (cudnnGetLastErrorString),
-// with the step that failed.
-struct CudnnError : std::runtime_error {
-  cudnnStatus_t status;
-  CudnnError(cudnnStatus_t s, const std::string& what) : std::runtime_error(what), status(s) {}
-};
-
-void check(cudnnStatus_t s, const char* step) {
-  if (s == CUDNN_STATUS_SUCCESS) return;
-  char last[512] = {0};
-  cudnnGetLastErrorString(last, sizeof last);
-  std::string what = std::string(step) + ": " + cudnnGetErrorString(s) + " (" + std::to_string(int(s)) + ")";
-  if (last[0]) what += ": " + std::string(last);
-  throw CudnnError(s, what);
-}
-
-// One backend descriptor, destroyed with its owner.
-class Desc {
- public:
-  Desc() = default;
-  explicit Desc(cudnnBackendDescriptorType_t type) { check(cudnnBackendCreateDescriptor(type, &d_), "create"); }
-  ~Desc() {
-    if (d_) cudnnBackendDestroyDescriptor(d_);
-  }
-  Desc(Desc&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
-  Desc& operator=(Desc&& o) noexcept {
-    std::swap(d_, o.d_);
-    return *this;
-  }
-  Desc(const Desc&) = delete;
-  Desc& operator=(const Desc&) = delete;
-
-  cudnnBackendDescriptor_t get() const { return d_; }
-  template <class T>
-  Desc& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, const T* values, int64_t count,
-            const char* step) {
-    check(cudnnBackendSetAttribute(d_, name, type, count, values), step);
-    return *this;
-  }
-  template <class T>
-  Desc& set1(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, T value, const char* step) {
-    return set(name, type, &value, 1, step);
-  }
-  Desc& set_desc(cudnnBackendAttributeName_t name, const Desc& d, const char* step) {
-    cudnnBackendDescriptor_t raw = d.get();
-    return set(name, CUDNN_TYPE_BACKEND_DESCRIPTOR, &raw, 1, step);
-  }
-  Desc& finalize(const char* step) {
-    check(cudnnBackendFinalize(d_), step);
-    return *this;
-  }
-
- private:
-  cudnnBackendDescriptor_t d_ = nullptr;
-};
-
-// The handle attributes of operation graphs and plans are marked deprecated
-// in cuDNN 9's headers (a device-properties descriptor may stand in) but
-// still taken, and are what older 9.x releases need.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-constexpr cudnnBackendAttributeName_t kGraphHandle = CUDNN_ATTR_OPERATIONGRAPH_HANDLE;
-constexpr cudnnBackendAttributeName_t kPlanHandle = CUDNN_ATTR_EXECUTION_PLAN_HANDLE;
-#pragma GCC diagnostic pop
-
-// Tensor unique ids (the variant pack's keys).
-enum Uid : int64_t { kX = 1, kScale, kBias, kW, kY, kSum, kSqSum, kScaled = 101, kShifted, kActivated };
-
-using Dims = std::array<int64_t, 4>;
-
-// Logical (N, C, H, W) dims with NHWC strides (for a filter, (K, C, R, S)
-// with KRSC strides; for a per-channel vector, (1, C, 1, 1)).
-Desc tensor(int64_t uid, cudnnDataType_t type, const Dims& d, bool is_virtual) {
-  const Dims strides{d[1] * d[2] * d[3], 1, d[3] * d[1], d[1]};
-  Desc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
-  t.set1(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, type, "tensor data type")
-      .set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, d.data(), 4, "tensor dimensions")
-      .set(CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, strides.data(), 4, "tensor strides")
-      .set1(CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, uid, "tensor id")
-      .set1(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, int64_t(16), "tensor alignment")
-      .set1(CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, is_virtual, "tensor virtual")
-      .finalize("tensor finalize");
-  return t;
-}
-
-// An operation graph and every descriptor it refers to (a deque: what keep
-// returns stays where it is as more are kept).
-struct Graph {
-  std::deque<Desc> parts;
-  Desc ops;
-  std::vector<int64_t> uids;  // the tensors the variant pack binds
-  Desc& keep(Desc d) {
-    parts.push_back(std::move(d));
-    return parts.back();
-  }
-};
-
-void add_pointwise(Graph& g, std::vector<cudnnBackendDescriptor_t>& ops, cudnnPointwiseMode_t mode, const Desc& x,
-                   const Desc* b, const Desc& y) {
-  Desc& pw = g.keep(Desc(CUDNN_BACKEND_POINTWISE_DESCRIPTOR));
-  pw.set1(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, mode, "pointwise mode")
-      .set1(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, CUDNN_DATA_FLOAT, "pointwise precision")
-      .finalize("pointwise finalize");
-  Desc& op = g.keep(Desc(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR));
-  op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw, "pointwise op descriptor")
-      .set_desc(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x, "pointwise op x");
-  // The per-channel operand is the second (B): cuDNN takes no broadcast
-  // tensor as the first.
-  if (b) op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, *b, "pointwise op b");
-  op.set_desc(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y, "pointwise op y").finalize("pointwise op finalize");
-  ops.push_back(op.get());
-}
-
-Graph build_graph(cudnnHandle_t handle, const std::string& name, const ConvShape& s, int64_t n, cudnnDataType_t io) {
-  const bool prologue = name.rfind("sbr_", 0) == 0;
-  const bool stats = name.size() >= 6 && name.compare(name.size() - 6, 6, "_stats") == 0;
-  const bool sum = name.size() >= 4 && name.compare(name.size() - 4, 4, "_sum") == 0;
-  const int64_t p = s.out_hw();
-  Graph g;
-  std::vector<cudnnBackendDescriptor_t> ops;
-  const Desc& x = g.keep(tensor(kX, io, {n, s.c, s.hw, s.hw}, false));
-  const Desc& w = g.keep(tensor(kW, io, {s.k, s.c, s.r, s.r}, false));
-  const Desc& y = g.keep(tensor(kY, io, {n, s.k, p, p}, false));
-  g.uids = {kX, kW, kY};
-  const Desc* conv_in = &x;
-  if (prologue) {
-    const Desc& scale = g.keep(tensor(kScale, io, {1, s.c, 1, 1}, false));
-    const Desc& bias = g.keep(tensor(kBias, io, {1, s.c, 1, 1}, false));
-    const Desc& scaled = g.keep(tensor(kScaled, CUDNN_DATA_FLOAT, {n, s.c, s.hw, s.hw}, true));
-    const Desc& shifted = g.keep(tensor(kShifted, CUDNN_DATA_FLOAT, {n, s.c, s.hw, s.hw}, true));
-    const Desc& activated = g.keep(tensor(kActivated, CUDNN_DATA_FLOAT, {n, s.c, s.hw, s.hw}, true));
-    add_pointwise(g, ops, CUDNN_POINTWISE_MUL, x, &scale, scaled);
-    add_pointwise(g, ops, CUDNN_POINTWISE_ADD, scaled, &bias, shifted);
-    add_pointwise(g, ops, CUDNN_POINTWISE_RELU_FWD, shifted, nullptr, activated);
-    conv_in = &activated;
-    g.uids.insert(g.uids.end(), {kScale, kBias});
-  }
-  Desc& conv = g.keep(Desc(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR));
-  const int64_t stride[2] = {s.stride, s.stride}, pad[2] = {s.pad, s.pad}, dilation[2] = {1, 1};
-  conv.set1(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, CUDNN_DATA_FLOAT, "conv compute type")
-      .set1(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, CUDNN_CROSS_CORRELATION, "conv mode")
-      .set1(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, int64_t(2), "conv spatial dims")
-      .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, stride, 2, "conv strides")
-      .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, pad, 2, "conv pre-padding")
-      .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, pad, 2, "conv post-padding")
-      .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, dilation, 2, "conv dilations")
-      .finalize("conv finalize");
-  Desc& fprop = g.keep(Desc(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR));
-  fprop.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, *conv_in, "conv x")
-      .set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, w, "conv w")
-      .set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, y, "conv y")
-      .set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, conv, "conv descriptor")
-      .set1(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1.0f, "conv alpha")
-      .set1(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 0.0f, "conv beta")
-      .finalize("conv op finalize");
-  ops.push_back(fprop.get());
-  if (stats || sum) {
-    const Desc& sum_t = g.keep(tensor(kSum, CUDNN_DATA_FLOAT, {1, s.k, 1, 1}, false));
-    g.uids.push_back(kSum);
-    if (stats) {
-      const Desc& sqsum_t = g.keep(tensor(kSqSum, CUDNN_DATA_FLOAT, {1, s.k, 1, 1}, false));
-      g.uids.push_back(kSqSum);
-      Desc& gen = g.keep(Desc(CUDNN_BACKEND_OPERATION_GEN_STATS_DESCRIPTOR));
-      gen.set1(CUDNN_ATTR_OPERATION_GENSTATS_MODE, CUDNN_TYPE_GENSTATS_MODE, CUDNN_GENSTATS_SUM_SQSUM, "genstats mode")
-          .set1(CUDNN_ATTR_OPERATION_GENSTATS_MATH_PREC, CUDNN_TYPE_DATA_TYPE, CUDNN_DATA_FLOAT, "genstats precision")
-          .set_desc(CUDNN_ATTR_OPERATION_GENSTATS_XDESC, y, "genstats x")
-          .set_desc(CUDNN_ATTR_OPERATION_GENSTATS_SUMDESC, sum_t, "genstats sum")
-          .set_desc(CUDNN_ATTR_OPERATION_GENSTATS_SQSUMDESC, sqsum_t, "genstats sqsum")
-          .finalize("genstats finalize");
-      ops.push_back(gen.get());
-    } else {
-      Desc& red = g.keep(Desc(CUDNN_BACKEND_REDUCTION_DESCRIPTOR));
-      red.set1(CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, CUDNN_REDUCE_TENSOR_ADD,
-               "reduction operator")
-          .set1(CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, CUDNN_DATA_FLOAT, "reduction precision")
-          .finalize("reduction finalize");
-      Desc& op = g.keep(Desc(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR));
-      op.set_desc(CUDNN_ATTR_OPERATION_REDUCTION_DESC, red, "reduction op descriptor")
-          .set_desc(CUDNN_ATTR_OPERATION_REDUCTION_XDESC, y, "reduction op x")
-          .set_desc(CUDNN_ATTR_OPERATION_REDUCTION_YDESC, sum_t, "reduction op y")
-          .finalize("reduction op finalize");
-      ops.push_back(op.get());
-    }
-  }
-  g.ops = Desc(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
-  g.ops.set1(kGraphHandle, CUDNN_TYPE_HANDLE, handle, "graph handle")
-      .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, ops.data(), int64_t(ops.size()), "graph ops")
-      .finalize("graph finalize");
-  return g;
-}
-
-// One engine configuration cuDNN's heuristics proposed, made into a plan
-// (which keeps the configuration alive beside it).
-struct Plan {
-  Desc cfg, plan;
-  int64_t engine = -1;
-  bool runtime_compiled = false;
-  int64_t workspace = 0;
-  double build_s = 0;
-};
-
-// The engine configurations the heuristics of mode give for graph, best
-// first (none where the mode has none for it).
-std::vector<Desc> heuristic_configs(const Graph& g, cudnnBackendHeurMode_t mode) {
-  Desc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-  heur.set_desc(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, g.ops, "heuristics graph")
-      .set1(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, mode, "heuristics mode")
-      .finalize("heuristics finalize");
-  int64_t count = 0;
-  check(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
-                                 nullptr),
-        "heuristics count");
-  std::vector<Desc> cfgs;
-  std::vector<cudnnBackendDescriptor_t> raw;
-  for (int64_t i = 0; i < count; ++i) {
-    cfgs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-    raw.push_back(cfgs.back().get());
-  }
-  int64_t got = 0;
-  if (count > 0)
-    check(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count,
-                                   &got, raw.data()),
-          "heuristics results");
-  cfgs.resize(static_cast<size_t>(std::min(got, count)));
-  return cfgs;
-}
-
-Plan make_plan(cudnnHandle_t handle, Desc cfg) {
-  Plan p;
-  p.cfg = std::move(cfg);
-  Desc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-  cudnnBackendDescriptor_t raw = engine.get();
-  int64_t got = 0;
-  check(
-      cudnnBackendGetAttribute(p.cfg.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &got, &raw),
-      "config engine");
-  check(cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &got, &p.engine),
-        "engine index");
-  cudnnBackendBehaviorNote_t notes[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
-  int64_t n_notes = 0;
-  if (cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
-                               CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &n_notes, notes) == CUDNN_STATUS_SUCCESS)
-    for (int64_t i = 0; i < std::min<int64_t>(n_notes, CUDNN_BEHAVIOR_NOTE_TYPE_COUNT); ++i)
-      p.runtime_compiled |= notes[i] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION;
-  const auto t0 = std::chrono::steady_clock::now();
-  p.plan = Desc(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-  p.plan.set1(kPlanHandle, CUDNN_TYPE_HANDLE, handle, "plan handle")
-      .set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, p.cfg, "plan config")
-      .finalize("plan finalize");
-  p.build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  check(cudnnBackendGetAttribute(p.plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &got,
-                                 &p.workspace),
-        "plan workspace");
-  return p;
-}
-
-// ---- device memory and timing ----
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    if (bytes) CUDA_CHECK(cudaMalloc(&p_, bytes));
-  }
-  ~DeviceBuffer() {
-    if (p_) cudaFree(p_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  void* get() const { return p_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* p_ = nullptr;
-  size_t bytes_ = 0;
-};
-
+// ---- device copies and timing ----
 // Copies ordered on lrt's stream, which does not wait for the legacy
 // default stream a plain cudaMemcpy runs on (nor that for it): each waits
 // for the stream's work before it returns.
@@ -481,6 +236,13 @@ std::vector<T> download(const void* p, size_t count) {
   std::vector<T> v(count);
   copy_on_stream(v.data(), p, count * sizeof(T), cudaMemcpyDeviceToHost);
   return v;
+}
+// A device buffer holding v.
+template <class T>
+std::unique_ptr<DeviceBuffer> device_copy(const std::vector<T>& v) {
+  auto b = std::make_unique<DeviceBuffer>(v.size() * sizeof(T));
+  upload(b->get(), v);
+  return b;
 }
 
 // Two events, destroyed with their owner.
@@ -517,90 +279,114 @@ double time_ms(cudaStream_t stream, int repeat, F&& f) {
   return median(ms);
 }
 
-// ---- the data of one shape: the same values for lrt and for both types ----
+// ---- values: the same for lrt and for both 16-bit types ----
 float round_bf16(float v) { return static_cast<float>(lrt::BFloat16(v)); }
 
-uint16_t to_bits(float v, bool half) {
-  if (!half) return lrt::BFloat16(v).bits;
-  return static_cast<__half_raw>(__float2half_rn(v)).x;
-}
+uint16_t to_bits(float v, bool half) { return half ? lrt::float_to_half_bits(v) : lrt::BFloat16(v).bits; }
 float from_bits(uint16_t bits, bool half) {
-  if (!half) return lrt::bfloat16_bits_to_float(bits);
-  __half_raw raw;
-  raw.x = bits;
-  return __half2float(__half(raw));
+  return half ? lrt::half_bits_to_float(bits) : lrt::bfloat16_bits_to_float(bits);
+}
+std::vector<uint16_t> to16(const std::vector<float>& v, bool half) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = to_bits(v[i], half);
+  return out;
+}
+std::vector<float> from16(const void* device, size_t count, bool half) {
+  const auto bits = download<uint16_t>(device, count);
+  std::vector<float> out(count);
+  for (size_t i = 0; i < count; ++i) out[i] = from_bits(bits[i], half);
+  return out;
 }
 
 // Values drawn once and rounded to bfloat16, which float16 holds exactly in
 // their range (the ones too small for its normal range aside): both types'
-// graphs and lrt's path read the same numbers.
+// graphs and lrt's path read the same numbers. The batch-norm graphs take
+// the convolution's output (lrt's) as their input.
 struct ShapeData {
   std::vector<float> x, w, scale, bias;  // NHWC, KRSC, (C), (C)
+  std::vector<float> residual, dy;       // the convolution's output shape, NHWC
+  std::vector<float> bn_scale, bn_bias;  // (K)
 };
 
 ShapeData make_data(const ConvShape& s, int64_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.f, 1.f);
   std::uniform_real_distribution<float> uniform(0.f, 1.f);
+  const auto fill = [&](std::vector<float>& v, size_t count, float scale) {
+    v.resize(count);
+    for (float& e : v) e = round_bf16(normal(rng) * scale);
+  };
   ShapeData d;
-  d.x.resize(static_cast<size_t>(n * s.hw * s.hw * s.c));
-  for (float& v : d.x) v = round_bf16(normal(rng));
-  const float w_scale = 1.f / std::sqrt(float(s.c * s.r * s.r));
-  d.w.resize(static_cast<size_t>(s.k * s.r * s.r * s.c));
-  for (float& v : d.w) v = round_bf16(normal(rng) * w_scale);
+  fill(d.x, size_t(n * s.hw * s.hw * s.c), 1.f);
+  fill(d.w, size_t(s.k * s.r * s.r * s.c), 1.f / std::sqrt(float(s.c * s.r * s.r)));
+  const size_t y_count = size_t(n * s.out_hw() * s.out_hw() * s.k);
+  fill(d.residual, y_count, 1.f);
+  fill(d.dy, y_count, 1.f);
   for (int64_t c = 0; c < s.c; ++c) {
     d.scale.push_back(round_bf16(0.5f + uniform(rng)));
     d.bias.push_back(round_bf16(uniform(rng) - 0.5f));
   }
+  for (int64_t c = 0; c < s.k; ++c) {
+    d.bn_scale.push_back(round_bf16(0.5f + uniform(rng)));
+    d.bn_bias.push_back(round_bf16(uniform(rng) - 0.5f));
+  }
   return d;
 }
 
-// lrt's path on a shape: its outputs (for the checks) and times.
+// ---- lrt's path on a shape: its outputs (for the checks) and times ----
+constexpr double kEps = 1e-5, kMomentum = 0.1;
+
 struct Reference {
-  std::vector<float> y_plain, y_sbr;  // conv(x) and conv(relu(x * scale + bias)), NHWC, bfloat16 values
+  // The convolution graphs': conv(x) and conv(relu(x * scale + bias)),
+  // NHWC, with their per-channel mean and (biased) variance.
+  std::vector<float> y_plain, y_sbr;
   std::vector<double> mean_plain, var_plain, mean_sbr, var_sbr;
   double apply_ms = 0, conv_ms = 0, stats_ms = 0;
+  // The batch-norm graphs' (input y_plain): mean and invstd; the outputs of
+  // bn + relu, bn + residual + relu; the gradients of the plain backward
+  // and of the one through the ReLU.
+  bool has_bn = false;
+  std::vector<float> bn_mean, bn_invstd, bn_y, bn_y_add;
+  std::vector<float> dx, dscale, dbias, dx_relu, dscale_relu, dbias_relu;
+  double bn_relu_ms = 0, bn_add_relu_ms = 0, dbn_ms = 0, bn_drelu_dbn_ms = 0;
 };
 
 lrt::Tensor lrt_upload(const std::vector<float>& values, const lrt::Shape& shape, lrt::DType dtype,
-                       lrt::MemoryFormat f) {
+                       lrt::MemoryFormat f = lrt::MemoryFormat::Contiguous) {
   lrt::Tensor t = lrt::empty(shape, lrt::TensorOptions(lrt::Device("cuda:0")).with_dtype(dtype), f);
-  if (dtype == lrt::DType::BFloat16) {
-    std::vector<uint16_t> bits(values.size());
-    for (size_t i = 0; i < values.size(); ++i) bits[i] = lrt::BFloat16(values[i]).bits;
-    upload(t.data_ptr(), bits);
-  } else {
+  if (dtype == lrt::DType::BFloat16)
+    upload(t.data_ptr(), to16(values, false));
+  else
     upload(t.data_ptr(), values);
-  }
   return t;
+}
+std::vector<float> lrt_values(const lrt::Tensor& t) {
+  if (t.dtype() == lrt::DType::BFloat16) return from16(t.data_ptr(), size_t(t.numel()), false);
+  return download<float>(t.data_ptr(), size_t(t.numel()));
 }
 
 // The per-channel mean and (biased) variance from lrt's mean and invstd.
-void lrt_moments(const lrt::Tensor& mean, const lrt::Tensor& invstd, double eps, std::vector<double>& m,
-                 std::vector<double>& var) {
-  const auto hm = download<float>(mean.data_ptr(), size_t(mean.numel()));
-  const auto hi = download<float>(invstd.data_ptr(), size_t(invstd.numel()));
+void lrt_moments(const lrt::Tensor& mean, const lrt::Tensor& invstd, std::vector<double>& m, std::vector<double>& var) {
+  const auto hm = lrt_values(mean), hi = lrt_values(invstd);
   m.assign(hm.begin(), hm.end());
   var.clear();
-  for (float v : hi) var.push_back(1.0 / (double(v) * double(v)) - eps);
+  for (float v : hi) var.push_back(1.0 / (double(v) * double(v)) - kEps);
 }
 
-Reference run_lrt(const ConvShape& s, int64_t n, const ShapeData& d, int repeat) {
+Reference run_lrt(const ConvShape& s, int64_t n, const ShapeData& d, int repeat, bool with_bn) {
   using lrt::DType;
   using lrt::MemoryFormat;
   namespace k = lrt::kernels;
   const int64_t p = s.out_hw();
-  const double eps = 1e-5, momentum = 0.1;
-  const lrt::Tensor x = lrt_upload(d.x, {n, s.c, s.hw, s.hw}, DType::BFloat16, MemoryFormat::ChannelsLast);
-  const lrt::Tensor w = lrt_upload(d.w, {s.k, s.c, s.r, s.r}, DType::BFloat16, MemoryFormat::ChannelsLast);
-  const lrt::Tensor scale = lrt_upload(d.scale, {s.c}, DType::Float32, MemoryFormat::Contiguous);
-  const lrt::Tensor bias = lrt_upload(d.bias, {s.c}, DType::Float32, MemoryFormat::Contiguous);
-  const lrt::Tensor zero =
-      lrt_upload(std::vector<float>(size_t(s.c), 0.f), {s.c}, DType::Float32, MemoryFormat::Contiguous);
-  const lrt::Tensor one =
-      lrt_upload(std::vector<float>(size_t(s.c), 1.f), {s.c}, DType::Float32, MemoryFormat::Contiguous);
-  const lrt::Tensor xn = lrt::empty_like(x);
-  const lrt::Tensor y = lrt::empty({n, s.k, p, p}, x.options(), MemoryFormat::ChannelsLast);
+  const MemoryFormat nhwc = MemoryFormat::ChannelsLast;
+  const lrt::Tensor x = lrt_upload(d.x, {n, s.c, s.hw, s.hw}, DType::BFloat16, nhwc);
+  const lrt::Tensor w = lrt_upload(d.w, {s.k, s.c, s.r, s.r}, DType::BFloat16, nhwc);
+  const lrt::Tensor scale = lrt_upload(d.scale, {s.c}, DType::Float32);
+  const lrt::Tensor bias = lrt_upload(d.bias, {s.c}, DType::Float32);
+  const lrt::Tensor zero = lrt_upload(std::vector<float>(size_t(s.c), 0.f), {s.c}, DType::Float32);
+  const lrt::Tensor one = lrt_upload(std::vector<float>(size_t(s.c), 1.f), {s.c}, DType::Float32);
+  const lrt::Tensor xn = lrt::empty(x.shape(), x.options(), nhwc);  // empty_like is contiguous
+  const lrt::Tensor y = lrt::empty({n, s.k, p, p}, x.options(), nhwc);
   const lrt::TensorOptions f32 = lrt::TensorOptions(x.device()).with_dtype(DType::Float32);
   const lrt::Tensor mean = lrt::empty({s.k}, f32), invstd = lrt::empty({s.k}, f32);
   const lrt::Tensor run_mean = lrt::zeros({s.k}, f32), run_var = lrt::full({s.k}, 1.0, f32);
@@ -611,107 +397,285 @@ Reference run_lrt(const ConvShape& s, int64_t n, const ShapeData& d, int repeat)
 
   Reference r;
   const auto conv = [&](const lrt::Tensor& in) { k::conv2d_forward(in, w, lrt::Tensor(), y, cp); };
-  const auto stats = [&] { k::cuda::batch_norm_stats(y, mean, invstd, eps, run_mean, run_var, momentum); };
-  const auto host_y = [&] {
-    const auto bits = download<uint16_t>(y.data_ptr(), size_t(y.numel()));
-    std::vector<float> out(bits.size());
-    for (size_t i = 0; i < bits.size(); ++i) out[i] = lrt::bfloat16_bits_to_float(bits[i]);
-    return out;
+  const auto stats = [&](const lrt::Tensor& t) {
+    k::cuda::batch_norm_stats(t, mean, invstd, kEps, run_mean, run_var, kMomentum);
   };
   conv(x);
-  stats();
-  r.y_plain = host_y();
-  lrt_moments(mean, invstd, eps, r.mean_plain, r.var_plain);
+  stats(y);
+  r.y_plain = lrt_values(y);
+  lrt_moments(mean, invstd, r.mean_plain, r.var_plain);
   const auto apply = [&] { k::cuda::batch_norm_apply(x, zero, one, scale, bias, lrt::Tensor(), true, xn); };
   apply();
   conv(xn);
-  stats();
-  r.y_sbr = host_y();
-  lrt_moments(mean, invstd, eps, r.mean_sbr, r.var_sbr);
+  stats(y);
+  r.y_sbr = lrt_values(y);
+  lrt_moments(mean, invstd, r.mean_sbr, r.var_sbr);
 
-  cudaStream_t st = lrt::cuda::stream(0);
+  const cudaStream_t st = lrt::cuda::stream(0);
   r.apply_ms = time_ms(st, repeat, apply);
   r.conv_ms = time_ms(st, repeat, [&] { conv(xn); });
-  r.stats_ms = time_ms(st, repeat, stats);
+  r.stats_ms = time_ms(st, repeat, [&] { stats(y); });
+  if (!with_bn) return r;
+
+  // The batch-norm graphs' work on the convolution's output.
+  r.has_bn = true;
+  const lrt::Tensor bx = lrt_upload(r.y_plain, {n, s.k, p, p}, DType::BFloat16, nhwc);
+  const lrt::Tensor res = lrt_upload(d.residual, {n, s.k, p, p}, DType::BFloat16, nhwc);
+  const lrt::Tensor gy = lrt_upload(d.dy, {n, s.k, p, p}, DType::BFloat16, nhwc);
+  const lrt::Tensor bw = lrt_upload(d.bn_scale, {s.k}, DType::Float32);
+  const lrt::Tensor bb = lrt_upload(d.bn_bias, {s.k}, DType::Float32);
+  const lrt::Tensor by = lrt::empty(bx.shape(), bx.options(), nhwc), gx = lrt::empty(bx.shape(), bx.options(), nhwc);
+  const lrt::Tensor gw = lrt::empty({s.k}, f32), gb = lrt::empty({s.k}, f32);
+  const auto fwd = [&](const lrt::Tensor& residual) {
+    stats(bx);
+    k::cuda::batch_norm_apply(bx, mean, invstd, bw, bb, residual, true, by);
+  };
+  const auto bwd = [&](bool relu_from_x) {
+    k::cuda::batch_norm_backward(gy, lrt::Tensor(), bx, mean, invstd, bw, true, gx, gw, gb, lrt::Tensor(), relu_from_x,
+                                 relu_from_x ? bb : lrt::Tensor());
+  };
+  fwd(res);
+  r.bn_y_add = lrt_values(by);
+  fwd(lrt::Tensor());
+  r.bn_y = lrt_values(by);
+  r.bn_mean = lrt_values(mean);
+  r.bn_invstd = lrt_values(invstd);
+  bwd(false);
+  r.dx = lrt_values(gx);
+  r.dscale = lrt_values(gw);
+  r.dbias = lrt_values(gb);
+  bwd(true);
+  r.dx_relu = lrt_values(gx);
+  r.dscale_relu = lrt_values(gw);
+  r.dbias_relu = lrt_values(gb);
+  r.bn_relu_ms = time_ms(st, repeat, [&] { fwd(lrt::Tensor()); });
+  r.bn_add_relu_ms = time_ms(st, repeat, [&] { fwd(res); });
+  r.dbn_ms = time_ms(st, repeat, [&] { bwd(false); });
+  // The backward's inputs again: the timed forward runs above rewrote mean
+  // and invstd with the same values.
+  r.bn_drelu_dbn_ms = time_ms(st, repeat, [&] { bwd(true); });
   return r;
 }
 
-// ---- one graph: build, time, check ----
-struct Result {
-  std::string shape, dtype, graph;
-  bool supported = false;
-  std::string error, plan_error;
-  int plans_built = 0, plans_failed = 0;
-  Plan best;  // plan aside: engine, runtime_compiled, workspace, build_s
-  double median_ms = 0;
-  double y_err = 0, mean_err = 0, var_err = 0;
-  bool has_stats = false, has_sum = false, accumulates = false, matches = false;
-};
-
+// ---- checks ----
 // Largest |a - b| over the largest |b|.
 double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
   double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
     diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
     scale = std::max(scale, std::fabs(double(b[i])));
   }
   return scale > 0 ? diff / scale : diff;
 }
 
-// The tolerances of the checks: the conv output within 2% of its largest
-// magnitude (one 16-bit rounding of a sum that lrt and cuDNN may order and
-// round differently, the prologue's value rounded or not), each channel's
-// mean within 1% of its standard deviation and its variance within 2%.
-constexpr double kYTol = 2e-2, kMeanTol = 1e-2, kVarTol = 2e-2;
+// |a - b| over |b| (2-norms): for an input gradient through a ReLU, whose
+// mask lrt and cuDNN may set apart for the few values they round to either
+// side of zero (one such element moves its gradient by a whole term, which
+// a largest-difference check would take for a wrong result).
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const double e = double(a[i]) - double(b[i]);
+    diff += e * e;
+    norm += double(b[i]) * double(b[i]);
+  }
+  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+}
 
-Result run_graph(cudnnHandle_t handle, const std::string& name, const ConvShape& s, int64_t n, bool half,
-                 const ShapeData& d, const Reference& ref, const Options& o) {
+// The checks' tolerances: an output within 2% of its largest magnitude
+// (one 16-bit rounding of values that lrt and cuDNN may order and round
+// differently), a mean within 1% of its channel's standard deviation, a
+// variance or inverse std within 2% of lrt's, an input gradient within 1%
+// of lrt's (2-norms), its scale and bias gradients within 2% of their
+// largest magnitude.
+struct Tolerance {
+  const char* name;
+  double tol;
+};
+constexpr Tolerance kTolerances[] = {{"y_err", 2e-2},          {"mean_err_std", 1e-2}, {"var_rel_err", 2e-2},
+                                     {"invstd_rel_err", 2e-2}, {"dx_err", 1e-2},       {"dscale_err", 2e-2},
+                                     {"dbias_err", 2e-2}};
+double tolerance(const std::string& name) {
+  for (const Tolerance& t : kTolerances)
+    if (name == t.name) return t.tol;
+  return 0;
+}
+
+// ---- one graph's outcome ----
+struct Result {
+  std::string shape, dtype, graph;
+  bool supported = false;
+  std::string error, plan_error;
+  int plans_built = 0, plans_failed = 0;
+  double median_ms = 0;
+  int64_t engine = -1, workspace = 0;
+  bool runtime_compiled = false;
+  double build_s = 0;
+  std::vector<std::pair<std::string, double>> errs;
+  bool has_sums = false, accumulates = false, matches = false;
+};
+
+// Builds the plans of graph g, times each on the tensors ptrs binds, and
+// keeps the fastest: its plan and pack in best/pack. The result records
+// what was built and the first failure; r.supported where a plan ran.
+struct Best {
+  const lrt::probe::Plan* plan = nullptr;
+  std::unique_ptr<lrt::probe::Pack> pack;
+};
+
+Best time_plans(cudnnHandle_t handle, lrt::probe::Plans& ps, const Graph& g, const std::vector<void*>& ptrs, int repeat,
+                Result& r) {
+  r.plans_built = ps.built;
+  r.plans_failed = ps.failed;
+  Best best;
+  if (ps.plans.empty()) {
+    r.error = ps.error;
+    return best;
+  }
+  std::string run_error;
+  const cudaStream_t st = lrt::cuda::stream(0);
+  for (const lrt::probe::Plan& p : ps.plans) {
+    try {
+      auto pack = std::make_unique<lrt::probe::Pack>(p, g, ptrs);
+      const double ms = time_ms(st, repeat, [&] { lrt::probe::execute(handle, p, *pack); });
+      if (!best.plan || ms < r.median_ms) {
+        r.median_ms = ms;
+        best.plan = &p;
+        best.pack = std::move(pack);
+      }
+    } catch (const std::exception& e) {  // cuDNN's refusal, or CUDA's (a workspace too large)
+      cudaGetLastError();                // clears a failed allocation's error
+      if (run_error.empty()) run_error = e.what();
+    }
+  }
+  if (!best.plan) {
+    r.error = run_error.empty() ? ps.error : run_error;
+    return best;
+  }
+  r.supported = true;
+  r.engine = best.plan->engine;
+  r.runtime_compiled = best.plan->runtime_compiled;
+  r.workspace = best.plan->workspace;
+  r.build_s = best.plan->build_s;
+  r.plan_error = run_error.empty() ? ps.error : run_error;  // a plan refused beside the one that counts
+  return best;
+}
+
+void finish_checks(Result& r) {
+  r.matches = true;
+  for (const auto& [name, value] : r.errs) r.matches &= value <= tolerance(name);
+}
+
+// ---- the convolution graphs ----
+enum ConvUid : int64_t { kX = 1, kScale, kBias, kW, kY, kSum, kSqSum, kScaled = 101, kShifted, kActivated };
+
+void build_conv_graph(Graph& g, cudnnHandle_t handle, const std::string& name, const ConvShape& s, int64_t n,
+                      cudnnDataType_t io) {
+  const bool prologue = name.rfind("sbr_", 0) == 0;
+  const bool stats = name.find("_stats") != std::string::npos;
+  const bool sum = name.find("_sum") != std::string::npos;
+  const int64_t p = s.out_hw();
+  const Desc& x = g.real(kX, io, {n, s.c, s.hw, s.hw});
+  const Desc& w = g.real(kW, io, {s.k, s.c, s.r, s.r});
+  const Desc& y = g.real(kY, io, {n, s.k, p, p});
+  const Desc* conv_in = &x;
+  if (prologue) {
+    const Desc& scale = g.real(kScale, io, {1, s.c, 1, 1});
+    const Desc& bias = g.real(kBias, io, {1, s.c, 1, 1});
+    const Desc& scaled = g.virt(kScaled, CUDNN_DATA_FLOAT, {n, s.c, s.hw, s.hw});
+    const Desc& shifted = g.virt(kShifted, CUDNN_DATA_FLOAT, {n, s.c, s.hw, s.hw});
+    const Desc& activated = g.virt(kActivated, CUDNN_DATA_FLOAT, {n, s.c, s.hw, s.hw});
+    g.pointwise(CUDNN_POINTWISE_MUL, x, &scale, scaled);
+    g.pointwise(CUDNN_POINTWISE_ADD, scaled, &bias, shifted);
+    g.pointwise(CUDNN_POINTWISE_RELU_FWD, shifted, nullptr, activated);
+    conv_in = &activated;
+  }
+  Desc& conv = g.op(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+  const int64_t stride[2] = {s.stride, s.stride}, pad[2] = {s.pad, s.pad}, dilation[2] = {1, 1};
+  conv.set1(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, CUDNN_DATA_FLOAT, "conv compute type")
+      .set1(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, CUDNN_CROSS_CORRELATION, "conv mode")
+      .set1(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, int64_t(2), "conv spatial dims")
+      .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, stride, 2, "conv strides")
+      .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, pad, 2, "conv pre-padding")
+      .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, pad, 2, "conv post-padding")
+      .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, dilation, 2, "conv dilations")
+      .finalize("conv finalize");
+  Desc& fprop = g.op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
+  fprop.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, *conv_in, "conv x")
+      .set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, w, "conv w")
+      .set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, y, "conv y")
+      .set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, conv, "conv descriptor")
+      .set1(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1.0f, "conv alpha")
+      .set1(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 0.0f, "conv beta")
+      .finalize("conv op finalize");
+  g.add(fprop);
+  if (stats) {
+    const Desc& sum_t = g.real(kSum, CUDNN_DATA_FLOAT, {1, s.k, 1, 1});
+    const Desc& sqsum_t = g.real(kSqSum, CUDNN_DATA_FLOAT, {1, s.k, 1, 1});
+    Desc& gen = g.op(CUDNN_BACKEND_OPERATION_GEN_STATS_DESCRIPTOR);
+    gen.set1(CUDNN_ATTR_OPERATION_GENSTATS_MODE, CUDNN_TYPE_GENSTATS_MODE, CUDNN_GENSTATS_SUM_SQSUM, "genstats mode")
+        .set1(CUDNN_ATTR_OPERATION_GENSTATS_MATH_PREC, CUDNN_TYPE_DATA_TYPE, CUDNN_DATA_FLOAT, "genstats precision")
+        .set_desc(CUDNN_ATTR_OPERATION_GENSTATS_XDESC, y, "genstats x")
+        .set_desc(CUDNN_ATTR_OPERATION_GENSTATS_SUMDESC, sum_t, "genstats sum")
+        .set_desc(CUDNN_ATTR_OPERATION_GENSTATS_SQSUMDESC, sqsum_t, "genstats sqsum")
+        .finalize("genstats finalize");
+    g.add(gen);
+  } else if (sum) {
+    const Desc& sum_t = g.real(kSum, CUDNN_DATA_FLOAT, {1, s.k, 1, 1});
+    Desc& red = g.op(CUDNN_BACKEND_REDUCTION_DESCRIPTOR);
+    red.set1(CUDNN_ATTR_REDUCTION_OPERATOR, CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, CUDNN_REDUCE_TENSOR_ADD,
+             "reduction operator")
+        .set1(CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, CUDNN_DATA_FLOAT, "reduction precision")
+        .finalize("reduction finalize");
+    Desc& op = g.op(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR);
+    op.set_desc(CUDNN_ATTR_OPERATION_REDUCTION_DESC, red, "reduction op descriptor")
+        .set_desc(CUDNN_ATTR_OPERATION_REDUCTION_XDESC, y, "reduction op x")
+        .set_desc(CUDNN_ATTR_OPERATION_REDUCTION_YDESC, sum_t, "reduction op y")
+        .finalize("reduction op finalize");
+    g.add(op);
+  }
+  g.finish(handle);
+}
+
+Result run_conv_graph(cudnnHandle_t handle, const std::string& name, const ConvShape& s, int64_t n, bool half,
+                      const ShapeData& d, const Reference& ref, const Options& o) {
   Result r;
   r.shape = s.name;
   r.dtype = half ? "fp16" : "bf16";
   r.graph = name;
   const bool prologue = name.rfind("sbr_", 0) == 0;
-  r.has_stats = name.find("_stats") != std::string::npos;
-  r.has_sum = r.has_stats || name.find("_sum") != std::string::npos;
+  const bool stats = name.find("_stats") != std::string::npos;
+  r.has_sums = stats || name.find("_sum") != std::string::npos;
   const int64_t p = s.out_hw();
   const size_t y_count = size_t(n * p * p * s.k);
 
   Graph g;
   try {
-    g = build_graph(handle, name, s, n, half ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16);
-  } catch (const CudnnError& e) {
+    build_conv_graph(g, handle, name, s, n, half ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16);
+  } catch (const lrt::probe::CudnnError& e) {
     r.error = e.what();
     return r;
   }
-  // Data in the graph's type.
-  const auto to16 = [&](const std::vector<float>& v) {
-    std::vector<uint16_t> out(v.size());
-    for (size_t i = 0; i < v.size(); ++i) out[i] = to_bits(v[i], half);
-    return out;
-  };
-  DeviceBuffer x(d.x.size() * 2), w(d.w.size() * 2), scale(d.scale.size() * 2), bias(d.bias.size() * 2), y(y_count * 2),
-      sum(size_t(s.k) * 4), sqsum(size_t(s.k) * 4);
-  upload(x.get(), to16(d.x));
-  upload(w.get(), to16(d.w));
-  upload(scale.get(), to16(d.scale));
-  upload(bias.get(), to16(d.bias));
+  const auto x = device_copy(to16(d.x, half)), w = device_copy(to16(d.w, half));
+  const auto scale = device_copy(to16(d.scale, half)), bias = device_copy(to16(d.bias, half));
+  DeviceBuffer y(y_count * 2), sum(size_t(s.k) * 4), sqsum(size_t(s.k) * 4);
   std::vector<void*> ptrs;
   for (const int64_t uid : g.uids) {
     switch (uid) {
       case kX:
-        ptrs.push_back(x.get());
+        ptrs.push_back(x->get());
         break;
       case kW:
-        ptrs.push_back(w.get());
+        ptrs.push_back(w->get());
         break;
       case kY:
         ptrs.push_back(y.get());
         break;
       case kScale:
-        ptrs.push_back(scale.get());
+        ptrs.push_back(scale->get());
         break;
       case kBias:
-        ptrs.push_back(bias.get());
+        ptrs.push_back(bias->get());
         break;
       case kSum:
         ptrs.push_back(sum.get());
@@ -721,135 +685,296 @@ Result run_graph(cudnnHandle_t handle, const std::string& name, const ConvShape&
         break;
     }
   }
+  lrt::probe::Plans ps = lrt::probe::make_plans(handle, g, o.max_plans);
+  const Best best = time_plans(handle, ps, g, ptrs, o.repeat, r);
+  if (!best.plan) return r;
 
-  cudaStream_t st = lrt::cuda::stream(0);
-  std::vector<Plan> plans;
-  std::string first_error;
-  for (const cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
-    std::vector<Desc> cfgs;
-    try {
-      cfgs = heuristic_configs(g, mode);
-    } catch (const CudnnError& e) {
-      if (first_error.empty()) first_error = e.what();
-      continue;
+  // The check, on one run of the fastest plan from zeroed sums; a second
+  // run says whether GenStats or the reduction adds to what its outputs
+  // hold (then every use needs them zeroed first).
+  const cudaStream_t st = lrt::cuda::stream(0);
+  CUDA_CHECK(cudaMemsetAsync(sum.get(), 0, sum.bytes(), st));
+  CUDA_CHECK(cudaMemsetAsync(sqsum.get(), 0, sqsum.bytes(), st));
+  lrt::probe::execute(handle, *best.plan, *best.pack);
+  r.errs.emplace_back("y_err", rel_err(from16(y.get(), y_count, half), prologue ? ref.y_sbr : ref.y_plain));
+  if (r.has_sums) {
+    const auto sums = download<float>(sum.get(), size_t(s.k));
+    const auto sqsums = download<float>(sqsum.get(), size_t(s.k));
+    lrt::probe::execute(handle, *best.plan, *best.pack);
+    const auto sums2 = download<float>(sum.get(), size_t(s.k));
+    const auto& rm = prologue ? ref.mean_sbr : ref.mean_plain;
+    const auto& rv = prologue ? ref.var_sbr : ref.var_plain;
+    const double count = double(n * p * p);
+    double mean_err = 0, var_err = 0;
+    for (size_t c = 0; c < size_t(s.k); ++c) {
+      const double m = sums[c] / count;
+      mean_err = std::max(mean_err, std::fabs(m - rm[c]) / std::sqrt(std::max(rv[c], 1e-30)));
+      if (stats) var_err = std::max(var_err, std::fabs(sqsums[c] / count - m * m - rv[c]) / rv[c]);
+      if (std::fabs(sums2[c] - 2 * sums[c]) < 1e-3 * std::fabs(sums[c]) && std::fabs(sums[c]) > 1e-3 * count)
+        r.accumulates = true;
     }
-    for (Desc& cfg : cfgs) {
-      if (int(plans.size()) >= o.max_plans) break;
-      try {
-        plans.push_back(make_plan(handle, std::move(cfg)));
-        ++r.plans_built;
-      } catch (const CudnnError& e) {
-        ++r.plans_failed;
-        if (first_error.empty()) first_error = e.what();
-      }
-    }
-    if (!plans.empty()) break;  // FALLBACK only where mode A built nothing
+    r.errs.emplace_back("mean_err_std", mean_err);
+    if (stats) r.errs.emplace_back("var_rel_err", var_err);
   }
-  if (plans.empty()) {
-    r.error = first_error.empty() ? "the heuristics proposed no engine" : first_error;
-    return r;
-  }
-
-  bool ran = false;  // whether any plan has run
-  double best_ms = 0;
-  size_t best = 0;
-  for (size_t i = 0; i < plans.size(); ++i) {
-    try {
-      DeviceBuffer ws(size_t(plans[i].workspace));
-      Desc pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-      void* ws_ptr = ws.get();
-      pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, g.uids.data(), int64_t(g.uids.size()), "pack ids")
-          .set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, ptrs.data(), int64_t(ptrs.size()),
-               "pack pointers")
-          .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, &ws_ptr, 1, "pack workspace")
-          .finalize("pack finalize");
-      const auto exec = [&] { check(cudnnBackendExecute(handle, plans[i].plan.get(), pack.get()), "execute"); };
-
-      // Whether GenStats or the reduction adds to what its outputs hold
-      // (then every use needs them zeroed first): two runs from zero.
-      std::vector<float> sums1, sums2;
-      if (r.has_sum) {
-        CUDA_CHECK(cudaMemsetAsync(sum.get(), 0, sum.bytes(), st));
-        CUDA_CHECK(cudaMemsetAsync(sqsum.get(), 0, sqsum.bytes(), st));
-      }
-      exec();
-      CUDA_CHECK(cudaStreamSynchronize(st));
-      const auto ybits = download<uint16_t>(y.get(), y_count);
-      if (r.has_sum) {
-        sums1 = download<float>(sum.get(), size_t(s.k));
-        const auto sq = r.has_stats ? download<float>(sqsum.get(), size_t(s.k)) : std::vector<float>();
-        sums1.insert(sums1.end(), sq.begin(), sq.end());
-        exec();
-        CUDA_CHECK(cudaStreamSynchronize(st));
-        sums2 = download<float>(sum.get(), size_t(s.k));
-      }
-      const double ms = time_ms(st, o.repeat, exec);
-      if (!ran || ms < best_ms) {
-        ran = true;
-        best_ms = ms;
-        best = i;
-        // The check, on the first run's outputs.
-        std::vector<float> yv(y_count);
-        for (size_t j = 0; j < y_count; ++j) yv[j] = from_bits(ybits[j], half);
-        r.y_err = rel_err(yv, prologue ? ref.y_sbr : ref.y_plain);
-        r.mean_err = r.var_err = 0;
-        r.accumulates = false;
-        if (r.has_sum) {
-          const auto& rm = prologue ? ref.mean_sbr : ref.mean_plain;
-          const auto& rv = prologue ? ref.var_sbr : ref.var_plain;
-          const double count = double(n * p * p);
-          for (int64_t c = 0; c < s.k; ++c) {
-            const double m = sums1[size_t(c)] / count;
-            const double sd = std::sqrt(std::max(rv[size_t(c)], 1e-30));
-            r.mean_err = std::max(r.mean_err, std::fabs(m - rm[size_t(c)]) / sd);
-            if (r.has_stats) {
-              const double var = sums1[size_t(s.k + c)] / count - m * m;
-              r.var_err = std::max(r.var_err, std::fabs(var - rv[size_t(c)]) / rv[size_t(c)]);
-            }
-            const double s1 = sums1[size_t(c)], s2 = sums2[size_t(c)];
-            if (std::fabs(s2 - 2 * s1) < 1e-3 * std::fabs(s1) && std::fabs(s1) > 1e-3 * count) r.accumulates = true;
-          }
-        }
-      }
-    } catch (const std::exception& e) {  // cuDNN's refusal, or CUDA's (a workspace too large)
-      cudaGetLastError();                // clears a failed allocation's error
-      if (r.error.empty()) r.error = e.what();
-      continue;
-    }
-  }
-  if (!ran) return r;
-  r.plan_error = std::move(r.error);  // a plan that failed beside the one that counts
-  r.error.clear();
-  r.supported = true;
-  r.median_ms = best_ms;
-  r.best.engine = plans[best].engine;
-  r.best.runtime_compiled = plans[best].runtime_compiled;
-  r.best.workspace = plans[best].workspace;
-  r.best.build_s = plans[best].build_s;
-  r.matches = r.y_err <= kYTol && r.mean_err <= kMeanTol && r.var_err <= kVarTol;
+  finish_checks(r);
   return r;
 }
 
+// ---- the batch-norm graphs ----
+enum BnUid : int64_t {
+  kBnX = 1,
+  kBnY,
+  kBnScale,
+  kBnBias,
+  kBnMean,
+  kBnInvStd,
+  kRunMeanIn,
+  kRunVarIn,
+  kRunMeanOut,
+  kRunVarOut,
+  kEpsilon,
+  kExpAvg,
+  kResidual,
+  kDy,
+  kDx,
+  kDScale,
+  kDBias,
+  kBnOut = 101,
+  kAdded,
+  kCentered,
+  kNormed,
+  kScaledBn,
+  kRecomputed,
+  kDRelu
+};
+
+void build_bn_graph(Graph& g, cudnnHandle_t handle, const std::string& name, int64_t n, int64_t c, int64_t hw,
+                    cudnnDataType_t io) {
+  const cudnnDataType_t f32 = CUDNN_DATA_FLOAT;
+  const Dims act{n, c, hw, hw}, per_channel{1, c, 1, 1};
+  const Desc& x = g.real(kBnX, io, act);
+  const Desc& scale = g.real(kBnScale, f32, per_channel);
+  const Desc& mean = g.real(kBnMean, f32, per_channel);
+  const Desc& invstd = g.real(kBnInvStd, f32, per_channel);
+  if (name == "bn_relu" || name == "bn_add_relu") {
+    const Desc& bias = g.real(kBnBias, f32, per_channel);
+    const Desc& eps = g.scalar(kEpsilon, f32);
+    const Desc& exp_avg = g.scalar(kExpAvg, f32);
+    const Desc& rm_in = g.real(kRunMeanIn, f32, per_channel);
+    const Desc& rv_in = g.real(kRunVarIn, f32, per_channel);
+    const Desc& rm_out = g.real(kRunMeanOut, f32, per_channel);
+    const Desc& rv_out = g.real(kRunVarOut, f32, per_channel);
+    const Desc& bn_out = g.virt(kBnOut, f32, act);
+    Desc& bn = g.op(CUDNN_BACKEND_OPERATION_NORM_FORWARD_DESCRIPTOR);
+    bn.set1(CUDNN_ATTR_OPERATION_NORM_FWD_MODE, CUDNN_TYPE_NORM_MODE, CUDNN_BATCH_NORM, "norm mode")
+        .set1(CUDNN_ATTR_OPERATION_NORM_FWD_PHASE, CUDNN_TYPE_NORM_FWD_PHASE, CUDNN_NORM_FWD_TRAINING, "norm phase")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_XDESC, x, "norm x")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_MEAN_DESC, mean, "norm mean")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_INV_VARIANCE_DESC, invstd, "norm inverse std")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_SCALE_DESC, scale, "norm scale")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_BIAS_DESC, bias, "norm bias")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_EPSILON_DESC, eps, "norm epsilon")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_EXP_AVG_FACTOR_DESC, exp_avg, "norm momentum")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_INPUT_RUNNING_MEAN_DESC, rm_in, "norm running mean in")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_INPUT_RUNNING_VAR_DESC, rv_in, "norm running var in")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_OUTPUT_RUNNING_MEAN_DESC, rm_out, "norm running mean out")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_OUTPUT_RUNNING_VAR_DESC, rv_out, "norm running var out")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_YDESC, bn_out, "norm y")
+        .finalize("norm forward finalize");
+    g.add(bn);
+    const Desc* relu_in = &bn_out;
+    if (name == "bn_add_relu") {
+      const Desc& residual = g.real(kResidual, io, act);
+      const Desc& added = g.virt(kAdded, f32, act);
+      g.pointwise(CUDNN_POINTWISE_ADD, bn_out, &residual, added);
+      relu_in = &added;
+    }
+    g.pointwise(CUDNN_POINTWISE_RELU_FWD, *relu_in, nullptr, g.real(kBnY, io, act));
+  } else {
+    const Desc& dy = g.real(kDy, io, act);
+    const Desc* grad = &dy;
+    if (name == "bn_drelu_dbn") {
+      // The forward's output recomputed from x (the ReLU's mask), then the
+      // ReLU's backward.
+      const Desc& bias = g.real(kBnBias, f32, per_channel);
+      const Desc& centered = g.virt(kCentered, f32, act);
+      const Desc& normed = g.virt(kNormed, f32, act);
+      const Desc& scaled = g.virt(kScaledBn, f32, act);
+      const Desc& recomputed = g.virt(kRecomputed, f32, act);
+      g.pointwise(CUDNN_POINTWISE_SUB, x, &mean, centered);
+      g.pointwise(CUDNN_POINTWISE_MUL, centered, &invstd, normed);
+      g.pointwise(CUDNN_POINTWISE_MUL, normed, &scale, scaled);
+      g.pointwise(CUDNN_POINTWISE_ADD, scaled, &bias, recomputed);
+      const Desc& drelu = g.virt(kDRelu, io, act);
+      g.pointwise(CUDNN_POINTWISE_RELU_BWD, dy, &recomputed, drelu);
+      grad = &drelu;
+    }
+    const Desc& dx = g.real(kDx, io, act);
+    const Desc& dscale = g.real(kDScale, f32, per_channel);
+    const Desc& dbias = g.real(kDBias, f32, per_channel);
+    Desc& dbn = g.op(CUDNN_BACKEND_OPERATION_NORM_BACKWARD_DESCRIPTOR);
+    dbn.set1(CUDNN_ATTR_OPERATION_NORM_BWD_MODE, CUDNN_TYPE_NORM_MODE, CUDNN_BATCH_NORM, "norm backward mode")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_BWD_XDESC, x, "norm backward x")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_BWD_DYDESC, *grad, "norm backward dy")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_BWD_SCALE_DESC, scale, "norm backward scale")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_BWD_MEAN_DESC, mean, "norm backward mean")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_BWD_INV_VARIANCE_DESC, invstd, "norm backward inverse std")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_BWD_DSCALE_DESC, dscale, "norm backward dscale")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_BWD_DBIAS_DESC, dbias, "norm backward dbias")
+        .set_desc(CUDNN_ATTR_OPERATION_NORM_BWD_DXDESC, dx, "norm backward dx")
+        .finalize("norm backward finalize");
+    g.add(dbn);
+  }
+  g.finish(handle);
+}
+
+Result run_bn_graph(cudnnHandle_t handle, const std::string& name, const ConvShape& s, int64_t n, bool half,
+                    const ShapeData& d, const Reference& ref, const Options& o) {
+  Result r;
+  r.shape = s.name;
+  r.dtype = half ? "fp16" : "bf16";
+  r.graph = name;
+  const int64_t c = s.k, hw = s.out_hw();
+  const size_t count = size_t(n * hw * hw * c);
+  Graph g;
+  try {
+    build_bn_graph(g, handle, name, n, c, hw, half ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16);
+  } catch (const lrt::probe::CudnnError& e) {
+    r.error = e.what();
+    return r;
+  }
+  // The forward's input is lrt's convolution output; the backward's saved
+  // mean and inverse std are lrt's statistics of it.
+  const auto x = device_copy(to16(ref.y_plain, half)), residual = device_copy(to16(d.residual, half));
+  const auto dy = device_copy(to16(d.dy, half));
+  const auto scale = device_copy(d.bn_scale), bias = device_copy(d.bn_bias);
+  const bool forward = name == "bn_relu" || name == "bn_add_relu";
+  const std::vector<float> zeros(size_t(c), 0.f), ones(size_t(c), 1.f);
+  const auto mean = device_copy(forward ? zeros : ref.bn_mean), invstd = device_copy(forward ? zeros : ref.bn_invstd);
+  const auto rm_in = device_copy(zeros), rv_in = device_copy(ones);
+  DeviceBuffer y(count * 2), dx(count * 2), rm_out(size_t(c) * 4), rv_out(size_t(c) * 4), dscale(size_t(c) * 4),
+      dbias(size_t(c) * 4);
+  float eps = float(kEps), exp_avg = float(kMomentum);  // by value: host addresses in the pack
+  std::vector<void*> ptrs;
+  for (const int64_t uid : g.uids) {
+    switch (uid) {
+      case kBnX:
+        ptrs.push_back(x->get());
+        break;
+      case kBnY:
+        ptrs.push_back(y.get());
+        break;
+      case kBnScale:
+        ptrs.push_back(scale->get());
+        break;
+      case kBnBias:
+        ptrs.push_back(bias->get());
+        break;
+      case kBnMean:
+        ptrs.push_back(mean->get());
+        break;
+      case kBnInvStd:
+        ptrs.push_back(invstd->get());
+        break;
+      case kRunMeanIn:
+        ptrs.push_back(rm_in->get());
+        break;
+      case kRunVarIn:
+        ptrs.push_back(rv_in->get());
+        break;
+      case kRunMeanOut:
+        ptrs.push_back(rm_out.get());
+        break;
+      case kRunVarOut:
+        ptrs.push_back(rv_out.get());
+        break;
+      case kEpsilon:
+        ptrs.push_back(&eps);
+        break;
+      case kExpAvg:
+        ptrs.push_back(&exp_avg);
+        break;
+      case kResidual:
+        ptrs.push_back(residual->get());
+        break;
+      case kDy:
+        ptrs.push_back(dy->get());
+        break;
+      case kDx:
+        ptrs.push_back(dx.get());
+        break;
+      case kDScale:
+        ptrs.push_back(dscale.get());
+        break;
+      default:
+        ptrs.push_back(dbias.get());
+        break;
+    }
+  }
+  lrt::probe::Plans ps = lrt::probe::make_plans(handle, g, o.max_plans);
+  const Best best = time_plans(handle, ps, g, ptrs, o.repeat, r);
+  if (!best.plan) return r;
+
+  lrt::probe::execute(handle, *best.plan, *best.pack);
+  if (forward) {
+    r.errs.emplace_back("y_err",
+                        rel_err(from16(y.get(), count, half), name == "bn_add_relu" ? ref.bn_y_add : ref.bn_y));
+    const auto m = download<float>(mean->get(), size_t(c)), is = download<float>(invstd->get(), size_t(c));
+    double mean_err = 0, invstd_err = 0;
+    for (size_t i = 0; i < size_t(c); ++i) {
+      // lrt's invstd is 1 / std: the mean's error in units of std.
+      mean_err = std::max(mean_err, std::fabs(double(m[i]) - ref.bn_mean[i]) * ref.bn_invstd[i]);
+      invstd_err = std::max(invstd_err, std::fabs(double(is[i]) - ref.bn_invstd[i]) / ref.bn_invstd[i]);
+    }
+    r.errs.emplace_back("mean_err_std", mean_err);
+    r.errs.emplace_back("invstd_rel_err", invstd_err);
+  } else {
+    const bool relu = name == "bn_drelu_dbn";
+    r.errs.emplace_back("dx_err", rel_l2(from16(dx.get(), count, half), relu ? ref.dx_relu : ref.dx));
+    r.errs.emplace_back("dscale_err",
+                        rel_err(download<float>(dscale.get(), size_t(c)), relu ? ref.dscale_relu : ref.dscale));
+    r.errs.emplace_back("dbias_err",
+                        rel_err(download<float>(dbias.get(), size_t(c)), relu ? ref.dbias_relu : ref.dbias));
+  }
+  finish_checks(r);
+  return r;
+}
+
+// ---- output ----
 void print_result(const Result& r, bool first) {
-  std::printf("%s\n    {\"shape\": \"%s\", \"dtype\": \"%s\", \"graph\": \"%s\", \"supported\": %s", first ? "" : ",",
+  std::printf("%s\n     {\"shape\": \"%s\", \"dtype\": \"%s\", \"graph\": \"%s\", \"supported\": %s", first ? "" : ",",
               r.shape.c_str(), r.dtype.c_str(), r.graph.c_str(), r.supported ? "true" : "false");
   std::printf(", \"plans_built\": %d, \"plans_failed\": %d", r.plans_built, r.plans_failed);
   if (r.supported) {
     std::printf(", \"median_ms\": %s, \"engine\": %lld, \"runtime_compiled\": %s, \"build_s\": %s",
-                lrt::json_number(r.median_ms).c_str(), static_cast<long long>(r.best.engine),
-                r.best.runtime_compiled ? "true" : "false", lrt::json_number(r.best.build_s).c_str());
-    std::printf(", \"workspace_bytes\": %lld, \"y_err\": %s", static_cast<long long>(r.best.workspace),
-                lrt::json_number(r.y_err).c_str());
-    if (r.has_sum)
-      std::printf(", \"mean_err_std\": %s, \"sums_accumulate\": %s", lrt::json_number(r.mean_err).c_str(),
-                  r.accumulates ? "true" : "false");
-    if (r.has_stats) std::printf(", \"var_rel_err\": %s", lrt::json_number(r.var_err).c_str());
+                lrt::json_number(r.median_ms).c_str(), static_cast<long long>(r.engine),
+                r.runtime_compiled ? "true" : "false", lrt::json_number(r.build_s).c_str());
+    std::printf(", \"workspace_bytes\": %lld", static_cast<long long>(r.workspace));
+    for (const auto& [name, value] : r.errs) std::printf(", \"%s\": %s", name.c_str(), lrt::json_number(value).c_str());
+    if (r.has_sums) std::printf(", \"sums_accumulate\": %s", r.accumulates ? "true" : "false");
     std::printf(", \"matches\": %s", r.matches ? "true" : "false");
   }
   if (!r.error.empty()) std::printf(", \"error\": %s", json_string(r.error).c_str());
   if (!r.plan_error.empty()) std::printf(", \"plan_error\": %s", json_string(r.plan_error).c_str());
   std::printf("}");
   std::fflush(stdout);
+}
+
+void print_shape_head(const ConvShape& s, const Reference& ref, bool first) {
+  const auto ll = [](int64_t v) { return static_cast<long long>(v); };
+  const auto num = [](double v) { return lrt::json_number(v); };
+  std::printf(
+      "%s\n   {\"shape\": \"%s\", \"what\": \"%s\", \"c\": %lld, \"k\": %lld, \"hw\": %lld, \"r\": %lld, "
+      "\"stride\": %lld,\n    \"lrt\": {\"apply_ms\": %s, \"conv_ms\": %s, \"stats_ms\": %s, \"total_ms\": %s",
+      first ? "" : ",", s.name, s.where, ll(s.c), ll(s.k), ll(s.hw), ll(s.r), ll(s.stride), num(ref.apply_ms).c_str(),
+      num(ref.conv_ms).c_str(), num(ref.stats_ms).c_str(), num(ref.apply_ms + ref.conv_ms + ref.stats_ms).c_str());
+  if (ref.has_bn)
+    std::printf(
+        ",\n            \"bn_channels\": %lld, \"bn_hw\": %lld, \"bn_relu_ms\": %s, \"bn_add_relu_ms\": %s, "
+        "\"dbn_ms\": %s, \"bn_drelu_dbn_ms\": %s",
+        ll(s.k), ll(s.out_hw()), num(ref.bn_relu_ms).c_str(), num(ref.bn_add_relu_ms).c_str(), num(ref.dbn_ms).c_str(),
+        num(ref.bn_drelu_dbn_ms).c_str());
+  std::printf("},\n    \"graphs\": [");
 }
 
 }  // namespace
@@ -859,6 +984,8 @@ int main(int argc, char** argv) {
   if (!lrt::cuda_available()) die(lrt::cuda_built() ? "no CUDA device found" : "this build has no CUDA backend");
   const auto start = std::chrono::steady_clock::now();
   const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const auto late = [&] { return o.deadline_s > 0 && elapsed() > o.deadline_s; };
+  const bool any_bn = std::any_of(o.graphs.begin(), o.graphs.end(), is_bn_graph);
   try {
     cudnnHandle_t handle;
     check(cudnnCreate(&handle), "cudnnCreate");
@@ -866,40 +993,38 @@ int main(int argc, char** argv) {
     std::printf("{\n  \"benchmark\": \"%s\",\n  \"device\": %s,\n  \"cudnn_version\": %lld,\n  \"batch\": %lld,\n",
                 kProgram, json_string(lrt::cuda::describe(0)).c_str(), static_cast<long long>(cudnnGetVersion()),
                 static_cast<long long>(o.batch));
-    std::printf(
-        "  \"repeat\": %d,\n  \"max_plans\": %d,\n  \"tolerances\": {\"y\": %s, \"mean_std\": %s, \"var\": %s},\n",
-        o.repeat, o.max_plans, lrt::json_number(kYTol).c_str(), lrt::json_number(kMeanTol).c_str(),
-        lrt::json_number(kVarTol).c_str());
-    std::printf("  \"shapes\": [");
+    std::printf("  \"repeat\": %d,\n  \"max_plans\": %d,\n  \"tolerances\": {", o.repeat, o.max_plans);
+    for (const Tolerance& t : kTolerances)
+      std::printf("%s\"%s\": %s", &t == kTolerances ? "" : ", ", t.name, lrt::json_number(t.tol).c_str());
+    std::printf("},\n  \"shapes\": [");
     bool any_mismatch = false, stopped = false;
-    for (size_t si = 0; si < o.shapes.size(); ++si) {
+    std::set<std::pair<int64_t, int64_t>> bn_done;  // (channels, size) of the batch-norm graphs run
+    for (size_t si = 0; si < o.shapes.size() && !stopped; ++si) {
       const ConvShape& s = *o.shapes[si];
-      if (o.deadline_s > 0 && elapsed() > o.deadline_s) {
+      if (late()) {
         stopped = true;
         break;
       }
+      const bool with_bn = any_bn && bn_done.insert({s.k, s.out_hw()}).second;
       const ShapeData d = make_data(s, o.batch, 1000 + si);
-      const Reference ref = run_lrt(s, o.batch, d, o.repeat);
-      std::printf(
-          "%s\n   {\"shape\": \"%s\", \"what\": \"%s\", \"c\": %lld, \"k\": %lld, \"hw\": %lld, \"r\": %lld, "
-          "\"stride\": %lld,\n    \"lrt\": {\"apply_ms\": %s, \"conv_ms\": %s, \"stats_ms\": %s, \"total_ms\": %s},\n"
-          "    \"graphs\": [",
-          si ? "," : "", s.name, s.where, static_cast<long long>(s.c), static_cast<long long>(s.k),
-          static_cast<long long>(s.hw), static_cast<long long>(s.r), static_cast<long long>(s.stride),
-          lrt::json_number(ref.apply_ms).c_str(), lrt::json_number(ref.conv_ms).c_str(),
-          lrt::json_number(ref.stats_ms).c_str(), lrt::json_number(ref.apply_ms + ref.conv_ms + ref.stats_ms).c_str());
+      const Reference ref = run_lrt(s, o.batch, d, o.repeat, with_bn);
+      print_shape_head(s, ref, si == 0);
       bool first = true;
       for (const std::string& dtype : o.dtypes) {
         for (const std::string& graph : o.graphs) {
-          if (o.deadline_s > 0 && elapsed() > o.deadline_s) {
+          const bool bn = is_bn_graph(graph);
+          if (bn && !with_bn) continue;
+          if (late()) {
             stopped = true;
             break;
           }
-          const Result r = run_graph(handle, graph, s, o.batch, dtype == "fp16", d, ref, o);
+          const Result r = bn ? run_bn_graph(handle, graph, s, o.batch, dtype == "fp16", d, ref, o)
+                              : run_conv_graph(handle, graph, s, o.batch, dtype == "fp16", d, ref, o);
           any_mismatch |= r.supported && !r.matches;
           print_result(r, first);
           first = false;
         }
+        if (stopped) break;
       }
       std::printf("]}");
       std::fflush(stdout);
@@ -908,7 +1033,7 @@ int main(int argc, char** argv) {
                 lrt::json_number(elapsed()).c_str());
     cudnnDestroy(handle);
     if (any_mismatch) {
-      std::fprintf(stderr, "%s: a fused graph's outputs differ from lrt's beyond the tolerances (\"matches\": false)\n",
+      std::fprintf(stderr, "%s: a graph's outputs differ from lrt's beyond the tolerances (\"matches\": false)\n",
                    kProgram);
       return 1;
     }

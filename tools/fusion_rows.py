@@ -4,13 +4,15 @@
   fusion_rows.py FILE
 
 One row for the run (cuDNN's version, the time it took, whether its
---deadline stopped it), then one per shape and 16-bit type: lrt's three
-passes on that shape (the previous batch norm's normalise + ReLU, the
-convolution, the statistics pass) and each fused graph's median time, or
-"no" where cuDNN built none ("rtc" marks a runtime-compiled engine), with
-what the graph replaces of lrt's passes set against it. A graph that ran
-but whose outputs differ from lrt's makes its row a FAIL; an unreadable file
-is a FAIL.
+--deadline stopped it), then for each shape and 16-bit type a "fusion" row:
+lrt's three passes on that shape (the previous batch norm's normalise +
+ReLU, the convolution, the statistics pass) and each convolution graph's
+median time, or "no" where cuDNN built none ("rtc" marks a runtime-compiled
+engine), with what the graph replaces of lrt's passes set against it; and,
+where the batch-norm graphs ran on the shape's output, a "bn" row: each
+batch-norm graph's time against lrt's kernels doing the same work. A graph
+that ran but whose outputs differ from lrt's makes its row a FAIL; an
+unreadable file is a FAIL.
 """
 import json
 import sys
@@ -22,7 +24,12 @@ REPLACES = {
     "sbr_conv": ("apply_ms", "conv_ms"),
     "sbr_conv_stats": ("apply_ms", "conv_ms", "stats_ms"),
     "sbr_conv_sum": ("apply_ms", "conv_ms"),  # half the statistics: the sum alone
+    "bn_relu": ("bn_relu_ms",),
+    "bn_add_relu": ("bn_add_relu_ms",),
+    "dbn": ("dbn_ms",),
+    "bn_drelu_dbn": ("bn_drelu_dbn_ms",),
 }
+BN_GRAPHS = ("bn_relu", "bn_add_relu", "dbn", "bn_drelu_dbn")
 
 
 def row(name, status, detail):
@@ -30,13 +37,15 @@ def row(name, status, detail):
 
 
 def graph_text(g, lrt):
-    if not g.get("supported"):
-        return f'{g["graph"]} no'
-    ms = g["median_ms"]
     against = sum(lrt[k] for k in REPLACES.get(g["graph"], ()))
+    vs = f" vs lrt {against:.3f}" if g["graph"] in BN_GRAPHS else ""
+    if not g.get("supported"):
+        return f'{g["graph"]} no' + (f" (lrt {against:.3f})" if vs else "")
+    ms = g["median_ms"]
     text = f'{g["graph"]} {ms:.3f}'
     if g.get("runtime_compiled"):
         text += " rtc"
+    text += vs
     if against > 0 and ms > 0:
         text += f" ({against / ms:.2f}x)"
     if not g.get("matches", False):
@@ -58,14 +67,24 @@ def rows(d):
         for g in s.get("graphs", []):
             by_type.setdefault(g["dtype"], []).append(g)
         for dtype, graphs in by_type.items():
-            bad = [g["graph"] for g in graphs if g.get("supported") and not g.get("matches", False)]
-            head = (f'lrt {lrt["total_ms"]:.3f} (bn {lrt["apply_ms"]:.3f} + conv {lrt["conv_ms"]:.3f} '
-                    f'+ stats {lrt["stats_ms"]:.3f})')
-            detail = head + "; " + ", ".join(graph_text(g, lrt) for g in graphs)
-            if bad:
-                detail += f' ({", ".join(bad)}: outputs differ from lrt\'s)'
-            out.append(row(f'fusion {s["shape"]} {dtype}', "FAIL" if bad else "info", detail))
+            conv = [g for g in graphs if g["graph"] not in BN_GRAPHS]
+            bn = [g for g in graphs if g["graph"] in BN_GRAPHS]
+            if conv:
+                head = (f'lrt {lrt["total_ms"]:.3f} (bn {lrt["apply_ms"]:.3f} + conv {lrt["conv_ms"]:.3f} '
+                        f'+ stats {lrt["stats_ms"]:.3f}); ')
+                out.append(group_row(f'fusion {s["shape"]} {dtype}', head, conv, lrt))
+            if bn:
+                head = f'{lrt.get("bn_channels", "?")} channels {lrt.get("bn_hw", "?")}x{lrt.get("bn_hw", "?")}: '
+                out.append(group_row(f'bn {s["shape"]} {dtype}', head, bn, lrt))
     return out
+
+
+def group_row(name, head, graphs, lrt):
+    bad = [g["graph"] for g in graphs if g.get("supported") and not g.get("matches", False)]
+    detail = head + ", ".join(graph_text(g, lrt) for g in graphs)
+    if bad:
+        detail += f' ({", ".join(bad)}: outputs differ from lrt\'s)'
+    return row(name, "FAIL" if bad else "info", detail)
 
 
 def main():

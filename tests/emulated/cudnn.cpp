@@ -412,7 +412,8 @@ cudnnStatus_t run(const cudnnEmulatedContext* h, Pass pass, int algo, const void
     blend(out, xd.type, compute(pass, xd, xp, wd, wp, cd, yd, yp), al, be);
     record().runs.push_back(Run{pass, algo, cd.math, ws_bytes, be});
   });
-  if (queued != cudaSuccess) return fail(CUDNN_STATUS_EXECUTION_FAILED, "the stream refused the work: ", cudaGetErrorString(queued));
+  if (queued != cudaSuccess)
+    return fail(CUDNN_STATUS_EXECUTION_FAILED, "the stream refused the work: ", cudaGetErrorString(queued));
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -714,3 +715,29 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t handle, const void* alpha, cudnnTenso
   return CUDNN_STATUS_SUCCESS;
 }
 
+cudnnStatus_t cudnnBackendCreateDescriptor(cudnnBackendDescriptorType_t, cudnnBackendDescriptor_t* d) {
+  if (d) *d = nullptr;
+  return fail(CUDNN_STATUS_NOT_SUPPORTED, "the emulated cuDNN has no graph (backend) API");
+}
+cudnnStatus_t cudnnBackendDestroyDescriptor(cudnnBackendDescriptor_t) { return CUDNN_STATUS_SUCCESS; }
+cudnnStatus_t cudnnBackendSetAttribute(cudnnBackendDescriptor_t, cudnnBackendAttributeName_t,
+                                       cudnnBackendAttributeType_t, int64_t, const void*) {
+  return fail(CUDNN_STATUS_NOT_SUPPORTED, "the emulated cuDNN has no graph (backend) API");
+}
+cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t, cudnnBackendAttributeName_t,
+                                       cudnnBackendAttributeType_t, int64_t, int64_t*, void*) {
+  return fail(CUDNN_STATUS_NOT_SUPPORTED, "the emulated cuDNN has no graph (backend) API");
+}
+cudnnStatus_t cudnnBackendFinalize(cudnnBackendDescriptor_t) {
+  return fail(CUDNN_STATUS_NOT_SUPPORTED, "the emulated cuDNN has no graph (backend) API");
+}
+cudnnStatus_t cudnnBackendExecute(cudnnHandle_t, cudnnBackendDescriptor_t, cudnnBackendDescriptor_t) {
+  return fail(CUDNN_STATUS_NOT_SUPPORTED, "the emulated cuDNN has no graph (backend) API");
+}
+void cudnnGetLastErrorString(char* message, size_t max_size) {
+  if (!message || max_size == 0) return;
+  const std::string& why = lrt::emulated_cudnn::last_error();
+  const size_t n = std::min(why.size(), max_size - 1);
+  why.copy(message, n);
+  message[n] = '\0';
+}

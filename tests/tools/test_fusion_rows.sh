@@ -45,6 +45,23 @@ out=$("$py" "$script" "$tmp/bad.json")
 row_is "$(sed -n 2p <<<"$out")" '^fusion A bf16 +info '
 row_is "$(sed -n 3p <<<"$out")" "^fusion A fp16 +FAIL +.*sbr_conv_stats 0\.320 \(1\.25x\) MISMATCH \(sbr_conv_stats: outputs differ from lrt's\)$"
 
+# The batch-norm graphs on the shape's output: their own row, each against
+# lrt's kernels doing the same work (bn_relu 0.20 against 0.30: 1.50x).
+cat >"$tmp/bn.json" <<JSON
+{"cudnn_version": 91900, "seconds": 5.0, "shapes": [
+ {"shape": "A", "lrt": {"apply_ms": 0.05, "conv_ms": 0.3, "stats_ms": 0.05, "total_ms": 0.4, "bn_channels": 64,
+  "bn_hw": 32, "bn_relu_ms": 0.3, "bn_add_relu_ms": 0.35, "dbn_ms": 0.4, "bn_drelu_dbn_ms": 0.45},
+  "graphs": [$(graph bf16 conv 0.25),
+   {"shape": "A", "dtype": "bf16", "graph": "bn_relu", "supported": true, "median_ms": 0.2, "runtime_compiled": true, "matches": true},
+   {"shape": "A", "dtype": "bf16", "graph": "dbn", "supported": false, "error": "plan finalize: CUDNN_STATUS_NOT_SUPPORTED"},
+   {"shape": "A", "dtype": "bf16", "graph": "bn_drelu_dbn", "supported": true, "median_ms": 0.5, "matches": false}]}]}
+JSON
+out=$("$py" "$script" "$tmp/bn.json")
+[ "$(wc -l <<<"$out")" -eq 3 ] || fail "batch norm: $(wc -l <<<"$out") rows, not 3: $out"
+row_is "$(sed -n 2p <<<"$out")" '^fusion A bf16 +info +lrt 0\.400 .*; conv 0\.250 \(1\.20x\)$'
+row_is "$(sed -n 3p <<<"$out")" \
+  "^bn A bf16 +FAIL +64 channels 32x32: bn_relu 0\.200 rtc vs lrt 0\.300 \(1\.50x\), dbn no \(lrt 0\.400\), bn_drelu_dbn 0\.500 vs lrt 0\.450 \(0\.90x\) MISMATCH \(bn_drelu_dbn: outputs differ from lrt's\)$"
+
 # Output cut short (the program stopped mid-way), or no file: one FAIL row.
 head -c 200 "$tmp/ok.json" >"$tmp/cut.json"
 for f in "$tmp/cut.json" "$tmp/missing.json"; do
