@@ -24,7 +24,9 @@
 //   dbn             the batch norm's backward (input, scale and bias
 //                   gradients from the saved mean and inverse std);
 //   bn_drelu_dbn    the ReLU's backward, its mask recomputed from the
-//                   batch norm's input, then the batch norm's backward.
+//                   batch norm's input and saved statistics (a batch
+//                   norm in inference phase), then the batch norm's
+//                   backward.
 // Each graph's engines come from cuDNN's heuristics (mode A, then FALLBACK
 // when A gives none that builds); up to --max-plans of them are built and
 // timed, the fastest counting. Its outputs are checked once against lrt's
@@ -741,9 +743,6 @@ enum BnUid : int64_t {
   kDBias,
   kBnOut = 101,
   kAdded,
-  kCentered,
-  kNormed,
-  kScaledBn,
   kRecomputed,
   kDRelu
 };
@@ -794,17 +793,23 @@ void build_bn_graph(Graph& g, cudnnHandle_t handle, const std::string& name, int
     const Desc& dy = g.real(kDy, io, act);
     const Desc* grad = &dy;
     if (name == "bn_drelu_dbn") {
-      // The forward's output recomputed from x (the ReLU's mask), then the
-      // ReLU's backward.
+      // The forward's output recomputed from x with the saved statistics (a
+      // batch norm in inference phase: cuDNN's pattern for it, where a
+      // chain of pointwise ops before the backward has no engine), then
+      // the ReLU's backward on it.
       const Desc& bias = g.real(kBnBias, f32, per_channel);
-      const Desc& centered = g.virt(kCentered, f32, act);
-      const Desc& normed = g.virt(kNormed, f32, act);
-      const Desc& scaled = g.virt(kScaledBn, f32, act);
       const Desc& recomputed = g.virt(kRecomputed, f32, act);
-      g.pointwise(CUDNN_POINTWISE_SUB, x, &mean, centered);
-      g.pointwise(CUDNN_POINTWISE_MUL, centered, &invstd, normed);
-      g.pointwise(CUDNN_POINTWISE_MUL, normed, &scale, scaled);
-      g.pointwise(CUDNN_POINTWISE_ADD, scaled, &bias, recomputed);
+      Desc& bn = g.op(CUDNN_BACKEND_OPERATION_NORM_FORWARD_DESCRIPTOR);
+      bn.set1(CUDNN_ATTR_OPERATION_NORM_FWD_MODE, CUDNN_TYPE_NORM_MODE, CUDNN_BATCH_NORM, "norm mode")
+          .set1(CUDNN_ATTR_OPERATION_NORM_FWD_PHASE, CUDNN_TYPE_NORM_FWD_PHASE, CUDNN_NORM_FWD_INFERENCE, "norm phase")
+          .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_XDESC, x, "norm x")
+          .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_MEAN_DESC, mean, "norm mean")
+          .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_INV_VARIANCE_DESC, invstd, "norm inverse std")
+          .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_SCALE_DESC, scale, "norm scale")
+          .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_BIAS_DESC, bias, "norm bias")
+          .set_desc(CUDNN_ATTR_OPERATION_NORM_FWD_YDESC, recomputed, "norm y")
+          .finalize("norm inference finalize");
+      g.add(bn);
       const Desc& drelu = g.virt(kDRelu, io, act);
       g.pointwise(CUDNN_POINTWISE_RELU_BWD, dy, &recomputed, drelu);
       grad = &drelu;
@@ -854,7 +859,9 @@ Result run_bn_graph(cudnnHandle_t handle, const std::string& name, const ConvSha
   const auto rm_in = device_copy(zeros), rv_in = device_copy(ones);
   DeviceBuffer y(count * 2), dx(count * 2), rm_out(size_t(c) * 4), rv_out(size_t(c) * 4), dscale(size_t(c) * 4),
       dbias(size_t(c) * 4);
-  float eps = float(kEps), exp_avg = float(kMomentum);  // by value: host addresses in the pack
+  // By value: the pack holds their host addresses.
+  alignas(16) float eps = float(kEps);
+  alignas(16) float exp_avg = float(kMomentum);
   std::vector<void*> ptrs;
   for (const int64_t uid : g.uids) {
     switch (uid) {

@@ -302,7 +302,7 @@ enum cudnnBackendDescriptorType_t {
 enum cudnnBackendBehaviorNote_t { CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION = 0, CUDNN_BEHAVIOR_NOTE_TYPE_COUNT = 5 };
 enum cudnnBackendHeurMode_t { CUDNN_HEUR_MODE_FALLBACK = 2, CUDNN_HEUR_MODE_A = 3 };
 enum cudnnBackendNormMode_t { CUDNN_BATCH_NORM = 2 };
-enum cudnnBackendNormFwdPhase_t { CUDNN_NORM_FWD_TRAINING = 1 };
+enum cudnnBackendNormFwdPhase_t { CUDNN_NORM_FWD_INFERENCE = 0, CUDNN_NORM_FWD_TRAINING = 1 };
 struct cudnnEmulatedBackendDescriptor;
 using cudnnBackendDescriptor_t = cudnnEmulatedBackendDescriptor*;
 
