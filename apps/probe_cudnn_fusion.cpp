@@ -967,14 +967,16 @@ void print_result(const Result& r, bool first) {
   std::fflush(stdout);
 }
 
-void print_shape_head(const ConvShape& s, const Reference& ref, bool first) {
+void print_shape_head(const ConvShape& s, const std::string& dtype, const Reference& ref, bool first) {
   const auto ll = [](int64_t v) { return static_cast<long long>(v); };
   const auto num = [](double v) { return lrt::json_number(v); };
   std::printf(
-      "%s\n   {\"shape\": \"%s\", \"what\": \"%s\", \"c\": %lld, \"k\": %lld, \"hw\": %lld, \"r\": %lld, "
+      "%s\n   {\"shape\": \"%s\", \"dtype\": \"%s\", \"what\": \"%s\", \"c\": %lld, \"k\": %lld, \"hw\": %lld, \"r\": "
+      "%lld, "
       "\"stride\": %lld,\n    \"lrt\": {\"apply_ms\": %s, \"conv_ms\": %s, \"stats_ms\": %s, \"total_ms\": %s",
-      first ? "" : ",", s.name, s.where, ll(s.c), ll(s.k), ll(s.hw), ll(s.r), ll(s.stride), num(ref.apply_ms).c_str(),
-      num(ref.conv_ms).c_str(), num(ref.stats_ms).c_str(), num(ref.apply_ms + ref.conv_ms + ref.stats_ms).c_str());
+      first ? "" : ",", s.name, dtype.c_str(), s.where, ll(s.c), ll(s.k), ll(s.hw), ll(s.r), ll(s.stride),
+      num(ref.apply_ms).c_str(), num(ref.conv_ms).c_str(), num(ref.stats_ms).c_str(),
+      num(ref.apply_ms + ref.conv_ms + ref.stats_ms).c_str());
   if (ref.has_bn)
     std::printf(
         ",\n            \"bn_channels\": %lld, \"bn_hw\": %lld, \"bn_relu_ms\": %s, \"bn_add_relu_ms\": %s, "
@@ -1004,20 +1006,24 @@ int main(int argc, char** argv) {
     for (const Tolerance& t : kTolerances)
       std::printf("%s\"%s\": %s", &t == kTolerances ? "" : ", ", t.name, lrt::json_number(t.tol).c_str());
     std::printf("},\n  \"shapes\": [");
-    bool any_mismatch = false, stopped = false;
-    std::set<std::pair<int64_t, int64_t>> bn_done;  // (channels, size) of the batch-norm graphs run
-    for (size_t si = 0; si < o.shapes.size() && !stopped; ++si) {
-      const ConvShape& s = *o.shapes[si];
-      if (late()) {
-        stopped = true;
-        break;
-      }
-      const bool with_bn = any_bn && bn_done.insert({s.k, s.out_hw()}).second;
-      const ShapeData d = make_data(s, o.batch, 1000 + si);
-      const Reference ref = run_lrt(s, o.batch, d, o.repeat, with_bn);
-      print_shape_head(s, ref, si == 0);
-      bool first = true;
-      for (const std::string& dtype : o.dtypes) {
+    // Each type in turn over every shape (bf16 first, lrt's own type), so
+    // that a --deadline cuts the other type's graphs first; lrt's passes
+    // are timed again for each.
+    bool any_mismatch = false, stopped = false, first_shape = true;
+    for (const std::string& dtype : o.dtypes) {
+      std::set<std::pair<int64_t, int64_t>> bn_done;  // (channels, size) of the batch-norm graphs run
+      for (size_t si = 0; si < o.shapes.size() && !stopped; ++si) {
+        const ConvShape& s = *o.shapes[si];
+        if (late()) {
+          stopped = true;
+          break;
+        }
+        const bool with_bn = any_bn && bn_done.insert({s.k, s.out_hw()}).second;
+        const ShapeData d = make_data(s, o.batch, 1000 + si);
+        const Reference ref = run_lrt(s, o.batch, d, o.repeat, with_bn);
+        print_shape_head(s, dtype, ref, first_shape);
+        first_shape = false;
+        bool first = true;
         for (const std::string& graph : o.graphs) {
           const bool bn = is_bn_graph(graph);
           if (bn && !with_bn) continue;
@@ -1031,10 +1037,9 @@ int main(int argc, char** argv) {
           print_result(r, first);
           first = false;
         }
-        if (stopped) break;
+        std::printf("]}");
+        std::fflush(stdout);
       }
-      std::printf("]}");
-      std::fflush(stdout);
     }
     std::printf("\n  ],\n  \"stopped_at_deadline\": %s,\n  \"seconds\": %s\n}\n", stopped ? "true" : "false",
                 lrt::json_number(elapsed()).c_str());

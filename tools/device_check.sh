@@ -840,9 +840,12 @@ fi
 # lrt's normalise, convolution and statistics passes on the same data
 # (probe_cudnn_fusion; docs/performance.md, "Not done yet"). After the
 # timings of the step: a --deadline drops it before them.
-if [ -x "$build/apps/probe_cudnn_fusion" ] && stage "fusion probe" 100; then
-  probe_s=$(cap 150)
-  if bounded 150 "$build/apps/probe_cudnn_fusion" --max-plans 2 --deadline $(( probe_s > 40 ? probe_s - 30 : 10 )) \
+# The probe starts no graph after its own --deadline, 40 s before the
+# stage's timeout (a runtime-compiled plan may take seconds to build); it
+# runs bf16 over every shape first.
+if [ -x "$build/apps/probe_cudnn_fusion" ] && stage "fusion probe" 120; then
+  probe_s=$(cap 200)
+  if bounded 200 "$build/apps/probe_cudnn_fusion" --max-plans 2 --deadline $(( probe_s > 50 ? probe_s - 40 : 10 )) \
     >"$logs/probe_cudnn_fusion.json" 2>"$logs/probe_cudnn_fusion.err" || ((!cut)); then
     while IFS= read -r line; do add_row "$line"; done < <(python3 tools/fusion_rows.py "$logs/probe_cudnn_fusion.json")
     [ -s "$logs/probe_cudnn_fusion.err" ] && row "fusion probe stderr" "info" "$(tail -n 1 "$logs/probe_cudnn_fusion.err")"

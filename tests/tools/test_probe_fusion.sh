@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks apps/probe_cudnn_fusion over the emulated CUDA (the build's cuDNN
 # has no graph API and refuses every graph): its own path runs through on
-# the CPU, lrt's passes timed for each shape and the batch-norm work once
-# per distinct convolution output (shapes A and B share theirs), every graph
+# the CPU, each 16-bit type over every shape in turn (bf16 first), lrt's
+# passes timed for each shape and the batch-norm work once per distinct
+# convolution output (shapes A and B share theirs), every graph
 # reported as refused with cuDNN's message rather than failing the run, one
 # JSON object that tools/fusion_rows.py reads into rows; and bad arguments
 # are refused before anything runs. Exits 77 (skipped) without python3.
@@ -13,20 +14,22 @@ here=$(cd "$(dirname "$0")" && pwd)
 tool_script fusion_rows.py
 probe=${1:?usage: test_probe_fusion.sh PROBE}
 
-"$probe" --batch 2 --repeat 1 --shapes A,B,D --dtypes bf16 --max-plans 1 >"$tmp/probe.json" 2>"$tmp/probe.err"
+"$probe" --batch 2 --repeat 1 --shapes A,B,D --max-plans 1 >"$tmp/probe.json" 2>"$tmp/probe.err"
 rc=$?
 [ "$rc" -eq 0 ] || fail "the probe exited $rc: $(cat "$tmp/probe.err")"
 "$py" - "$tmp/probe.json" <<'PY' || fail "the probe's JSON: see above"
 import json, sys
 d = json.load(open(sys.argv[1]))
 problems = []
-shapes = {s["shape"]: s for s in d["shapes"]}
-if list(shapes) != ["A", "B", "D"]:
-    problems.append(f"shapes {list(shapes)}")
+# Each type over every shape in turn, bf16 (lrt's) first.
+order = [(s["shape"], s["dtype"]) for s in d["shapes"]]
+if order != [("A", "bf16"), ("B", "bf16"), ("D", "bf16"), ("A", "fp16"), ("B", "fp16"), ("D", "fp16")]:
+    problems.append(f"shapes {order}")
 conv = ["conv", "conv_stats", "sbr_conv", "sbr_conv_stats", "sbr_conv_sum"]
 bn = ["bn_relu", "bn_add_relu", "dbn", "bn_drelu_dbn"]
 want = {"A": conv + bn, "B": conv, "D": conv + bn}  # B's output is A's shape: its batch norm runs once
-for name, s in shapes.items():
+for s in d["shapes"]:
+    name = s["shape"]
     graphs = [g["graph"] for g in s["graphs"]]
     if graphs != want[name]:
         problems.append(f"{name}: graphs {graphs}")
@@ -40,7 +43,7 @@ for name, s in shapes.items():
     if has_bn and not all(lrt[k] > 0 for k in ("bn_relu_ms", "bn_add_relu_ms", "dbn_ms", "bn_drelu_dbn_ms")):
         problems.append(f"{name}: batch-norm times {lrt}")
     for g in s["graphs"]:
-        if g["supported"] or g["dtype"] != "bf16" or "no graph (backend) API" not in g.get("error", ""):
+        if g["supported"] or g["dtype"] != s["dtype"] or "no graph (backend) API" not in g.get("error", ""):
             problems.append(f"{name} {g['graph']}: {g}")
 if d["stopped_at_deadline"] or d["batch"] != 2:
     problems.append(f"run: stopped {d['stopped_at_deadline']}, batch {d['batch']}")
@@ -52,6 +55,7 @@ rows=$("$py" "$script" "$tmp/probe.json")
 grep -qE '^fusion A bf16 +info +lrt [0-9.]+ \(bn [0-9.]+ \+ conv [0-9.]+ \+ stats [0-9.]+\); conv no, conv_stats no' \
   <<<"$rows" || fail "no fusion row for A: $rows"
 grep -qE '^bn D bf16 +info +256 channels 8x8: bn_relu no \(lrt [0-9.]+\)' <<<"$rows" || fail "no bn row for D: $rows"
+grep -qE '^bn D fp16 +info ' <<<"$rows" || fail "no fp16 bn row for D: $rows"
 ! grep -q '^bn B' <<<"$rows" || fail "a bn row for B, whose output is A's shape: $rows"
 
 # Refused before anything runs, naming the culprit.
