@@ -72,6 +72,7 @@
 
 namespace {
 
+using lrt::json_string;
 using lrt::bench::median;
 using lrt::probe::check;
 using lrt::probe::Desc;
@@ -200,24 +201,6 @@ Options parse(int argc, char** argv) {
     }
   }
   return o;
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
 }
 
 // ---- device copies and timing ----
