@@ -435,9 +435,9 @@ Reference run_lrt(const ConvShape& s, int64_t n, const ShapeData& d, int repeat,
   r.dbias_relu = lrt_values(gb);
   r.bn_relu_ms = time_ms(st, repeat, [&] { fwd(lrt::Tensor()); });
   r.bn_add_relu_ms = time_ms(st, repeat, [&] { fwd(res); });
+  // The backward reads mean and invstd as the timed forward runs above left
+  // them: the same values.
   r.dbn_ms = time_ms(st, repeat, [&] { bwd(false); });
-  // The backward's inputs again: the timed forward runs above rewrote mean
-  // and invstd with the same values.
   r.bn_drelu_dbn_ms = time_ms(st, repeat, [&] { bwd(true); });
   return r;
 }

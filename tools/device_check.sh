@@ -27,9 +27,10 @@
 #                 turns, the fused and per-default steps, the epochs, the
 #                 bf16-against-fp32 accuracy, the step's split (batch norm,
 #                 convolutions, the rest), the baseline, the speed features
-#                 one by one, the fusion probe, then the profiles. Every program runs under a
-#                 timeout even without --deadline, and a signal (TERM, INT)
-#                 stops the running one and prints the table so far.
+#                 one by one, the fusion probe, then the profiles. Every
+#                 program runs under a timeout even without --deadline, and
+#                 a signal (TERM, INT) stops the running one and prints the
+#                 table so far.
 #   --profile     also profile with Nsight Compute (ncu), last: each kernel
 #                 of one bf16 step of lrt (the ten costliest, the time by
 #                 kind of kernel), lrt's batch-norm kernels with their DRAM
@@ -44,10 +45,11 @@
 #                 PyTorch comparison), pdl (dependent launch), steps (fused
 #                 and per-default; not with --quick), epochs, accuracy (bf16
 #                 against fp32; not with --quick), split, baseline,
-#                 features, fusion (probe_cudnn_fusion: cuDNN's convolution
-#                 + batch-norm fusions); with --profile, the profiles too. For a second
-#                 short run on a machine that has the build already, e.g.
-#                 the stages a first run's --deadline left out
+#                 features, fusion (probe_cudnn_fusion: cuDNN's
+#                 convolution + batch-norm fusions and batch-norm engines);
+#                 with --profile, the profiles too. For a second short run
+#                 on a machine that has the build already, e.g. the stages
+#                 a first run's --deadline left out
 #   --sanitize    instead of the suite and the benchmarks, run the CUDA test
 #                 cases (lrt_cuda_tests) under compute-sanitizer: memcheck
 #                 and racecheck, the CUDA allocator's
@@ -835,14 +837,13 @@ if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 features" 70; then
     row "r50 bf16 features" "skip" "stopped at --deadline ($(elapsed))"
   fi
 fi
-# Which of cuDNN's convolution + batch-norm fusions the installed cuDNN
-# builds for five of the step's convolutions, in bf16 and fp16, against
-# lrt's normalise, convolution and statistics passes on the same data
-# (probe_cudnn_fusion; docs/performance.md, "Not done yet"). After the
-# timings of the step: a --deadline drops it before them.
-# The probe starts no graph after its own --deadline, 40 s before the
-# stage's timeout (a runtime-compiled plan may take seconds to build); it
-# runs bf16 over every shape first.
+# Which of cuDNN's convolution + batch-norm fusions and batch-norm engines
+# the installed cuDNN builds for five of the step's convolutions, in bf16
+# and fp16, against lrt's own passes on the same data (probe_cudnn_fusion;
+# docs/performance.md, "Not done yet"). After the timings of the step: a
+# --deadline drops it before them. The probe starts no graph after its own
+# --deadline, 40 s before the stage's timeout (a runtime-compiled plan may
+# take seconds to build); it runs bf16 over every shape first.
 if [ -x "$build/apps/probe_cudnn_fusion" ] && stage "fusion probe" 120; then
   probe_s=$(cap 200)
   if bounded 200 "$build/apps/probe_cudnn_fusion" --max-plans 2 --deadline $(( probe_s > 50 ? probe_s - 40 : 10 )) \
