@@ -66,6 +66,7 @@
 #include "core/cuda_context.h"
 #include "core/device.h"
 #include "core/float16.h"
+#include "core/storage.h"
 #include "core/tensor.h"
 #include "kernels/batch_norm.h"
 #include "kernels/conv.h"
@@ -204,22 +205,17 @@ Options parse(int argc, char** argv) {
 }
 
 // ---- device copies and timing ----
-// Copies ordered on lrt's stream, which does not wait for the legacy
-// default stream a plain cudaMemcpy runs on (nor that for it): each waits
-// for the stream's work before it returns.
-void copy_on_stream(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  const cudaStream_t st = lrt::cuda::stream(0);
-  CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, st));
-  CUDA_CHECK(cudaStreamSynchronize(st));
-}
+// Host copies through lrt's own: ordered on its stream (which does not wait
+// for the legacy default stream a plain cudaMemcpy runs on) and synchronous
+// with the host.
 template <class T>
 void upload(void* dst, const std::vector<T>& v) {
-  copy_on_stream(dst, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
+  lrt::copy_bytes(dst, lrt::Device("cuda:0"), v.data(), lrt::kCPU, v.size() * sizeof(T));
 }
 template <class T>
 std::vector<T> download(const void* p, size_t count) {
   std::vector<T> v(count);
-  copy_on_stream(v.data(), p, count * sizeof(T), cudaMemcpyDeviceToHost);
+  lrt::copy_bytes(v.data(), lrt::kCPU, p, lrt::Device("cuda:0"), count * sizeof(T));
   return v;
 }
 // A device buffer holding v.
