@@ -26,7 +26,17 @@
 //   bn_drelu_dbn    the ReLU's backward, its mask recomputed from the
 //                   batch norm's input and saved statistics (a batch
 //                   norm in inference phase), then the batch norm's
-//                   backward.
+//                   backward;
+// and the same work through cuDNN's legacy batch-norm functions
+// (cudnnBatchNormalizationForwardTrainingEx and BackwardEx, the kernels
+// PyTorch's cuDNN batch norm runs; CUDNN_BATCHNORM_SPATIAL_PERSISTENT, or
+// CUDNN_BATCHNORM_SPATIAL where that is refused):
+//   legacy_bn_relu, legacy_bn_add_relu   forward with a ReLU (and an add);
+//   legacy_dbn, legacy_dbn_relu, legacy_dbn_add_relu   the backward alone,
+//                   through the ReLU (its mask from the forward's reserve
+//                   space), and through the ReLU and the add (also writing
+//                   the residual's gradient), each after a forward of its
+//                   kind.
 // Each graph's engines come from cuDNN's heuristics (mode A, then FALLBACK
 // when A gives none that builds); up to --max-plans of them are built and
 // timed, the fastest counting. Its outputs are checked once against lrt's
@@ -36,8 +46,9 @@
 // with mean 0 and invstd 1), lrt's convolution (cuDNN's legacy API, the
 // algorithm picked by a timed search) and the statistics pass
 // (batch_norm_stats); for the batch-norm graphs batch_norm_stats +
-// batch_norm_apply and batch_norm_backward (relu_from_x for the last). lrt's
-// side is bfloat16 throughout.
+// batch_norm_apply and batch_norm_backward (relu_from_x for the last, and
+// for the legacy ReLU backward; with the forward's output and a residual
+// gradient for legacy_dbn_add_relu). lrt's side is bfloat16 throughout.
 //
 // Times are medians of --repeat runs each timed with CUDA events on lrt's
 // stream, after warm-up. Plans are built before timing; a runtime-compiled
@@ -103,11 +114,22 @@ const ConvShape kShapes[] = {
 
 const char* const kConvGraphs[] = {"conv", "conv_stats", "sbr_conv", "sbr_conv_stats", "sbr_conv_sum"};
 const char* const kBnGraphs[] = {"bn_relu", "bn_add_relu", "dbn", "bn_drelu_dbn"};
+const char* const kLegacyBn[] = {"legacy_bn_relu", "legacy_bn_add_relu", "legacy_dbn", "legacy_dbn_relu",
+                                 "legacy_dbn_add_relu"};
 
-bool is_bn_graph(const std::string& g) { return g.rfind("bn_", 0) == 0 || g == "dbn"; }
+bool is_legacy(const std::string& g) { return g.rfind("legacy_", 0) == 0; }
+// Run once per distinct convolution output rather than per shape.
+bool is_bn_graph(const std::string& g) { return g.rfind("bn_", 0) == 0 || g == "dbn" || is_legacy(g); }
+// Every name --graphs takes, in the default order.
+std::vector<std::string> all_graphs() {
+  std::vector<std::string> all(std::begin(kConvGraphs), std::end(kConvGraphs));
+  all.insert(all.end(), std::begin(kBnGraphs), std::end(kBnGraphs));
+  all.insert(all.end(), std::begin(kLegacyBn), std::end(kLegacyBn));
+  return all;
+}
 bool known_graph(const std::string& g) {
-  return std::find(std::begin(kConvGraphs), std::end(kConvGraphs), g) != std::end(kConvGraphs) ||
-         std::find(std::begin(kBnGraphs), std::end(kBnGraphs), g) != std::end(kBnGraphs);
+  const std::vector<std::string> all = all_graphs();
+  return std::find(all.begin(), all.end(), g) != all.end();
 }
 
 struct Options {
@@ -132,8 +154,9 @@ void usage() {
       "  --dtypes LIST     of bf16, fp16 (default both)\n"
       "  --graphs LIST     of conv, conv_stats, sbr_conv, sbr_conv_stats, sbr_conv_sum\n"
       "                    (sbr = the previous BN's scale, bias and ReLU) and bn_relu,\n"
-      "                    bn_add_relu, dbn, bn_drelu_dbn (on each distinct conv output);\n"
-      "                    default all\n"
+      "                    bn_add_relu, dbn, bn_drelu_dbn and cuDNN's legacy batch norm\n"
+      "                    legacy_bn_relu, legacy_bn_add_relu, legacy_dbn, legacy_dbn_relu,\n"
+      "                    legacy_dbn_add_relu (on each distinct conv output); default all\n"
       "  --batch N         images (default 256)\n"
       "  --repeat R        timed runs per measurement, median reported (default 20)\n"
       "  --max-plans P     engines built and timed per graph, the fastest counting (default 3)\n"
@@ -158,8 +181,7 @@ std::vector<std::string> split_list(const std::string& flag, const std::string& 
 Options parse(int argc, char** argv) {
   Options o;
   for (const ConvShape& s : kShapes) o.shapes.push_back(&s);
-  o.graphs.assign(std::begin(kConvGraphs), std::end(kConvGraphs));
-  o.graphs.insert(o.graphs.end(), std::begin(kBnGraphs), std::end(kBnGraphs));
+  o.graphs = all_graphs();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -185,10 +207,11 @@ Options parse(int argc, char** argv) {
     } else if (a == "--graphs") {
       o.graphs = split_list(a, v);
       for (const std::string& g : o.graphs)
-        if (!known_graph(g))
-          die("--graphs: unknown graph '" + g +
-              "' (one of conv, conv_stats, sbr_conv, sbr_conv_stats, sbr_conv_sum, bn_relu, bn_add_relu, dbn, "
-              "bn_drelu_dbn)");
+        if (!known_graph(g)) {
+          std::string names;
+          for (const std::string& k : all_graphs()) names += (names.empty() ? "" : ", ") + k;
+          die("--graphs: unknown graph '" + g + "' (one of " + names + ")");
+        }
     } else if (a == "--batch") {
       o.batch = lrt::bench::parse_int(kProgram, a, v, 2, 4096);
     } else if (a == "--repeat") {
@@ -324,12 +347,14 @@ struct Reference {
   std::vector<double> mean_plain, var_plain, mean_sbr, var_sbr;
   double apply_ms = 0, conv_ms = 0, stats_ms = 0;
   // The batch-norm graphs' (input y_plain): mean and invstd; the outputs of
-  // bn + relu, bn + residual + relu; the gradients of the plain backward
-  // and of the one through the ReLU.
+  // bn + relu, bn + residual + relu; the gradients of the plain backward,
+  // of the one through the ReLU, and of the one through the ReLU and the
+  // add (with the residual's).
   bool has_bn = false;
   std::vector<float> bn_mean, bn_invstd, bn_y, bn_y_add;
   std::vector<float> dx, dscale, dbias, dx_relu, dscale_relu, dbias_relu;
-  double bn_relu_ms = 0, bn_add_relu_ms = 0, dbn_ms = 0, bn_drelu_dbn_ms = 0;
+  std::vector<float> dx_add, dres_add, dscale_add, dbias_add;
+  double bn_relu_ms = 0, bn_add_relu_ms = 0, dbn_ms = 0, bn_drelu_dbn_ms = 0, dbn_add_relu_ms = 0;
 };
 
 lrt::Tensor lrt_upload(const std::vector<float>& values, const lrt::Shape& shape, lrt::DType dtype,
@@ -405,18 +430,22 @@ Reference run_lrt(const ConvShape& s, int64_t n, const ShapeData& d, int repeat,
   const lrt::Tensor gy = lrt_upload(d.dy, {n, s.k, p, p}, DType::BFloat16, nhwc);
   const lrt::Tensor bw = lrt_upload(d.bn_scale, {s.k}, DType::Float32);
   const lrt::Tensor bb = lrt_upload(d.bn_bias, {s.k}, DType::Float32);
-  const lrt::Tensor by = lrt::empty(bx.shape(), bx.options(), nhwc), gx = lrt::empty(bx.shape(), bx.options(), nhwc);
+  const auto like_bx = [&] { return lrt::empty(bx.shape(), bx.options(), nhwc); };
+  const lrt::Tensor by = like_bx(), by_add = like_bx(), gx = like_bx(), gr = like_bx();
   const lrt::Tensor gw = lrt::empty({s.k}, f32), gb = lrt::empty({s.k}, f32);
   const auto fwd = [&](const lrt::Tensor& residual) {
     stats(bx);
-    k::cuda::batch_norm_apply(bx, mean, invstd, bw, bb, residual, true, by);
+    k::cuda::batch_norm_apply(bx, mean, invstd, bw, bb, residual, true, residual.defined() ? by_add : by);
   };
   const auto bwd = [&](bool relu_from_x) {
     k::cuda::batch_norm_backward(gy, lrt::Tensor(), bx, mean, invstd, bw, true, gx, gw, gb, lrt::Tensor(), relu_from_x,
                                  relu_from_x ? bb : lrt::Tensor());
   };
+  // A block ending's backward: the mask from its output, the residual's
+  // gradient written too.
+  const auto bwd_add = [&] { k::cuda::batch_norm_backward(gy, by_add, bx, mean, invstd, bw, true, gx, gw, gb, gr); };
   fwd(res);
-  r.bn_y_add = lrt_values(by);
+  r.bn_y_add = lrt_values(by_add);
   fwd(lrt::Tensor());
   r.bn_y = lrt_values(by);
   r.bn_mean = lrt_values(mean);
@@ -429,12 +458,18 @@ Reference run_lrt(const ConvShape& s, int64_t n, const ShapeData& d, int repeat,
   r.dx_relu = lrt_values(gx);
   r.dscale_relu = lrt_values(gw);
   r.dbias_relu = lrt_values(gb);
+  bwd_add();
+  r.dx_add = lrt_values(gx);
+  r.dres_add = lrt_values(gr);
+  r.dscale_add = lrt_values(gw);
+  r.dbias_add = lrt_values(gb);
   r.bn_relu_ms = time_ms(st, repeat, [&] { fwd(lrt::Tensor()); });
   r.bn_add_relu_ms = time_ms(st, repeat, [&] { fwd(res); });
   // The backward reads mean and invstd as the timed forward runs above left
   // them: the same values.
   r.dbn_ms = time_ms(st, repeat, [&] { bwd(false); });
   r.bn_drelu_dbn_ms = time_ms(st, repeat, [&] { bwd(true); });
+  r.dbn_add_relu_ms = time_ms(st, repeat, bwd_add);
   return r;
 }
 
@@ -468,14 +503,15 @@ double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
 // differently), a mean within 1% of its channel's standard deviation, a
 // variance or inverse std within 2% of lrt's, an input gradient within 1%
 // of lrt's (2-norms), its scale and bias gradients within 2% of their
-// largest magnitude.
+// largest magnitude; a residual's gradient (the masked output gradient)
+// within 1% of lrt's (2-norms).
 struct Tolerance {
   const char* name;
   double tol;
 };
 constexpr Tolerance kTolerances[] = {{"y_err", 2e-2},          {"mean_err_std", 1e-2}, {"var_rel_err", 2e-2},
                                      {"invstd_rel_err", 2e-2}, {"dx_err", 1e-2},       {"dscale_err", 2e-2},
-                                     {"dbias_err", 2e-2}};
+                                     {"dbias_err", 2e-2},      {"dz_err", 1e-2}};
 double tolerance(const std::string& name) {
   for (const Tolerance& t : kTolerances)
     if (name == t.name) return t.tol;
@@ -494,6 +530,11 @@ struct Result {
   double build_s = 0;
   std::vector<std::pair<std::string, double>> errs;
   bool has_sums = false, accumulates = false, matches = false;
+  // cuDNN's legacy batch norm: no plans; the mode that ran and the reserve
+  // space its forward keeps for the backward.
+  bool legacy = false;
+  std::string bn_mode;
+  int64_t reserve = 0;
 };
 
 // Builds the plans of graph g, times each on the tensors ptrs binds, and
@@ -926,15 +967,153 @@ Result run_bn_graph(cudnnHandle_t handle, const std::string& name, const ConvSha
   return r;
 }
 
+// ---- cuDNN's legacy batch norm ----
+// Descriptors of the legacy API, destroyed with their owners.
+struct TensorDesc {
+  cudnnTensorDescriptor_t d = nullptr;
+  TensorDesc(cudnnTensorFormat_t f, cudnnDataType_t t, int64_t n, int64_t c, int64_t hw) {
+    check(cudnnCreateTensorDescriptor(&d), "cudnnCreateTensorDescriptor");
+    check(cudnnSetTensor4dDescriptor(d, f, t, int(n), int(c), int(hw), int(hw)), "cudnnSetTensor4dDescriptor");
+  }
+  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
+  TensorDesc(const TensorDesc&) = delete;
+  TensorDesc& operator=(const TensorDesc&) = delete;
+};
+struct ReluDesc {
+  cudnnActivationDescriptor_t d = nullptr;
+  ReluDesc() {
+    check(cudnnCreateActivationDescriptor(&d), "cudnnCreateActivationDescriptor");
+    check(cudnnSetActivationDescriptor(d, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0),
+          "cudnnSetActivationDescriptor");
+  }
+  ~ReluDesc() { cudnnDestroyActivationDescriptor(d); }
+  ReluDesc(const ReluDesc&) = delete;
+  ReluDesc& operator=(const ReluDesc&) = delete;
+};
+
+// One legacy batch-norm candidate on the convolution's output (lrt's):
+// cudnnBatchNormalizationForwardTrainingEx with the ops its name says, then
+// for the backward ones cudnnBatchNormalizationBackwardEx with the same
+// ops, reading that forward's output, reserve space and saved statistics.
+// The persistent mode first (PyTorch's choice for channels_last), the
+// plain spatial one where cuDNN refuses it; the forward (or the backward)
+// timed and its outputs checked against lrt's.
+Result run_legacy_bn(cudnnHandle_t handle, const std::string& name, const ConvShape& s, int64_t n, bool half,
+                     const ShapeData& d, const Reference& ref, int repeat) {
+  Result r;
+  r.shape = s.name;
+  r.dtype = half ? "fp16" : "bf16";
+  r.graph = name;
+  r.legacy = true;
+  const bool backward = name.find("_dbn") != std::string::npos;
+  const bool add = name.find("add_relu") != std::string::npos, relu = name.find("relu") != std::string::npos;
+  const cudnnBatchNormOps_t ops = add    ? CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION
+                                  : relu ? CUDNN_BATCHNORM_OPS_BN_ACTIVATION
+                                         : CUDNN_BATCHNORM_OPS_BN;
+  const int64_t c = s.k, hw = s.out_hw();
+  const size_t count = size_t(n * hw * hw * c), cb = size_t(c) * 4;
+  const cudnnDataType_t io = half ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16;
+  std::string errors;
+  try {
+    const TensorDesc act(CUDNN_TENSOR_NHWC, io, n, c, hw), param(CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, c, 1);
+    const ReluDesc relu_desc;
+    const cudnnActivationDescriptor_t ad = ops == CUDNN_BATCHNORM_OPS_BN ? nullptr : relu_desc.d;
+    const cudnnTensorDescriptor_t zd = add ? act.d : nullptr;
+    const auto x = device_copy(to16(ref.y_plain, half)), z = device_copy(to16(d.residual, half));
+    const auto dy = device_copy(to16(d.dy, half));
+    const auto scale = device_copy(d.bn_scale), bias = device_copy(d.bn_bias);
+    const auto run_mean = device_copy(std::vector<float>(size_t(c), 0.f));
+    const auto run_var = device_copy(std::vector<float>(size_t(c), 1.f));
+    DeviceBuffer y(count * 2), dx(count * 2), dz(count * 2), mean(cb), invstd(cb), dscale(cb), dbias(cb);
+    const float one = 1.f, zero = 0.f;
+    const cudaStream_t st = lrt::cuda::stream(0);
+    for (const cudnnBatchNormMode_t mode : {CUDNN_BATCHNORM_SPATIAL_PERSISTENT, CUDNN_BATCHNORM_SPATIAL}) {
+      const char* mode_name = mode == CUDNN_BATCHNORM_SPATIAL_PERSISTENT ? "persistent" : "spatial";
+      try {
+        size_t fws = 0, bws = 0, reserve = 0;
+        check(cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(handle, mode, ops, act.d, zd, act.d, param.d, ad,
+                                                                       &fws),
+              "forward workspace size");
+        check(cudnnGetBatchNormalizationTrainingExReserveSpaceSize(handle, mode, ops, ad, act.d, &reserve),
+              "reserve space size");
+        if (backward)
+          check(cudnnGetBatchNormalizationBackwardExWorkspaceSize(handle, mode, ops, act.d, act.d, act.d, zd, act.d,
+                                                                  param.d, ad, &bws),
+                "backward workspace size");
+        DeviceBuffer fwork(fws), bwork(bws), rspace(reserve);
+        const auto forward = [&] {
+          check(cudnnBatchNormalizationForwardTrainingEx(
+                    handle, mode, ops, &one, &zero, act.d, x->get(), zd, add ? z->get() : nullptr, act.d, y.get(),
+                    param.d, scale->get(), bias->get(), kMomentum, run_mean->get(), run_var->get(), kEps, mean.get(),
+                    invstd.get(), ad, fwork.get(), fws, rspace.get(), reserve),
+                "cudnnBatchNormalizationForwardTrainingEx");
+        };
+        const auto backward_pass = [&] {
+          check(cudnnBatchNormalizationBackwardEx(
+                    handle, mode, ops, &one, &zero, &one, &zero, act.d, x->get(), act.d, y.get(), act.d, dy->get(), zd,
+                    add ? dz.get() : nullptr, act.d, dx.get(), param.d, scale->get(), bias->get(), dscale.get(),
+                    dbias.get(), kEps, mean.get(), invstd.get(), ad, bwork.get(), bws, rspace.get(), reserve),
+                "cudnnBatchNormalizationBackwardEx");
+        };
+        forward();
+        if (backward) backward_pass();
+        CUDA_CHECK(cudaStreamSynchronize(st));
+        r.median_ms = backward ? time_ms(st, repeat, backward_pass) : time_ms(st, repeat, forward);
+        r.bn_mode = mode_name;
+        r.workspace = int64_t(backward ? bws : fws);
+        r.reserve = int64_t(reserve);
+        r.supported = true;
+      } catch (const lrt::probe::CudnnError& e) {
+        errors += (errors.empty() ? "" : "; ") + std::string(mode_name) + ": " + e.what();
+        continue;
+      }
+      break;
+    }
+    if (!r.supported) {
+      r.error = errors;
+      return r;
+    }
+    r.plan_error = errors;  // the persistent mode's refusal, where the spatial one ran
+    if (!backward) {
+      r.errs.emplace_back("y_err", rel_err(from16(y.get(), count, half), add ? ref.bn_y_add : ref.bn_y));
+      const auto m = download<float>(mean.get(), size_t(c)), is = download<float>(invstd.get(), size_t(c));
+      double mean_err = 0, invstd_err = 0;
+      for (size_t i = 0; i < size_t(c); ++i) {
+        mean_err = std::max(mean_err, std::fabs(double(m[i]) - ref.bn_mean[i]) * ref.bn_invstd[i]);
+        invstd_err = std::max(invstd_err, std::fabs(double(is[i]) - ref.bn_invstd[i]) / ref.bn_invstd[i]);
+      }
+      r.errs.emplace_back("mean_err_std", mean_err);
+      r.errs.emplace_back("invstd_rel_err", invstd_err);
+    } else {
+      const std::vector<float>& want_dx = add ? ref.dx_add : relu ? ref.dx_relu : ref.dx;
+      const std::vector<float>& want_ds = add ? ref.dscale_add : relu ? ref.dscale_relu : ref.dscale;
+      const std::vector<float>& want_db = add ? ref.dbias_add : relu ? ref.dbias_relu : ref.dbias;
+      r.errs.emplace_back("dx_err", rel_l2(from16(dx.get(), count, half), want_dx));
+      r.errs.emplace_back("dscale_err", rel_err(download<float>(dscale.get(), size_t(c)), want_ds));
+      r.errs.emplace_back("dbias_err", rel_err(download<float>(dbias.get(), size_t(c)), want_db));
+      if (add) r.errs.emplace_back("dz_err", rel_l2(from16(dz.get(), count, half), ref.dres_add));
+    }
+  } catch (const lrt::probe::CudnnError& e) {  // a descriptor refused
+    r.supported = false;
+    r.error = e.what();
+    return r;
+  }
+  finish_checks(r);
+  return r;
+}
+
 // ---- output ----
 void print_result(const Result& r, bool first) {
   std::printf("%s\n     {\"shape\": \"%s\", \"dtype\": \"%s\", \"graph\": \"%s\", \"supported\": %s", first ? "" : ",",
               r.shape.c_str(), r.dtype.c_str(), r.graph.c_str(), r.supported ? "true" : "false");
-  std::printf(", \"plans_built\": %d, \"plans_failed\": %d", r.plans_built, r.plans_failed);
+  if (!r.legacy) std::printf(", \"plans_built\": %d, \"plans_failed\": %d", r.plans_built, r.plans_failed);
   if (r.supported) {
-    std::printf(", \"median_ms\": %s, \"engine\": %lld, \"runtime_compiled\": %s, \"build_s\": %s",
-                lrt::json_number(r.median_ms).c_str(), static_cast<long long>(r.engine),
-                r.runtime_compiled ? "true" : "false", lrt::json_number(r.build_s).c_str());
+    std::printf(", \"median_ms\": %s", lrt::json_number(r.median_ms).c_str());
+    if (r.legacy)
+      std::printf(", \"mode\": \"%s\", \"reserve_bytes\": %lld", r.bn_mode.c_str(), static_cast<long long>(r.reserve));
+    else
+      std::printf(", \"engine\": %lld, \"runtime_compiled\": %s, \"build_s\": %s", static_cast<long long>(r.engine),
+                  r.runtime_compiled ? "true" : "false", lrt::json_number(r.build_s).c_str());
     std::printf(", \"workspace_bytes\": %lld", static_cast<long long>(r.workspace));
     for (const auto& [name, value] : r.errs) std::printf(", \"%s\": %s", name.c_str(), lrt::json_number(value).c_str());
     if (r.has_sums) std::printf(", \"sums_accumulate\": %s", r.accumulates ? "true" : "false");
@@ -959,9 +1138,9 @@ void print_shape_head(const ConvShape& s, const std::string& dtype, const Refere
   if (ref.has_bn)
     std::printf(
         ",\n            \"bn_channels\": %lld, \"bn_hw\": %lld, \"bn_relu_ms\": %s, \"bn_add_relu_ms\": %s, "
-        "\"dbn_ms\": %s, \"bn_drelu_dbn_ms\": %s",
+        "\"dbn_ms\": %s, \"bn_drelu_dbn_ms\": %s, \"dbn_add_relu_ms\": %s",
         ll(s.k), ll(s.out_hw()), num(ref.bn_relu_ms).c_str(), num(ref.bn_add_relu_ms).c_str(), num(ref.dbn_ms).c_str(),
-        num(ref.bn_drelu_dbn_ms).c_str());
+        num(ref.bn_drelu_dbn_ms).c_str(), num(ref.dbn_add_relu_ms).c_str());
   std::printf("},\n    \"graphs\": [");
 }
 
@@ -1010,8 +1189,10 @@ int main(int argc, char** argv) {
             stopped = true;
             break;
           }
-          const Result r = bn ? run_bn_graph(handle, graph, s, o.batch, dtype == "fp16", d, ref, o)
-                              : run_conv_graph(handle, graph, s, o.batch, dtype == "fp16", d, ref, o);
+          const bool fp16 = dtype == "fp16";
+          const Result r = is_legacy(graph) ? run_legacy_bn(handle, graph, s, o.batch, fp16, d, ref, o.repeat)
+                           : bn             ? run_bn_graph(handle, graph, s, o.batch, fp16, d, ref, o)
+                                            : run_conv_graph(handle, graph, s, o.batch, fp16, d, ref, o);
           any_mismatch |= r.supported && !r.matches;
           print_result(r, first);
           first = false;

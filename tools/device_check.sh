@@ -838,6 +838,7 @@ if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 features" 70; then
   fi
 fi
 # Which of cuDNN's convolution + batch-norm fusions and batch-norm engines
+# (graph API and legacy functions)
 # the installed cuDNN builds for five of the step's convolutions, in bf16
 # and fp16, against lrt's own passes on the same data (probe_cudnn_fusion;
 # docs/performance.md, "Not done yet"). After the timings of the step: a

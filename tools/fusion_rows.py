@@ -10,9 +10,12 @@ ReLU, the convolution, the statistics pass) and each convolution graph's
 median time, or "no" where cuDNN built none ("rtc" marks a runtime-compiled
 engine), with what the graph replaces of lrt's passes set against it; and,
 where the batch-norm graphs ran on the shape's output, a "bn" row: each
-batch-norm graph's time against lrt's kernels doing the same work. A graph
-that ran but whose outputs differ from lrt's makes its row a FAIL; an
-unreadable file is a FAIL.
+batch-norm graph's time against lrt's kernels doing the same work, and a
+"bn legacy" row: the same for cuDNN's legacy batch-norm functions (each
+named without its "legacy_" prefix; "spatial" marks one that ran in
+cuDNN's plain spatial mode, the persistent one refused). A graph that ran
+but whose outputs differ from lrt's makes its row a FAIL; an unreadable
+file is a FAIL.
 """
 import json
 import sys
@@ -28,8 +31,14 @@ REPLACES = {
     "bn_add_relu": ("bn_add_relu_ms",),
     "dbn": ("dbn_ms",),
     "bn_drelu_dbn": ("bn_drelu_dbn_ms",),
+    "legacy_bn_relu": ("bn_relu_ms",),
+    "legacy_bn_add_relu": ("bn_add_relu_ms",),
+    "legacy_dbn": ("dbn_ms",),
+    "legacy_dbn_relu": ("bn_drelu_dbn_ms",),  # lrt's backward through the ReLU
+    "legacy_dbn_add_relu": ("dbn_add_relu_ms",),
 }
-BN_GRAPHS = ("bn_relu", "bn_add_relu", "dbn", "bn_drelu_dbn")
+LEGACY = ("legacy_bn_relu", "legacy_bn_add_relu", "legacy_dbn", "legacy_dbn_relu", "legacy_dbn_add_relu")
+BN_GRAPHS = ("bn_relu", "bn_add_relu", "dbn", "bn_drelu_dbn") + LEGACY
 
 
 def row(name, status, detail):
@@ -39,12 +48,15 @@ def row(name, status, detail):
 def graph_text(g, lrt):
     against = sum(lrt[k] for k in REPLACES.get(g["graph"], ()))
     vs = f" vs lrt {against:.3f}" if g["graph"] in BN_GRAPHS else ""
+    name = g["graph"].removeprefix("legacy_")
     if not g.get("supported"):
-        return f'{g["graph"]} no' + (f" (lrt {against:.3f})" if vs else "")
+        return f'{name} no' + (f" (lrt {against:.3f})" if vs else "")
     ms = g["median_ms"]
-    text = f'{g["graph"]} {ms:.3f}'
+    text = f'{name} {ms:.3f}'
     if g.get("runtime_compiled"):
         text += " rtc"
+    if g.get("mode") == "spatial":
+        text += " spatial"
     text += vs
     if against > 0 and ms > 0:
         text += f" ({against / ms:.2f}x)"
@@ -68,14 +80,17 @@ def rows(d):
             by_type.setdefault(g["dtype"], []).append(g)
         for dtype, graphs in by_type.items():
             conv = [g for g in graphs if g["graph"] not in BN_GRAPHS]
-            bn = [g for g in graphs if g["graph"] in BN_GRAPHS]
+            bn = [g for g in graphs if g["graph"] in BN_GRAPHS and g["graph"] not in LEGACY]
+            legacy = [g for g in graphs if g["graph"] in LEGACY]
             if conv:
                 head = (f'lrt {lrt["total_ms"]:.3f} (bn {lrt["apply_ms"]:.3f} + conv {lrt["conv_ms"]:.3f} '
                         f'+ stats {lrt["stats_ms"]:.3f}); ')
                 out.append(group_row(f'fusion {s["shape"]} {dtype}', head, conv, lrt))
+            head = f'{lrt.get("bn_channels", "?")} channels {lrt.get("bn_hw", "?")}x{lrt.get("bn_hw", "?")}: '
             if bn:
-                head = f'{lrt.get("bn_channels", "?")} channels {lrt.get("bn_hw", "?")}x{lrt.get("bn_hw", "?")}: '
                 out.append(group_row(f'bn {s["shape"]} {dtype}', head, bn, lrt))
+            if legacy:
+                out.append(group_row(f'bn legacy {s["shape"]} {dtype}', head, legacy, lrt))
     return out
 
 

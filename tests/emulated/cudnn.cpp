@@ -4,12 +4,15 @@
 #include "emulated/cudnn.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <set>
 #include <sstream>
 
 #include "core/bfloat16.h"
+#include "core/float16.h"
 
 struct cudnnEmulatedContext {
   cudaStream_t stream = nullptr;
@@ -25,6 +28,10 @@ struct cudnnEmulatedFilter {
   cudnnDataType_t type = CUDNN_DATA_FLOAT;
   cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;
   int64_t k = 0, c = 0, r = 0, s = 0;
+};
+struct cudnnEmulatedActivation {
+  bool set = false;
+  cudnnActivationMode_t mode = CUDNN_ACTIVATION_RELU;
 };
 struct cudnnEmulatedConvolution {
   bool set = false;
@@ -65,6 +72,8 @@ double load(const void* p, cudnnDataType_t t, int64_t i, bool tf32) {
       return static_cast<const double*>(p)[i];
     case CUDNN_DATA_BFLOAT16:
       return static_cast<double>(static_cast<float>(static_cast<const BFloat16*>(p)[i]));
+    case CUDNN_DATA_HALF:
+      return static_cast<double>(half_bits_to_float(static_cast<const uint16_t*>(p)[i]));
     default: {
       float f = static_cast<const float*>(p)[i];
       if (tf32) {  // round to nearest even at a 10-bit mantissa
@@ -86,12 +95,15 @@ void store(void* p, cudnnDataType_t t, int64_t i, double v) {
     case CUDNN_DATA_BFLOAT16:
       static_cast<BFloat16*>(p)[i] = BFloat16(static_cast<float>(v));
       break;
+    case CUDNN_DATA_HALF:
+      static_cast<uint16_t*>(p)[i] = float_to_half_bits(static_cast<float>(v));
+      break;
     default:
       static_cast<float*>(p)[i] = static_cast<float>(v);
   }
 }
 
-double scale(const void* s, cudnnDataType_t t) {
+double scale_of(const void* s, cudnnDataType_t t) {
   return t == CUDNN_DATA_DOUBLE ? *static_cast<const double*>(s) : *static_cast<const float*>(s);
 }
 
@@ -105,7 +117,9 @@ int64_t at(const cudnnEmulatedFilter& d, int64_t k, int64_t c, int64_t r, int64_
 }
 int64_t count(const cudnnEmulatedTensor& d) { return d.n * d.c * d.h * d.w; }
 int64_t count(const cudnnEmulatedFilter& d) { return d.k * d.c * d.r * d.s; }
-size_t type_bytes(cudnnDataType_t t) { return t == CUDNN_DATA_DOUBLE ? 8 : t == CUDNN_DATA_BFLOAT16 ? 2 : 4; }
+size_t type_bytes(cudnnDataType_t t) {
+  return t == CUDNN_DATA_DOUBLE ? 8 : t == CUDNN_DATA_BFLOAT16 || t == CUDNN_DATA_HALF ? 2 : 4;
+}
 
 // Handles from cudnnCreate not yet destroyed.
 std::set<const cudnnEmulatedContext*>& handles() {
@@ -402,7 +416,7 @@ cudnnStatus_t run(const cudnnEmulatedContext* h, Pass pass, int algo, const void
     return fail(CUDNN_STATUS_NOT_SUPPORTED, "algorithm ", algo, " uses tensor-op math; the descriptor allows FMA only");
   if (const cudnnStatus_t s = check_workspace(a, ws, ws_bytes); s != CUDNN_STATUS_SUCCESS) return s;
   const cudnnDataType_t st = scaling_type(x->type);
-  const double al = scale(alpha, st), be = scale(beta, st);  // read now, as cuDNN reads host scalars
+  const double al = scale_of(alpha, st), be = scale_of(beta, st);  // read now, as cuDNN reads host scalars
   // The work, on the handle's stream: the descriptors copied, as a captured
   // call keeps its own.
   const cudnnEmulatedTensor xd = *x, yd = *y;
@@ -486,8 +500,198 @@ void add_tensor(double al, const cudnnEmulatedTensor& bd, const void* bp, double
         }
 }
 
+// ---- batch norm (the legacy *Ex functions) ----
+// The workspace the emulated batch norm claims: two doubles a channel.
+size_t bn_workspace_bytes(const cudnnEmulatedTensor& x) { return static_cast<size_t>(x.c) * 2 * sizeof(double); }
+// The reserve space: the ReLU's mask, one bit an element (none without one).
+size_t bn_reserve_bytes(cudnnBatchNormOps_t ops, const cudnnEmulatedTensor& x) {
+  return ops == CUDNN_BATCHNORM_OPS_BN ? 0 : static_cast<size_t>((count(x) + 7) / 8);
+}
+
+struct BnTensor {
+  const char* name;
+  const cudnnEmulatedTensor* d;
+};
+
+// A batch norm's arguments checked (see cudnn.h): x and every activation in
+// acts (each required) of x's shape and type, the per-channel descriptor,
+// the mode, the ops and their activation.
+cudnnStatus_t check_bn(const cudnnEmulatedContext* h, cudnnBatchNormMode_t mode, cudnnBatchNormOps_t ops,
+                       const cudnnEmulatedTensor* x, std::initializer_list<BnTensor> acts,
+                       const cudnnEmulatedTensor* param, const cudnnEmulatedActivation* act) {
+  if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
+  if (mode == CUDNN_BATCHNORM_PER_ACTIVATION)
+    return fail(CUDNN_STATUS_NOT_SUPPORTED, "batch norm: CUDNN_BATCHNORM_PER_ACTIVATION is not emulated");
+  if (mode != CUDNN_BATCHNORM_SPATIAL && mode != CUDNN_BATCHNORM_SPATIAL_PERSISTENT)
+    return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: mode ", mode);
+  if (ops != CUDNN_BATCHNORM_OPS_BN && ops != CUDNN_BATCHNORM_OPS_BN_ACTIVATION &&
+      ops != CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION)
+    return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ops ", ops);
+  if (!x || !x->set) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: x's descriptor is null or was never set");
+  for (const BnTensor& t : acts) {
+    if (!t.d || !t.d->set)
+      return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ", t.name, "'s descriptor is null or was never set");
+    if (t.d->n != x->n || t.d->c != x->c || t.d->h != x->h || t.d->w != x->w || t.d->type != x->type)
+      return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ", t.name, " ", dims(t.d->n, t.d->c, t.d->h, t.d->w),
+                  " of type ", t.d->type, " is not x's ", dims(x->n, x->c, x->h, x->w), " of type ", x->type);
+  }
+  const cudnnDataType_t ptype = x->type == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+  if (!param || !param->set || param->n != 1 || param->c != x->c || param->h != 1 || param->w != 1 ||
+      param->type != ptype)
+    return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: the per-channel descriptor must be (1, ", x->c, ", 1, 1) of type ",
+                ptype);
+  if (ops != CUDNN_BATCHNORM_OPS_BN) {
+    if (!act || !act->set) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ops with an activation and no descriptor");
+    if (act->mode != CUDNN_ACTIVATION_RELU)
+      return fail(CUDNN_STATUS_NOT_SUPPORTED, "batch norm: activation ", act->mode, " (only ReLU is emulated)");
+  }
+  return CUDNN_STATUS_SUCCESS;
+}
+
+// A buffer at least the size asked for (null only where none is asked).
+cudnnStatus_t check_space(const char* what, const void* p, size_t given, size_t needed) {
+  if (given < needed || (needed > 0 && !p))
+    return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ", what, " of ", given, " bytes where ", needed, " are needed");
+  return CUDNN_STATUS_SUCCESS;
+}
+
+// Each channel's mean and sum of squared deviations, in double over the
+// stored values.
+void bn_moments(const cudnnEmulatedTensor& x, const void* xp, std::vector<double>& mean, std::vector<double>& m2) {
+  const double m = static_cast<double>(x.n * x.h * x.w);
+  mean.assign(static_cast<size_t>(x.c), 0.0);
+  m2.assign(static_cast<size_t>(x.c), 0.0);
+  for (int64_t c = 0; c < x.c; ++c) {
+    double sum = 0;
+    for (int64_t n = 0; n < x.n; ++n)
+      for (int64_t h = 0; h < x.h; ++h)
+        for (int64_t w = 0; w < x.w; ++w) sum += load(xp, x.type, at(x, n, c, h, w), false);
+    const double mu = sum / m;
+    double sq = 0;
+    for (int64_t n = 0; n < x.n; ++n)
+      for (int64_t h = 0; h < x.h; ++h)
+        for (int64_t w = 0; w < x.w; ++w) {
+          const double d = load(xp, x.type, at(x, n, c, h, w), false) - mu;
+          sq += d * d;
+        }
+    mean[static_cast<size_t>(c)] = mu;
+    m2[static_cast<size_t>(c)] = sq;
+  }
+}
+
+// The ReLU mask's bit of element (n, c, h, w), NCHW order.
+int64_t bn_bit(const cudnnEmulatedTensor& x, int64_t n, int64_t c, int64_t h, int64_t w) {
+  return ((n * x.c + c) * x.h + h) * x.w + w;
+}
+
+struct BnForward {
+  cudnnBatchNormOps_t ops;
+  double alpha, beta, factor, eps;
+  cudnnEmulatedTensor x, param;
+  const void *xp, *zp, *scale, *bias;
+  void *yp, *running_mean, *running_var, *save_mean, *save_invvar, *ws, *reserve;
+  size_t ws_bytes, reserve_bytes;
+};
+
+void bn_forward(const BnForward& a) {
+  const cudnnEmulatedTensor& x = a.x;
+  const cudnnDataType_t pt = a.param.type;
+  if (a.ws_bytes) std::memset(a.ws, 0xab, a.ws_bytes);
+  if (a.reserve_bytes) std::memset(a.reserve, 0, a.reserve_bytes);
+  auto* mask = static_cast<unsigned char*>(a.reserve);
+  std::vector<double> mean, m2;
+  bn_moments(x, a.xp, mean, m2);
+  const double m = static_cast<double>(x.n * x.h * x.w);
+  for (int64_t c = 0; c < x.c; ++c) {
+    const size_t ci = static_cast<size_t>(c);
+    const double invstd = 1.0 / std::sqrt(m2[ci] / m + a.eps);
+    if (a.save_mean) store(a.save_mean, pt, c, mean[ci]);
+    if (a.save_invvar) store(a.save_invvar, pt, c, invstd);
+    if (a.running_mean) {
+      const double unbiased = m > 1 ? m2[ci] / (m - 1) : 0.0;
+      store(a.running_mean, pt, c, (1 - a.factor) * load(a.running_mean, pt, c, false) + a.factor * mean[ci]);
+      store(a.running_var, pt, c, (1 - a.factor) * load(a.running_var, pt, c, false) + a.factor * unbiased);
+    }
+    const double sc = load(a.scale, pt, c, false), b = load(a.bias, pt, c, false);
+    for (int64_t n = 0; n < x.n; ++n)
+      for (int64_t h = 0; h < x.h; ++h)
+        for (int64_t w = 0; w < x.w; ++w) {
+          const int64_t i = at(x, n, c, h, w);
+          double v = (load(a.xp, x.type, i, false) - mean[ci]) * invstd * sc + b;
+          if (a.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION) v += load(a.zp, x.type, i, false);
+          if (a.ops != CUDNN_BATCHNORM_OPS_BN) {
+            const bool keep = v > 0;
+            if (!keep) v = 0;
+            const int64_t bit = bn_bit(x, n, c, h, w);
+            if (keep) mask[bit / 8] = static_cast<unsigned char>(mask[bit / 8] | (1u << (bit % 8)));
+          }
+          double out = a.alpha * v;
+          if (a.beta != 0) out += a.beta * load(a.yp, x.type, i, false);
+          store(a.yp, x.type, i, out);
+        }
+  }
+}
+
+struct BnBackward {
+  cudnnBatchNormOps_t ops;
+  double alpha_data, beta_data, alpha_param, beta_param, eps;
+  cudnnEmulatedTensor x, param;
+  const void *xp, *dyp, *scale, *saved_mean, *saved_invvar, *reserve;
+  void *dzp, *dxp, *dscale, *dbias, *ws;
+  size_t ws_bytes;
+};
+
+void bn_backward(const BnBackward& a) {
+  const cudnnEmulatedTensor& x = a.x;
+  const cudnnDataType_t pt = a.param.type;
+  if (a.ws_bytes) std::memset(a.ws, 0xab, a.ws_bytes);
+  const auto* mask = static_cast<const unsigned char*>(a.reserve);
+  const double m = static_cast<double>(x.n * x.h * x.w);
+  std::vector<double> mean, m2;
+  if (!a.saved_mean) bn_moments(x, a.xp, mean, m2);
+  const auto blend_one = [](void* p, cudnnDataType_t t, int64_t i, double v, double al, double be) {
+    double out = al * v;
+    if (be != 0) out += be * load(p, t, i, false);
+    store(p, t, i, out);
+  };
+  for (int64_t c = 0; c < x.c; ++c) {
+    const size_t ci = static_cast<size_t>(c);
+    const double mu = a.saved_mean ? load(a.saved_mean, pt, c, false) : mean[ci];
+    const double invstd = a.saved_mean ? load(a.saved_invvar, pt, c, false) : 1.0 / std::sqrt(m2[ci] / m + a.eps);
+    // The gradient reaching the batch norm: dy through the ReLU's mask.
+    const auto grad = [&](int64_t n, int64_t h, int64_t w, int64_t i) {
+      const double g = load(a.dyp, x.type, i, false);
+      if (a.ops == CUDNN_BATCHNORM_OPS_BN) return g;
+      const int64_t bit = bn_bit(x, n, c, h, w);
+      return (mask[bit / 8] >> (bit % 8)) & 1u ? g : 0.0;
+    };
+    double sum_g = 0, sum_gx = 0;
+    for (int64_t n = 0; n < x.n; ++n)
+      for (int64_t h = 0; h < x.h; ++h)
+        for (int64_t w = 0; w < x.w; ++w) {
+          const int64_t i = at(x, n, c, h, w);
+          const double g = grad(n, h, w, i);
+          sum_g += g;
+          sum_gx += g * (load(a.xp, x.type, i, false) - mu);
+        }
+    const double k = load(a.scale, pt, c, false) * invstd;
+    for (int64_t n = 0; n < x.n; ++n)
+      for (int64_t h = 0; h < x.h; ++h)
+        for (int64_t w = 0; w < x.w; ++w) {
+          const int64_t i = at(x, n, c, h, w);
+          const double g = grad(n, h, w, i);
+          const double xmu = load(a.xp, x.type, i, false) - mu;
+          const double dx = k * (g - sum_g / m - xmu * invstd * invstd * sum_gx / m);
+          blend_one(a.dxp, x.type, i, dx, a.alpha_data, a.beta_data);
+          if (a.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION) blend_one(a.dzp, x.type, i, g, a.alpha_data, a.beta_data);
+        }
+    blend_one(a.dscale, pt, c, sum_gx * invstd, a.alpha_param, a.beta_param);
+    blend_one(a.dbias, pt, c, sum_g, a.alpha_param, a.beta_param);
+  }
+}
+
 bool valid_type(cudnnDataType_t t) {
-  return t == CUDNN_DATA_FLOAT || t == CUDNN_DATA_DOUBLE || t == CUDNN_DATA_BFLOAT16;
+  return t == CUDNN_DATA_FLOAT || t == CUDNN_DATA_DOUBLE || t == CUDNN_DATA_BFLOAT16 || t == CUDNN_DATA_HALF;
 }
 bool valid_format(cudnnTensorFormat_t f) { return f == CUDNN_TENSOR_NCHW || f == CUDNN_TENSOR_NHWC; }
 
@@ -707,9 +911,177 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t handle, const void* alpha, cudnnTenso
     return fail(CUDNN_STATUS_BAD_PARAM, "cudnnAddTensor: b ", dims(b->n, b->c, b->h, b->w), " does not broadcast to y ",
                 dims(y->n, y->c, y->h, y->w));
   const cudnnDataType_t st = scaling_type(y->type);
-  const double al = scale(alpha, st), be = scale(beta, st);
+  const double al = scale_of(alpha, st), be = scale_of(beta, st);
   const cudnnEmulatedTensor bd = *b, yd = *y;
   const cudaError_t queued = lrt::emulated_runtime::submit(handle->stream, [=] { add_tensor(al, bd, bp, be, yd, yp); });
+  if (queued != cudaSuccess)
+    return fail(CUDNN_STATUS_EXECUTION_FAILED, "the stream refused the work: ", cudaGetErrorString(queued));
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnCreateActivationDescriptor(cudnnActivationDescriptor_t* d) {
+  *d = new cudnnEmulatedActivation;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetActivationDescriptor(cudnnActivationDescriptor_t d, cudnnActivationMode_t mode,
+                                           cudnnNanPropagation_t nan, double) {
+  if (!d || (nan != CUDNN_NOT_PROPAGATE_NAN && nan != CUDNN_PROPAGATE_NAN))
+    return fail(CUDNN_STATUS_BAD_PARAM, "activation descriptor: null, or NaN propagation ", nan);
+  d->set = true;
+  d->mode = mode;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyActivationDescriptor(cudnnActivationDescriptor_t d) {
+  delete d;
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(
+    cudnnHandle_t h, cudnnBatchNormMode_t mode, cudnnBatchNormOps_t ops, cudnnTensorDescriptor_t x,
+    cudnnTensorDescriptor_t z, cudnnTensorDescriptor_t y, cudnnTensorDescriptor_t param,
+    cudnnActivationDescriptor_t act, size_t* bytes) {
+  const cudnnStatus_t s = ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION
+                              ? check_bn(h, mode, ops, x, {{"y", y}, {"z", z}}, param, act)
+                              : check_bn(h, mode, ops, x, {{"y", y}}, param, act);
+  if (s != CUDNN_STATUS_SUCCESS) return s;
+  if (!bytes) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: a null size");
+  *bytes = bn_workspace_bytes(*x);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetBatchNormalizationBackwardExWorkspaceSize(cudnnHandle_t h, cudnnBatchNormMode_t mode,
+                                                                cudnnBatchNormOps_t ops, cudnnTensorDescriptor_t x,
+                                                                cudnnTensorDescriptor_t y, cudnnTensorDescriptor_t dy,
+                                                                cudnnTensorDescriptor_t dz, cudnnTensorDescriptor_t dx,
+                                                                cudnnTensorDescriptor_t dparam,
+                                                                cudnnActivationDescriptor_t act, size_t* bytes) {
+  cudnnStatus_t s;
+  if (ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION)
+    s = check_bn(h, mode, ops, x, {{"y", y}, {"dy", dy}, {"dz", dz}, {"dx", dx}}, dparam, act);
+  else if (ops == CUDNN_BATCHNORM_OPS_BN_ACTIVATION)
+    s = check_bn(h, mode, ops, x, {{"y", y}, {"dy", dy}, {"dx", dx}}, dparam, act);
+  else
+    s = check_bn(h, mode, ops, x, {{"dy", dy}, {"dx", dx}}, dparam, act);
+  if (s != CUDNN_STATUS_SUCCESS) return s;
+  if (!bytes) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: a null size");
+  *bytes = bn_workspace_bytes(*x);
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetBatchNormalizationTrainingExReserveSpaceSize(cudnnHandle_t h, cudnnBatchNormMode_t mode,
+                                                                   cudnnBatchNormOps_t ops,
+                                                                   cudnnActivationDescriptor_t act,
+                                                                   cudnnTensorDescriptor_t x, size_t* bytes) {
+  if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
+  if (!x || !x->set || !bytes) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: x's descriptor or the size is null");
+  if (mode != CUDNN_BATCHNORM_SPATIAL && mode != CUDNN_BATCHNORM_SPATIAL_PERSISTENT)
+    return fail(CUDNN_STATUS_NOT_SUPPORTED, "batch norm: mode ", mode, " is not emulated");
+  if (ops != CUDNN_BATCHNORM_OPS_BN && (!act || !act->set))
+    return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ops with an activation and no descriptor");
+  *bytes = bn_reserve_bytes(ops, *x);
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnBatchNormalizationForwardTrainingEx(
+    cudnnHandle_t h, cudnnBatchNormMode_t mode, cudnnBatchNormOps_t ops, const void* alpha, const void* beta,
+    cudnnTensorDescriptor_t x, const void* xp, cudnnTensorDescriptor_t z, const void* zp, cudnnTensorDescriptor_t y,
+    void* yp, cudnnTensorDescriptor_t param, const void* scale, const void* bias, double factor, void* running_mean,
+    void* running_var, double eps, void* save_mean, void* save_invvar, cudnnActivationDescriptor_t act, void* ws,
+    size_t ws_bytes, void* reserve, size_t reserve_bytes) {
+  const bool add = ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
+  const cudnnStatus_t s = add ? check_bn(h, mode, ops, x, {{"y", y}, {"z", z}}, param, act)
+                              : check_bn(h, mode, ops, x, {{"y", y}}, param, act);
+  if (s != CUDNN_STATUS_SUCCESS) return s;
+  if (!alpha || !beta || !xp || !yp || !scale || !bias || (add && !zp))
+    return fail(CUDNN_STATUS_BAD_PARAM, "batch norm forward: a null scaling factor or buffer");
+  if (!running_mean != !running_var || !save_mean != !save_invvar)
+    return fail(CUDNN_STATUS_BAD_PARAM,
+                "batch norm forward: running (or saved) mean and variance must be both "
+                "given or both null");
+  if (eps < 0) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm forward: epsilon ", eps);
+  if (const cudnnStatus_t st = check_space("the workspace", ws, ws_bytes, bn_workspace_bytes(*x));
+      st != CUDNN_STATUS_SUCCESS)
+    return st;
+  if (const cudnnStatus_t st = check_space("the reserve space", reserve, reserve_bytes, bn_reserve_bytes(ops, *x));
+      st != CUDNN_STATUS_SUCCESS)
+    return st;
+  const cudnnDataType_t st = scaling_type(x->type);
+  BnForward a{ops,
+              scale_of(alpha, st),
+              scale_of(beta, st),
+              factor,
+              eps,
+              *x,
+              *param,
+              xp,
+              zp,
+              scale,
+              bias,
+              yp,
+              running_mean,
+              running_var,
+              save_mean,
+              save_invvar,
+              ws,
+              reserve,
+              ws_bytes,
+              reserve_bytes};
+  const cudaError_t queued = lrt::emulated_runtime::submit(h->stream, [a] { bn_forward(a); });
+  if (queued != cudaSuccess)
+    return fail(CUDNN_STATUS_EXECUTION_FAILED, "the stream refused the work: ", cudaGetErrorString(queued));
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnBatchNormalizationBackwardEx(
+    cudnnHandle_t h, cudnnBatchNormMode_t mode, cudnnBatchNormOps_t ops, const void* alpha_data, const void* beta_data,
+    const void* alpha_param, const void* beta_param, cudnnTensorDescriptor_t x, const void* xp,
+    cudnnTensorDescriptor_t y, const void* yp, cudnnTensorDescriptor_t dy, const void* dyp, cudnnTensorDescriptor_t dz,
+    void* dzp, cudnnTensorDescriptor_t dx, void* dxp, cudnnTensorDescriptor_t dparam, const void* scale,
+    const void* bias, void* dscale, void* dbias, double eps, const void* saved_mean, const void* saved_invvar,
+    cudnnActivationDescriptor_t act, void* ws, size_t ws_bytes, void* reserve, size_t reserve_bytes) {
+  const bool add = ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION, relu = ops != CUDNN_BATCHNORM_OPS_BN;
+  cudnnStatus_t s;
+  if (add)
+    s = check_bn(h, mode, ops, x, {{"y", y}, {"dy", dy}, {"dz", dz}, {"dx", dx}}, dparam, act);
+  else if (relu)
+    s = check_bn(h, mode, ops, x, {{"y", y}, {"dy", dy}, {"dx", dx}}, dparam, act);
+  else
+    s = check_bn(h, mode, ops, x, {{"dy", dy}, {"dx", dx}}, dparam, act);
+  if (s != CUDNN_STATUS_SUCCESS) return s;
+  if (!alpha_data || !beta_data || !alpha_param || !beta_param || !xp || !dyp || !dxp || !scale || !dscale || !dbias ||
+      (relu && (!yp || !bias)) || (add && !dzp))
+    return fail(CUDNN_STATUS_BAD_PARAM, "batch norm backward: a null scaling factor or buffer");
+  if (!saved_mean != !saved_invvar)
+    return fail(CUDNN_STATUS_BAD_PARAM,
+                "batch norm backward: saved mean and inverse variance must be both given or "
+                "both null");
+  if (eps < 0) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm backward: epsilon ", eps);
+  if (const cudnnStatus_t st = check_space("the workspace", ws, ws_bytes, bn_workspace_bytes(*x));
+      st != CUDNN_STATUS_SUCCESS)
+    return st;
+  if (const cudnnStatus_t st = check_space("the reserve space", reserve, reserve_bytes, bn_reserve_bytes(ops, *x));
+      st != CUDNN_STATUS_SUCCESS)
+    return st;
+  const cudnnDataType_t st = scaling_type(x->type);
+  BnBackward a{ops,
+               scale_of(alpha_data, st),
+               scale_of(beta_data, st),
+               scale_of(alpha_param, st),
+               scale_of(beta_param, st),
+               eps,
+               *x,
+               *dparam,
+               xp,
+               dyp,
+               scale,
+               saved_mean,
+               saved_invvar,
+               reserve,
+               dzp,
+               dxp,
+               dscale,
+               dbias,
+               ws,
+               ws_bytes};
+  const cudaError_t queued = lrt::emulated_runtime::submit(h->stream, [a] { bn_backward(a); });
   if (queued != cudaSuccess)
     return fail(CUDNN_STATUS_EXECUTION_FAILED, "the stream refused the work: ", cudaGetErrorString(queued));
   return CUDNN_STATUS_SUCCESS;

@@ -3,6 +3,8 @@
 // layouts, the algorithm choice, workspaces, the plan cache, the blend into a
 // waiting gradient) runs on machines without a GPU. Included before
 // kernels/cuda/conv.cu in the emulated build (emulated/conv_kernels.cpp).
+// Also the legacy batch-norm functions and the graph API's names that
+// apps/probe_cudnn_fusion.cpp calls (further below).
 //
 // What it does as cuDNN does:
 //   - reads and writes the buffers as the descriptors say (NCHW or NHWC
@@ -171,6 +173,78 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
 // y = alpha * b + beta * y, b broadcast over y's dimensions where it has 1.
 cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void* alpha, cudnnTensorDescriptor_t b, const void* bp,
                              const void* beta, cudnnTensorDescriptor_t y, void* yp);
+
+// ---- the legacy batch-norm API (cudnn_ops' training *Ex functions) ----
+// What apps/probe_cudnn_fusion.cpp calls to time cuDNN's own batch norm
+// (the kernels PyTorch's cuDNN batch norm runs) against lrt's. Emulated:
+//   - the per-channel modes (CUDNN_BATCHNORM_SPATIAL and _PERSISTENT,
+//     computed alike); CUDNN_BATCHNORM_PER_ACTIVATION is refused;
+//   - each channel's mean and biased variance summed in double over the
+//     values as stored; the saved inverse variance 1 / sqrt(var + eps); the
+//     running mean and variance updated with the factor given, the variance
+//     unbiased; every output rounded once to its type;
+//   - forward: y = alpha * act(bn(x) [+ z]) + beta * y, act a ReLU or none
+//     by the ops; the ReLU's mask kept in the reserve space, one bit an
+//     element in NCHW order, which the backward reads (so a reserve space
+//     that is not the forward's gives wrong gradients);
+//   - backward: the gradient masked by that ReLU; dz (the residual's
+//     gradient, the ops with an add) is the masked gradient, dx the batch
+//     norm's input gradient, both blended with the data factors; dscale and
+//     dbias blended with the parameter factors; the saved mean and inverse
+//     variance used where given (both or neither), else recomputed from x;
+//   - refused as cuDNN refuses: a bad handle, a null or unset descriptor,
+//     activations of different shapes or types, a per-channel descriptor
+//     other than (1, C, 1, 1) of float (double for double data), an
+//     activation op without a ReLU descriptor or without z where it adds, a
+//     negative epsilon, a reserve space or workspace smaller than the size
+//     the query gives (each written over in full, so a short one shows under
+//     AddressSanitizer).
+enum cudnnBatchNormMode_t {
+  CUDNN_BATCHNORM_PER_ACTIVATION = 0,
+  CUDNN_BATCHNORM_SPATIAL = 1,
+  CUDNN_BATCHNORM_SPATIAL_PERSISTENT = 2
+};
+enum cudnnBatchNormOps_t {
+  CUDNN_BATCHNORM_OPS_BN = 0,
+  CUDNN_BATCHNORM_OPS_BN_ACTIVATION = 1,
+  CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION = 2
+};
+enum cudnnActivationMode_t { CUDNN_ACTIVATION_SIGMOID = 0, CUDNN_ACTIVATION_RELU = 1 };
+enum cudnnNanPropagation_t { CUDNN_NOT_PROPAGATE_NAN = 0, CUDNN_PROPAGATE_NAN = 1 };
+struct cudnnEmulatedActivation;
+using cudnnActivationDescriptor_t = cudnnEmulatedActivation*;
+
+cudnnStatus_t cudnnCreateActivationDescriptor(cudnnActivationDescriptor_t* d);
+cudnnStatus_t cudnnSetActivationDescriptor(cudnnActivationDescriptor_t d, cudnnActivationMode_t mode,
+                                           cudnnNanPropagation_t nan, double coef);
+cudnnStatus_t cudnnDestroyActivationDescriptor(cudnnActivationDescriptor_t d);
+cudnnStatus_t cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(
+    cudnnHandle_t h, cudnnBatchNormMode_t mode, cudnnBatchNormOps_t ops, cudnnTensorDescriptor_t x,
+    cudnnTensorDescriptor_t z, cudnnTensorDescriptor_t y, cudnnTensorDescriptor_t param,
+    cudnnActivationDescriptor_t act, size_t* bytes);
+cudnnStatus_t cudnnGetBatchNormalizationBackwardExWorkspaceSize(cudnnHandle_t h, cudnnBatchNormMode_t mode,
+                                                                cudnnBatchNormOps_t ops, cudnnTensorDescriptor_t x,
+                                                                cudnnTensorDescriptor_t y, cudnnTensorDescriptor_t dy,
+                                                                cudnnTensorDescriptor_t dz, cudnnTensorDescriptor_t dx,
+                                                                cudnnTensorDescriptor_t dparam,
+                                                                cudnnActivationDescriptor_t act, size_t* bytes);
+cudnnStatus_t cudnnGetBatchNormalizationTrainingExReserveSpaceSize(cudnnHandle_t h, cudnnBatchNormMode_t mode,
+                                                                   cudnnBatchNormOps_t ops,
+                                                                   cudnnActivationDescriptor_t act,
+                                                                   cudnnTensorDescriptor_t x, size_t* bytes);
+cudnnStatus_t cudnnBatchNormalizationForwardTrainingEx(
+    cudnnHandle_t h, cudnnBatchNormMode_t mode, cudnnBatchNormOps_t ops, const void* alpha, const void* beta,
+    cudnnTensorDescriptor_t x, const void* xp, cudnnTensorDescriptor_t z, const void* zp, cudnnTensorDescriptor_t y,
+    void* yp, cudnnTensorDescriptor_t param, const void* scale, const void* bias, double factor, void* running_mean,
+    void* running_var, double eps, void* save_mean, void* save_invvar, cudnnActivationDescriptor_t act, void* ws,
+    size_t ws_bytes, void* reserve, size_t reserve_bytes);
+cudnnStatus_t cudnnBatchNormalizationBackwardEx(
+    cudnnHandle_t h, cudnnBatchNormMode_t mode, cudnnBatchNormOps_t ops, const void* alpha_data, const void* beta_data,
+    const void* alpha_param, const void* beta_param, cudnnTensorDescriptor_t x, const void* xp,
+    cudnnTensorDescriptor_t y, const void* yp, cudnnTensorDescriptor_t dy, const void* dyp, cudnnTensorDescriptor_t dz,
+    void* dzp, cudnnTensorDescriptor_t dx, void* dxp, cudnnTensorDescriptor_t dparam, const void* scale,
+    const void* bias, void* dscale, void* dbias, double eps, const void* saved_mean, const void* saved_invvar,
+    cudnnActivationDescriptor_t act, void* ws, size_t ws_bytes, void* reserve, size_t reserve_bytes);
 
 // ---- the backend (graph) API: declared, not emulated ----
 // What apps/probe_cudnn_fusion.cpp names of cuDNN's graph API (the values

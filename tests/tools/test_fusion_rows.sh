@@ -46,21 +46,31 @@ row_is "$(sed -n 2p <<<"$out")" '^fusion A bf16 +info '
 row_is "$(sed -n 3p <<<"$out")" "^fusion A fp16 +FAIL +.*sbr_conv_stats 0\.320 \(1\.25x\) MISMATCH \(sbr_conv_stats: outputs differ from lrt's\)$"
 
 # The batch-norm graphs on the shape's output: their own row, each against
-# lrt's kernels doing the same work (bn_relu 0.20 against 0.30: 1.50x).
+# lrt's kernels doing the same work (bn_relu 0.20 against 0.30: 1.50x);
+# cuDNN's legacy batch norm a row of its own, named without the prefix
+# (bn_relu 0.15: 2.00x; dbn_add_relu in the spatial mode 0.50 against
+# 0.40: 0.80x; dbn_relu refused, set against lrt's backward through the
+# ReLU).
 cat >"$tmp/bn.json" <<JSON
 {"cudnn_version": 91900, "seconds": 5.0, "shapes": [
  {"shape": "A", "lrt": {"apply_ms": 0.05, "conv_ms": 0.3, "stats_ms": 0.05, "total_ms": 0.4, "bn_channels": 64,
-  "bn_hw": 32, "bn_relu_ms": 0.3, "bn_add_relu_ms": 0.35, "dbn_ms": 0.4, "bn_drelu_dbn_ms": 0.45},
+  "bn_hw": 32, "bn_relu_ms": 0.3, "bn_add_relu_ms": 0.35, "dbn_ms": 0.4, "bn_drelu_dbn_ms": 0.45,
+  "dbn_add_relu_ms": 0.4},
   "graphs": [$(graph bf16 conv 0.25),
    {"shape": "A", "dtype": "bf16", "graph": "bn_relu", "supported": true, "median_ms": 0.2, "runtime_compiled": true, "matches": true},
    {"shape": "A", "dtype": "bf16", "graph": "dbn", "supported": false, "error": "plan finalize: CUDNN_STATUS_NOT_SUPPORTED"},
-   {"shape": "A", "dtype": "bf16", "graph": "bn_drelu_dbn", "supported": true, "median_ms": 0.5, "matches": false}]}]}
+   {"shape": "A", "dtype": "bf16", "graph": "bn_drelu_dbn", "supported": true, "median_ms": 0.5, "matches": false},
+   {"shape": "A", "dtype": "bf16", "graph": "legacy_bn_relu", "supported": true, "median_ms": 0.15, "mode": "persistent", "matches": true},
+   {"shape": "A", "dtype": "bf16", "graph": "legacy_dbn_relu", "supported": false, "error": "persistent: ...; spatial: ..."},
+   {"shape": "A", "dtype": "bf16", "graph": "legacy_dbn_add_relu", "supported": true, "median_ms": 0.5, "mode": "spatial", "matches": true}]}]}
 JSON
 out=$("$py" "$script" "$tmp/bn.json")
-[ "$(wc -l <<<"$out")" -eq 3 ] || fail "batch norm: $(wc -l <<<"$out") rows, not 3: $out"
+[ "$(wc -l <<<"$out")" -eq 4 ] || fail "batch norm: $(wc -l <<<"$out") rows, not 4: $out"
 row_is "$(sed -n 2p <<<"$out")" '^fusion A bf16 +info +lrt 0\.400 .*; conv 0\.250 \(1\.20x\)$'
 row_is "$(sed -n 3p <<<"$out")" \
   "^bn A bf16 +FAIL +64 channels 32x32: bn_relu 0\.200 rtc vs lrt 0\.300 \(1\.50x\), dbn no \(lrt 0\.400\), bn_drelu_dbn 0\.500 vs lrt 0\.450 \(0\.90x\) MISMATCH \(bn_drelu_dbn: outputs differ from lrt's\)$"
+row_is "$(sed -n 4p <<<"$out")" \
+  "^bn legacy A bf16 +info +64 channels 32x32: bn_relu 0\.150 vs lrt 0\.300 \(2\.00x\), dbn_relu no \(lrt 0\.450\), dbn_add_relu 0\.500 spatial vs lrt 0\.400 \(0\.80x\)$"
 
 # Output cut short (the program stopped mid-way), or no file: one FAIL row.
 head -c 200 "$tmp/ok.json" >"$tmp/cut.json"

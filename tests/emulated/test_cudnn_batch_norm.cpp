@@ -1,0 +1,213 @@
+// The emulated cuDNN's legacy batch norm (cudnnBatchNormalizationForward-
+// TrainingEx and BackwardEx, which apps/probe_cudnn_fusion.cpp times against
+// lrt's kernels and checks against them) against lrt's CPU batch-norm
+// kernels, an independent implementation: float32 data, NCHW and NHWC
+// descriptors, every ops kind; the ReLU's mask travels in the reserve space
+// (a zeroed one blocks every gradient); and the refusals of emulated/cudnn.h.
+//
+// Tolerances: both sides sum in double in their own orders and round once to
+// float (the statistics within 1e-6 relative; y, whose values pass through
+// those statistics, and the gradients within 1e-5).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/ops.h"
+#include "emulated/cudnn.h"
+#include "kernels/batch_norm.h"
+#include "testing.h"
+
+namespace lrt {
+
+namespace {
+
+namespace kb = kernels;
+using testing::check_close;
+using testing::host;
+
+constexpr double kEps = 1e-5, kFactor = 0.1;
+
+// The legacy API's descriptors for an (N, C, H, W) float32 batch norm.
+struct Descriptors {
+  cudnnHandle_t h = nullptr;
+  cudnnTensorDescriptor_t act = nullptr, param = nullptr;
+  cudnnActivationDescriptor_t relu = nullptr;
+  Descriptors(const Shape& s, cudnnTensorFormat_t f) {
+    REQUIRE(cudnnCreate(&h) == CUDNN_STATUS_SUCCESS);
+    REQUIRE(cudnnCreateTensorDescriptor(&act) == CUDNN_STATUS_SUCCESS);
+    REQUIRE(cudnnCreateTensorDescriptor(&param) == CUDNN_STATUS_SUCCESS);
+    REQUIRE(cudnnCreateActivationDescriptor(&relu) == CUDNN_STATUS_SUCCESS);
+    REQUIRE(cudnnSetTensor4dDescriptor(act, f, CUDNN_DATA_FLOAT, int(s[0]), int(s[1]), int(s[2]), int(s[3])) ==
+            CUDNN_STATUS_SUCCESS);
+    REQUIRE(cudnnSetTensor4dDescriptor(param, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, int(s[1]), 1, 1) ==
+            CUDNN_STATUS_SUCCESS);
+    REQUIRE(cudnnSetActivationDescriptor(relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0) ==
+            CUDNN_STATUS_SUCCESS);
+  }
+  ~Descriptors() {
+    cudnnDestroyActivationDescriptor(relu);
+    cudnnDestroyTensorDescriptor(param);
+    cudnnDestroyTensorDescriptor(act);
+    cudnnDestroy(h);
+  }
+  Descriptors(const Descriptors&) = delete;
+  Descriptors& operator=(const Descriptors&) = delete;
+};
+
+// A tensor's float values in the layout a descriptor of format f reads.
+std::vector<float> laid(const Tensor& t, cudnnTensorFormat_t f) {
+  const Tensor c = f == CUDNN_TENSOR_NHWC ? t.contiguous(MemoryFormat::ChannelsLast) : t.contiguous();
+  const float* p = static_cast<const float*>(c.data_ptr());
+  return std::vector<float>(p, p + c.numel());
+}
+// Values laid out as format f, back in NCHW order.
+std::vector<double> nchw(const std::vector<float>& v, const Shape& s, cudnnTensorFormat_t f) {
+  std::vector<double> out(v.size());
+  const int64_t n = s[0], c = s[1], hw = s[2] * s[3];
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < c; ++j)
+      for (int64_t k = 0; k < hw; ++k)
+        out[size_t((i * c + j) * hw + k)] =
+            v[size_t(f == CUDNN_TENSOR_NHWC ? (i * hw + k) * c + j : (i * c + j) * hw + k)];
+  return out;
+}
+std::vector<double> doubles(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+}  // namespace
+
+TEST_CASE("emulated cuDNN: the legacy batch norm agrees with lrt's CPU kernels, its ReLU mask in the reserve space") {
+  const Shape s{3, 4, 3, 5};
+  const int64_t c = s[1];
+  const TensorOptions f32(DType::Float32);
+  const Tensor x = testing::normal(s, DType::Float32, 11), z = testing::normal(s, DType::Float32, 12);
+  const Tensor dy = testing::normal(s, DType::Float32, 13);
+  const Tensor w = testing::uniform({c}, 0.5, 1.5, DType::Float32, 14);
+  const Tensor b = testing::uniform({c}, -0.5, 0.5, DType::Float32, 15);
+  for (const cudnnTensorFormat_t fmt : {CUDNN_TENSOR_NCHW, CUDNN_TENSOR_NHWC}) {
+    for (const cudnnBatchNormOps_t ops :
+         {CUDNN_BATCHNORM_OPS_BN, CUDNN_BATCHNORM_OPS_BN_ACTIVATION, CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION}) {
+      CAPTURE(fmt);
+      CAPTURE(ops);
+      const bool relu = ops != CUDNN_BATCHNORM_OPS_BN, add = ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
+      // lrt's CPU kernels: statistics (running ones from 0 and 1), the
+      // normalisation with its ending, the backward from its output.
+      const Tensor mean = empty({c}, f32), invstd = empty({c}, f32), y = empty(s, f32);
+      const Tensor rm = zeros({c}, f32), rv = full({c}, 1.0, f32);
+      kb::cpu::batch_norm_stats(x, mean, invstd, kEps, rm, rv, kFactor);
+      kb::cpu::batch_norm_apply(x, mean, invstd, w, b, add ? z : Tensor(), relu, y);
+      const Tensor gx = empty(s, f32), gw = empty({c}, f32), gb = empty({c}, f32), gz = empty(s, f32);
+      kb::cpu::batch_norm_backward(dy, relu ? y : Tensor(), x, mean, invstd, w, true, gx, gw, gb, add ? gz : Tensor());
+
+      const Descriptors d(s, fmt);
+      const cudnnActivationDescriptor_t act = relu ? d.relu : nullptr;
+      const cudnnTensorDescriptor_t zd = add ? d.act : nullptr;
+      size_t fws = 0, bws = 0, reserve = 0;
+      REQUIRE(cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(d.h, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, ops,
+                                                                       d.act, zd, d.act, d.param, act,
+                                                                       &fws) == CUDNN_STATUS_SUCCESS);
+      REQUIRE(cudnnGetBatchNormalizationBackwardExWorkspaceSize(d.h, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, ops, d.act,
+                                                                d.act, d.act, zd, d.act, d.param, act,
+                                                                &bws) == CUDNN_STATUS_SUCCESS);
+      REQUIRE(cudnnGetBatchNormalizationTrainingExReserveSpaceSize(d.h, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, ops, act,
+                                                                   d.act, &reserve) == CUDNN_STATUS_SUCCESS);
+      CHECK((reserve > 0) == relu);
+      const std::vector<float> xs = laid(x, fmt), zs = laid(z, fmt), dys = laid(dy, fmt);
+      const std::vector<float> ws = laid(w, CUDNN_TENSOR_NCHW), bs = laid(b, CUDNN_TENSOR_NCHW);
+      std::vector<float> ys(xs.size(), -7.f), run_mean(size_t(c), 0.f), run_var(size_t(c), 1.f);
+      std::vector<float> save_mean(static_cast<size_t>(c)), save_invstd(static_cast<size_t>(c));
+      std::vector<unsigned char> fwork(fws), bwork(bws), rspace(reserve + 1);
+      const float one = 1, zero = 0;
+      REQUIRE(cudnnBatchNormalizationForwardTrainingEx(
+                  d.h, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, ops, &one, &zero, d.act, xs.data(), zd,
+                  add ? zs.data() : nullptr, d.act, ys.data(), d.param, ws.data(), bs.data(), kFactor, run_mean.data(),
+                  run_var.data(), kEps, save_mean.data(), save_invstd.data(), act, fwork.data(), fws, rspace.data(),
+                  reserve) == CUDNN_STATUS_SUCCESS);
+      check_close(nchw(ys, s, fmt), host(y), 1e-5, 1e-6, "y");
+      check_close(doubles(save_mean), host(mean), 1e-6, 1e-7, "saved mean");
+      check_close(doubles(save_invstd), host(invstd), 1e-6, 0, "saved inverse std");
+      check_close(doubles(run_mean), host(rm), 1e-6, 1e-7, "running mean");
+      check_close(doubles(run_var), host(rv), 1e-6, 0, "running variance (unbiased)");
+
+      std::vector<float> dxs(xs.size(), -7.f), dzs(xs.size(), -7.f), dw(size_t(c), -7.f), db(size_t(c), -7.f);
+      const auto backward = [&](unsigned char* mask) {
+        return cudnnBatchNormalizationBackwardEx(
+            d.h, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, ops, &one, &zero, &one, &zero, d.act, xs.data(), d.act, ys.data(),
+            d.act, dys.data(), zd, add ? dzs.data() : nullptr, d.act, dxs.data(), d.param, ws.data(), bs.data(),
+            dw.data(), db.data(), kEps, save_mean.data(), save_invstd.data(), act, bwork.data(), bws, mask, reserve);
+      };
+      REQUIRE(backward(rspace.data()) == CUDNN_STATUS_SUCCESS);
+      check_close(nchw(dxs, s, fmt), host(gx), 1e-5, 1e-6, "dx");
+      check_close(doubles(dw), host(gw), 1e-5, 1e-6, "dscale");
+      check_close(doubles(db), host(gb), 1e-5, 1e-6, "dbias");
+      if (add) check_close(nchw(dzs, s, fmt), host(gz), 0, 0, "dz");
+      if (relu) {
+        // A reserve space that is not the forward's: the mask comes from it,
+        // not from y, so a zeroed one stops every gradient.
+        std::vector<unsigned char> blank(reserve, 0);
+        REQUIRE(backward(blank.data()) == CUDNN_STATUS_SUCCESS);
+        CHECK(std::all_of(db.begin(), db.end(), [](float v) { return v == 0.f; }));
+        CHECK(std::all_of(dxs.begin(), dxs.end(), [](float v) { return v == 0.f; }));
+      }
+    }
+  }
+}
+
+TEST_CASE("emulated cuDNN: the legacy batch norm refuses what cuDNN refuses") {
+  const Shape s{2, 3, 2, 2};
+  const Descriptors d(s, CUDNN_TENSOR_NHWC);
+  const auto mode = CUDNN_BATCHNORM_SPATIAL_PERSISTENT;
+  std::vector<float> xs(24, 1.f), ys(24), ps(3, 1.f), saved(3), saved2(3);
+  size_t fws = 0, reserve = 0;
+  REQUIRE(cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(d.h, mode, CUDNN_BATCHNORM_OPS_BN_ACTIVATION, d.act,
+                                                                   nullptr, d.act, d.param, d.relu,
+                                                                   &fws) == CUDNN_STATUS_SUCCESS);
+  REQUIRE(cudnnGetBatchNormalizationTrainingExReserveSpaceSize(d.h, mode, CUDNN_BATCHNORM_OPS_BN_ACTIVATION, d.relu,
+                                                               d.act, &reserve) == CUDNN_STATUS_SUCCESS);
+  std::vector<unsigned char> work(fws), rspace(reserve);
+  const float one = 1, zero = 0;
+  const auto forward = [&](cudnnHandle_t h, cudnnBatchNormMode_t m, cudnnBatchNormOps_t ops,
+                           cudnnTensorDescriptor_t param, cudnnActivationDescriptor_t act, size_t reserve_bytes) {
+    return cudnnBatchNormalizationForwardTrainingEx(h, m, ops, &one, &zero, d.act, xs.data(), nullptr, nullptr, d.act,
+                                                    ys.data(), param, ps.data(), ps.data(), kFactor, nullptr, nullptr,
+                                                    kEps, saved.data(), saved2.data(), act, work.data(), fws,
+                                                    rspace.data(), reserve_bytes);
+  };
+  const auto refused = [](cudnnStatus_t got, cudnnStatus_t want, const std::string& why) {
+    CHECK(got == want);
+    INFO(emulated_cudnn::last_error());
+    CHECK(testing::contains(emulated_cudnn::last_error(), why));
+  };
+  CHECK(forward(d.h, mode, CUDNN_BATCHNORM_OPS_BN_ACTIVATION, d.param, d.relu, reserve) == CUDNN_STATUS_SUCCESS);
+  refused(forward(d.h, mode, CUDNN_BATCHNORM_OPS_BN_ACTIVATION, d.param, d.relu, reserve - 1), CUDNN_STATUS_BAD_PARAM,
+          "reserve space");
+  refused(forward(d.h, mode, CUDNN_BATCHNORM_OPS_BN_ACTIVATION, d.param, nullptr, reserve), CUDNN_STATUS_BAD_PARAM,
+          "no descriptor");
+  refused(forward(nullptr, mode, CUDNN_BATCHNORM_OPS_BN, d.param, nullptr, 0), CUDNN_STATUS_NOT_INITIALIZED, "handle");
+  refused(forward(d.h, CUDNN_BATCHNORM_PER_ACTIVATION, CUDNN_BATCHNORM_OPS_BN, d.param, nullptr, 0),
+          CUDNN_STATUS_NOT_SUPPORTED, "PER_ACTIVATION");
+  // The add's z left out.
+  refused(forward(d.h, mode, CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION, d.param, d.relu, reserve), CUDNN_STATUS_BAD_PARAM,
+          "z's descriptor");
+  // Per-channel values described as (1, C, 1, 1) of bfloat16, and as (1, 2, 1, 1).
+  cudnnTensorDescriptor_t other = nullptr;
+  REQUIRE(cudnnCreateTensorDescriptor(&other) == CUDNN_STATUS_SUCCESS);
+  REQUIRE(cudnnSetTensor4dDescriptor(other, CUDNN_TENSOR_NCHW, CUDNN_DATA_BFLOAT16, 1, 3, 1, 1) ==
+          CUDNN_STATUS_SUCCESS);
+  refused(forward(d.h, mode, CUDNN_BATCHNORM_OPS_BN, other, nullptr, 0), CUDNN_STATUS_BAD_PARAM,
+          "per-channel descriptor");
+  REQUIRE(cudnnSetTensor4dDescriptor(other, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 2, 1, 1) == CUDNN_STATUS_SUCCESS);
+  refused(forward(d.h, mode, CUDNN_BATCHNORM_OPS_BN, other, nullptr, 0), CUDNN_STATUS_BAD_PARAM,
+          "per-channel descriptor");
+  // A backward whose dy is not x's shape.
+  REQUIRE(cudnnSetTensor4dDescriptor(other, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 2, 3, 2, 1) == CUDNN_STATUS_SUCCESS);
+  size_t bws = 0;
+  refused(cudnnGetBatchNormalizationBackwardExWorkspaceSize(d.h, mode, CUDNN_BATCHNORM_OPS_BN, d.act, nullptr, other,
+                                                            nullptr, d.act, d.param, nullptr, &bws),
+          CUDNN_STATUS_BAD_PARAM, "dy");
+  cudnnDestroyTensorDescriptor(other);
+}
+
+}  // namespace lrt
