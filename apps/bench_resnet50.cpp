@@ -31,6 +31,7 @@
 #include "core/autograd.h"
 #include "core/cuda_graph.h"
 #include "core/ops.h"
+#include "kernels/batch_norm.h"
 #include "kernels/kernels.h"
 #include "layers/functional.h"
 #include "layers/resnet50.h"
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   int repeat = 0, warmup = 2;
   std::string precision = "fp32";
   bool adam = false, benchmark_mode = true, fuse = true, tf32 = false, graph = false, profile = false;
-  bool channels_last = false, relu_from_x = true, grad_blend = true, cast_together = true;
+  bool channels_last = false, relu_from_x = true, grad_blend = true, cast_together = true, cudnn_bn = false;
   int conv_repeat = 1, bn_repeat = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
           "usage: bench_resnet50 [--device cpu|cuda] [--batch B] [--repeat R] [--warmup W] [--stem cifar|imagenet]\n"
           "                      [--adam] [--no-conv-benchmark] [--no-fuse] [--tf32] [--precision fp32|bf16]\n"
           "                      [--channels-last] [--cuda-graph] [--profile-step]\n"
-          "                      [--no-relu-from-x] [--no-grad-blend] [--no-cast-together]\n"
+          "                      [--no-relu-from-x] [--no-grad-blend] [--no-cast-together] [--cudnn-bn]\n"
           "                      [--kernel-repeat conv=N|bn=N]...\n"
           "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
           "optimizer step) and prints JSON with images/s and peak memory.\n"
@@ -97,6 +98,9 @@ int main(int argc, char** argv) {
           "  --no-grad-blend   conv2d's input gradient summed with the waiting one in a separate pass\n"
           "  --no-cast-together  bf16 on CUDA: each convolution casts its weight (and its gradient back)\n"
           "               alone, not all 53 in one launch each way\n"
+          "  --cudnn-bn   CUDA: training-mode batch norm through cuDNN's own (its legacy functions with the\n"
+          "               fused ReLU and add, persistent mode) instead of lrt's kernels; off by default, to\n"
+          "               measure which is faster (its sums are cuDNN's, not the CPU's bits)\n"
           "  --kernel-repeat GROUP=N  for timing only: run each convolution (conv) or batch-norm (bn)\n"
           "               kernel call N times (0..8; 0 leaves them out), so that the change in step time\n"
           "               gives the group's share of the step as it runs; the values are then wrong (the\n"
@@ -136,6 +140,8 @@ int main(int argc, char** argv) {
       grad_blend = false;
     } else if (a == "--no-cast-together") {
       cast_together = false;
+    } else if (a == "--cudnn-bn") {
+      cudnn_bn = true;
     } else if (a == "--kernel-repeat" && i + 1 < argc) {
       const std::string v = argv[++i];
       const size_t eq = v.find('=');
@@ -156,6 +162,7 @@ int main(int argc, char** argv) {
   if (cuda && !cuda_available()) die(cuda_built() ? "no CUDA device found" : "this build has no CUDA backend");
   if (graph && !cuda) die("--cuda-graph needs --device cuda");
   if (profile && !cuda) die("--profile-step needs --device cuda");
+  if (cudnn_bn && !cuda) die("--cudnn-bn needs --device cuda");
   if (batch == 0) batch = cuda ? 256 : 32;
   if (repeat == 0) repeat = cuda ? 30 : 5;
   try {
@@ -164,6 +171,7 @@ int main(int argc, char** argv) {
     set_conv_benchmark(cuda && benchmark_mode);
     set_conv_allow_tf32(tf32);
     set_bn_relu_from_x(relu_from_x);
+    set_bn_cudnn(cudnn_bn);
     set_conv_grad_blend(grad_blend);
     set_kernel_repeat(KernelGroup::Convolution, conv_repeat);
     set_kernel_repeat(KernelGroup::BatchNorm, bn_repeat);
@@ -270,6 +278,16 @@ int main(int argc, char** argv) {
     // A loss that is not finite (--kernel-repeat makes wrong values) is
     // null: JSON has no NaN.
     const std::string loss_text = lrt::json_number(loss);
+    // With --cudnn-bn: how many of the step's batch-norm cases cuDNN ran in
+    // each mode, and how many it refused (lrt's kernels ran those).
+    std::string cudnn_modes;
+#if LRT_HAVE_CUDA
+    if (cudnn_bn) {
+      for (const auto& [mode, n] : kernels::cuda::batch_norm_cudnn_modes())
+        cudnn_modes += (cudnn_modes.empty() ? "" : ", ") + lrt::json_string(mode) + ": " + std::to_string(n);
+      cudnn_modes = ", \"cudnn_bn_modes\": {" + cudnn_modes + "}";
+    }
+#endif
     std::printf(
         "{\"benchmark\": \"bench_resnet50\", \"framework\": \"lrt\", \"device\": \"%s\", \"stem\": \"%s\", "
         "\"batch\": %lld, \"precision\": \"%s\", \"memory_format\": \"%s\", \"fused_bn_act\": %s, \"cuda_graph\": %s, \"optimizer\": %s, "
@@ -277,13 +295,14 @@ int main(int argc, char** argv) {
         "\"median_ms\": %.3f, \"host_ms\": %.3f, \"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, "
         "\"memory_kind\": \"%s\", "
         "\"allocator_peak_mib\": %.1f, \"loss\": %s, "
-        "\"features\": {\"relu_from_x\": %s, \"grad_blend\": %s, \"cast_together\": %s}, "
-        "\"kernel_repeat\": {\"conv\": %d, \"bn\": %d}%s}\n",
+        "\"features\": {\"relu_from_x\": %s, \"grad_blend\": %s, \"cast_together\": %s, \"cudnn_bn\": %s}, "
+        "\"kernel_repeat\": {\"conv\": %d, \"bn\": %d}%s%s}\n",
         dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : (tf32 && cuda ? "tf32" : "fp32"),
         channels_last ? "channels_last" : "contiguous", fuse ? "true" : "false", graph ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, host_med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
         cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss_text.c_str(), relu_from_x ? "true" : "false",
-        grad_blend ? "true" : "false", cast_together ? "true" : "false", conv_repeat, bn_repeat,
+        grad_blend ? "true" : "false", cast_together ? "true" : "false", cudnn_bn ? "true" : "false", conv_repeat,
+        bn_repeat, cudnn_modes.c_str(),
         cuda ? (std::string(", \"dependent_launch\": ") + (dependent_launch_on(dev.index) ? "true" : "false")).c_str()
              : (", \"cpu_gemm\": \"" + std::string(kernels::cpu::gemm_backend()) + ", " + kernels::cpu::gemm_kernels() + "\"").c_str());
   } catch (const Error& e) {

@@ -40,6 +40,8 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
+#include <string>
 
 #include "core/hd.h"
 #include "core/tensor.h"
@@ -349,5 +351,39 @@ LRT_BATCH_NORM_DECLS
 }  // namespace cuda
 
 #undef LRT_BATCH_NORM_DECLS
+
+// ---- cuDNN's batch norm (CUDA; chosen with lrt::set_bn_cudnn) ----
+// Training mode through cuDNN's legacy functions with their fused ReLU and
+// residual add (kernels/cuda/cudnn_batch_norm.cu), for a 4-D x in either
+// memory format, weight and bias defined:
+// batch_norm_cudnn_forward: y = relu?(bn(x) [+ residual]); mean and invstd
+//   as batch_norm_stats writes them (the batch mean and 1 / sqrt(var +
+//   eps)), running_mean and running_var (when defined) updated likewise
+//   (momentum, unbiased variance); *reserve becomes the reserve space the
+//   backward reads (the ReLU's mask; undefined where there is none).
+//   Returns false, having written nothing, where cuDNN refuses the shape,
+//   type, layout and ops in both its modes (kept: it is asked once): the
+//   caller then runs lrt's kernels.
+// batch_norm_cudnn_backward: from gy and the forward's x, y (read after a
+//   ReLU), mean, invstd and reserve space, writes gx, gweight, gbias and,
+//   after a residual add, gresidual: all of them, defined by the caller.
+// Their sums are cuDNN's, in its order and precision: not the bits of lrt's
+// kernels (which the CPU shares), and maybe not the same from run to run.
+namespace cuda {
+bool batch_norm_cudnn_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                              bool relu, double eps, const Tensor& running_mean, const Tensor& running_var,
+                              double momentum, const Tensor& y, const Tensor& mean, const Tensor& invstd,
+                              Tensor* reserve);
+void batch_norm_cudnn_backward(const Tensor& gy, const Tensor& x, const Tensor& y, const Tensor& weight,
+                               const Tensor& bias, bool relu, bool residual, const Tensor& mean, const Tensor& invstd,
+                               double eps, const Tensor& reserve, const Tensor& gx, const Tensor& gweight,
+                               const Tensor& gbias, const Tensor& gresidual);
+// What cuDNN's batch norm runs as for x's device, dtype, shape and memory
+// format with these ops: "persistent", "spatial", "refused" (lrt's kernels
+// run instead), or "" where no forward has asked yet; and how many of the
+// keys asked so far came to each.
+std::string batch_norm_cudnn_mode(const Tensor& x, bool relu, bool residual);
+std::map<std::string, int> batch_norm_cudnn_modes();
+}  // namespace cuda
 
 }  // namespace lrt::kernels

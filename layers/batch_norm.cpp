@@ -6,7 +6,10 @@
 // ReLU it needs the ReLU's mask: with a residual, or in eval mode, it keeps
 // the output (the next layer keeps it anyway); otherwise it keeps the bias
 // and recomputes the mask from x (unless set_bn_relu_from_x(false): then it
-// keeps the output). It computes only the gradients asked for.
+// keeps the output). It computes only the gradients asked for. With
+// set_bn_cudnn(true), training on CUDA runs cuDNN's batch norm instead,
+// whose backward keeps the output (after a ReLU) and the forward's reserve
+// space.
 #include "kernels/batch_norm.h"
 
 #include <atomic>
@@ -22,6 +25,7 @@ namespace lrt {
 namespace {
 
 std::atomic<bool> g_bn_relu_from_x{true};
+std::atomic<bool> g_bn_cudnn{false};
 
 // Runs kernels::cuda::call or kernels::cpu::call by device, as many times
 // as kernel_repeat(KernelGroup::BatchNorm) says (1 but when timing).
@@ -69,6 +73,8 @@ Tensor plain(const Tensor& t) { return t.defined() ? t.detach() : Tensor(); }
 
 void set_bn_relu_from_x(bool on) { g_bn_relu_from_x.store(on, std::memory_order_relaxed); }
 bool bn_relu_from_x() { return g_bn_relu_from_x.load(std::memory_order_relaxed); }
+void set_bn_cudnn(bool on) { g_bn_cudnn.store(on, std::memory_order_relaxed); }
+bool bn_cudnn() { return g_bn_cudnn.load(std::memory_order_relaxed); }
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
@@ -120,7 +126,20 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   Tensor mean = training ? empty({channels}, channel_opts) : plain(running_mean);
   Tensor invstd = empty({channels}, channel_opts);
   const Tensor w = plain(weight);
-  if (x.numel() > 0) {
+  // cuDNN's batch norm (set_bn_cudnn) where cuDNN takes the case: its
+  // reserve space, the ReLU's mask, for the backward.
+  bool cudnn = training && x.device().is_cuda() && bn_cudnn() && x.dim() == 4 && weight.defined() &&
+               bias.defined() && x.numel() > 0 && (relu || !residual.defined());
+  Tensor reserve;
+  if (cudnn) {
+#if LRT_HAVE_CUDA
+    detail::repeat_kernel(KernelGroup::BatchNorm, [&] {
+      cudnn = kernels::cuda::batch_norm_cudnn_forward(xd, w, plain(bias), plain(rc), relu, eps, plain(running_mean),
+                                                      plain(running_var), momentum, y, mean, invstd, &reserve);
+    });
+#endif
+  }
+  if (!cudnn && x.numel() > 0) {
     if (training)
       LRT_BN_ROUTE(x.device(),
                    batch_norm_stats(xd, mean, invstd, eps, plain(running_mean), plain(running_var), momentum));
@@ -139,19 +158,35 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   const bool want_gr = rc.defined() && rc.requires_grad();
   // A training-mode ReLU without a residual recomputes its mask from x,
   // which the backward reads anyway, instead of reading y.
-  const bool relu_from_x = relu && training && !rc.defined() && bn_relu_from_x();
+  const bool relu_from_x = relu && training && !rc.defined() && bn_relu_from_x() && !cudnn;
   const Tensor relu_out = relu && !relu_from_x ? y.detach() : Tensor();
-  const Tensor b = relu_from_x ? plain(bias) : Tensor();
+  const Tensor b = relu_from_x || cudnn ? plain(bias) : Tensor();
+  const bool with_residual = rc.defined();
   const Tensor out = record(
       relu ? (rc.defined() ? "batch_norm_add_relu" : "batch_norm_relu") : "batch_norm", y, {xc, weight, bias, rc},
-      [xd, mean, invstd, w, b, relu_out, relu_from_x, training, want_gx, want_gw, want_gb, want_gr,
-       kfmt](const Tensor& g) {
+      [xd, mean, invstd, w, b, relu_out, relu_from_x, training, want_gx, want_gw, want_gb, want_gr, kfmt, cudnn,
+       reserve, relu, with_residual, eps](const Tensor& g) {
                   const Tensor gy = g.contiguous(kfmt);
                   const TensorOptions o = xd.options(), co = mean.options();
-                  Tensor gx = want_gx ? empty(xd.shape(), o, kfmt) : Tensor();
-                  Tensor gw = want_gw ? empty(mean.shape(), co) : Tensor();
-                  Tensor gb = want_gb ? empty(mean.shape(), co) : Tensor();
-                  Tensor gr = want_gr ? empty(xd.shape(), o, kfmt) : Tensor();
+                  // cuDNN writes every gradient: those not asked for go to
+                  // scratch tensors.
+                  const auto grad = [&](bool want, const Shape& s, const TensorOptions& opt, MemoryFormat f) {
+                    return want || cudnn ? empty(s, opt, f) : Tensor();
+                  };
+                  Tensor gx = grad(want_gx, xd.shape(), o, kfmt);
+                  Tensor gw = grad(want_gw, mean.shape(), co, MemoryFormat::Contiguous);
+                  Tensor gb = grad(want_gb, mean.shape(), co, MemoryFormat::Contiguous);
+                  Tensor gr = want_gr || (cudnn && with_residual) ? empty(xd.shape(), o, kfmt) : Tensor();
+                  if (cudnn) {
+#if LRT_HAVE_CUDA
+                    detail::repeat_kernel(KernelGroup::BatchNorm, [&] {
+                      kernels::cuda::batch_norm_cudnn_backward(gy, xd, relu_out, w, b, relu, with_residual, mean,
+                                                               invstd, eps, reserve, gx, gw, gb, gr);
+                    });
+#endif
+                    return std::vector<Tensor>{want_gx ? gx : Tensor(), want_gw ? gw : Tensor(),
+                                               want_gb ? gb : Tensor(), want_gr ? gr : Tensor()};
+                  }
                   if (xd.numel() > 0) {
                     LRT_BN_ROUTE(xd.device(),
                                  batch_norm_backward(gy, relu_out, xd, mean, invstd, w, training, gx, gw, gb, gr,

@@ -99,6 +99,15 @@ void repeat_kernel(KernelGroup group, F&& call) {
 // --no-relu-from-x).
 void set_bn_relu_from_x(bool on);
 bool bn_relu_from_x();
+// Whether training-mode batch norm on CUDA (4-D input, weight and bias
+// given) runs cuDNN's batch norm (its legacy training functions, with the
+// fused ReLU and residual add; kernels/batch_norm.h) instead of lrt's
+// kernels. Off by default: lrt's kernels give the CPU's results to the
+// last bits and the same bits from run to run; cuDNN's sum in their own
+// order. For measuring which is faster (bench_resnet50 --cudnn-bn); eval
+// mode, the CPU and 2-D inputs always run lrt's kernels.
+void set_bn_cudnn(bool on);
+bool bn_cudnn();
 
 // x (N, C, H, W) or (N, C); weight, bias, running_mean, running_var (C).
 // training: normalises with the batch statistics (biased variance) and, when

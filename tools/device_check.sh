@@ -210,7 +210,8 @@ failed() {
 # convolution kernels; 60 steps) for each LABEL, TURNS times in turns, each
 # run's JSON in bench_KIND_LABEL_TURN.json for tools/turn_rows.py. KIND pdl:
 # the label is LRT_PDL's value; features: default, or the speed feature the
-# run turns off (--no-LABEL); split: default, or a kernel group and how many
+# run turns off (--no-LABEL), or for a feature off by default (cudnn-bn)
+# the one it turns on (--LABEL); split: default, or a kernel group and how many
 # times its kernels run (bn2: --kernel-repeat bn=2). Returns 1 where
 # --deadline stopped a run.
 bench_turns() {
@@ -228,6 +229,8 @@ bench_turns() {
         :
       elif [ "$kind" = split ]; then
         flag_args=(--kernel-repeat "${label%[0-9]}=${label##*[a-z]}")
+      elif [ "$label" = cudnn-bn ]; then
+        flag_args=("--$label")
       else
         flag_args=("--no-$label")
       fi
@@ -829,9 +832,11 @@ fi
 # one rounding of a bf16 sum): the default bf16
 # step against the same without it, replayed from the graph with cuDNN's
 # heuristics (both sides run the same convolution kernels), in turns, the
-# better of two runs each. Last of the timings: a --deadline drops it first.
-if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 features" 70; then
-  if bench_turns features 2 default relu-from-x grad-blend cast-together; then
+# better of two runs each; and what cuDNN's batch norm would bring
+# (--cudnn-bn, off by default), the step with it against the default.
+# Last of the timings: a --deadline drops it first.
+if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 features" 90; then
+  if bench_turns features 2 default relu-from-x grad-blend cast-together cudnn-bn; then
     while IFS= read -r line; do add_row "$line"; done < <(python3 tools/turn_rows.py features "$logs")
   else
     row "r50 bf16 features" "skip" "stopped at --deadline ($(elapsed))"

@@ -7,7 +7,9 @@ and a label's best run (most images/s) counts.
                                 against plain launches
   turn_rows.py features LOGDIR  label default against relu-from-x,
                                 grad-blend, cast-together (each run with
-                                --no-LABEL): what each speed feature brings
+                                --no-LABEL): what each speed feature brings;
+                                and against cudnn-bn (run with --cudnn-bn,
+                                a feature off by default): what it would
   turn_rows.py split LOGDIR     label default against bn2, bn0 and conv2
                                 (--kernel-repeat bn=2, bn=0, conv=2): the
                                 step's time in batch-norm kernels, in
@@ -22,6 +24,7 @@ import os
 import sys
 
 FEATURES = ("relu-from-x", "grad-blend", "cast-together")
+OPT_IN = ("cudnn-bn",)  # off by default: the labelled run turns it on
 
 
 def best_runs(logdir, kind):
@@ -63,21 +66,29 @@ def pdl_rows(best, turns):
 
 def feature_rows(best, turns):
     rows = []
-    on = best.get("default")
-    for feat in FEATURES:
+    for feat in FEATURES + OPT_IN:
         name = f"r50 bf16 {feat}"
-        off = best.get(feat)
+        on, off = best.get("default"), best.get(feat)
+        if feat in OPT_IN:
+            on, off = off, on
         if not on or not off:
             rows.append(row(name, "FAIL", "a run gave no result (see bench_features.err)"))
             continue
         key = feat.replace("-", "_")
         if off.get("features", {}).get(key, True) or not on.get("features", {}).get(key, False):
-            rows.append(row(name, "FAIL", f"--no-{feat} did not switch it off (or the default is off)"))
+            why = (f"--{feat} did not switch it on (or the default is on)" if feat in OPT_IN
+                   else f"--no-{feat} did not switch it off (or the default is off)")
+            rows.append(row(name, "FAIL", why))
             continue
+        # cuDNN's batch norm: how many of the step's cases it ran in each
+        # mode, and refused (lrt's kernels ran those).
+        modes = on.get("cudnn_bn_modes") or {}
+        cases = ", ".join(f"{m} {n}" for m, n in sorted(modes.items()))
         rows.append(row(name, "info", f'{on["images_per_s"] / off["images_per_s"]:.3f}x img/s with it: '
                         f'{on["images_per_s"]:.0f} ({on["median_ms"]:.2f} ms) against {off["images_per_s"]:.0f} '
                         f'({off["median_ms"]:.2f} ms) without, peak {on["peak_memory_mib"]:.0f} vs '
-                        f'{off["peak_memory_mib"]:.0f} MiB; CUDA graph, heuristic algorithms, best of {turns} each'))
+                        f'{off["peak_memory_mib"]:.0f} MiB; ' + (f"cases {cases}; " if cases else "") +
+                        f'CUDA graph, heuristic algorithms, best of {turns} each'))
     return rows
 
 

@@ -94,10 +94,16 @@ FlagSet::FlagSet(CLI::App* app, RunOptions& o, unsigned groups) : app_(app), o_(
              "CUDA: choose each convolution's algorithms by timing cuDNN's candidates once per shape (cached for "
              "the run; torch.backends.cudnn.benchmark) instead of cuDNN's heuristics; the first step of each "
              "shape takes longer");
-    add_flag("--deterministic", o.deterministic,
-             "CUDA: only convolution algorithms cuDNN reports as deterministic, so that the same run repeats to "
-             "the bit (some of the fastest backward algorithms sum with atomics); may be slower. The CPU always "
-             "repeats");
+    CLI::Option* deterministic =
+        add_flag("--deterministic", o.deterministic,
+                 "CUDA: only convolution algorithms cuDNN reports as deterministic, so that the same run repeats to "
+                 "the bit (some of the fastest backward algorithms sum with atomics); may be slower. The CPU always "
+                 "repeats");
+    add_flag("--cudnn-bn", o.cudnn_bn,
+             "CUDA: training-mode batch norm through cuDNN's own (its legacy functions with the fused ReLU and "
+             "residual add, as PyTorch's cuDNN batch norm) instead of lrt's kernels, which give the CPU's results "
+             "to the last bits; for measuring which is faster. Not with --deterministic")
+        ->excludes(deterministic);
   }
   if (groups & kLengthFlags) add("--epochs", o.epochs, "training epochs")->check(CLI::Range(int64_t(1), int64_t(1000000)));
   if (groups & (kLengthFlags | kBatchFlag))

@@ -37,6 +37,7 @@ struct RunOptions {
   Switch channels_last = Switch::Auto;  // NHWC features (ResNet50Options::channels_last); auto: on CUDA
   bool deterministic = false;     // CUDA: deterministic convolution algorithms only
   bool cudnn_benchmark = false;   // CUDA: timed algorithm search instead of heuristics
+  bool cudnn_bn = false;          // CUDA: cuDNN's batch norm instead of lrt's kernels (set_bn_cudnn)
 
   // ---- length ----
   int64_t epochs = 30;

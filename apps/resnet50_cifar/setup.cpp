@@ -130,6 +130,7 @@ ResNet50Options model_options(const RunOptions& o, int64_t classes, Device dev) 
   set_conv_allow_tf32(o.precision == "tf32");
   set_conv_deterministic(o.deterministic);
   set_conv_benchmark(o.cudnn_benchmark);
+  set_bn_cudnn(o.cudnn_bn);
   ResNet50Options mo;
   mo.compute_dtype = compute_dtype(o, dev);
   mo.channels_last = use_channels_last(o, dev);

@@ -711,6 +711,7 @@ int run_train(RunOptions o) {
             std::to_string(opt.num_groups()) + ",\"device\":" + json_string(dev.str()) + ",\"precision\":" + json_string(precision) +
             ",\"memory_format\":" + json_string(use_channels_last(o, dev) ? "channels_last" : "contiguous") +
             (o.deterministic ? ",\"deterministic\":true" : "") + (o.cudnn_benchmark ? ",\"cudnn_benchmark\":true" : "") +
+            (o.cudnn_bn ? ",\"cudnn_bn\":true" : "") +
             (dev.is_cpu() ? ",\"cpu_gemm\":" + json_string(std::string(kernels::cpu::gemm_backend()) + ", " +
                                                           kernels::cpu::gemm_kernels())
                           : std::string()) +

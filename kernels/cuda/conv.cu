@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "kernels/conv.h"
+#include "kernels/cuda/cudnn_common.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/indexing.h"
 
@@ -49,39 +50,17 @@ namespace {
 // ResNet-sized convolutions find fast algorithms well within it.
 constexpr size_t kMaxWorkspace = size_t(1) << 30;
 
-cudnnHandle_t handle(int device) {
-  static std::array<cudnnHandle_t, 16> handles{};
-  static std::once_flag once[16];
-  std::call_once(once[device], [device] {
-    DeviceGuard guard(device);
-    CUDNN_CHECK(cudnnCreate(&handles[device]));
-    CUDNN_CHECK(cudnnSetStream(handles[device], lrt::cuda::stream(device)));
-  });
-  return handles[device];
-}
-
-template <class D, cudnnStatus_t (*Create)(D*), cudnnStatus_t (*Destroy)(D)>
-class Descriptor {
- public:
-  Descriptor() { CUDNN_CHECK(Create(&d_)); }
-  ~Descriptor() { Destroy(d_); }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  D get() const { return d_; }
-
- private:
-  D d_ = nullptr;
-};
-
-using TensorDescriptor = Descriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
+using cudnn::Descriptor;
+using cudnn::handle;
+using cudnn::ptr;
+using cudnn::TensorDescriptor;
+using cudnn::with_scaling;
+using cudnn::workspace;
 using FilterDescriptor = Descriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
 using ConvolutionDescriptor =
     Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor, cudnnDestroyConvolutionDescriptor>;
 
-int to_int(int64_t v, const char* what) {
-  LRT_CHECK(v <= INT_MAX, "conv2d: ", what, " ", v, " exceeds cuDNN's 32-bit limit");
-  return static_cast<int>(v);
-}
+int to_int(int64_t v, const char* what) { return cudnn::to_int(v, "conv2d", what); }
 
 cudnnDataType_t cudnn_type(DType dt) {
   switch (dt) {
@@ -112,27 +91,8 @@ cudnnMathType_t search_math(cudnnDataType_t type, bool allow_tf32) {
   return type == CUDNN_DATA_BFLOAT16 ? CUDNN_TENSOR_OP_MATH : math_for(type, allow_tf32, CUDNN_DEFAULT_MATH);
 }
 
-// Calls f with the address of 1 and of 0 in the type cuDNN reads its
-// scaling factors in: double for double data, float for the rest.
-template <class F>
-void with_scaling(cudnnDataType_t type, F&& f) {
-  if (type == CUDNN_DATA_DOUBLE) {
-    const double one = 1, zero = 0;
-    f(static_cast<const void*>(&one), static_cast<const void*>(&zero));
-  } else {
-    const float one = 1, zero = 0;
-    f(static_cast<const void*>(&one), static_cast<const void*>(&zero));
-  }
-}
-
-cudnnTensorFormat_t cudnn_format(MemoryFormat f) {
-  return f == MemoryFormat::ChannelsLast ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
-}
-
-// A 4-D descriptor of shape s (N, C, H, W) laid out in format f.
 void set_tensor(const TensorDescriptor& d, cudnnDataType_t type, const Shape& s, MemoryFormat f) {
-  CUDNN_CHECK(cudnnSetTensor4dDescriptor(d.get(), cudnn_format(f), type, to_int(s[0], "size"), to_int(s[1], "size"),
-                                         to_int(s[2], "size"), to_int(s[3], "size")));
+  cudnn::set_tensor(d, type, s, f, "conv2d");
 }
 
 // The descriptors of one convolution: x (N, C, H, W), w (K, C, R, S), y (N,
@@ -154,7 +114,7 @@ struct ConvSetup {
     set_tensor(x, type, xt.shape(), format);
     set_tensor(y, type, yt.shape(), format);
     const Shape& ws = wt.shape();
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.get(), type, cudnn_format(format), to_int(ws[0], "size"),
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.get(), type, cudnn::format(format), to_int(ws[0], "size"),
                                            to_int(ws[1], "size"), to_int(ws[2], "size"), to_int(ws[3], "size")));
     const int pad = to_int(p.padding, "padding"), stride = to_int(p.stride, "stride");
     const int dil = to_int(p.dilation, "dilation");
@@ -287,12 +247,6 @@ AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const ConvParams& p,
           p.dilation, p.allow_tf32, static_cast<int64_t>(f), p.deterministic};
 }
 
-// A scratch buffer of `bytes` on the device (undefined for none).
-Tensor workspace(size_t bytes, Device device) {
-  if (bytes == 0) return Tensor();
-  return empty({static_cast<int64_t>(bytes)}, TensorOptions(DType::UInt8).with_device(device));
-}
-void* ptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
 
 // The algorithm for pass P: cuDNN's candidates (ranked by its heuristics,
 // or timed on the buffers b in benchmark mode), the first that qualifies.

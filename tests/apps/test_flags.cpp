@@ -48,6 +48,10 @@ TEST_CASE("--channels-last and --cuda-graph are switches: auto unless given, on,
   CHECK(parse_train_flags({"--deterministic"}).deterministic);
   CHECK_FALSE(parse_train_flags({}).cudnn_benchmark);
   CHECK(parse_train_flags({"--cudnn-benchmark"}).cudnn_benchmark);
+  CHECK_FALSE(parse_train_flags({}).cudnn_bn);
+  CHECK(parse_train_flags({"--cudnn-bn"}).cudnn_bn);
+  // cuDNN's batch norm sums in its own order: not a deterministic run.
+  CHECK_THROWS_AS(parse_train_flags({"--cudnn-bn", "--deterministic"}), CLI::ParseError);
 }
 
 TEST_CASE("the switches' defaults follow the device and what the run allows") {

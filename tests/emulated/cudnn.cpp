@@ -544,6 +544,8 @@ cudnnStatus_t check_bn(const cudnnEmulatedContext* h, cudnnBatchNormMode_t mode,
     if (!act || !act->set) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ops with an activation and no descriptor");
     if (act->mode != CUDNN_ACTIVATION_RELU)
       return fail(CUDNN_STATUS_NOT_SUPPORTED, "batch norm: activation ", act->mode, " (only ReLU is emulated)");
+    if (x->format != CUDNN_TENSOR_NHWC)
+      return fail(CUDNN_STATUS_NOT_SUPPORTED, "batch norm: the fused ReLU and add are emulated for NHWC only");
   }
   return CUDNN_STATUS_SUCCESS;
 }

@@ -22,7 +22,7 @@ tiny=(--batch 2 --repeat 1 --warmup 0)
 out=$("$bench" "${tiny[@]}" 2>&1) || fail "a plain run failed: $out"
 json_has "$out" 'd["kernel_repeat"] == {"conv": 1, "bn": 1}'
 json_has "$out" 'isinstance(d["loss"], float) and d["loss"] > 0'
-json_has "$out" 'd["features"] == {"relu_from_x": True, "grad_blend": True, "cast_together": True}'
+json_has "$out" 'd["features"] == {"relu_from_x": True, "grad_blend": True, "cast_together": True, "cudnn_bn": False}'
 out=$("$bench" "${tiny[@]}" --kernel-repeat bn=0 --kernel-repeat conv=2 --no-grad-blend 2>&1) ||
   fail "a run with --kernel-repeat failed: $out"
 json_has "$out" 'd["kernel_repeat"] == {"conv": 2, "bn": 0}'
@@ -37,5 +37,12 @@ for args in "--kernel-repeat bn=9" "--kernel-repeat bn=-1" "--kernel-repeat x=1"
   [ "$(wc -l <<<"$err")" -eq 1 ] && grep -q -- '--kernel-repeat' <<<"$err" ||
     fail "$args: not a one-line error naming --kernel-repeat: $err"
 done
+
+# cuDNN's batch norm is a CUDA path: refused on the CPU, naming the flag.
+err=$("$bench" "${tiny[@]}" --cudnn-bn 2>&1 >/dev/null)
+rc=$?
+[ "$rc" -eq 2 ] || fail "--cudnn-bn on the CPU: exit $rc, not 2"
+[ "$(wc -l <<<"$err")" -eq 1 ] && grep -q -- '--cudnn-bn needs --device cuda' <<<"$err" ||
+  fail "--cudnn-bn on the CPU: not a one-line error naming it: $err"
 
 finish test_bench_resnet50

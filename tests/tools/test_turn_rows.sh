@@ -38,18 +38,23 @@ row_is "$("$py" "$script" pdl "$d")" 'FAIL +LRT_PDL=0 left it on'
 
 # Speed features: two turns; each feature's row against the default.
 d="$tmp/features"; mkdir -p "$d"
-all='"features": {"relu_from_x": true, "grad_blend": true, "cast_together": true}'
+all='"features": {"relu_from_x": true, "grad_blend": true, "cast_together": true, "cudnn_bn": false}'
 for t in 1 2; do
   run "$d/bench_features_default_$t.json" $((1200 + t)) "$all"
   run "$d/bench_features_relu-from-x_$t.json" 1100 "${all/\"relu_from_x\": true/\"relu_from_x\": false}"
   run "$d/bench_features_grad-blend_$t.json" 1150 "${all/\"grad_blend\": true/\"grad_blend\": false}"
+  # cuDNN's batch norm, off by default: the labelled run turns it on.
+  run "$d/bench_features_cudnn-bn_$t.json" 1500 "${all/\"cudnn_bn\": false/\"cudnn_bn\": true}, \"cudnn_bn_modes\": {\"refused\": 3, \"persistent\": 50}"
 done
 run "$d/bench_features_cast-together_1.json" 1300 "$all"  # the flag did not take
 out=$("$py" "$script" features "$d")
-[ "$(wc -l <<<"$out")" -eq 3 ] || fail "features: $(wc -l <<<"$out") rows, not 3: $out"
+[ "$(wc -l <<<"$out")" -eq 4 ] || fail "features: $(wc -l <<<"$out") rows, not 4: $out"
 row_is "$(sed -n 1p <<<"$out")" '^r50 bf16 relu-from-x +info +1\.093x img/s with it: 1202 .* against 1100 .*best of 2 each$'
 row_is "$(sed -n 2p <<<"$out")" '^r50 bf16 grad-blend +info +1\.045x img/s with it'
 row_is "$(sed -n 3p <<<"$out")" '^r50 bf16 cast-together +FAIL +--no-cast-together did not switch it off'
+row_is "$(sed -n 4p <<<"$out")" '^r50 bf16 cudnn-bn +info +1\.248x img/s with it: 1500 .* against 1202 .* without, .* MiB; cases persistent 50, refused 3; CUDA graph'
+for t in 1 2; do run "$d/bench_features_cudnn-bn_$t.json" 1500 "$all"; done  # --cudnn-bn did not take
+row_is "$("$py" "$script" features "$d" | sed -n 4p)" '^r50 bf16 cudnn-bn +FAIL +--cudnn-bn did not switch it on'
 rm "$d"/bench_features_default_*.json
 row_is "$("$py" "$script" features "$d" | sed -n 1p)" '^r50 bf16 relu-from-x +FAIL +a run gave no result'
 

@@ -300,4 +300,85 @@ TEST_CASE("CUDA: lrt::batch_norm forward, running statistics and backward match 
         }
 }
 
+#if LRT_HAVE_CUDA
+
+TEST_CASE("CUDA: cuDNN's batch norm (set_bn_cudnn) matches the CPU, forward, running statistics and backward") {
+  // Where cuDNN takes the case (else lrt's kernels run: the same check).
+  // cuDNN sums in its own order and precision (float for float32 and
+  // bfloat16 data), so its results are within a rounding of the CPU's
+  // rather than its bits: 1e-4 for float32 (norm-wise; statistics of up to
+  // 80 values a channel); bfloat16 y and gradients round once each way
+  // (2^-7 norm-wise: 8e-3), the statistics and the per-channel gradients
+  // being float32 (2e-3).
+  struct Restore {
+    ~Restore() { set_bn_cudnn(false); }
+  } restore;
+  set_bn_cudnn(true);
+  uint64_t seed = 3000;
+  const Shape shapes[] = {{4, 8, 5, 4}, {2, 16, 3, 3}};
+  for (const DType dt : {DType::Float32, DType::BFloat16})
+    for (const MemoryFormat fmt : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast})
+      for (const Shape& shape : shapes)
+        for (int ending = 0; ending < 3; ++ending) {  // none, ReLU, residual add + ReLU
+          if (dt == DType::BFloat16 && fmt == MemoryFormat::Contiguous) continue;
+          const bool relu = ending > 0, add = ending == 2;
+          CAPTURE(dt);
+          CAPTURE(to_string(shape));
+          CAPTURE(fmt == MemoryFormat::ChannelsLast);
+          CAPTURE(ending);
+          const int64_t c = shape[1];
+          const DType pt = dt == DType::BFloat16 ? DType::Float32 : dt;  // the per-channel values' type
+          const Tensor x0 = input(shape, DType::Float32, ++seed), gy0 = testing::normal(shape, DType::Float32, ++seed);
+          const Tensor res0 = testing::normal(shape, DType::Float32, ++seed);
+          const Tensor w0 = testing::uniform({c}, 0.5, 2.0, pt, ++seed), b0 = testing::normal({c}, pt, ++seed);
+          const Tensor rm0 = testing::normal({c}, pt, ++seed), rv0 = testing::uniform({c}, 0.5, 3.0, pt, ++seed);
+          struct Run {
+            Tensor y, rm, rv, gx, gw, gb, gr;
+          };
+          // The same values on both devices (rounded to dt first), in fmt
+          // on CUDA.
+          const auto on = [&](const Tensor& t, Device dev) {
+            const Tensor v = t.to(dt).to(dev);
+            return dev.is_cuda() ? v.contiguous(fmt) : v;
+          };
+          auto run = [&](Device dev) {
+            Tensor x = on(x0, dev).detach().set_requires_grad(true);
+            Tensor res = on(res0, dev).detach().set_requires_grad(true);
+            Tensor w = w0.to(dev).detach().set_requires_grad(true), b = b0.to(dev).detach().set_requires_grad(true);
+            Run r{Tensor(), rm0.to(dev).clone(), rv0.to(dev).clone(), Tensor(), Tensor(), Tensor(), Tensor()};
+            r.y = batch_norm_act(x, w, b, r.rm, r.rv, true, add ? res : Tensor(), relu, 0.1);
+            r.y.backward(on(gy0, dev));
+            r.gx = x.grad();
+            r.gw = w.grad();
+            r.gb = b.grad();
+            r.gr = add ? res.grad() : Tensor();
+            return r;
+          };
+          const Run want = run(kCPU), got = run(kCuda);
+          // cuDNN was asked, and ran in the mode found for the case, or
+          // refused it and lrt's kernels ran (the emulated cuDNN takes every
+          // case but its fused ops on NCHW data).
+          const Tensor like = empty(shape, TensorOptions(dt).with_device(kCuda), fmt);
+          const std::string mode = kb::cuda::batch_norm_cudnn_mode(like, relu, add);
+          CAPTURE(mode);
+          CHECK((mode == "persistent" || mode == "spatial" || mode == "refused"));
+#if defined(LRT_EMULATED_CUDA)
+          CHECK(mode == (relu && fmt == MemoryFormat::Contiguous ? "refused" : "persistent"));
+#endif
+          CHECK(memory_format_of(got.y) == fmt);
+          const double value_tol = dt == DType::BFloat16 ? 8e-3 : 1e-4;
+          const double sum_tol = dt == DType::BFloat16 ? 2e-3 : 1e-4;
+          const auto f32 = [](const Tensor& t) { return t.to(DType::Float32); };
+          check_close(f32(got.y), f32(want.y), value_tol, "y");
+          check_close(got.rm, want.rm, sum_tol, "running_mean");
+          check_close(got.rv, want.rv, sum_tol, "running_var");
+          check_close(f32(got.gx), f32(want.gx), value_tol, "gx");
+          check_close(got.gw, want.gw, sum_tol, "gweight");
+          check_close(got.gb, want.gb, sum_tol, "gbias");
+          if (add) check_close(f32(got.gr), f32(want.gr), value_tol, "gresidual");
+        }
+}
+
+#endif  // LRT_HAVE_CUDA
+
 }  // namespace lrt

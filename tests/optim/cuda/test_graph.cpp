@@ -1,8 +1,9 @@
 // CUDA graphs (core/cuda_graph.h) of optimizer steps and whole training
 // steps: a captured Optimizer::apply replays with the learning rates and bias
 // corrections of each prepare(), a captured training step of a small net
-// replays as the same eager steps would run, and the blocks a capture used
-// are never handed to tensors made between replays.
+// replays as the same eager steps would run (with lrt's batch-norm kernels
+// and with cuDNN's), and the blocks a capture used are never handed to
+// tensors made between replays.
 #include <doctest/doctest.h>
 
 #include <set>
@@ -76,7 +77,15 @@ TEST_CASE("CUDA graph: a captured optimizer update replays with the rates of eac
   }
 }
 
-TEST_CASE("CUDA graph: a captured training step of a small net replays as eager steps, BN counters included") {
+namespace {
+
+// Five training steps of the small net, eager against a captured step
+// replayed, with cuDNN's batch norm or lrt's (set_bn_cudnn).
+void check_captured_steps(bool cudnn_bn) {
+  struct Restore {
+    ~Restore() { set_bn_cudnn(false); }
+  } restore;
+  set_bn_cudnn(cudnn_bn);
   auto eager = testing::small_net(7, 8), graphed = testing::small_net(7, 8);
   eager->to(kCuda);
   graphed->to(kCuda);
@@ -141,6 +150,16 @@ TEST_CASE("CUDA graph: a captured training step of a small net replays as eager 
       testing::check_cuda_close(sg[i].second, se[i].second.to(kCPU), 1e-5, se[i].first);
     }
   }
+}
+
+}  // namespace
+
+TEST_CASE("CUDA graph: a captured training step of a small net replays as eager steps, BN counters included") {
+  check_captured_steps(false);
+}
+
+TEST_CASE("CUDA graph: the same with cuDNN's batch norm (set_bn_cudnn), its reserve space kept across replays") {
+  check_captured_steps(true);
 }
 
 TEST_CASE("CUDA graph: memory a capture used, freed or not, goes to no tensor made between replays") {
