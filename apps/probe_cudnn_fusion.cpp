@@ -30,7 +30,8 @@
 // and the same work through cuDNN's legacy batch-norm functions
 // (cudnnBatchNormalizationForwardTrainingEx and BackwardEx, the kernels
 // PyTorch's cuDNN batch norm runs; CUDNN_BATCHNORM_SPATIAL_PERSISTENT, or
-// CUDNN_BATCHNORM_SPATIAL where that is refused):
+// for the plain batch norm CUDNN_BATCHNORM_SPATIAL where that is refused:
+// cuDNN documents its fused ReLU and add for the persistent mode only):
 //   legacy_bn_relu, legacy_bn_add_relu   forward with a ReLU (and an add);
 //   legacy_dbn, legacy_dbn_relu, legacy_dbn_add_relu   the backward alone,
 //                   through the ReLU (its mask from the forward's reserve
@@ -996,8 +997,11 @@ struct ReluDesc {
 // for the backward ones cudnnBatchNormalizationBackwardEx with the same
 // ops, reading that forward's output, reserve space and saved statistics.
 // The persistent mode first (PyTorch's choice for channels_last), the
-// plain spatial one where cuDNN refuses it; the forward (or the backward)
-// timed and its outputs checked against lrt's.
+// plain spatial one where cuDNN refuses it (the plain batch norm only: an
+// Ex call with fused ops runs them in the persistent mode alone, and given
+// no workspace silently runs as the plain batch norm, so theirs is never
+// empty); the forward (or the backward) timed and its outputs checked
+// against lrt's.
 Result run_legacy_bn(cudnnHandle_t handle, const std::string& name, const ConvShape& s, int64_t n, bool half,
                      const ShapeData& d, const Reference& ref, int repeat) {
   Result r;
@@ -1028,6 +1032,7 @@ Result run_legacy_bn(cudnnHandle_t handle, const std::string& name, const ConvSh
     const float one = 1.f, zero = 0.f;
     const cudaStream_t st = lrt::cuda::stream(0);
     for (const cudnnBatchNormMode_t mode : {CUDNN_BATCHNORM_SPATIAL_PERSISTENT, CUDNN_BATCHNORM_SPATIAL}) {
+      if (mode == CUDNN_BATCHNORM_SPATIAL && ops != CUDNN_BATCHNORM_OPS_BN) break;
       const char* mode_name = mode == CUDNN_BATCHNORM_SPATIAL_PERSISTENT ? "persistent" : "spatial";
       try {
         size_t fws = 0, bws = 0, reserve = 0;
@@ -1040,6 +1045,10 @@ Result run_legacy_bn(cudnnHandle_t handle, const std::string& name, const ConvSh
           check(cudnnGetBatchNormalizationBackwardExWorkspaceSize(handle, mode, ops, act.d, act.d, act.d, zd, act.d,
                                                                   param.d, ad, &bws),
                 "backward workspace size");
+        if (ops != CUDNN_BATCHNORM_OPS_BN) {
+          fws = std::max<size_t>(fws, 256);
+          if (backward) bws = std::max<size_t>(bws, 256);
+        }
         DeviceBuffer fwork(fws), bwork(bws), rspace(reserve);
         const auto forward = [&] {
           check(cudnnBatchNormalizationForwardTrainingEx(

@@ -354,15 +354,16 @@ LRT_BATCH_NORM_DECLS
 
 // ---- cuDNN's batch norm (CUDA; chosen with lrt::set_bn_cudnn) ----
 // Training mode through cuDNN's legacy functions with their fused ReLU and
-// residual add (kernels/cuda/cudnn_batch_norm.cu), for a 4-D x in either
-// memory format, weight and bias defined:
+// residual add (kernels/cuda/cudnn_batch_norm.cu, which says which mode
+// runs where), for a 4-D x in either memory format, weight and bias defined:
 // batch_norm_cudnn_forward: y = relu?(bn(x) [+ residual]); mean and invstd
 //   as batch_norm_stats writes them (the batch mean and 1 / sqrt(var +
 //   eps)), running_mean and running_var (when defined) updated likewise
 //   (momentum, unbiased variance); *reserve becomes the reserve space the
 //   backward reads (the ReLU's mask; undefined where there is none).
 //   Returns false, having written nothing, where cuDNN refuses the shape,
-//   type, layout and ops in both its modes (kept: it is asked once): the
+//   type, layout and ops (kept: it is asked once; the fused ReLU and add
+//   are asked for only on NHWC data, the add with C a multiple of 4): the
 //   caller then runs lrt's kernels.
 // batch_norm_cudnn_backward: from gy and the forward's x, y (read after a
 //   ReLU), mean, invstd and reserve space, writes gx, gweight, gbias and,

@@ -13,6 +13,7 @@
 #include "kernels/batch_norm.h"
 
 #include <atomic>
+#include <cstdint>
 #include <vector>
 
 #include "core/autograd.h"
@@ -128,8 +129,9 @@ Tensor batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
   const Tensor w = plain(weight);
   // cuDNN's batch norm (set_bn_cudnn) where cuDNN takes the case: its
   // reserve space, the ReLU's mask, for the backward.
+  // (cuDNN's kernels index in 32 bits.)
   bool cudnn = training && x.device().is_cuda() && bn_cudnn() && x.dim() == 4 && weight.defined() &&
-               bias.defined() && x.numel() > 0 && (relu || !residual.defined());
+               bias.defined() && x.numel() > 0 && x.numel() < INT32_MAX && (relu || !residual.defined());
   Tensor reserve;
   if (cudnn) {
 #if LRT_HAVE_CUDA

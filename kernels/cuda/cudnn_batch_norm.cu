@@ -4,14 +4,23 @@
 // alternative to lrt's own (kernels/cuda/batch_norm.cu) chosen with
 // lrt::set_bn_cudnn (off by default; see kernels/batch_norm.h).
 //
-// Mode: CUDNN_BATCHNORM_SPATIAL_PERSISTENT (PyTorch's choice for
-// channels_last training), or CUDNN_BATCHNORM_SPATIAL where cuDNN refuses it
-// for a shape; found by the first forward of each (device, dtype, shape,
+// Mode: for channels_last data CUDNN_BATCHNORM_SPATIAL_PERSISTENT (PyTorch's
+// choice for channels_last training), or CUDNN_BATCHNORM_SPATIAL where cuDNN
+// refuses it for a shape; for NCHW data the plain spatial mode alone (cuDNN
+// documents the persistent mode's reductions on NCHW as able to overflow,
+// and PyTorch and Paddle keep it off there). The fused ReLU and add are
+// documented for the persistent mode on NHWC data only, with C a multiple of
+// 4 for the add (and for float16 data: for bfloat16 and float32 it is
+// undocumented, so the CUDA tests and probe_cudnn_fusion check the results
+// against lrt's); elsewhere the case is refused without asking cuDNN, since
+// an Ex call without its workspace silently runs as the plain batch norm.
+// The choice is made by the first forward of each (device, dtype, shape,
 // memory format, ops) and kept for the process, the backward running in the
-// forward's mode (its reserve space, the ReLU's mask, is laid out by it).
-// Where cuDNN refuses both (its fused ReLU and add are documented for few
-// types and layouts), that is kept too and the caller runs lrt's kernels.
-// Workspaces and the reserve space come from the caching allocator.
+// forward's mode (its reserve space, the ReLU's mask, is laid out by it);
+// where cuDNN refuses, that is kept too and the caller runs lrt's kernels.
+// Workspaces and the reserve space come from the caching allocator (the
+// fused ops' workspace never empty, for the reason above).
+#include <algorithm>
 #include <array>
 #include <map>
 #include <mutex>
@@ -87,8 +96,25 @@ bool known_choice(const ModeKey& k, Choice* c) {
   return true;
 }
 
-// A refusal of the arguments (nothing queued), as against a failure to run.
-bool is_refusal(cudnnStatus_t s) { return s == CUDNN_STATUS_NOT_SUPPORTED || s == CUDNN_STATUS_BAD_PARAM; }
+// A refusal of the arguments (nothing queued), as against a failure to run:
+// cuDNN 9's statuses carry a category (NOT_SUPPORTED_SHAPE is a
+// NOT_SUPPORTED).
+bool is_refusal(cudnnStatus_t s) {
+#ifdef CUDNN_STATUS_CATEGORY
+  const int category = CUDNN_STATUS_CATEGORY(static_cast<int>(s));
+#else
+  const int category = static_cast<int>(s);
+#endif
+  return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
+}
+
+// Whether cuDNN documents its fused ops for x (NHWC; C a multiple of 4 for
+// the add): the persistent mode is then the one to ask.
+bool fusable(const Tensor& x, cudnnBatchNormOps_t ops) {
+  if (ops == CUDNN_BATCHNORM_OPS_BN) return true;
+  return memory_format_of(x) == MemoryFormat::ChannelsLast &&
+         (ops != CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION || x.size(1) % 4 == 0);
+}
 
 }  // namespace
 
@@ -115,8 +141,10 @@ bool batch_norm_cudnn_forward(const Tensor& x, const Tensor& weight, const Tenso
       st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(h, m, s.ops, s.activation(), s.act.get(),
                                                                 &reserve_bytes);
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    const Tensor ws = cudnn::workspace(ws_bytes, x.device());
+    const bool fused = s.ops != CUDNN_BATCHNORM_OPS_BN;
+    const Tensor ws = cudnn::workspace(fused ? std::max<size_t>(ws_bytes, 256) : ws_bytes, x.device());
     reserve = cudnn::workspace(reserve_bytes, x.device());
+    if (fused) ws_bytes = static_cast<size_t>(ws.numel());
     cudnn::with_scaling(s.type, [&](const void* one, const void* zero) {
       st = cudnnBatchNormalizationForwardTrainingEx(
           h, m, s.ops, one, zero, s.act.get(), x.data_ptr(), s.z(), cudnn::ptr(residual), s.act.get(), y.data_ptr(),
@@ -132,14 +160,19 @@ bool batch_norm_cudnn_forward(const Tensor& x, const Tensor& weight, const Tenso
     CUDNN_CHECK(run(c.mode));
     return true;
   }
-  c = Choice{false, CUDNN_BATCHNORM_SPATIAL_PERSISTENT};
-  cudnnStatus_t st = run(c.mode);
-  if (is_refusal(st)) {
-    c.mode = CUDNN_BATCHNORM_SPATIAL;
-    st = run(c.mode);
+  // Persistent first for channels_last data, where cuDNN documents it
+  // without caveats; the fused ops in that mode alone.
+  const bool nhwc = memory_format_of(x) == MemoryFormat::ChannelsLast, fused = s.ops != CUDNN_BATCHNORM_OPS_BN;
+  c = Choice{!fusable(x, s.ops), nhwc ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT : CUDNN_BATCHNORM_SPATIAL};
+  if (!c.refused) {
+    cudnnStatus_t st = run(c.mode);
+    if (is_refusal(st) && c.mode == CUDNN_BATCHNORM_SPATIAL_PERSISTENT && !fused) {
+      c.mode = CUDNN_BATCHNORM_SPATIAL;
+      st = run(c.mode);
+    }
+    c.refused = is_refusal(st);
+    if (!c.refused) CUDNN_CHECK(st);
   }
-  c.refused = is_refusal(st);
-  if (!c.refused) CUDNN_CHECK(st);
   const std::lock_guard<std::mutex> lock(g_mutex);
   g_choices.emplace(key, c);
   return !c.refused;

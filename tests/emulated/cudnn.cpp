@@ -544,8 +544,10 @@ cudnnStatus_t check_bn(const cudnnEmulatedContext* h, cudnnBatchNormMode_t mode,
     if (!act || !act->set) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ops with an activation and no descriptor");
     if (act->mode != CUDNN_ACTIVATION_RELU)
       return fail(CUDNN_STATUS_NOT_SUPPORTED, "batch norm: activation ", act->mode, " (only ReLU is emulated)");
-    if (x->format != CUDNN_TENSOR_NHWC)
-      return fail(CUDNN_STATUS_NOT_SUPPORTED, "batch norm: the fused ReLU and add are emulated for NHWC only");
+    if (x->format != CUDNN_TENSOR_NHWC || mode != CUDNN_BATCHNORM_SPATIAL_PERSISTENT)
+      return fail(CUDNN_STATUS_NOT_SUPPORTED, "batch norm: the fused ReLU and add take NHWC data in the persistent mode");
+    if (ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION && x->c % 4 != 0)
+      return fail(CUDNN_STATUS_NOT_SUPPORTED, "batch norm: the fused add takes C a multiple of 4, not ", x->c);
   }
   return CUDNN_STATUS_SUCCESS;
 }

@@ -192,9 +192,11 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void* alpha, cudnnTensorDesc
 //     norm's input gradient, both blended with the data factors; dscale and
 //     dbias blended with the parameter factors; the saved mean and inverse
 //     variance used where given (both or neither), else recomputed from x;
-//   - the fused ops (ReLU, add) refused with CUDNN_STATUS_NOT_SUPPORTED for
-//     NCHW data: a stand-in for the limits cuDNN sets its fused ops, so
-//     that lrt's fallback to its own kernels (set_bn_cudnn) runs here;
+//   - the fused ops (ReLU, add) refused with CUDNN_STATUS_NOT_SUPPORTED but
+//     for NHWC data in the persistent mode, the add with C a multiple of 4,
+//     as cuDNN documents them (it also documents them for float16 data
+//     only; the emulator takes bfloat16 and float32 too, so that lrt's path
+//     for them runs here);
 //   - refused as cuDNN refuses: a bad handle, a null or unset descriptor,
 //     activations of different shapes or types, a per-channel descriptor
 //     other than (1, C, 1, 1) of float (double for double data), an

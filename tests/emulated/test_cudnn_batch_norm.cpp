@@ -193,7 +193,13 @@ TEST_CASE("emulated cuDNN: the legacy batch norm refuses what cuDNN refuses") {
     refused(cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(nchw.h, mode, CUDNN_BATCHNORM_OPS_BN_ACTIVATION,
                                                                      nchw.act, nullptr, nchw.act, nchw.param,
                                                                      nchw.relu, &bytes),
-            CUDNN_STATUS_NOT_SUPPORTED, "NHWC only");
+            CUDNN_STATUS_NOT_SUPPORTED, "NHWC data in the persistent mode");
+    // The fused ops in the plain spatial mode, and the add with C = 3.
+    refused(forward(d.h, CUDNN_BATCHNORM_SPATIAL, CUDNN_BATCHNORM_OPS_BN_ACTIVATION, d.param, d.relu, reserve),
+            CUDNN_STATUS_NOT_SUPPORTED, "persistent mode");
+    refused(cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(d.h, mode, CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION,
+                                                                     d.act, d.act, d.act, d.param, d.relu, &bytes),
+            CUDNN_STATUS_NOT_SUPPORTED, "multiple of 4");
   }
   refused(forward(nullptr, mode, CUDNN_BATCHNORM_OPS_BN, d.param, nullptr, 0), CUDNN_STATUS_NOT_INITIALIZED, "handle");
   refused(forward(d.h, CUDNN_BATCHNORM_PER_ACTIVATION, CUDNN_BATCHNORM_OPS_BN, d.param, nullptr, 0),
