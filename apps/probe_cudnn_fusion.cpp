@@ -589,6 +589,33 @@ void finish_checks(Result& r) {
   for (const auto& [name, value] : r.errs) r.matches &= value <= tolerance(name);
 }
 
+// A batch-norm forward's checks: its output y against lrt's, and its saved
+// mean and inverse std (C floats on the device) against lrt's statistics.
+void check_bn_forward(Result& r, const std::vector<float>& y, const std::vector<float>& want_y, const void* mean,
+                      const void* invstd, const Reference& ref) {
+  r.errs.emplace_back("y_err", rel_err(y, want_y));
+  const size_t c = ref.bn_mean.size();
+  const auto m = download<float>(mean, c), is = download<float>(invstd, c);
+  double mean_err = 0, invstd_err = 0;
+  for (size_t i = 0; i < c; ++i) {
+    // lrt's invstd is 1 / std: the mean's error in units of std.
+    mean_err = std::max(mean_err, std::fabs(double(m[i]) - ref.bn_mean[i]) * ref.bn_invstd[i]);
+    invstd_err = std::max(invstd_err, std::fabs(double(is[i]) - ref.bn_invstd[i]) / ref.bn_invstd[i]);
+  }
+  r.errs.emplace_back("mean_err_std", mean_err);
+  r.errs.emplace_back("invstd_rel_err", invstd_err);
+}
+
+// A batch-norm backward's checks against lrt's gradients: the input's (dx,
+// 16-bit on the device) and the scale's and bias's (C floats on the device).
+void check_bn_backward(Result& r, const std::vector<float>& dx, const void* dscale, const void* dbias,
+                       const std::vector<float>& want_dx, const std::vector<float>& want_dscale,
+                       const std::vector<float>& want_dbias) {
+  r.errs.emplace_back("dx_err", rel_l2(dx, want_dx));
+  r.errs.emplace_back("dscale_err", rel_err(download<float>(dscale, want_dscale.size()), want_dscale));
+  r.errs.emplace_back("dbias_err", rel_err(download<float>(dbias, want_dbias.size()), want_dbias));
+}
+
 // ---- the convolution graphs ----
 enum ConvUid : int64_t { kX = 1, kScale, kBias, kW, kY, kSum, kSqSum, kScaled = 101, kShifted, kActivated };
 
@@ -945,24 +972,12 @@ Result run_bn_graph(cudnnHandle_t handle, const std::string& name, const ConvSha
 
   lrt::probe::execute(handle, *best.plan, *best.pack);
   if (forward) {
-    r.errs.emplace_back("y_err",
-                        rel_err(from16(y.get(), count, half), name == "bn_add_relu" ? ref.bn_y_add : ref.bn_y));
-    const auto m = download<float>(mean->get(), size_t(c)), is = download<float>(invstd->get(), size_t(c));
-    double mean_err = 0, invstd_err = 0;
-    for (size_t i = 0; i < size_t(c); ++i) {
-      // lrt's invstd is 1 / std: the mean's error in units of std.
-      mean_err = std::max(mean_err, std::fabs(double(m[i]) - ref.bn_mean[i]) * ref.bn_invstd[i]);
-      invstd_err = std::max(invstd_err, std::fabs(double(is[i]) - ref.bn_invstd[i]) / ref.bn_invstd[i]);
-    }
-    r.errs.emplace_back("mean_err_std", mean_err);
-    r.errs.emplace_back("invstd_rel_err", invstd_err);
+    check_bn_forward(r, from16(y.get(), count, half), name == "bn_add_relu" ? ref.bn_y_add : ref.bn_y, mean->get(),
+                     invstd->get(), ref);
   } else {
     const bool relu = name == "bn_drelu_dbn";
-    r.errs.emplace_back("dx_err", rel_l2(from16(dx.get(), count, half), relu ? ref.dx_relu : ref.dx));
-    r.errs.emplace_back("dscale_err",
-                        rel_err(download<float>(dscale.get(), size_t(c)), relu ? ref.dscale_relu : ref.dscale));
-    r.errs.emplace_back("dbias_err",
-                        rel_err(download<float>(dbias.get(), size_t(c)), relu ? ref.dbias_relu : ref.dbias));
+    check_bn_backward(r, from16(dx.get(), count, half), dscale.get(), dbias.get(), relu ? ref.dx_relu : ref.dx,
+                      relu ? ref.dscale_relu : ref.dscale, relu ? ref.dbias_relu : ref.dbias);
   }
   finish_checks(r);
   return r;
@@ -1084,22 +1099,12 @@ Result run_legacy_bn(cudnnHandle_t handle, const std::string& name, const ConvSh
     }
     r.plan_error = errors;  // the persistent mode's refusal, where the spatial one ran
     if (!backward) {
-      r.errs.emplace_back("y_err", rel_err(from16(y.get(), count, half), add ? ref.bn_y_add : ref.bn_y));
-      const auto m = download<float>(mean.get(), size_t(c)), is = download<float>(invstd.get(), size_t(c));
-      double mean_err = 0, invstd_err = 0;
-      for (size_t i = 0; i < size_t(c); ++i) {
-        mean_err = std::max(mean_err, std::fabs(double(m[i]) - ref.bn_mean[i]) * ref.bn_invstd[i]);
-        invstd_err = std::max(invstd_err, std::fabs(double(is[i]) - ref.bn_invstd[i]) / ref.bn_invstd[i]);
-      }
-      r.errs.emplace_back("mean_err_std", mean_err);
-      r.errs.emplace_back("invstd_rel_err", invstd_err);
+      check_bn_forward(r, from16(y.get(), count, half), add ? ref.bn_y_add : ref.bn_y, mean.get(), invstd.get(), ref);
     } else {
-      const std::vector<float>& want_dx = add ? ref.dx_add : relu ? ref.dx_relu : ref.dx;
-      const std::vector<float>& want_ds = add ? ref.dscale_add : relu ? ref.dscale_relu : ref.dscale;
-      const std::vector<float>& want_db = add ? ref.dbias_add : relu ? ref.dbias_relu : ref.dbias;
-      r.errs.emplace_back("dx_err", rel_l2(from16(dx.get(), count, half), want_dx));
-      r.errs.emplace_back("dscale_err", rel_err(download<float>(dscale.get(), size_t(c)), want_ds));
-      r.errs.emplace_back("dbias_err", rel_err(download<float>(dbias.get(), size_t(c)), want_db));
+      check_bn_backward(r, from16(dx.get(), count, half), dscale.get(), dbias.get(),
+                        add ? ref.dx_add : relu ? ref.dx_relu : ref.dx,
+                        add ? ref.dscale_add : relu ? ref.dscale_relu : ref.dscale,
+                        add ? ref.dbias_add : relu ? ref.dbias_relu : ref.dbias);
       if (add) r.errs.emplace_back("dz_err", rel_l2(from16(dz.get(), count, half), ref.dres_add));
     }
   } catch (const lrt::probe::CudnnError& e) {  // a descriptor refused

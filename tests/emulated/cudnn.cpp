@@ -558,6 +558,14 @@ cudnnStatus_t check_space(const char* what, const void* p, size_t given, size_t 
     return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ", what, " of ", given, " bytes where ", needed, " are needed");
   return CUDNN_STATUS_SUCCESS;
 }
+// The workspace and the reserve space a batch norm of x with these ops needs.
+cudnnStatus_t check_spaces(cudnnBatchNormOps_t ops, const cudnnEmulatedTensor& x, const void* ws, size_t ws_bytes,
+                           const void* reserve, size_t reserve_bytes) {
+  if (const cudnnStatus_t s = check_space("the workspace", ws, ws_bytes, bn_workspace_bytes(x));
+      s != CUDNN_STATUS_SUCCESS)
+    return s;
+  return check_space("the reserve space", reserve, reserve_bytes, bn_reserve_bytes(ops, x));
+}
 
 // Each channel's mean and sum of squared deviations, in double over the
 // stored values.
@@ -1001,11 +1009,7 @@ cudnnStatus_t cudnnBatchNormalizationForwardTrainingEx(
                 "batch norm forward: running (or saved) mean and variance must be both "
                 "given or both null");
   if (eps < 0) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm forward: epsilon ", eps);
-  if (const cudnnStatus_t st = check_space("the workspace", ws, ws_bytes, bn_workspace_bytes(*x));
-      st != CUDNN_STATUS_SUCCESS)
-    return st;
-  if (const cudnnStatus_t st = check_space("the reserve space", reserve, reserve_bytes, bn_reserve_bytes(ops, *x));
-      st != CUDNN_STATUS_SUCCESS)
+  if (const cudnnStatus_t st = check_spaces(ops, *x, ws, ws_bytes, reserve, reserve_bytes); st != CUDNN_STATUS_SUCCESS)
     return st;
   const cudnnDataType_t st = scaling_type(x->type);
   BnForward a{ops,
@@ -1058,11 +1062,7 @@ cudnnStatus_t cudnnBatchNormalizationBackwardEx(
                 "batch norm backward: saved mean and inverse variance must be both given or "
                 "both null");
   if (eps < 0) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm backward: epsilon ", eps);
-  if (const cudnnStatus_t st = check_space("the workspace", ws, ws_bytes, bn_workspace_bytes(*x));
-      st != CUDNN_STATUS_SUCCESS)
-    return st;
-  if (const cudnnStatus_t st = check_space("the reserve space", reserve, reserve_bytes, bn_reserve_bytes(ops, *x));
-      st != CUDNN_STATUS_SUCCESS)
+  if (const cudnnStatus_t st = check_spaces(ops, *x, ws, ws_bytes, reserve, reserve_bytes); st != CUDNN_STATUS_SUCCESS)
     return st;
   const cudnnDataType_t st = scaling_type(x->type);
   BnBackward a{ops,
