@@ -12,13 +12,12 @@
 #include <utility>
 
 #include "core/allocator.h"
+#include "core/per_device.h"
 #include "core/storage.h"
 
 namespace lrt {
 
 namespace {
-
-constexpr int kMaxDevices = 16;
 
 int query_device_count() {
   int n = 0;
@@ -34,7 +33,7 @@ void check_device_index(int device) {
   LRT_CHECK(n > 0, "device cuda:", device, " requested, but no CUDA device was found on this machine");
   LRT_CHECK(device >= 0 && device < n, "device cuda:", device, " requested, but this machine has ", n,
             " CUDA device(s)");
-  LRT_CHECK(device < kMaxDevices, "device cuda:", device, ": lrt supports at most ", kMaxDevices, " devices");
+  LRT_CHECK(device < kMaxCudaDevices, "device cuda:", device, ": lrt supports at most ", kMaxCudaDevices, " devices");
 }
 
 class CudaRawMemory final : public RawMemory {
@@ -89,19 +88,19 @@ bool dependent_launch_on(int device) {
     CUDA_CHECK(cudaRuntimeGetVersion(&rt));
     return rt >= 12030;
   }();
-  static std::array<int, kMaxDevices> majors{};
-  static std::once_flag once[kMaxDevices];
-  std::call_once(once[device], [device] {
-    CUDA_CHECK(cudaDeviceGetAttribute(&majors[device], cudaDevAttrComputeCapabilityMajor, device));
-  });
-  return runtime_ok && majors[device] >= 9;
+  static PerDevice<int> majors;
+  return runtime_ok && majors.get(device, [](int d) {
+    int major = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d));
+    return major;
+  }) >= 9;
 }
 
 Allocator& cuda_allocator(int device) {
   check_device_index(device);
   // Never destroyed: tensors may outlive static destruction, and the CUDA
   // runtime may already be shut down by then.
-  static auto* allocs = new std::array<CachingAllocator*, kMaxDevices>{};
+  static auto* allocs = new std::array<CachingAllocator*, kMaxCudaDevices>{};
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   CachingAllocator*& slot = (*allocs)[device];
@@ -150,23 +149,23 @@ DeviceGuard::~DeviceGuard() {
 
 cudaStream_t stream(int device) {
   check_device_index(device);
-  static std::array<cudaStream_t, kMaxDevices> streams{};
-  static std::once_flag once[kMaxDevices];
-  std::call_once(once[device], [device] {
-    DeviceGuard guard(device);
-    CUDA_CHECK(cudaStreamCreateWithFlags(&streams[device], cudaStreamNonBlocking));
+  static PerDevice<cudaStream_t> streams;
+  return streams.get(device, [](int d) {
+    DeviceGuard guard(d);
+    cudaStream_t s = nullptr;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    return s;
   });
-  return streams[device];
 }
 
 int sm_count(int device) {
   check_device_index(device);
-  static std::array<int, kMaxDevices> counts{};
-  static std::once_flag once[kMaxDevices];
-  std::call_once(once[device], [device] {
-    CUDA_CHECK(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device));
+  static PerDevice<int> counts;
+  return counts.get(device, [](int d) {
+    int n = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, d));
+    return n;
   });
-  return counts[device];
 }
 
 bool kernel_has_dependent_launch(const void* kernel, int device) {

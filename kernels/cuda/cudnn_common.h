@@ -4,25 +4,24 @@
 // scaling factors cuDNN reads; workspaces from the caching allocator.
 #pragma once
 
-#include <array>
 #include <climits>
 #include <cstdint>
-#include <mutex>
 
+#include "core/per_device.h"
 #include "kernels/cuda/launch.cuh"
 
 namespace lrt::kernels::cuda::cudnn {
 
 // The device's handle, made on first use and kept for the process.
 inline cudnnHandle_t handle(int device) {
-  static std::array<cudnnHandle_t, 16> handles{};
-  static std::once_flag once[16];
-  std::call_once(once[device], [device] {
-    DeviceGuard guard(device);
-    CUDNN_CHECK(cudnnCreate(&handles[device]));
-    CUDNN_CHECK(cudnnSetStream(handles[device], lrt::cuda::stream(device)));
+  static PerDevice<cudnnHandle_t> handles;
+  return handles.get(device, [](int d) {
+    DeviceGuard guard(d);
+    cudnnHandle_t h = nullptr;
+    CUDNN_CHECK(cudnnCreate(&h));
+    CUDNN_CHECK(cudnnSetStream(h, lrt::cuda::stream(d)));
+    return h;
   });
-  return handles[device];
 }
 
 template <class D, cudnnStatus_t (*Create)(D*), cudnnStatus_t (*Destroy)(D)>

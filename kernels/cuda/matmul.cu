@@ -1,10 +1,9 @@
 // CUDA matrix product through cuBLAS (one handle per device, bound to lrt's
 // stream). cuBLAS is column-major: the row-major C = op(A) op(B) is computed
 // as the column-major C^T = op(B)^T op(A)^T, which needs no copies.
-#include <array>
 #include <climits>
-#include <mutex>
 
+#include "core/per_device.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/indexing.h"
 #include "kernels/kernels.h"
@@ -14,14 +13,14 @@ namespace lrt::kernels::cuda {
 namespace {
 
 cublasHandle_t handle(int device) {
-  static std::array<cublasHandle_t, 16> handles{};
-  static std::once_flag once[16];
-  std::call_once(once[device], [device] {
-    DeviceGuard guard(device);
-    CUBLAS_CHECK(cublasCreate(&handles[device]));
-    CUBLAS_CHECK(cublasSetStream(handles[device], lrt::cuda::stream(device)));
+  static PerDevice<cublasHandle_t> handles;
+  return handles.get(device, [](int d) {
+    DeviceGuard guard(d);
+    cublasHandle_t h = nullptr;
+    CUBLAS_CHECK(cublasCreate(&h));
+    CUBLAS_CHECK(cublasSetStream(h, lrt::cuda::stream(d)));
+    return h;
   });
-  return handles[device];
 }
 
 }  // namespace
