@@ -15,14 +15,18 @@
 // against lrt's); elsewhere the case is refused without asking cuDNN, since
 // an Ex call without its workspace silently runs as the plain batch norm.
 // The choice is made by the first forward of each (device, dtype, shape,
-// memory format, ops) and kept for the process, the backward running in the
-// forward's mode (its reserve space, the ReLU's mask, is laid out by it);
-// where cuDNN refuses, that is kept too and the caller runs lrt's kernels.
-// Workspaces and the reserve space come from the caching allocator (the
-// fused ops' workspace never empty, for the reason above).
+// memory format, ops) and kept for the process with the case's descriptors
+// and workspace sizes (a plan, as conv.cu keeps its algorithms), so later
+// calls only run; the backward runs in the forward's mode (its reserve
+// space, the ReLU's mask, is laid out by it). Where cuDNN refuses, that is
+// kept too and the caller runs lrt's kernels. Workspaces and the reserve
+// space come from the caching allocator (the fused ops' workspace never
+// empty, for the reason above).
 #include <algorithm>
 #include <array>
+#include <initializer_list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -56,22 +60,35 @@ cudnnBatchNormOps_t ops_of(bool relu, bool residual) {
 
 // The descriptors of one batch norm: the activations (x's shape and memory
 // format; every activation shares it), the per-channel values (1, C, 1, 1)
-// in their own type, and the ReLU where the ops have one.
+// in the type cuDNN takes for x's (double for double, else float), and the
+// ReLU where the ops have one.
 struct Setup {
   cudnn::TensorDescriptor act, param;
   ActivationDescriptor relu;
   cudnnDataType_t type;
+  DType param_dtype;
   cudnnBatchNormOps_t ops;
-  Setup(const Tensor& x, const Tensor& per_channel, bool with_relu, bool residual)
-      : type(data_type(x.dtype())), ops(ops_of(with_relu, residual)) {
+  Setup(const Tensor& x, bool with_relu, bool residual)
+      : type(data_type(x.dtype())),
+        param_dtype(x.dtype() == DType::Float64 ? DType::Float64 : DType::Float32),
+        ops(ops_of(with_relu, residual)) {
     LRT_CHECK(x.dim() == 4, kOp, ": expected a 4-D input, got shape ", to_string(x.shape()));
     cudnn::set_tensor(act, type, x.shape(), memory_format_of(x), kOp);
-    cudnn::set_tensor(param, data_type(per_channel.dtype()), {1, x.size(1), 1, 1}, MemoryFormat::Contiguous, kOp);
+    cudnn::set_tensor(param, data_type(param_dtype), {1, x.size(1), 1, 1}, MemoryFormat::Contiguous, kOp);
     if (with_relu)
       CUDNN_CHECK(cudnnSetActivationDescriptor(relu.get(), CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
   }
-  cudnnActivationDescriptor_t activation() const { return ops == CUDNN_BATCHNORM_OPS_BN ? nullptr : relu.get(); }
+  bool fused() const { return ops != CUDNN_BATCHNORM_OPS_BN; }
+  cudnnActivationDescriptor_t activation() const { return fused() ? relu.get() : nullptr; }
   cudnnTensorDescriptor_t z() const { return ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION ? act.get() : nullptr; }
+  cudnnTensorDescriptor_t y_for_backward() const { return fused() ? act.get() : nullptr; }
+  // The per-channel tensors (those defined) are C values of param_dtype.
+  void check_params(std::initializer_list<const Tensor*> ts, int64_t c) const {
+    for (const Tensor* t : ts)
+      LRT_CHECK(!t->defined() || (t->dtype() == param_dtype && t->numel() == c), kOp,
+                ": the per-channel values must be ", c, " values of ", param_dtype, ", got ", t->dtype(), " shape ",
+                to_string(t->shape()));
+  }
 };
 
 // device, dtype, N, C, H, W, memory format, ops
@@ -80,20 +97,41 @@ ModeKey key_of(const Tensor& x, cudnnBatchNormOps_t ops) {
   return {x.device().index, static_cast<int64_t>(x.dtype()), x.size(0), x.size(1), x.size(2), x.size(3),
           static_cast<int64_t>(memory_format_of(x)), static_cast<int64_t>(ops)};
 }
-// What the first forward found: a mode, or that cuDNN refuses the key.
-struct Choice {
-  bool refused;
-  cudnnBatchNormMode_t mode;
+
+// What the first forward of a key settles, kept for the process: cuDNN's
+// answer (a mode, or a refusal), the descriptors, and the workspace and
+// reserve sizes of both passes in that mode; later calls only run.
+struct Plan {
+  Setup s;
+  bool refused = true;
+  cudnnBatchNormMode_t mode = CUDNN_BATCHNORM_SPATIAL;
+  size_t forward_ws = 0, reserve = 0, backward_ws = 0;
+  Plan(const Tensor& x, bool with_relu, bool residual) : s(x, with_relu, residual) {}
+  // Asks cuDNN for the three sizes in mode m (nothing is queued): the first
+  // status that is not a success, if any.
+  cudnnStatus_t size_for(cudnnHandle_t h, cudnnBatchNormMode_t m) {
+    mode = m;
+    cudnnStatus_t st = cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(
+        h, m, s.ops, s.act.get(), s.z(), s.act.get(), s.param.get(), s.activation(), &forward_ws);
+    if (st == CUDNN_STATUS_SUCCESS)
+      st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(h, m, s.ops, s.activation(), s.act.get(), &reserve);
+    if (st == CUDNN_STATUS_SUCCESS)
+      st = cudnnGetBatchNormalizationBackwardExWorkspaceSize(h, m, s.ops, s.act.get(), s.y_for_backward(), s.act.get(),
+                                                             s.z(), s.act.get(), s.param.get(), s.activation(),
+                                                             &backward_ws);
+    if (s.fused()) forward_ws = std::max<size_t>(forward_ws, 256);
+    return st;
+  }
 };
 std::mutex g_mutex;
-std::map<ModeKey, Choice> g_choices;
+// Never erased, so plans stay valid; and never destroyed: the descriptors
+// they own are not released at exit, when cuDNN may already be unloaded.
+auto& g_plans = *new std::map<ModeKey, std::unique_ptr<const Plan>>;
 
-bool known_choice(const ModeKey& k, Choice* c) {
+const Plan* known_plan(const ModeKey& k) {
   const std::lock_guard<std::mutex> lock(g_mutex);
-  const auto it = g_choices.find(k);
-  if (it == g_choices.end()) return false;
-  *c = it->second;
-  return true;
+  const auto it = g_plans.find(k);
+  return it == g_plans.end() ? nullptr : it->second.get();
 }
 
 // A refusal of the arguments (nothing queued), as against a failure to run:
@@ -126,56 +164,54 @@ bool batch_norm_cudnn_forward(const Tensor& x, const Tensor& weight, const Tenso
   LRT_CHECK(weight.defined() && bias.defined(), kOp, ": takes a weight and a bias");
   LRT_CHECK(running_mean.defined() == running_var.defined(), kOp,
             ": running_mean and running_var must be both defined or both undefined");
+  LRT_CHECK(x.dim() == 4, kOp, ": expected a 4-D input, got shape ", to_string(x.shape()));
   const int dev = x.device().index;
   DeviceGuard guard(dev);
   const cudnnHandle_t h = cudnn::handle(dev);
-  const Setup s(x, mean, relu, residual.defined());
-  const ModeKey key = key_of(x, s.ops);
+  const ModeKey key = key_of(x, ops_of(relu, residual.defined()));
   Tensor& reserve = *reserve_out;
-  // The forward in mode m, its status (nothing is queued where cuDNN refuses).
-  const auto run = [&](cudnnBatchNormMode_t m) {
-    size_t ws_bytes = 0, reserve_bytes = 0;
-    cudnnStatus_t st = cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(
-        h, m, s.ops, s.act.get(), s.z(), s.act.get(), s.param.get(), s.activation(), &ws_bytes);
-    if (st == CUDNN_STATUS_SUCCESS)
-      st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(h, m, s.ops, s.activation(), s.act.get(),
-                                                                &reserve_bytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    const bool fused = s.ops != CUDNN_BATCHNORM_OPS_BN;
-    const Tensor ws = cudnn::workspace(fused ? std::max<size_t>(ws_bytes, 256) : ws_bytes, x.device());
-    reserve = cudnn::workspace(reserve_bytes, x.device());
-    if (fused) ws_bytes = static_cast<size_t>(ws.numel());
+  // The forward as planned, its status (nothing is queued where cuDNN
+  // refuses).
+  const auto run = [&](const Plan& p) {
+    const Setup& s = p.s;
+    s.check_params({&weight, &bias, &running_mean, &running_var, &mean, &invstd}, x.size(1));
+    const Tensor ws = cudnn::workspace(p.forward_ws, x.device());
+    reserve = cudnn::workspace(p.reserve, x.device());
+    cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
     cudnn::with_scaling(s.type, [&](const void* one, const void* zero) {
       st = cudnnBatchNormalizationForwardTrainingEx(
-          h, m, s.ops, one, zero, s.act.get(), x.data_ptr(), s.z(), cudnn::ptr(residual), s.act.get(), y.data_ptr(),
-          s.param.get(), weight.data_ptr(), bias.data_ptr(), momentum, cudnn::ptr(running_mean),
-          cudnn::ptr(running_var), eps, mean.data_ptr(), invstd.data_ptr(), s.activation(), cudnn::ptr(ws), ws_bytes,
-          cudnn::ptr(reserve), reserve_bytes);
+          h, p.mode, s.ops, one, zero, s.act.get(), x.data_ptr(), s.z(), cudnn::ptr(residual), s.act.get(),
+          y.data_ptr(), s.param.get(), weight.data_ptr(), bias.data_ptr(), momentum, cudnn::ptr(running_mean),
+          cudnn::ptr(running_var), eps, mean.data_ptr(), invstd.data_ptr(), s.activation(), cudnn::ptr(ws),
+          p.forward_ws, cudnn::ptr(reserve), p.reserve);
     });
     return st;
   };
-  Choice c;
-  if (known_choice(key, &c)) {
-    if (c.refused) return false;
-    CUDNN_CHECK(run(c.mode));
+  if (const Plan* p = known_plan(key)) {
+    if (p->refused) return false;
+    CUDNN_CHECK(run(*p));
     return true;
   }
-  // Persistent first for channels_last data, where cuDNN documents it
-  // without caveats; the fused ops in that mode alone.
-  const bool nhwc = memory_format_of(x) == MemoryFormat::ChannelsLast, fused = s.ops != CUDNN_BATCHNORM_OPS_BN;
-  c = Choice{!fusable(x, s.ops), nhwc ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT : CUDNN_BATCHNORM_SPATIAL};
-  if (!c.refused) {
-    cudnnStatus_t st = run(c.mode);
-    if (is_refusal(st) && c.mode == CUDNN_BATCHNORM_SPATIAL_PERSISTENT && !fused) {
-      c.mode = CUDNN_BATCHNORM_SPATIAL;
-      st = run(c.mode);
-    }
-    c.refused = is_refusal(st);
-    if (!c.refused) CUDNN_CHECK(st);
+  // The first forward of the key: persistent first for channels_last data,
+  // where cuDNN documents it without caveats; the fused ops in that mode
+  // alone.
+  auto plan = std::make_unique<Plan>(x, relu, residual.defined());
+  if (fusable(x, plan->s.ops)) {
+    const auto attempt = [&](cudnnBatchNormMode_t m) {
+      const cudnnStatus_t st = plan->size_for(h, m);
+      return st == CUDNN_STATUS_SUCCESS ? run(*plan) : st;
+    };
+    const bool nhwc = memory_format_of(x) == MemoryFormat::ChannelsLast;
+    cudnnStatus_t st = attempt(nhwc ? CUDNN_BATCHNORM_SPATIAL_PERSISTENT : CUDNN_BATCHNORM_SPATIAL);
+    if (is_refusal(st) && plan->mode == CUDNN_BATCHNORM_SPATIAL_PERSISTENT && !plan->s.fused())
+      st = attempt(CUDNN_BATCHNORM_SPATIAL);
+    plan->refused = is_refusal(st);
+    if (!plan->refused) CUDNN_CHECK(st);
   }
+  const bool refused = plan->refused;
   const std::lock_guard<std::mutex> lock(g_mutex);
-  g_choices.emplace(key, c);
-  return !c.refused;
+  g_plans.emplace(key, std::move(plan));  // a plan another thread made first is kept: both are cuDNN's answer
+  return !refused;
 }
 
 void batch_norm_cudnn_backward(const Tensor& gy, const Tensor& x, const Tensor& y, const Tensor& weight,
@@ -187,44 +223,44 @@ void batch_norm_cudnn_backward(const Tensor& gy, const Tensor& x, const Tensor& 
                 gresidual.defined() == residual,
             kOp, ": the backward writes gx, gweight, gbias and, after a residual add, gresidual; it reads y after a "
                  "ReLU");
+  LRT_CHECK(x.dim() == 4, kOp, ": expected a 4-D input, got shape ", to_string(x.shape()));
   const int dev = x.device().index;
   DeviceGuard guard(dev);
   const cudnnHandle_t h = cudnn::handle(dev);
-  const Setup s(x, mean, relu, residual);
-  Choice c;
-  LRT_CHECK(known_choice(key_of(x, s.ops), &c) && !c.refused, kOp, ": a backward without its forward");
-  const cudnnBatchNormMode_t mode = c.mode;
-  size_t ws_bytes = 0;
-  const cudnnTensorDescriptor_t yd = relu ? s.act.get() : nullptr;
-  CUDNN_CHECK(cudnnGetBatchNormalizationBackwardExWorkspaceSize(h, mode, s.ops, s.act.get(), yd, s.act.get(), s.z(),
-                                                                s.act.get(), s.param.get(), s.activation(), &ws_bytes));
-  const Tensor ws = cudnn::workspace(ws_bytes, x.device());
+  const Plan* p = known_plan(key_of(x, ops_of(relu, residual)));
+  LRT_CHECK(p && !p->refused, kOp, ": a backward without its forward");
+  const Setup& s = p->s;
+  s.check_params({&weight, &bias, &mean, &invstd, &gweight, &gbias}, x.size(1));
   const size_t reserve_bytes = reserve.defined() ? static_cast<size_t>(reserve.numel()) : 0;
+  LRT_CHECK(reserve_bytes == p->reserve, kOp, ": a reserve space of ", reserve_bytes, " bytes, its forward's has ",
+            p->reserve);
+  const Tensor ws = cudnn::workspace(p->backward_ws, x.device());
   cudnn::with_scaling(s.type, [&](const void* one, const void* zero) {
     CUDNN_CHECK(cudnnBatchNormalizationBackwardEx(
-        h, mode, s.ops, one, zero, one, zero, s.act.get(), x.data_ptr(), yd, relu ? y.data_ptr() : nullptr,
-        s.act.get(), gy.data_ptr(), s.z(), cudnn::ptr(gresidual), s.act.get(), gx.data_ptr(), s.param.get(),
-        weight.data_ptr(), bias.data_ptr(), gweight.data_ptr(), gbias.data_ptr(), eps, mean.data_ptr(),
-        invstd.data_ptr(), s.activation(), cudnn::ptr(ws), ws_bytes, cudnn::ptr(reserve), reserve_bytes));
+        h, p->mode, s.ops, one, zero, one, zero, s.act.get(), x.data_ptr(), s.y_for_backward(),
+        relu ? y.data_ptr() : nullptr, s.act.get(), gy.data_ptr(), s.z(), cudnn::ptr(gresidual), s.act.get(),
+        gx.data_ptr(), s.param.get(), weight.data_ptr(), bias.data_ptr(), gweight.data_ptr(), gbias.data_ptr(), eps,
+        mean.data_ptr(), invstd.data_ptr(), s.activation(), cudnn::ptr(ws), p->backward_ws, cudnn::ptr(reserve),
+        reserve_bytes));
   });
 }
 
 namespace {
-const char* name_of(const Choice& c) {
-  return c.refused ? "refused" : c.mode == CUDNN_BATCHNORM_SPATIAL_PERSISTENT ? "persistent" : "spatial";
+const char* name_of(const Plan& p) {
+  return p.refused ? "refused" : p.mode == CUDNN_BATCHNORM_SPATIAL_PERSISTENT ? "persistent" : "spatial";
 }
 }  // namespace
 
 std::string batch_norm_cudnn_mode(const Tensor& x, bool relu, bool residual) {
   LRT_CHECK(x.dim() == 4, kOp, ": expected a 4-D input, got shape ", to_string(x.shape()));
-  Choice c;
-  return known_choice(key_of(x, ops_of(relu, residual)), &c) ? name_of(c) : "";
+  const Plan* p = known_plan(key_of(x, ops_of(relu, residual)));
+  return p ? name_of(*p) : "";
 }
 
 std::map<std::string, int> batch_norm_cudnn_modes() {
   std::map<std::string, int> counts;
   const std::lock_guard<std::mutex> lock(g_mutex);
-  for (const auto& [key, c] : g_choices) ++counts[name_of(c)];
+  for (const auto& [key, p] : g_plans) ++counts[name_of(*p)];
   return counts;
 }
 

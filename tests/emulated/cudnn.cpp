@@ -758,6 +758,7 @@ cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t stream) {
 }
 
 cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t* d) {
+  ++record().tensor_descriptors;
   *d = new cudnnEmulatedTensor;
   return CUDNN_STATUS_SUCCESS;
 }
@@ -952,6 +953,7 @@ cudnnStatus_t cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(
     cudnnHandle_t h, cudnnBatchNormMode_t mode, cudnnBatchNormOps_t ops, cudnnTensorDescriptor_t x,
     cudnnTensorDescriptor_t z, cudnnTensorDescriptor_t y, cudnnTensorDescriptor_t param,
     cudnnActivationDescriptor_t act, size_t* bytes) {
+  ++record().bn_size_queries;
   const cudnnStatus_t s = ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION
                               ? check_bn(h, mode, ops, x, {{"y", y}, {"z", z}}, param, act)
                               : check_bn(h, mode, ops, x, {{"y", y}}, param, act);
@@ -966,6 +968,7 @@ cudnnStatus_t cudnnGetBatchNormalizationBackwardExWorkspaceSize(cudnnHandle_t h,
                                                                 cudnnTensorDescriptor_t dz, cudnnTensorDescriptor_t dx,
                                                                 cudnnTensorDescriptor_t dparam,
                                                                 cudnnActivationDescriptor_t act, size_t* bytes) {
+  ++record().bn_size_queries;
   cudnnStatus_t s;
   if (ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION)
     s = check_bn(h, mode, ops, x, {{"y", y}, {"dy", dy}, {"dz", dz}, {"dx", dx}}, dparam, act);
@@ -982,6 +985,7 @@ cudnnStatus_t cudnnGetBatchNormalizationTrainingExReserveSpaceSize(cudnnHandle_t
                                                                    cudnnBatchNormOps_t ops,
                                                                    cudnnActivationDescriptor_t act,
                                                                    cudnnTensorDescriptor_t x, size_t* bytes) {
+  ++record().bn_size_queries;
   if (const cudnnStatus_t s = check_handle(h); s != CUDNN_STATUS_SUCCESS) return s;
   if (!x || !x->set || !bytes) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: x's descriptor or the size is null");
   if (mode != CUDNN_BATCHNORM_SPATIAL && mode != CUDNN_BATCHNORM_SPATIAL_PERSISTENT)
@@ -1035,6 +1039,7 @@ cudnnStatus_t cudnnBatchNormalizationForwardTrainingEx(
   const cudaError_t queued = lrt::emulated_runtime::submit(h->stream, [a] { bn_forward(a); });
   if (queued != cudaSuccess)
     return fail(CUDNN_STATUS_EXECUTION_FAILED, "the stream refused the work: ", cudaGetErrorString(queued));
+  ++record().bn_runs;
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -1088,6 +1093,7 @@ cudnnStatus_t cudnnBatchNormalizationBackwardEx(
   const cudaError_t queued = lrt::emulated_runtime::submit(h->stream, [a] { bn_backward(a); });
   if (queued != cudaSuccess)
     return fail(CUDNN_STATUS_EXECUTION_FAILED, "the stream refused the work: ", cudaGetErrorString(queued));
+  ++record().bn_runs;
   return CUDNN_STATUS_SUCCESS;
 }
 

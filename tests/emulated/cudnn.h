@@ -414,8 +414,9 @@ namespace lrt::emulated_cudnn {
 // Why the last call that failed did.
 std::string last_error();
 
-// The emulator's record, for tests: each pass run (not the search's runs)
-// and each search.
+// The emulator's record, for tests: each pass run (not the search's runs),
+// each search, the tensor descriptors made, and the legacy batch norm's size
+// queries and runs.
 enum class Pass { Forward, BackwardData, BackwardFilter };
 struct Run {
   Pass pass;
@@ -428,6 +429,9 @@ struct Record {
   std::vector<Run> runs;
   int searches = 0;    // cudnnFind...Ex calls
   int heuristics = 0;  // cudnnGet..._v7 calls
+  int tensor_descriptors = 0;  // cudnnCreateTensorDescriptor calls
+  int bn_size_queries = 0;     // cudnnGetBatchNormalization...Size calls
+  int bn_runs = 0;             // cudnnBatchNormalization{ForwardTrainingEx,BackwardEx} calls that ran
 };
 Record& record();
 

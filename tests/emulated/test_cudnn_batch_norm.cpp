@@ -4,7 +4,9 @@
 // kernels, an independent implementation: float32 data, NCHW and NHWC
 // descriptors, every ops kind (the fused ones NHWC only); the ReLU's mask
 // travels in the reserve space (a zeroed one blocks every gradient); and the
-// refusals of emulated/cudnn.h.
+// refusals of emulated/cudnn.h. Then lrt's glue over it
+// (kernels/cuda/cudnn_batch_norm.cu, built here as kb::emulated): one plan
+// per case, made by the first forward and only run after, and its refusals.
 //
 // Tolerances: both sides sum in double in their own orders and round once to
 // float (the statistics within 1e-6 relative; y, whose values pass through
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "core/ops.h"
+#include "emulated/checks.h"
 #include "emulated/cudnn.h"
 #include "kernels/batch_norm.h"
 #include "testing.h"
@@ -224,6 +227,155 @@ TEST_CASE("emulated cuDNN: the legacy batch norm refuses what cuDNN refuses") {
                                                             nullptr, d.act, d.param, nullptr, &bws),
           CUDNN_STATUS_BAD_PARAM, "dy");
   cudnnDestroyTensorDescriptor(other);
+}
+
+namespace {
+
+// One training step of a batch norm through lrt's cuDNN glue
+// (kb::emulated::batch_norm_cudnn_*), its outputs poisoned first.
+struct GlueStep {
+  Tensor y, mean, invstd, rm, rv, gx, gw, gb, gz;
+  bool ran = false;
+};
+GlueStep glue_step(const Tensor& x, const Tensor& z, const Tensor& dy, const Tensor& w, const Tensor& b, bool relu) {
+  const int64_t c = x.size(1);
+  const MemoryFormat f = memory_format_of(x);
+  const TensorOptions f32(DType::Float32);
+  GlueStep r;
+  r.y = emulated_checks::poisoned(x.shape(), DType::Float32, f);
+  r.mean = emulated_checks::poisoned({c}, DType::Float32);
+  r.invstd = emulated_checks::poisoned({c}, DType::Float32);
+  r.rm = zeros({c}, f32);
+  r.rv = full({c}, 1.0, f32);
+  Tensor reserve;
+  r.ran = kb::emulated::batch_norm_cudnn_forward(x, w, b, z, relu, kEps, r.rm, r.rv, kFactor, r.y, r.mean, r.invstd,
+                                                 &reserve);
+  if (!r.ran) return r;
+  r.gx = emulated_checks::poisoned(x.shape(), DType::Float32, f);
+  r.gw = emulated_checks::poisoned({c}, DType::Float32);
+  r.gb = emulated_checks::poisoned({c}, DType::Float32);
+  if (z.defined()) r.gz = emulated_checks::poisoned(x.shape(), DType::Float32, f);
+  kb::emulated::batch_norm_cudnn_backward(dy, x, r.y, w, b, relu, z.defined(), r.mean, r.invstd, kEps, reserve, r.gx,
+                                          r.gw, r.gb, r.gz);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("emulated cuDNN: lrt's cuDNN batch norm plans each case once; later calls only run, to the same results") {
+  using emulated_cudnn::record;
+  using emulated_cudnn::Record;
+  constexpr MemoryFormat kCL = MemoryFormat::ChannelsLast;
+  const Shape s{2, 8, 3, 3};
+  const int64_t c = s[1];
+  const TensorOptions f32(DType::Float32);
+  const Tensor x = testing::normal(s, DType::Float32, 21).contiguous(kCL);
+  const Tensor z = testing::normal(s, DType::Float32, 22).contiguous(kCL);
+  const Tensor dy = testing::normal(s, DType::Float32, 23).contiguous(kCL);
+  const Tensor w = testing::uniform({c}, 0.5, 1.5, DType::Float32, 24);
+  const Tensor b = testing::uniform({c}, -0.5, 0.5, DType::Float32, 25);
+
+  // lrt's CPU kernels (on NCHW copies), for the results.
+  const Tensor xc = x.contiguous(), zc = z.contiguous(), dyc = dy.contiguous();
+  const Tensor mean = empty({c}, f32), invstd = empty({c}, f32), y = empty(s, f32);
+  const Tensor rm = zeros({c}, f32), rv = full({c}, 1.0, f32);
+  kb::cpu::batch_norm_stats(xc, mean, invstd, kEps, rm, rv, kFactor);
+  kb::cpu::batch_norm_apply(xc, mean, invstd, w, b, zc, true, y);
+  const Tensor gx = empty(s, f32), gw = empty({c}, f32), gb = empty({c}, f32), gz = empty(s, f32);
+  kb::cpu::batch_norm_backward(dyc, y, xc, mean, invstd, w, true, gx, gw, gb, gz);
+
+  const Record before = record();
+  const GlueStep first = glue_step(x, z, dy, w, b, true);
+  REQUIRE(first.ran);
+  CHECK(kb::emulated::batch_norm_cudnn_mode(x, true, true) == "persistent");
+  // The plan: two tensor descriptors (the activations, the per-channel
+  // values) and the three sizes, asked once; then a forward and a backward.
+  CHECK(record().tensor_descriptors == before.tensor_descriptors + 2);
+  CHECK(record().bn_size_queries == before.bn_size_queries + 3);
+  CHECK(record().bn_runs == before.bn_runs + 2);
+  check_close(host(first.y), host(y), 1e-5, 1e-6, "y");
+  check_close(host(first.rm), host(rm), 1e-6, 1e-7, "running mean");
+  check_close(host(first.rv), host(rv), 1e-6, 0, "running variance");
+  check_close(host(first.gx), host(gx), 1e-5, 1e-6, "gx");
+  check_close(host(first.gw), host(gw), 1e-5, 1e-6, "gweight");
+  check_close(host(first.gb), host(gb), 1e-5, 1e-6, "gbias");
+  check_close(host(first.gz), host(gz), 0, 0, "gresidual");
+
+  // The same case again: nothing is asked or made, both passes run, and the
+  // results are the first's bits.
+  const Record planned = record();
+  for (int i = 0; i < 2; ++i) {
+    const GlueStep again = glue_step(x, z, dy, w, b, true);
+    REQUIRE(again.ran);
+    emulated_checks::check_same(again.y, first.y, "y, planned");
+    emulated_checks::check_same(again.rv, first.rv, "running variance, planned");
+    emulated_checks::check_same(again.gx, first.gx, "gx, planned");
+    emulated_checks::check_same(again.gw, first.gw, "gweight, planned");
+    emulated_checks::check_same(again.gz, first.gz, "gresidual, planned");
+  }
+  CHECK(record().tensor_descriptors == planned.tensor_descriptors);
+  CHECK(record().bn_size_queries == planned.bn_size_queries);
+  CHECK(record().bn_runs == planned.bn_runs + 4);
+
+  // Another batch size, or other ops, is another plan.
+  const Tensor x3 = testing::normal({3, 8, 3, 3}, DType::Float32, 26).contiguous(kCL);
+  REQUIRE(glue_step(x3, Tensor(), x3, w, b, true).ran);
+  CHECK(record().bn_size_queries == planned.bn_size_queries + 3);
+  REQUIRE(glue_step(x, Tensor(), dy, w, b, false).ran);
+  CHECK(record().bn_size_queries == planned.bn_size_queries + 6);
+  CHECK(kb::emulated::batch_norm_cudnn_mode(x, false, false) == "persistent");
+
+  // NCHW data with a ReLU: refused without asking cuDNN, and kept refused.
+  const Tensor xn = x.contiguous();
+  const Record refusing = record();
+  for (int i = 0; i < 2; ++i) CHECK_FALSE(glue_step(xn, Tensor(), dy.contiguous(), w, b, true).ran);
+  CHECK(kb::emulated::batch_norm_cudnn_mode(xn, true, false) == "refused");
+  CHECK(record().bn_size_queries == refusing.bn_size_queries);
+  CHECK(record().bn_runs == refusing.bn_runs);
+  // The plain batch norm on NCHW data runs in the spatial mode.
+  REQUIRE(glue_step(xn, Tensor(), dy.contiguous(), w, b, false).ran);
+  CHECK(kb::emulated::batch_norm_cudnn_mode(xn, false, false) == "spatial");
+}
+
+TEST_CASE("emulated cuDNN: lrt's cuDNN batch norm refuses a backward without its forward, and mismatched arguments") {
+  constexpr MemoryFormat kCL = MemoryFormat::ChannelsLast;
+  const Shape s{2, 4, 2, 3};
+  const TensorOptions f32(DType::Float32);
+  const Tensor x = testing::normal(s, DType::Float32, 31).contiguous(kCL);
+  const Tensor w = ones({4}, f32), b = zeros({4}, f32);
+  const Tensor y = empty(s, f32, kCL), gx = empty(s, f32, kCL), mean = empty({4}, f32), invstd = empty({4}, f32);
+  Tensor reserve;
+  // A backward for a case no forward has planned.
+  const Tensor x5 = testing::normal({5, 4, 2, 3}, DType::Float32, 32).contiguous(kCL);
+  testing::check_mentions(testing::error_of([&] {
+                            kb::emulated::batch_norm_cudnn_backward(x5, x5, Tensor(), w, b, false, false, mean, invstd,
+                                                                    kEps, Tensor(), x5, empty({4}, f32),
+                                                                    empty({4}, f32), Tensor());
+                          }),
+                          {"batch_norm (cuDNN)", "a backward without its forward"});
+  // Per-channel values of another type or size.
+  testing::check_mentions(testing::error_of([&] {
+                            kb::emulated::batch_norm_cudnn_forward(x, w.to(DType::Float64), b, Tensor(), true, kEps,
+                                                                   Tensor(), Tensor(), kFactor, y, mean, invstd,
+                                                                   &reserve);
+                          }),
+                          {"batch_norm (cuDNN)", "per-channel", "float64"});
+  testing::check_mentions(testing::error_of([&] {
+                            kb::emulated::batch_norm_cudnn_forward(x, ones({3}, f32), b, Tensor(), true, kEps, Tensor(),
+                                                                   Tensor(), kFactor, y, mean, invstd, &reserve);
+                          }),
+                          {"batch_norm (cuDNN)", "4 values"});
+  // A good forward, then a backward given another reserve space.
+  REQUIRE(kb::emulated::batch_norm_cudnn_forward(x, w, b, Tensor(), true, kEps, Tensor(), Tensor(), kFactor, y, mean,
+                                                 invstd, &reserve));
+  REQUIRE(reserve.defined());
+  const Tensor short_reserve = empty({reserve.numel() - 1}, TensorOptions(DType::UInt8));
+  testing::check_mentions(testing::error_of([&] {
+                            kb::emulated::batch_norm_cudnn_backward(x, x, y, w, b, true, false, mean, invstd, kEps,
+                                                                    short_reserve, gx, empty({4}, f32), empty({4}, f32),
+                                                                    Tensor());
+                          }),
+                          {"batch_norm (cuDNN)", "reserve space"});
 }
 
 }  // namespace lrt
