@@ -34,7 +34,11 @@
 #include "kernels/batch_norm.h"
 #include "layers/functional.h"
 #include "lrt_config.h"
+#include "small_net.h"
 #include "testing.h"
+#if defined(LRT_EMULATED_CUDA)
+#include "emulated/cudnn.h"
+#endif
 
 namespace lrt {
 
@@ -381,6 +385,44 @@ TEST_CASE("CUDA: cuDNN's batch norm (set_bn_cudnn) matches the CPU, forward, run
           if (add) check_close(f32(got.gr), f32(want.gr), value_tol, "gresidual");
         }
 }
+
+#if defined(LRT_EMULATED_CUDA)
+// Over the emulated cuDNN alone, which counts what it is asked (a GPU build
+// has no such count): the plans of the convolutions and of cuDNN's batch
+// norm make an eager training step's cuDNN calls, after the first step, the
+// runs alone.
+TEST_CASE("CUDA (emulated cuDNN): eager steps after the first build no descriptors and ask cuDNN no sizes or searches") {
+  using emulated_cudnn::record;
+  struct Restore {
+    ~Restore() { set_bn_cudnn(false); }
+  } restore;
+  set_bn_cudnn(true);
+  for (const MemoryFormat fmt : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+    CAPTURE(fmt == MemoryFormat::ChannelsLast);
+    auto net = testing::small_net(11, 8);
+    net->to(kCuda);
+    const Tensor y = from_vector<int64_t>({0, 1, 2, 3, 0, 1}, {6}).to(kCuda);
+    const auto step = [&](uint64_t seed) {
+      net->zero_grad();
+      const Tensor x = testing::normal({6, 2, 5, 5}, DType::Float32, seed, kCuda).contiguous(fmt);
+      cross_entropy(net->forward(x), y).backward();
+    };
+    step(1);
+    const auto before = record();
+    step(2);
+    step(3);
+    const auto& after = record();
+    CHECK(after.tensor_descriptors == before.tensor_descriptors);
+    CHECK(after.searches == before.searches);
+    CHECK(after.heuristics == before.heuristics);
+    CHECK(after.bn_size_queries == before.bn_size_queries);
+    // The work itself ran: cuDNN's batch norm forward and backward, and the
+    // convolution's forward and weight gradient (x asks for none), a step.
+    CHECK(after.bn_runs == before.bn_runs + 4);
+    CHECK(after.runs.size() == before.runs.size() + 4);
+  }
+}
+#endif
 
 #endif  // LRT_HAVE_CUDA
 
