@@ -288,6 +288,7 @@ struct ConvPlan {
   ConvSetup setup;
   int algo = 0;
   size_t workspace = 0;
+  TensorDescriptor bias;  // forward plans: (1, K, 1, 1), for a bias added to y
   ConvPlan(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p) : setup(x, w, y, p) {}
 };
 
@@ -320,6 +321,8 @@ const ConvPlan* make_plan(cudnnHandle_t h, const Tensor& x, const Tensor& w, con
   CUDNN_CHECK(cudnnSetConvolutionMathType(plan->setup.conv.get(), choice.math));
   plan->algo = choice.algo;
   plan->workspace = Api::workspace(h, plan->setup, static_cast<typename Api::Algo>(choice.algo));
+  if constexpr (P == Pass::Forward)
+    set_tensor(plan->bias, plan->setup.type, {1, y.size(1), 1, 1}, MemoryFormat::Contiguous);
   std::lock_guard<std::mutex> lock(g_plans_mu);
   return g_plans.emplace(key, std::move(plan)).first->second.get();  // another thread's, if it came first
 }
@@ -329,7 +332,8 @@ const ConvPlan* make_plan(cudnnHandle_t h, const Tensor& x, const Tensor& w, con
 // accumulate (backward data only): adds the gradient to what gx holds (beta 1)
 // instead of overwriting it.
 template <Pass P>
-void run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p, bool accumulate = false) {
+const ConvPlan& run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p,
+                         bool accumulate = false) {
   using Api = PassApi<P>;
   const int dev = device_of(x);
   DeviceGuard guard(dev);
@@ -343,21 +347,22 @@ void run_pass(const Tensor& x, const Tensor& w, const Tensor& y, const ConvParam
     Api::run(h, plan->setup, b, static_cast<typename Api::Algo>(plan->algo), ptr(ws), plan->workspace, one,
              accumulate ? one : zero);
   });
+  return *plan;
 }
 
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvParams& p) {
-  run_pass<Pass::Forward>(x, w, y, p);
+  const ConvPlan& plan = run_pass<Pass::Forward>(x, w, y, p);
   if (!bias.defined()) return;
+  LRT_CHECK(bias.numel() == y.size(1) && bias.dtype() == y.dtype(), "conv2d: a bias of ", bias.numel(), " ",
+            bias.dtype(), " values for ", y.size(1), " output channels of ", y.dtype());
+  // y as the convolution wrote it (the plan's descriptor), plus the bias.
   const int dev = device_of(y);
   DeviceGuard guard(dev);
-  const cudnnDataType_t type = cudnn_type(y.dtype());
-  TensorDescriptor bias_desc, y_desc;
-  set_tensor(bias_desc, type, {1, bias.size(0), 1, 1}, MemoryFormat::Contiguous);
-  set_tensor(y_desc, type, y.shape(), memory_format_of(y));
-  with_scaling(type, [&](const void* one, const void*) {
-    CUDNN_CHECK(cudnnAddTensor(handle(dev), one, bias_desc.get(), bias.data_ptr(), one, y_desc.get(), y.data_ptr()));
+  with_scaling(plan.setup.type, [&](const void* one, const void*) {
+    CUDNN_CHECK(cudnnAddTensor(handle(dev), one, plan.bias.get(), bias.data_ptr(), one, plan.setup.y.get(),
+                               y.data_ptr()));
   });
 }
 
