@@ -353,10 +353,12 @@ const ConvPlan& run_pass(const Tensor& x, const Tensor& w, const Tensor& y, cons
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvParams& p) {
+  // Checked before anything is queued: a bad bias leaves y as it was.
+  if (bias.defined())
+    LRT_CHECK(bias.numel() == y.size(1) && bias.dtype() == y.dtype(), "conv2d: a bias of ", bias.numel(), " ",
+              bias.dtype(), " values for ", y.size(1), " output channels of ", y.dtype());
   const ConvPlan& plan = run_pass<Pass::Forward>(x, w, y, p);
   if (!bias.defined()) return;
-  LRT_CHECK(bias.numel() == y.size(1) && bias.dtype() == y.dtype(), "conv2d: a bias of ", bias.numel(), " ",
-            bias.dtype(), " values for ", y.size(1), " output channels of ", y.dtype());
   // y as the convolution wrote it (the plan's descriptor), plus the bias.
   const int dev = device_of(y);
   DeviceGuard guard(dev);

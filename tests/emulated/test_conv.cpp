@@ -219,6 +219,16 @@ TEST_CASE("emulated cuDNN: a convolution plans once per shape and mode; later ca
   kc::emulated::conv2d_forward(x, w, Tensor(), y2, heuristic);
   CHECK(record().searches == searches + 3);
   CHECK(record().heuristics == heuristics + 4);
+  // A bias that does not match y is refused before anything runs: y keeps
+  // what it held.
+  const size_t runs = record().runs.size();
+  const Tensor y_before = y2.clone();
+  CHECK_THROWS_WITH(kc::emulated::conv2d_forward(x, w, testing::normal({4}, DType::Float32, 7), y2, p),
+                    doctest::Contains("a bias of 4 float32 values for 5 output channels"));
+  CHECK_THROWS_WITH(kc::emulated::conv2d_forward(x, w, testing::normal({5}, DType::Float64, 8), y2, p),
+                    doctest::Contains("a bias of 5 float64 values"));
+  CHECK(record().runs.size() == runs);
+  emulated_checks::check_same(y2, y_before, "y after a refused bias");
 }
 
 TEST_CASE("emulated cuDNN: it refuses what cuDNN refuses, so the glue's checks are seen to pass") {
