@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
                 lrt::cuda_built() ? "no CUDA device found" : "this build has no CUDA backend");
     return 77;
   }
+  // Line-buffered even into a file, so that a run stopped from outside (a
+  // time limit) leaves every line it printed, --duration's case times too.
+  std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
   doctest::Context context(argc, argv);
   return context.run();
 }

@@ -51,10 +51,16 @@
 #                 on a machine that has the build already, e.g. the stages
 #                 a first run's --deadline left out
 #   --sanitize    instead of the suite and the benchmarks, run the CUDA test
-#                 cases (lrt_cuda_tests) under compute-sanitizer: memcheck
+#                 cases (lrt_cuda_tests) under compute-sanitizer (found in
+#                 PATH, beside nvcc or in /usr/local/cuda): memcheck
 #                 and racecheck, the CUDA allocator's
 #                 cache off (LRT_CUDA_NO_CACHE=1) so every overrun and use
 #                 after free reaches the tool; any reported error is a FAIL
+#                 (racecheck's warnings are named, not failed). Under
+#                 --deadline memcheck takes half the time left and
+#                 racecheck the rest; a pass stopped by its time says how
+#                 many cases ended first, and is a FAIL if the tool reported
+#                 anything before the stop
 #   --logs DIR    where logs and benchmark JSON go (default device-logs)
 #   --deps DIR    include folder holding header-only dependencies (doctest/,
 #                 CLI/, nlohmann/) for machines without them installed; see
@@ -355,34 +361,68 @@ fi
 # One pass of the CUDA test cases per tool. Where the tool cannot attach to
 # the GPU at all ("Device not supported", as on some sandboxed machines) the
 # row says so and is not counted as a failure; any other failure to run is.
-sanitizer_pass() {  # sanitizer_pass TOOL EXTRA_ARGS...
-  local tool=$1 log="$logs/sanitize_$1.log" rc errors
-  shift
-  LRT_CUDA_NO_CACHE=1 bounded 900 compute-sanitizer --tool "$tool" "$@" --error-exitcode 99 --print-limit 20 \
-    "$build/tests/lrt_cuda_tests" --no-version >"$log" 2>&1
+# Each tool prints its own summary: memcheck "ERROR SUMMARY: N errors",
+# racecheck "RACECHECK SUMMARY: H hazards displayed (E errors, W warnings)".
+# The cases print their times as each ends (--duration, line-buffered by
+# the test program), so a pass stopped by its time limit still says how far
+# it got and whether anything was reported before that.
+sanitizer=""
+for cand in "$(command -v compute-sanitizer 2>/dev/null)" "$(dirname "$(command -v nvcc 2>/dev/null || echo .)")/compute-sanitizer" \
+  /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+  [ -n "$cand" ] && [ -x "$cand" ] && { sanitizer=$cand; break; }
+done
+# sanitizer_pass TOOL SHARE: one pass; under --deadline it may take 1/SHARE
+# of the time left (memcheck half, racecheck the rest), else 900 s.
+sanitizer_pass() {
+  local tool=$1 share=$2 log="$logs/sanitize_$1.log" name="compute-sanitizer $1" rc limit=900 errors="" warnings=0
+  local cases reports last tests summary
+  if [ -n "$deadline" ]; then
+    limit=$(( ($(left) - 10) / share ))
+    ((limit > 900)) && limit=900
+    ((limit < 1)) && limit=1
+  fi
+  LRT_CUDA_NO_CACHE=1 bounded "$limit" "$sanitizer" --tool "$tool" --error-exitcode 99 --print-limit 20 \
+    "$build/tests/lrt_cuda_tests" --no-version --duration=true >"$log" 2>&1
   rc=$?
-  errors=$(sed -n 's/^========= ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$log" | tail -1)
+  summary=$(grep -E '^========= (RACECHECK|ERROR) SUMMARY' "$log" | tail -1)
+  if [[ "$summary" =~ RACECHECK\ SUMMARY:\ [0-9]+\ hazards?\ displayed\ \(([0-9]+)\ errors?,\ ([0-9]+)\ warnings? ]]; then
+    errors=${BASH_REMATCH[1]} warnings=${BASH_REMATCH[2]}
+  elif [[ "$summary" =~ ERROR\ SUMMARY:\ ([0-9]+)\ error ]]; then
+    errors=${BASH_REMATCH[1]}
+  fi
+  cases=$(grep -cE '^[0-9.]+ s: ' "$log")
+  last=$(grep -E '^[0-9.]+ s: ' "$log" | tail -1 | sed -E 's/^[0-9.]+ s: //' | cut -c1-80)
+  # The tool's reports: its lines that start a message (not the banner, the
+  # summaries or a report's indented detail lines).
+  reports=$(grep -E '^========= [A-Za-z]' "$log" | grep -cvE '^========= (COMPUTE-SANITIZER|(ERROR|RACECHECK|LEAK) SUMMARY)')
+  tests=$(grep -E '^\[doctest\] test cases' "$log" | sed 's/\[doctest\] //')
   if grep -q "Device not supported" "$log"; then
-    # The tool cannot attach to this GPU at all (some sandboxed machines).
-    row "compute-sanitizer $tool" "skip" "the tool does not support this machine's GPU: $(grep -m1 'not supported' "$log")"
+    row "$name" "skip" "the tool does not support this machine's GPU: $(grep -m1 'not supported' "$log")"
   elif ((rc == 124 || rc == 137)); then
-    failed "compute-sanitizer $tool" "over its time limit (see $log)"
+    local how="stopped after $limit s, $cases case(s) ended${last:+ (the last: $last)}"
+    if ((reports > 0)); then
+      row "$name" "FAIL" "$reports report(s) before it was $how (see $log)"
+    elif [ -n "$deadline" ]; then
+      row "$name" "skip" "no report before --deadline: $how"
+    else
+      row "$name" "FAIL" "over its time limit, no report before that: $how"
+    fi
   elif [ -z "$errors" ]; then
-    row "compute-sanitizer $tool" "FAIL" "no error summary, exit $rc: $(grep -m1 -iE 'error|not supported' "$log")"
+    row "$name" "FAIL" "no summary from the tool, exit $rc: $(grep -m1 -iE 'error|not supported' "$log")"
   elif ((errors == 0 && rc == 0)); then
-    row "compute-sanitizer $tool" "ok" "0 errors; $(grep -E '^\[doctest\] test cases' "$log" | sed 's/\[doctest\] //')"
+    row "$name" "ok" "0 errors$( ((warnings)) && echo ", $warnings warning(s) (see $log)"); $tests"
   else
-    row "compute-sanitizer $tool" "FAIL" "$errors error(s), exit $rc (see $log)"
+    row "$name" "FAIL" "$errors error(s)$( ((warnings)) && echo ", $warnings warning(s)"), exit $rc; $tests (see $log)"
   fi
 }
 if ((sanitize)); then
-  if ! command -v compute-sanitizer >/dev/null; then
-    row "compute-sanitizer" "FAIL" "not found in PATH (it ships with the CUDA toolkit)"
+  if [ -z "$sanitizer" ]; then
+    row "compute-sanitizer" "FAIL" "not found (PATH, beside nvcc, /usr/local/cuda): it ships with the CUDA toolkit"
   elif [ ! -x "$build/tests/lrt_cuda_tests" ]; then
     row "compute-sanitizer" "FAIL" "lrt_cuda_tests not built"
   else
-    sanitizer_pass memcheck
-    sanitizer_pass racecheck
+    sanitizer_pass memcheck 2
+    sanitizer_pass racecheck 1
   fi
   row "total time" "info" "$(elapsed)"
   trap '' TERM INT

@@ -6,9 +6,11 @@
 # speed features pass each run the flags its label stands for (the stand-in
 # makes a step slower by each group's kernels repeated, so the rows show the
 # flags took); torch.compile's caches are filled while the tests run, for
-# the comparison's batch sizes, into the folder the comparison is given; bad
-# --only lists and clashing options are refused with exit 2. Exits 77
-# (skipped) without python3.
+# the comparison's batch sizes, into the folder the comparison is given;
+# --sanitize reads each tool's own summary, splits --deadline's time between
+# the tools and says how far a stopped pass got; bad --only lists and
+# clashing options are refused with exit 2. Exits 77 (skipped) without
+# python3.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -151,6 +153,84 @@ run --only split
 run --only baseline --baseline "$tmp/base" --deadline 300
 has '^r50 bf16 nhwc graph vs base +info +1\.000x img/s' "--only baseline --deadline"
 lacks '^baseline build' "--only baseline --deadline"
+
+# --sanitize: a stand-in compute-sanitizer runs the test program with the
+# arguments it is given (recording them and LRT_CUDA_NO_CACHE), and reports
+# as $SANITIZER_MODE says: clean (each tool's own summary: racecheck's is
+# not memcheck's), errors, warnings (racecheck's alone), unsupported (the
+# tool cannot attach), or hang (a case ends, then it runs on; with "report",
+# a report first).
+cat >"$bin/compute-sanitizer" <<SH
+#!/bin/bash
+tool=memcheck
+while ((\$#)); do
+  case "\$1" in
+    --tool) tool=\$2; shift 2 ;;
+    --error-exitcode|--print-limit) shift 2 ;;
+    *) break ;;
+  esac
+done
+echo "sanitizer \$tool cache-off=\${LRT_CUDA_NO_CACHE:-} \$*" >>"$tmp/calls.txt"
+echo "========= COMPUTE-SANITIZER"
+mode=\${SANITIZER_MODE:-clean}
+if [ "\$mode" = unsupported ]; then
+  echo "========= Error: Device not supported"; exit 1
+fi
+if [[ "\$mode" == hang* ]]; then
+  echo "0.250000 s: the first case"
+  [ "\$mode" = hang-report ] && { echo "========= Invalid __global__ read of size 4 bytes"; echo "=========     at kernel+0x40"; }
+  sleep 60 & wait; exit 0
+fi
+"\$@" >/dev/null
+n=0 w=0
+[ "\$mode" = errors ] && { echo "========= Invalid __global__ write of size 2 bytes"; n=1; }
+[ "\$mode" = warnings ] && [ \$tool = racecheck ] && w=2
+echo "0.250000 s: the first case"
+echo "[doctest] test cases: 2 | 2 passed | 0 failed | 0 skipped"
+if [ \$tool = racecheck ]; then
+  echo "========= RACECHECK SUMMARY: \$((n + w)) hazards displayed (\$n errors, \$w warnings)"
+else
+  echo "========= ERROR SUMMARY: \$n errors"
+fi
+((n)) && exit 99
+exit 0
+SH
+chmod +x "$bin/compute-sanitizer"
+sanitize() { SANITIZER_MODE=$1 run --sanitize "${@:2}"; }
+rm -f "$tmp/calls.txt"
+sanitize clean
+[ "$rc" -eq 0 ] || fail "--sanitize, clean: exit $rc: $out"
+has '^compute-sanitizer memcheck +ok +0 errors; test cases: 2' "--sanitize, clean"
+has '^compute-sanitizer racecheck +ok +0 errors; test cases: 2' "--sanitize reads racecheck's own summary"
+lacks '^(cuda parity cases|bench_resnet50|r50 )' "--sanitize runs nothing else"
+for tool in memcheck racecheck; do
+  grep -qE "^sanitizer $tool cache-off=1 $fake/tests/lrt_cuda_tests --no-version --duration=true$" "$tmp/calls.txt" ||
+    fail "--sanitize: $tool's call: $(cat "$tmp/calls.txt")"
+done
+sanitize errors
+[ "$rc" -eq 1 ] || fail "--sanitize with errors: exit $rc, not 1"
+has '^compute-sanitizer memcheck +FAIL +1 error\(s\), exit 99' "--sanitize, memcheck's error"
+has '^compute-sanitizer racecheck +FAIL +1 error\(s\), exit 99' "--sanitize, racecheck's error"
+sanitize warnings
+[ "$rc" -eq 0 ] || fail "--sanitize, racecheck warnings alone: exit $rc"
+has '^compute-sanitizer racecheck +ok +0 errors, 2 warning\(s\)' "--sanitize names racecheck's warnings"
+sanitize unsupported
+[ "$rc" -eq 0 ] || fail "--sanitize, the tool unsupported: exit $rc"
+has '^compute-sanitizer memcheck +skip +the tool does not support' "--sanitize, unsupported"
+# Under --deadline memcheck takes half the time left, racecheck the rest; a
+# pass stopped with nothing reported is a skip that says how far it got,
+# one that reported something a FAIL.
+t0=$(date +%s)
+sanitize hang --deadline 16
+took=$(( $(date +%s) - t0 ))
+[ "$rc" -eq 0 ] || fail "--sanitize stopped by --deadline: exit $rc: $out"
+has '^compute-sanitizer memcheck +skip +no report before --deadline: stopped after [0-9]+ s, 1 case\(s\) ended \(the last: the first case\)' \
+  "--sanitize stopped at --deadline"
+has '^compute-sanitizer racecheck +skip +no report before --deadline' "racecheck gets the time memcheck left"
+((took <= 16)) || fail "--sanitize --deadline 16 took $took s"
+sanitize hang-report --deadline 16
+[ "$rc" -eq 1 ] || fail "--sanitize, a report before the stop: exit $rc, not 1"
+has '^compute-sanitizer memcheck +FAIL +1 report\(s\) before it was stopped after' "--sanitize, a report before the stop"
 
 # Refused, naming the culprit, before anything runs.
 for args in "--only bogus" "--only split,bogus" "--only split,,features" "--only split --profile-only" \
