@@ -119,7 +119,12 @@ struct Plan {
       st = cudnnGetBatchNormalizationBackwardExWorkspaceSize(h, m, s.ops, s.act.get(), s.y_for_backward(), s.act.get(),
                                                              s.z(), s.act.get(), s.param.get(), s.activation(),
                                                              &backward_ws);
-    if (s.fused()) forward_ws = std::max<size_t>(forward_ws, 256);
+    // An *Ex call given no workspace runs as the plain batch norm, its ops
+    // ignored: the fused ops always get one, whatever size cuDNN asks.
+    if (s.fused()) {
+      forward_ws = std::max<size_t>(forward_ws, 256);
+      backward_ws = std::max<size_t>(backward_ws, 256);
+    }
     return st;
   }
 };

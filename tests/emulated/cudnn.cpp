@@ -501,8 +501,16 @@ void add_tensor(double al, const cudnnEmulatedTensor& bd, const void* bp, double
 }
 
 // ---- batch norm (the legacy *Ex functions) ----
-// The workspace the emulated batch norm claims: two doubles a channel.
+// The workspace the emulated forward claims: two doubles a channel. The
+// backward claims none, as a real cuDNN may for a case: a fused backward must
+// then still be given a workspace, since an *Ex call given a null workspace
+// of 0 bytes runs as the plain function (cudnnBatchNormalizationForward-
+// Training, ...Backward), its ops ignored (cuDNN's documentation of both).
 size_t bn_workspace_bytes(const cudnnEmulatedTensor& x) { return static_cast<size_t>(x.c) * 2 * sizeof(double); }
+// Whether an *Ex call with these ops and workspace runs as the plain function.
+bool runs_plain(cudnnBatchNormOps_t ops, const void* ws, size_t ws_bytes) {
+  return ops != CUDNN_BATCHNORM_OPS_BN && !ws && ws_bytes == 0;
+}
 // The reserve space: the ReLU's mask, one bit an element (none without one).
 size_t bn_reserve_bytes(cudnnBatchNormOps_t ops, const cudnnEmulatedTensor& x) {
   return ops == CUDNN_BATCHNORM_OPS_BN ? 0 : static_cast<size_t>((count(x) + 7) / 8);
@@ -558,11 +566,10 @@ cudnnStatus_t check_space(const char* what, const void* p, size_t given, size_t 
     return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: ", what, " of ", given, " bytes where ", needed, " are needed");
   return CUDNN_STATUS_SUCCESS;
 }
-// The workspace and the reserve space a batch norm of x with these ops needs.
+// The workspace (ws_needed bytes) and the reserve space a batch norm of x with these ops needs.
 cudnnStatus_t check_spaces(cudnnBatchNormOps_t ops, const cudnnEmulatedTensor& x, const void* ws, size_t ws_bytes,
-                           const void* reserve, size_t reserve_bytes) {
-  if (const cudnnStatus_t s = check_space("the workspace", ws, ws_bytes, bn_workspace_bytes(x));
-      s != CUDNN_STATUS_SUCCESS)
+                           const void* reserve, size_t reserve_bytes, size_t ws_needed) {
+  if (const cudnnStatus_t s = check_space("the workspace", ws, ws_bytes, ws_needed); s != CUDNN_STATUS_SUCCESS)
     return s;
   return check_space("the reserve space", reserve, reserve_bytes, bn_reserve_bytes(ops, x));
 }
@@ -978,7 +985,7 @@ cudnnStatus_t cudnnGetBatchNormalizationBackwardExWorkspaceSize(cudnnHandle_t h,
     s = check_bn(h, mode, ops, x, {{"dy", dy}, {"dx", dx}}, dparam, act);
   if (s != CUDNN_STATUS_SUCCESS) return s;
   if (!bytes) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm: a null size");
-  *bytes = bn_workspace_bytes(*x);
+  *bytes = 0;
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetBatchNormalizationTrainingExReserveSpaceSize(cudnnHandle_t h, cudnnBatchNormMode_t mode,
@@ -1013,10 +1020,15 @@ cudnnStatus_t cudnnBatchNormalizationForwardTrainingEx(
                 "batch norm forward: running (or saved) mean and variance must be both "
                 "given or both null");
   if (eps < 0) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm forward: epsilon ", eps);
-  if (const cudnnStatus_t st = check_spaces(ops, *x, ws, ws_bytes, reserve, reserve_bytes); st != CUDNN_STATUS_SUCCESS)
+  const bool plain = runs_plain(ops, ws, ws_bytes);  // no ReLU, no add, the reserve space left alone
+  if (plain) reserve_bytes = 0;
+  if (const cudnnStatus_t st =
+          plain ? CUDNN_STATUS_SUCCESS
+                : check_spaces(ops, *x, ws, ws_bytes, reserve, reserve_bytes, bn_workspace_bytes(*x));
+      st != CUDNN_STATUS_SUCCESS)
     return st;
   const cudnnDataType_t st = scaling_type(x->type);
-  BnForward a{ops,
+  BnForward a{plain ? CUDNN_BATCHNORM_OPS_BN : ops,
               scale_of(alpha, st),
               scale_of(beta, st),
               factor,
@@ -1067,10 +1079,13 @@ cudnnStatus_t cudnnBatchNormalizationBackwardEx(
                 "batch norm backward: saved mean and inverse variance must be both given or "
                 "both null");
   if (eps < 0) return fail(CUDNN_STATUS_BAD_PARAM, "batch norm backward: epsilon ", eps);
-  if (const cudnnStatus_t st = check_spaces(ops, *x, ws, ws_bytes, reserve, reserve_bytes); st != CUDNN_STATUS_SUCCESS)
+  const bool plain = runs_plain(ops, ws, ws_bytes);  // dy not masked, dz not written
+  if (const cudnnStatus_t st =
+          plain ? CUDNN_STATUS_SUCCESS : check_spaces(ops, *x, ws, ws_bytes, reserve, reserve_bytes, 0);
+      st != CUDNN_STATUS_SUCCESS)
     return st;
   const cudnnDataType_t st = scaling_type(x->type);
-  BnBackward a{ops,
+  BnBackward a{plain ? CUDNN_BATCHNORM_OPS_BN : ops,
                scale_of(alpha_data, st),
                scale_of(beta_data, st),
                scale_of(alpha_param, st),

@@ -197,6 +197,11 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void* alpha, cudnnTensorDesc
 //     as cuDNN documents them (it also documents them for float16 data
 //     only; the emulator takes bfloat16 and float32 too, so that lrt's path
 //     for them runs here);
+//   - the workspace sizes: the forward's two doubles a channel, the
+//     backward's none (as a real cuDNN may answer for a case); an *Ex call
+//     given a null workspace of 0 bytes runs as the plain function, its ops
+//     ignored (no ReLU, no add, no mask, dz not written), as cuDNN documents:
+//     so a fused call must always be given a workspace;
 //   - refused as cuDNN refuses: a bad handle, a null or unset descriptor,
 //     activations of different shapes or types, a per-channel descriptor
 //     other than (1, C, 1, 1) of float (double for double data), an

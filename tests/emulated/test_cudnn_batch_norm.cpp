@@ -119,6 +119,9 @@ TEST_CASE("emulated cuDNN: the legacy batch norm agrees with lrt's CPU kernels, 
       REQUIRE(cudnnGetBatchNormalizationTrainingExReserveSpaceSize(d.h, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, ops, act,
                                                                    d.act, &reserve) == CUDNN_STATUS_SUCCESS);
       CHECK((reserve > 0) == relu);
+      CHECK(fws > 0);
+      CHECK(bws == 0);  // the emulated backward asks for none; the fused ops still get one (below)
+      if (relu) bws = 256;
       const std::vector<float> xs = laid(x, fmt), zs = laid(z, fmt), dys = laid(dy, fmt);
       const std::vector<float> ws = laid(w, CUDNN_TENSOR_NCHW), bs = laid(b, CUDNN_TENSOR_NCHW);
       std::vector<float> ys(xs.size(), -7.f), run_mean(size_t(c), 0.f), run_var(size_t(c), 1.f);
@@ -141,7 +144,8 @@ TEST_CASE("emulated cuDNN: the legacy batch norm agrees with lrt's CPU kernels, 
         return cudnnBatchNormalizationBackwardEx(
             d.h, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, ops, &one, &zero, &one, &zero, d.act, xs.data(), d.act, ys.data(),
             d.act, dys.data(), zd, add ? dzs.data() : nullptr, d.act, dxs.data(), d.param, ws.data(), bs.data(),
-            dw.data(), db.data(), kEps, save_mean.data(), save_invstd.data(), act, bwork.data(), bws, mask, reserve);
+            dw.data(), db.data(), kEps, save_mean.data(), save_invstd.data(), act, bws ? bwork.data() : nullptr, bws,
+            mask, reserve);
       };
       REQUIRE(backward(rspace.data()) == CUDNN_STATUS_SUCCESS);
       check_close(nchw(dxs, s, fmt), host(gx), 1e-5, 1e-6, "dx");
@@ -155,6 +159,28 @@ TEST_CASE("emulated cuDNN: the legacy batch norm agrees with lrt's CPU kernels, 
         REQUIRE(backward(blank.data()) == CUDNN_STATUS_SUCCESS);
         CHECK(std::all_of(db.begin(), db.end(), [](float v) { return v == 0.f; }));
         CHECK(std::all_of(dxs.begin(), dxs.end(), [](float v) { return v == 0.f; }));
+      }
+      if (relu) {
+        // Given a null workspace of 0 bytes, the *Ex calls run as the plain
+        // batch norm: the ops ignored, the reserve space not read or
+        // written, dz not written.
+        const Tensor y_plain = empty(s, f32), gx_plain = empty(s, f32);
+        kb::cpu::batch_norm_apply(x, mean, invstd, w, b, Tensor(), false, y_plain);
+        kb::cpu::batch_norm_backward(dy, Tensor(), x, mean, invstd, w, true, gx_plain, gw, gb, Tensor());
+        std::vector<unsigned char> untouched(reserve, 0x5a);
+        REQUIRE(cudnnBatchNormalizationForwardTrainingEx(
+                    d.h, CUDNN_BATCHNORM_SPATIAL_PERSISTENT, ops, &one, &zero, d.act, xs.data(), zd,
+                    add ? zs.data() : nullptr, d.act, ys.data(), d.param, ws.data(), bs.data(), kFactor, nullptr,
+                    nullptr, kEps, save_mean.data(), save_invstd.data(), act, nullptr, 0, untouched.data(),
+                    reserve) == CUDNN_STATUS_SUCCESS);
+        check_close(nchw(ys, s, fmt), host(y_plain), 1e-5, 1e-6, "y of the plain forward");
+        CHECK(std::all_of(untouched.begin(), untouched.end(), [](unsigned char v) { return v == 0x5a; }));
+        std::fill(dzs.begin(), dzs.end(), -7.f);
+        bws = 0;
+        REQUIRE(backward(nullptr) == CUDNN_STATUS_SUCCESS);
+        check_close(nchw(dxs, s, fmt), host(gx_plain), 1e-5, 1e-6, "dx of the plain backward");
+        check_close(doubles(dw), host(gw), 1e-5, 1e-6, "dscale of the plain backward");
+        CHECK(std::all_of(dzs.begin(), dzs.end(), [](float v) { return v == -7.f; }));
       }
     }
   }
