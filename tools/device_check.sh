@@ -475,6 +475,10 @@ else
     [[ "$detail" == *": " ]] && detail+="(no case had ended)"
   fi
   row "cuda parity cases" "$status" "${detail:-$(head -1 "$logs/cuda_tests.log")}"
+  # Which batch-norm cases cuDNN took in the cuDNN batch-norm case (its
+  # message): whether the fused ReLU and add ran on cuDNN or fell back.
+  bn_modes=$(sed -n "s/.*cuDNN's batch-norm cases so far (the process's): *//p" "$logs/cuda_tests.log" | head -1)
+  [ -z "$bn_modes" ] || row "cudnn bn cases in tests" "info" "$bn_modes"
   # The failed checks, above the summary (the full log is in the logs folder).
   [ "$status" = ok ] || grep -B2 -A6 -m 12 -E 'ERROR|FATAL|exception' "$logs/cuda_tests.log" | head -120
   if [ -n "$ctest_pid" ]; then

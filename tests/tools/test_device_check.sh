@@ -39,6 +39,7 @@ SH
 cat >"$fake/tests/lrt_cuda_tests" <<SH
 #!/bin/sh
 echo "CUDA cases" >>"$tmp/calls.txt"
+echo "/src/tests/layers/cuda/test_batch_norm_parity.cpp:391: MESSAGE: cuDNN's batch-norm cases so far (the process's): persistent: 16; refused: 8;"
 echo "[doctest] test cases: 2 | 2 passed | 0 failed | 0 skipped"
 echo "[doctest] assertions: 9 | 9 passed | 0 failed |"
 SH
@@ -116,6 +117,7 @@ lacks '^r50 bf16 split' "--only fusion"
 run --quick --only tests
 [ "$rc" -eq 0 ] || fail "--quick --only tests: exit $rc: $out"
 has '^cuda parity cases +ok +test cases: 2' "--only tests"
+has '^cudnn bn cases in tests +info +persistent: 16; refused: 8;$' "--only tests: the cuDNN batch-norm cases' message"
 lacks '^r50 bf16 split' "--only tests"
 lacks '^bench_data' "--only tests (not even --quick's skip row)"
 

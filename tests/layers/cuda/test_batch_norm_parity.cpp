@@ -384,6 +384,11 @@ TEST_CASE("CUDA: cuDNN's batch norm (set_bn_cudnn) matches the CPU, forward, run
           check_close(got.gb, want.gb, sum_tol, "gbias");
           if (add) check_close(f32(got.gr), f32(want.gr), value_tol, "gresidual");
         }
+  // For the log: what cuDNN took (on a GPU, whether it takes the fused ops
+  // for bfloat16 and float32 data at all; it documents them for float16).
+  std::string modes;
+  for (const auto& [m, n] : kb::cuda::batch_norm_cudnn_modes()) modes += " " + m + ": " + std::to_string(n) + ";";
+  MESSAGE("cuDNN's batch-norm cases so far (the process's):", modes);
 }
 
 #if defined(LRT_EMULATED_CUDA)
