@@ -11,7 +11,11 @@
 //     corrections, flags) must be read by the kernels from device memory;
 //   - host-side effects of the function (counters, RNG offsets) happen once,
 //     at capture, not at each replay;
-//   - nothing in the function may wait for the device or read a value back.
+//   - nothing in the function may wait for the device or read a value back;
+//   - the function should have run eagerly once before (as the trainer and
+//     bench_resnet50 do): first calls set up what a capture must not, such
+//     as the cuDNN and cuBLAS handles (which allocate device memory), the
+//     convolutions' algorithm searches and cuDNN's batch-norm plans.
 //   - other threads must not queue work on lrt's stream during a capture
 //     (it would be captured too): the CUDA loader that stages batches on a
 //     worker thread (data::LoaderOptions::gpu_resident off) does.
