@@ -157,22 +157,24 @@ has '^r50 bf16 nhwc graph vs base +info +1\.000x img/s' "--only baseline --deadl
 lacks '^baseline build' "--only baseline --deadline"
 
 # --sanitize: a stand-in compute-sanitizer runs the test program with the
-# arguments it is given (recording them and LRT_CUDA_NO_CACHE), and reports
+# arguments it is given (recording them, whether API errors are reported,
+# and LRT_CUDA_NO_CACHE), and reports
 # as $SANITIZER_MODE says: clean (each tool's own summary: racecheck's is
 # not memcheck's), errors, warnings (racecheck's alone), unsupported (the
 # tool cannot attach), or hang (a case ends, then it runs on; with "report",
 # a report first).
 cat >"$bin/compute-sanitizer" <<SH
 #!/bin/bash
-tool=memcheck
+tool=memcheck api=all
 while ((\$#)); do
   case "\$1" in
     --tool) tool=\$2; shift 2 ;;
+    --report-api-errors) api=\$2; shift 2 ;;
     --error-exitcode|--print-limit) shift 2 ;;
     *) break ;;
   esac
 done
-echo "sanitizer \$tool cache-off=\${LRT_CUDA_NO_CACHE:-} \$*" >>"$tmp/calls.txt"
+echo "sanitizer \$tool api-errors=\$api cache-off=\${LRT_CUDA_NO_CACHE:-} \$*" >>"$tmp/calls.txt"
 echo "========= COMPUTE-SANITIZER"
 mode=\${SANITIZER_MODE:-clean}
 if [ "\$mode" = unsupported ]; then
@@ -206,7 +208,8 @@ has '^compute-sanitizer memcheck +ok +0 errors; test cases: 2' "--sanitize, clea
 has '^compute-sanitizer racecheck +ok +0 errors; test cases: 2' "--sanitize reads racecheck's own summary"
 lacks '^(cuda parity cases|bench_resnet50|r50 )' "--sanitize runs nothing else"
 for tool in memcheck racecheck; do
-  grep -qE "^sanitizer $tool cache-off=1 $fake/tests/lrt_cuda_tests --no-version --duration=true$" "$tmp/calls.txt" ||
+  grep -qE "^sanitizer $tool api-errors=no cache-off=1 $fake/tests/lrt_cuda_tests --no-version --duration=true$" \
+    "$tmp/calls.txt" ||
     fail "--sanitize: $tool's call: $(cat "$tmp/calls.txt")"
 done
 sanitize errors
