@@ -28,8 +28,10 @@ the framework's own footprint.
 """
 import argparse
 import json
+import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -101,14 +103,23 @@ def run_torch(args):
             times.append((time.perf_counter() - t0) * 1e3)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
         kind = "process_peak_rss"
-    times.sort()
-    ms = times[len(times) // 2]
+    ms = statistics.median(times)  # as lrt's benchmarks take it (the mean of the middle two of an even count)
+    lv = float(loss)
     return {"benchmark": "bench_pytorch_resnet50", "framework": "torch " + torch.__version__,
             "device": str(dev), "stem": args.stem, "batch": args.batch, "precision": args.precision,
             "channels_last": args.channels_last, "compile": args.compile, "optimizer": "adam" if args.adam else None,
             "steps": args.repeat, "median_ms": round(ms, 3), "images_per_s": round(args.batch / (ms * 1e-3), 1),
-            "peak_memory_mib": round(peak, 1), "memory_kind": kind, "loss": float(loss),
+            "peak_memory_mib": round(peak, 1), "memory_kind": kind, "loss": lv if math.isfinite(lv) else None,
             "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32) if dev.type == "cuda" else None}
+
+
+def child_json(text):
+    """The JSON object a child run printed, or None where its output is not one."""
+    try:
+        d = json.loads(text)
+    except ValueError:
+        return None
+    return d if isinstance(d, dict) else None
 
 
 def time_for_a_run(args):
@@ -157,8 +168,7 @@ def matmul_rate(args):
             ms = (time.perf_counter() - t0) * 1e3
         if i >= 5:
             times.append(ms)
-    times.sort()
-    ms = times[len(times) // 2]
+    ms = statistics.median(times)
     return {"benchmark": "bf16_matmul", "n": n, "median_ms": round(ms, 4), "tflops": round(2 * n**3 / (ms * 1e-3) / 1e12, 2)}
 
 
@@ -212,7 +222,10 @@ def run_matrix(args):
         out = None
         failures.append("the bf16 matrix rate: " + (f"over {timeout:.0f} s" if timeout else "not started: out of time"))
     if out is not None and out.returncode == 0:
-        rate = json.loads(out.stdout)
+        rate = child_json(out.stdout)
+        if rate is None or "tflops" not in rate:
+            failures.append("bf16 matmul rate: no result in its output: " + out.stdout.strip()[-300:])
+            rate = None
     elif out is not None:
         failures.append(f"bf16 matmul rate: exit {out.returncode}: {out.stderr.strip()[-300:]}")
     for batch in args.batches:
@@ -257,7 +270,12 @@ def run_matrix(args):
                 if out.returncode != 0:
                     problems.setdefault(name, []).append((turn, f"exit {out.returncode}: {out.stderr.strip()[-300:]}"))
                     continue
-                run = json.loads(out.stdout)["results"][-1]
+                got = child_json(out.stdout)
+                if not got or not got.get("results"):
+                    what = "no result in its output: " + out.stdout.strip()[-300:]
+                    problems.setdefault(name, []).append((turn, what))
+                    continue
+                run = got["results"][-1]
                 run["config"] = name
                 runs.setdefault(name, []).append(run)
         # A configuration measured at least once has a result: what went wrong

@@ -5,8 +5,9 @@
 # result is its fastest run with all runs listed; a ratio compares equal
 # numbers of runs (PyTorch's compile, run once, against lrt's first run); a
 # configuration that failed in one turn but was measured in another gives a
-# note, one never measured a failure; the matrix rate comes first. Exits 77
-# (skipped) without python3.
+# note, one never measured a failure; the matrix rate comes first; a child
+# whose output is no JSON result is a failure, not the end of the matrix.
+# Exits 77 (skipped) without python3.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -90,6 +91,29 @@ d = bench.run_matrix(args)
 table = {(t["lrt"], t["torch"]): t for t in d["table"]}
 check(table[("lrt bf16", "torch bf16 eager")]["images_per_s_ratio"] == round(360.0 / 240.0, 3)
       and table[("lrt bf16", "torch bf16 eager")]["runs"] == 2, f"two runs: {table[('lrt bf16', 'torch bf16 eager')]}")
+# A child that exits 0 but prints no JSON object (the matrix rate, one
+# torch run): a failure (or a note, where another turn measured it), the
+# rest kept, no MFU without a rate.
+calls.clear()
+real_run = fake_run
+def garbled_run(cmd, **kw):
+    if "--matmul-rate" in cmd:
+        calls.append("matmul")
+        return types.SimpleNamespace(returncode=0, stdout="a warning\n", stderr="")
+    if "--compile" in cmd:
+        calls.append("torch bf16 compile")
+        return types.SimpleNamespace(returncode=0, stdout='{"results": []}', stderr="")
+    return real_run(cmd, **kw)
+bench.subprocess.run = garbled_run
+d = bench.run_matrix(args)
+res = {r["config"]: r for r in d["results"]}
+check("torch bf16 compile" not in res and "torch bf16 eager" in res and "lrt bf16" in res, f"results: {list(res)}")
+check(any(f.startswith("bf16 matmul rate: no result in its output: a warning") for f in d["failures"]),
+      f"the rate's failure: {d['failures']}")
+check(any(f.startswith("torch bf16 compile batch 256 (turn 1): no result") for f in d["failures"]),
+      f"the compile run's failure: {d['failures']}")
+check(d["bf16_matmul"] is None and all("mfu_bf16" not in r for r in d["results"]), "no MFU without a rate")
+json.dumps(d)
 for b in bad:
     print("FAIL:", b)
 sys.exit(1 if bad else 0)

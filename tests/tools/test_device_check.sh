@@ -139,6 +139,11 @@ for mode in --quick ""; do
   last=$(tail -1 "$tmp/calls.txt")
   grep -qE "^$fake/inductor-cache .*--matrix" <<<"$last" ||
     fail "$mode: the comparison is not last, or not given the cache: $last"
+  # Told to start no run that cannot end 20 s before its own 900 s limit.
+  stop_by=$(grep -oE -- '--stop-by [0-9]+' <<<"$last" | cut -d' ' -f2)
+  now=$(date +%s)
+  [ -n "$stop_by" ] && ((stop_by > now + 800 && stop_by <= now + 880)) ||
+    fail "$mode: the comparison's --stop-by '$stop_by' is not within its 900 s limit (now $now): $last"
   if [ -z "$mode" ]; then
     grep -q -- "--batch 512 .*--compile --repeat 1" "$tmp/calls.txt" || fail "no warm-up at batch 512: $(cat "$tmp/calls.txt")"
     grep -q -- '--batches 256,512' <<<"$last" || fail "the full comparison's batches: $last"
