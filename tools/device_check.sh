@@ -6,7 +6,11 @@
 # the CUDA cases, which have their own row (a CUDA case skipped is a failure
 # here), runs the benchmarks (the comparison's torch.compile models
 # compiled beforehand, while lrt builds), and prints a summary table last.
-# Full logs go to the log folder.
+# Full logs go to the log folder. The table's "stage times" row says where
+# the run's time went, stage by stage (with the time --deadline plans for
+# each; stage_times.json in the log folder), and "check time" judges a run
+# of the whole check (no --quick, --only, --profile, --baseline, nothing
+# left out for --deadline) against its 8 minutes.
 #
 # usage: tools/device_check.sh [--quick] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
 #                              [--baseline DIR] [--deadline SECONDS] [--profile | --profile-only]
@@ -157,6 +161,52 @@ cap() {
   fi
   echo "$t"
 }
+# Where the run's time goes: mark NAME closes a section of the run (named
+# by the --only key of what it ran, or setup, build, warm-up, ...), from the
+# previous mark to now. The "stage times" row lists the sections that took a
+# second or more or were planned (stage's SECONDS, which --deadline plans
+# with, given as "usually"), and stage_times.json in the log folder holds
+# them all. dropped=1 once a stage was left out or stopped for --deadline:
+# the run was then not the whole check.
+mark_t=$start
+declare -a marks=()
+declare -A planned=()
+dropped=0
+signalled=0
+mark() {
+  local now
+  now=$(date +%s)
+  marks+=("$1 $((now - mark_t))")
+  mark_t=$now
+}
+# timing_rows: the "stage times" row, and with it "check time", judged
+# against the 8 minutes the whole check is to take where this run was the
+# whole check (no --quick, --only, --sanitize, --profile or --baseline,
+# nothing left out for --deadline, not stopped); stage_times.json.
+timing_rows() {
+  local total=$(( $(date +%s) - start )) m name secs list="" json="" usual
+  for m in "${marks[@]}"; do
+    read -r name secs <<<"$m"
+    usual=${planned[$name]:-}
+    ((secs > 0)) || [ -n "$usual" ] && list+="${list:+, }$name $secs s${usual:+ (usually $usual)}"
+    json+="${json:+, }{\"stage\": \"$name\", \"seconds\": $secs${usual:+, \"usual_seconds\": $usual}}"
+  done
+  printf '{"total_seconds": %d, "stages": [%s]}\n' "$total" "$json" >"$logs/stage_times.json"
+  row "stage times" "info" "${list:-none took a second}"
+  local why=""
+  ((sanitize)) && why="--sanitize"
+  ((quick)) && why="${why:+$why, }--quick"
+  [ -n "$only" ] && why="${why:+$why, }--only"
+  ((profile)) && why="${why:+$why, }--profile added"
+  [ -n "$baseline" ] && why="${why:+$why, }--baseline added"
+  ((dropped)) && why="${why:+$why, }stages left out or stopped for --deadline"
+  ((signalled)) && why="${why:+$why, }stopped by a signal"
+  if [ -n "$why" ]; then
+    row "check time" "info" "${total}s, not the whole check ($why); the whole check is to take <= 480 s"
+  else
+    row "check time" "$( ((total <= 480)) && echo ok || echo MISS)" "${total}s for the whole check (target <= 480 s)"
+  fi
+}
 # wanted KEY: whether --only (if given) names stage KEY.
 wanted() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 # The --only key of a stage's NAME; none for those that always run where
@@ -183,9 +233,11 @@ stage() {
   local key
   key=$(stage_key "$1")
   [ -z "$key" ] || wanted "$key" || return 1
+  [ -z "$key" ] || planned[$key]=$(( ${planned[$key]:-0} + $2 ))
   [ -z "$deadline" ] && return 0
   (( $(left) >= $2 )) && return 0
   row "$1" "skip" "out of time: $(left) s left before --deadline, it takes about $2 s"
+  dropped=1
   return 1
 }
 # bounded SECONDS COMMAND...: runs COMMAND under a timeout of SECONDS, cut
@@ -205,7 +257,7 @@ bounded() {
   rc=$?
   cur=""
   cut=0
-  ((rc == 124 || rc == 137)) && ((t < nominal)) && cut=1
+  ((rc == 124 || rc == 137)) && ((t < nominal)) && cut=1 && dropped=1
   return $rc
 }
 # failed NAME DETAIL: the row of a stage whose program failed: FAIL, or skip
@@ -269,6 +321,9 @@ on_signal() {
   [ -n "$ctest_pid" ] && kill -TERM "$ctest_pid" 2>/dev/null
   [ -n "$warm_pid" ] && kill -TERM "$warm_pid" 2>/dev/null
   row "stopped" "FAIL" "by a signal after $(elapsed)"
+  signalled=1
+  mark stopped-in
+  timing_rows
   summary "" >&3
   exit 1
 }
@@ -289,6 +344,7 @@ if [ -n "$cudnn_root" ]; then
   export LD_LIBRARY_PATH="$cudnn_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 row "cudnn search" "info" "${cudnn_root:-toolkit default locations}"
+mark setup
 
 # ---- torch.compile's caches, filled while lrt builds ----
 # Each torch.compile run of the comparison first compiles the model (about a
@@ -334,6 +390,7 @@ else
   row "build" "FAIL" "see $logs/build.log"
   grep -m 20 -E 'error|FAILED' "$logs/build.log"
 fi
+mark build
 
 # The compile warm-up ends before the tests: the time it still needs is
 # time the timed compile runs would otherwise spend compiling, the GPU as
@@ -345,6 +402,7 @@ if [ -n "$warm_pid" ]; then
     row "compile warm-up" "info" "failed (see compile_warm.err): the timed runs compile on their own"
   fi
   warm_pid=""
+  mark warm-up
 fi
 
 # ---- the baseline's benchmark (--baseline), built while the tests run ----
@@ -428,8 +486,11 @@ if ((sanitize)); then
     row "compute-sanitizer" "FAIL" "lrt_cuda_tests not built"
   else
     sanitizer_pass memcheck 2
+    mark memcheck
     sanitizer_pass racecheck 1
+    mark racecheck
   fi
+  timing_rows
   row "total time" "info" "$(elapsed)"
   trap '' TERM INT
   summary ", compute-sanitizer"
@@ -503,6 +564,7 @@ else
       row "ctest" "FAIL" "$summary (see $logs/ctest.log)"
     fi
   fi
+  mark tests
 fi
 
 # The baseline's build ends before anything is timed: it would take CPU
@@ -522,6 +584,7 @@ if [ -n "$baseline_pid" ]; then
     row "baseline build" "FAIL" "see $logs/baseline_build.log"
   fi
   baseline_pid=""
+  mark baseline-build
 fi
 
 # ---- benchmarks ----
@@ -549,6 +612,7 @@ PY
 else
   row "bench_kernels" "FAIL" "not built"
 fi
+mark kernels
 if ((quick)) && wanted data; then
   row "bench_data" "skip" "--quick"
 elif ((quick)) || ! stage "bench_data" 40; then
@@ -571,6 +635,7 @@ PY
 else
   row "bench_data" "FAIL" "not built"
 fi
+mark data
 if ! stage "bench_adam" 30; then
   :
 elif [ -x "$build/apps/bench_adam" ]; then
@@ -603,6 +668,7 @@ PY
 else
   row "bench_adam" "FAIL" "not built"
 fi
+mark adam
 if [ -x "$build/apps/bench_resnet50" ]; then
   if stage "bench_resnet50" 180; then
   # ResNet50 training steps (forward, loss, backward, Adam) at batch 256 and
@@ -668,6 +734,7 @@ for f in d.get("notes", []):  # a repeated run that failed where another run of 
 PY
 )
   fi
+  mark compare
   # Programmatic dependent launch of lrt's kernels (LRT_PDL=1) against
   # plain launches: the default bf16 step replayed from the graph,
   # in turns (three each, the better run counts), in one run. cuDNN's
@@ -681,6 +748,7 @@ PY
       row "r50 bf16 dependent launch" "skip" "stopped at --deadline ($(elapsed))"
     fi
   fi
+  mark pdl
   if ! wanted steps; then
     :
   elif ((quick)); then
@@ -738,6 +806,7 @@ for r in runs:
 PY
 )
   fi
+  mark steps
 else
   row "bench_resnet50" "FAIL" "not built"
 fi
@@ -782,6 +851,7 @@ if [ -x "$build/apps/resnet50_cifar" ]; then
       failed "cifar epoch 50k $mode" "see $logs/epoch_$mode.err"
     fi
   done
+  mark epochs
   if ! wanted accuracy; then
     :
   elif ((quick)); then
@@ -816,6 +886,7 @@ print(f'{"bf16 vs fp32 accuracy":<28} {"ok" if d <= 1.0 else "MISS":<8} test acc
 PY
 )
   fi
+  mark accuracy
 fi
 # Where the default bf16 step's time goes as it runs (a CUDA graph replay,
 # warm caches, the gaps between kernels), which a profiler timing kernels
@@ -830,6 +901,7 @@ if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 split" 75; then
   else
     row "r50 bf16 split" "skip" "stopped at --deadline ($(elapsed))"
   fi
+  mark split
 fi
 # This tree against the baseline revision, after the epochs (which a
 # --deadline must not squeeze out for it): the default bf16 step
@@ -877,6 +949,7 @@ for mode in ("graph", "eager"):
 PY
 )
   fi
+  mark baseline
 fi
 # What each speed feature brings (bench_resnet50 --no-relu-from-x,
 # --no-grad-blend, --no-cast-together; the same values, but for the blend's
@@ -892,6 +965,7 @@ if [ -x "$build/apps/bench_resnet50" ] && stage "r50 bf16 features" 90; then
   else
     row "r50 bf16 features" "skip" "stopped at --deadline ($(elapsed))"
   fi
+  mark features
 fi
 # Which of cuDNN's convolution + batch-norm fusions and batch-norm engines
 # (graph API and legacy functions)
@@ -910,6 +984,7 @@ if [ -x "$build/apps/probe_cudnn_fusion" ] && stage "fusion probe" 120; then
   else
     failed "fusion probe" "see $logs/probe_cudnn_fusion.err"
   fi
+  mark fusion
 fi
 # Last, as the slowest and least essential: profiles (--profile).
 fi  # !profile_only
@@ -967,7 +1042,9 @@ elif [ -x "$build/apps/bench_resnet50" ]; then
   else
     row "ncu bf16 step" "skip" "ncu not found"
   fi
+  mark profile
 fi
+timing_rows
 row "total time" "info" "$(elapsed)${deadline:+ (deadline ${deadline}s)}"
 trap '' TERM INT
 summary ""

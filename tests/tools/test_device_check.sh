@@ -72,7 +72,10 @@ echo '{"cudnn_version": 91900, "seconds": 3.0, "shapes": [{"shape": "A", "lrt": 
   '"stats_ms": 0.1, "total_ms": 0.4}, "graphs": [{"shape": "A", "dtype": "bf16", "graph": "conv_stats",'\
   '"supported": true, "median_ms": 0.25, "runtime_compiled": false, "matches": true}]}]}'
 SH
-chmod +x "$bin"/* "$fake/apps/bench_resnet50" "$fake/tests/lrt_cuda_tests" "$fake/apps/probe_cudnn_fusion"
+# The kernel benchmarks: two seconds, no results.
+printf '#!/bin/sh\nsleep 2\necho '"'"'{"results": []}'"'"'\n' >"$fake/apps/bench_kernels"
+chmod +x "$bin"/* "$fake/apps/bench_resnet50" "$fake/tests/lrt_cuda_tests" "$fake/apps/probe_cudnn_fusion" \
+  "$fake/apps/bench_kernels"
 # A baseline source tree, whose build folder holds the same stand-in.
 mkdir -p "$tmp/base" "$fake-baseline/apps"
 echo "project(base)" >"$tmp/base/CMakeLists.txt"
@@ -103,6 +106,45 @@ for name in 'cuda parity cases' 'ctest' 'bench_kernels' 'bench_adam' 'bench_resn
   'cifar epoch' 'bf16 vs fp32 accuracy' 'fusion'; do
   lacks "^$name" "--only split,features runs no other stage"
 done
+
+# Where the time went: each stage's seconds (with the time --deadline plans
+# for it), in a row and in stage_times.json; a run of chosen stages is not
+# judged against the whole check's 8 minutes.
+has '^stage times +info +.*split [0-9]+ s \(usually 75\), features [0-9]+ s \(usually 90\)' "--only: the stage times"
+has '^check time +info +[0-9]+s, not the whole check \(--only\)' "--only is not the whole check"
+"$py" - "$tmp/logs/stage_times.json" <<'PY' || fail "stage_times.json after --only split,features"
+import json, sys
+d = json.load(open(sys.argv[1]))
+st = {s["stage"]: s for s in d["stages"]}
+assert st["split"]["usual_seconds"] == 75 and st["features"]["usual_seconds"] == 90, st
+assert "usual_seconds" not in st["build"] and "kernels" in st and "usual_seconds" not in st["kernels"], st
+assert 0 <= d["total_seconds"] - sum(s["seconds"] for s in d["stages"]) <= 1, d
+PY
+run --only kernels
+has '^stage times +info +.*kernels ([2-9]|[1-9][0-9]) s \(usually 30\)' "--only kernels: the two seconds it took"
+# Stopped by a signal: the table so far, the times too.
+rm -rf "$tmp/logs"
+PATH="$bin:$PATH" bash "$check" --build "$fake" --logs "$tmp/logs" --only kernels >"$tmp/stopped.txt" 2>&1 &
+pid=$!
+sleep 1.5
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+out=$(cat "$tmp/stopped.txt")
+[ "$rc" -eq 1 ] || fail "stopped by a signal: exit $rc, not 1: $out"
+has '^stopped +FAIL +by a signal' "stopped by a signal"
+has '^stage times +info +.*stopped-in [0-9]+ s' "stopped by a signal: the times so far"
+has '^check time +info +[0-9]+s, not the whole check \(--only, stopped by a signal\)' "stopped by a signal"
+# The whole check (the stand-in build lacks most programs: their rows fail)
+# is judged against 8 minutes; under a --deadline that leaves stages out,
+# it is not the whole check.
+run
+has '^check time +ok +[0-9]+s for the whole check \(target <= 480 s\)' "the whole check's time"
+has '^stage times +info +.*kernels [0-9]+ s \(usually 30\).*split [0-9]+ s \(usually 75\)' "the whole check's stages"
+run --deadline 60
+has '^r50 bf16 split +skip +out of time' "--deadline 60 leaves the split out"
+has '^check time +info +[0-9]+s, not the whole check \(stages left out or stopped for --deadline\)' \
+  "--deadline that left stages out"
 
 # The fusion probe: at most two plans a graph, its own deadline inside the
 # stage's timeout; its rows.
@@ -212,6 +254,7 @@ sanitize clean
 has '^compute-sanitizer memcheck +ok +0 errors; test cases: 2' "--sanitize, clean"
 has '^compute-sanitizer racecheck +ok +0 errors; test cases: 2' "--sanitize reads racecheck's own summary"
 lacks '^(cuda parity cases|bench_resnet50|r50 )' "--sanitize runs nothing else"
+has '^check time +info +[0-9]+s, not the whole check \(--sanitize\)' "--sanitize's time is not the whole check's"
 for tool in memcheck racecheck; do
   grep -qE "^sanitizer $tool api-errors=no cache-off=1 $fake/tests/lrt_cuda_tests --no-version --duration=true$" \
     "$tmp/calls.txt" ||
