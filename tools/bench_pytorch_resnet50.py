@@ -122,13 +122,23 @@ def child_json(text):
     return d if isinstance(d, dict) else None
 
 
-def time_for_a_run(args):
+# The least time left before --stop-by in which a run is started: any run
+# (a process start, warm-up, the timed steps), and a torch.compile one,
+# which first traces the model and compiles or loads its kernels (some 45 s
+# with torch.compile's caches filled beforehand, as tools/device_check.sh
+# does). A run that could not end in time is not started, so the runs after
+# it (the judged pair's second turn) still get the time.
+MIN_SECONDS_A_RUN = 20
+MIN_SECONDS_A_COMPILE_RUN = 45
+
+
+def time_for_a_run(args, need=MIN_SECONDS_A_RUN):
     """Seconds the next run may take: --config-timeout, cut to end by
-    --stop-by; None where there is no time left to start one (20 s)."""
+    --stop-by; None where less than `need` seconds are left to start one."""
     if args.stop_by is None:
         return args.config_timeout
     left = args.stop_by - time.time()
-    return min(args.config_timeout, left) if left >= 20 else None
+    return min(args.config_timeout, left) if left >= need else None
 
 
 def run_lrt(args, extra=()):
@@ -257,9 +267,12 @@ def run_matrix(args):
                 if (args.skip_compile and "--compile" in flags) or (turn > 0 and name not in TURNS_PAIR):
                     continue
                 order.append(name)
-                timeout = time_for_a_run(args)
+                need = MIN_SECONDS_A_COMPILE_RUN if "--compile" in flags else MIN_SECONDS_A_RUN
+                timeout = time_for_a_run(args, need)
                 if timeout is None:
-                    problems.setdefault(name, []).append((turn, "not started: out of time (--stop-by)"))
+                    left = max(0.0, args.stop_by - time.time())
+                    problems.setdefault(name, []).append(
+                        (turn, f"not started: out of time (--stop-by; {left:.0f} s left, it needs about {need} s)"))
                     continue
                 try:
                     out = subprocess.run(me + ["--batch", str(batch)] + flags, capture_output=True, text=True,
@@ -336,8 +349,9 @@ def main():
                     help="seconds one run may take: a PyTorch configuration of --matrix, compilation included, "
                          "and each run of --lrt (default 300)")
     ap.add_argument("--stop-by", type=float, default=None, metavar="UNIX_TIME",
-                    help="start no run that would leave less than 20 s before this time (seconds since the "
-                         "epoch), and cut each run's timeout to end by it; what was measured is kept")
+                    help="start no run with less than 20 s left before this time (seconds since the epoch; 45 s "
+                         "for a torch.compile run), and cut each run's timeout to end by it; what was measured is "
+                         "kept, and the runs after one not started still run where they fit")
     ap.add_argument("--matmul-rate", action="store_true", help="only measure the bf16 matrix rate (JSON)")
     ap.add_argument("--profile-step", action="store_true",
                     help="CUDA, PyTorch alone: after warm-up, one step between cudaProfilerStart and cudaProfilerStop, "

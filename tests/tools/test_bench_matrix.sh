@@ -6,8 +6,9 @@
 # numbers of runs (PyTorch's compile, run once, against lrt's first run); a
 # configuration that failed in one turn but was measured in another gives a
 # note, one never measured a failure; the matrix rate comes first; a child
-# whose output is no JSON result is a failure, not the end of the matrix.
-# Exits 77 (skipped) without python3.
+# whose output is no JSON result is a failure, not the end of the matrix;
+# a torch.compile run is not started with less than 45 s left before
+# --stop-by, the runs after it are. Exits 77 (skipped) without python3.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -113,6 +114,19 @@ check(any(f.startswith("bf16 matmul rate: no result in its output: a warning") f
 check(any(f.startswith("torch bf16 compile batch 256 (turn 1): no result") for f in d["failures"]),
       f"the compile run's failure: {d['failures']}")
 check(d["bf16_matmul"] is None and all("mfu_bf16" not in r for r in d["results"]), "no MFU without a rate")
+# 30 s left before --stop-by: every run but torch.compile's (which needs
+# about 45) is started, the judged pair's second turn included.
+import time
+calls.clear()
+bench.subprocess.run = real_run
+torch_speeds.update({"torch bf16 eager": [250.0, 260.0], "torch bf16 compile": [280.0]})
+lrt_speeds["lrt bf16"] = [300.0, 330.0]
+d = bench.run_matrix(argparse.Namespace(**{**vars(args), "stop_by": time.time() + 30}))
+check(calls == ["matmul", "lrt fp32", "lrt bf16", "torch fp32 eager", "torch bf16 eager", "lrt bf16",
+                "torch bf16 eager"], f"--stop-by 30 s ahead: {calls}")
+check(len(d["failures"]) == 1 and d["failures"][0].startswith("torch bf16 compile batch 256 (turn 1): not started: "
+                                                             "out of time (--stop-by; 30 s left, it needs about 45 s)"),
+      f"--stop-by 30 s ahead: {d['failures']}")
 json.dumps(d)
 for b in bad:
     print("FAIL:", b)
