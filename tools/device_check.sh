@@ -5,22 +5,33 @@
 # the CPU fault-injection suites, which CI runs) at a lower priority beside
 # the CUDA cases, which have their own row (a CUDA case skipped is a failure
 # here), runs the benchmarks (the comparison's torch.compile models
-# compiled beforehand, while lrt builds), and prints a summary table last.
-# Full logs go to the log folder. The table's "stage times" row says where
-# the run's time went, stage by stage (with the time --deadline plans for
-# each; stage_times.json in the log folder), and "check time" judges a run
-# of the whole check (no --quick, --only, --profile, --baseline, nothing
-# left out for --deadline) against its 8 minutes.
+# compiled beforehand, while lrt builds), the epoch and the bf16-against-
+# fp32 accuracy runs, and prints a summary table last: the whole check of
+# lrt against its targets. The experiments, which measure what each speed
+# feature or choice brings (to decide what to keep), run with
+# --experiments. Full logs go to the log folder. The table's "stage times"
+# row says where the run's time went, stage by stage (with the time
+# --deadline plans for each; stage_times.json in the log folder), and
+# "check time" judges a run of the whole check (no --quick, --only,
+# --experiments, --profile, --baseline, nothing left out for --deadline)
+# against its 8 minutes.
 #
-# usage: tools/device_check.sh [--quick] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR] [--arch ARCHS]
-#                              [--baseline DIR] [--deadline SECONDS] [--profile | --profile-only]
+# usage: tools/device_check.sh [--quick] [--experiments] [--sanitize] [--logs DIR] [--deps DIR] [--build DIR]
+#                              [--arch ARCHS] [--baseline DIR] [--deadline SECONDS] [--profile | --profile-only]
 #                              [--only STAGES]
 #   --quick       for a short lease: the CUDA test cases (lrt_cuda_tests)
 #                 instead of the whole ctest suite (whose CPU suites CI runs),
 #                 the ResNet50 comparison at batch 256 only, no bench_data,
-#                 no fused-against-unfused or per-default step rows, the
-#                 default and searched-algorithm epochs only, no
-#                 bf16-against-fp32 accuracy runs
+#                 no bf16-against-fp32 accuracy runs; with --experiments,
+#                 no fused-against-unfused or per-default step rows, and
+#                 of the epochs' experiments the algorithm search only
+#   --experiments  also the experiments: dependent launch against plain
+#                 launches (pdl), fused against unfused and each default
+#                 against the step without it (steps), the step's split
+#                 (split), each speed feature against the step without it
+#                 (features), cuDNN's fusions (fusion), and the epochs
+#                 without channels_last, eager, and with cuDNN's timed
+#                 algorithm search (epochs)
 #   --deadline SECONDS  finish within SECONDS of the start: each later stage
 #                 runs only if its usual time still fits (else its row says
 #                 "skip: out of time"), and every run's timeout is cut to end
@@ -28,7 +39,8 @@
 #                 FAIL), so the table is always printed. Stages run in this
 #                 order: build, tests, the short benchmarks (kernels, data,
 #                 Adam), the PyTorch comparison, the dependent-launch
-#                 turns, the fused and per-default steps, the epochs, the
+#                 turns, the fused and per-default steps (these two and
+#                 the split, features and fusion: --experiments), the epochs, the
 #                 bf16-against-fp32 accuracy, the step's split (batch norm,
 #                 convolutions, the rest), the baseline, the speed features
 #                 one by one, the fusion probe, then the profiles. Every
@@ -43,12 +55,13 @@
 #   --profile-only  the build and --profile's passes alone: no tests, no
 #                 benchmarks, no epochs (a second short run on a machine
 #                 that has the build already)
-#   --only STAGES  the build and these stages alone (comma-separated):
-#                 tests (the CUDA cases, and ctest's suites without --quick),
-#                 kernels, data, adam (the short benchmarks), compare (the
-#                 PyTorch comparison), pdl (dependent launch), steps (fused
-#                 and per-default; not with --quick), epochs, accuracy (bf16
-#                 against fp32; not with --quick), split, baseline,
+#   --only STAGES  the build and these stages alone (comma-separated),
+#                 experiments included: tests (the CUDA cases, and ctest's
+#                 suites without --quick), kernels, data, adam (the short
+#                 benchmarks), compare (the PyTorch comparison), pdl
+#                 (dependent launch), steps (fused and per-default; not
+#                 with --quick), epochs (with their experiments), accuracy
+#                 (bf16 against fp32; not with --quick), split, baseline,
 #                 features, fusion (probe_cudnn_fusion: cuDNN's
 #                 convolution + batch-norm fusions and batch-norm engines);
 #                 with --profile, the profiles too. For a second short run
@@ -91,6 +104,7 @@ build=build-device
 arch=90
 sanitize=0
 quick=0
+experiments=0
 baseline=""
 deadline=""
 profile=0
@@ -99,6 +113,7 @@ only=""
 while (($#)); do
   case "$1" in
     --quick) quick=1; shift ;;
+    --experiments) experiments=1; shift ;;
     --profile) profile=1; shift ;;
     --profile-only) profile=1; profile_only=1; shift ;;
     --sanitize) sanitize=1; shift ;;
@@ -114,6 +129,8 @@ while (($#)); do
   esac
 done
 ((profile_only && sanitize)) && { echo "device_check: --profile-only and --sanitize are separate runs" >&2; exit 2; }
+((experiments && (profile_only || sanitize))) &&
+  { echo "device_check: --experiments adds to the checks that --profile-only and --sanitize do not run" >&2; exit 2; }
 ((profile_only)) && [ -n "$baseline" ] &&
   { echo "device_check: --profile-only runs no benchmark to compare with --baseline" >&2; exit 2; }
 all_stages="tests kernels data adam compare pdl steps epochs accuracy split baseline features fusion"
@@ -181,8 +198,9 @@ mark() {
 }
 # timing_rows: the "stage times" row, and with it "check time", judged
 # against the 8 minutes the whole check is to take where this run was the
-# whole check (no --quick, --only, --sanitize, --profile or --baseline,
-# nothing left out for --deadline, not stopped); stage_times.json.
+# whole check (no --quick, --only, --sanitize, --experiments, --profile or
+# --baseline, nothing left out for --deadline, not stopped);
+# stage_times.json.
 timing_rows() {
   local total=$(( $(date +%s) - start )) m name secs list="" json="" usual
   for m in "${marks[@]}"; do
@@ -197,6 +215,7 @@ timing_rows() {
   ((sanitize)) && why="--sanitize"
   ((quick)) && why="${why:+$why, }--quick"
   [ -n "$only" ] && why="${why:+$why, }--only"
+  ((experiments)) && why="${why:+$why, }--experiments added"
   ((profile)) && why="${why:+$why, }--profile added"
   [ -n "$baseline" ] && why="${why:+$why, }--baseline added"
   ((dropped)) && why="${why:+$why, }stages left out or stopped for --deadline"
@@ -207,8 +226,19 @@ timing_rows() {
     row "check time" "$( ((total <= 480)) && echo ok || echo MISS)" "${total}s for the whole check (target <= 480 s)"
   fi
 }
-# wanted KEY: whether --only (if given) names stage KEY.
-wanted() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
+# The experiments: stages that measure what each speed feature or choice
+# brings, to decide what to keep, rather than check lrt against its
+# targets; they run with --experiments or where --only names them.
+experiment_stages="pdl steps split features fusion"
+# wanted KEY: whether stage KEY runs: --only (if given) names it; else it is
+# not an experiment, or --experiments was given.
+wanted() {
+  if [ -n "$only" ]; then
+    [[ ",$only," == *",$1,"* ]]
+  else
+    ((experiments)) || [[ " $experiment_stages " != *" $1 "* ]]
+  fi
+}
 # The --only key of a stage's NAME; none for those that always run where
 # their stage does (the synthetic data, the profiles).
 stage_key() {
@@ -815,16 +845,19 @@ fi
 if [ -x "$build/apps/resnet50_cifar" ]; then
   # One full CIFAR-10-sized epoch (50,000 synthetic images) of the cifar
   # preset, test pass included, at the trainer's CUDA defaults (bf16,
-  # channels_last, the step replayed from a CUDA graph: "default"), then
-  # without channels_last (--no-channels-last), then without either
-  # (--no-cuda-graph too: eager), and the defaults with cuDNN's timed
-  # algorithm search (--cudnn-benchmark) instead of its heuristics (--quick:
-  # the default and the search only). The default runs three epochs: the
-  # first pays the one-off costs (eager first steps, algorithm choice, the
-  # capture), the second captures the last, smaller batch's graph, the third
-  # is what every later epoch costs; the row gives the first and the last.
-  modes=(default graph-nchw eager search)
-  ((quick)) && modes=(default search)
+  # channels_last, the step replayed from a CUDA graph: "default"). The
+  # default runs three epochs: the first pays the one-off costs (eager first
+  # steps, algorithm choice, the capture), the second captures the last,
+  # smaller batch's graph, the third is what every later epoch costs; the
+  # row gives the first and the last. Experiments (--experiments, or --only
+  # naming epochs): one epoch without channels_last (--no-channels-last),
+  # without either (--no-cuda-graph too: eager), and the defaults with
+  # cuDNN's timed algorithm search (--cudnn-benchmark) instead of its
+  # heuristics (--quick: the search only).
+  modes=(default)
+  if ((experiments)) || [ -n "$only" ]; then
+    if ((quick)); then modes+=(search); else modes+=(graph-nchw eager search); fi
+  fi
   wanted epochs || modes=()
   synthetic=0
   if { ((${#modes[@]})) || { wanted accuracy && ((!quick)); }; } && stage "synthetic data" 15; then
@@ -989,6 +1022,10 @@ if [ -x "$build/apps/probe_cudnn_fusion" ] && stage "fusion probe" 120; then
   mark fusion
 fi
 # Last, as the slowest and least essential: profiles (--profile).
+if [ -z "$only" ] && ((!experiments)); then
+  what="dependent launch, fused vs unfused and per-default steps, the split, the speed features, the fusion probe,"
+  row "experiments" "skip" "without --experiments: $what the epochs without each default and with the algorithm search"
+fi
 fi  # !profile_only
 
 if ((!profile)); then

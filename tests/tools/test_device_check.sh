@@ -9,8 +9,9 @@
 # the comparison's batch sizes, into the folder the comparison is given;
 # --sanitize reads each tool's own summary, splits --deadline's time between
 # the tools and says how far a stopped pass got; bad --only lists and
-# clashing options are refused with exit 2. Exits 77 (skipped) without
-# python3.
+# clashing options are refused with exit 2; the whole check runs no
+# experiment (--experiments adds them) and is judged against 8 minutes, each
+# stage's time in the table. Exits 77 (skipped) without python3.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -72,10 +73,18 @@ echo '{"cudnn_version": 91900, "seconds": 3.0, "shapes": [{"shape": "A", "lrt": 
   '"stats_ms": 0.1, "total_ms": 0.4}, "graphs": [{"shape": "A", "dtype": "bf16", "graph": "conv_stats",'\
   '"supported": true, "median_ms": 0.25, "runtime_compiled": false, "matches": true}]}]}'
 SH
+# The trainer: its calls go to calls.txt; synthetic data is made, a
+# training run fails.
+cat >"$fake/apps/resnet50_cifar" <<SH
+#!/bin/sh
+echo "trainer \$*" >>"$tmp/calls.txt"
+[ "\$1" = make-synthetic ] && exit 0
+exit 1
+SH
 # The kernel benchmarks: two seconds, no results.
 printf '#!/bin/sh\nsleep 2\necho '"'"'{"results": []}'"'"'\n' >"$fake/apps/bench_kernels"
 chmod +x "$bin"/* "$fake/apps/bench_resnet50" "$fake/tests/lrt_cuda_tests" "$fake/apps/probe_cudnn_fusion" \
-  "$fake/apps/bench_kernels"
+  "$fake/apps/bench_kernels" "$fake/apps/resnet50_cifar"
 # A baseline source tree, whose build folder holds the same stand-in.
 mkdir -p "$tmp/base" "$fake-baseline/apps"
 echo "project(base)" >"$tmp/base/CMakeLists.txt"
@@ -136,13 +145,34 @@ has '^stopped +FAIL +by a signal' "stopped by a signal"
 has '^stage times +info +.*stopped-in [0-9]+ s' "stopped by a signal: the times so far"
 has '^check time +info +[0-9]+s, not the whole check \(--only, stopped by a signal\)' "stopped by a signal"
 # The whole check (the stand-in build lacks most programs: their rows fail)
-# is judged against 8 minutes; under a --deadline that leaves stages out,
-# it is not the whole check.
+# is judged against 8 minutes; it runs no experiment, and one epoch run at
+# the defaults beside the two accuracy runs. Under a --deadline that leaves
+# stages out, or with --experiments, it is not the whole check.
+rm -f "$tmp/calls.txt"
 run
 has '^check time +ok +[0-9]+s for the whole check \(target <= 480 s\)' "the whole check's time"
-has '^stage times +info +.*kernels [0-9]+ s \(usually 30\).*split [0-9]+ s \(usually 75\)' "the whole check's stages"
+has '^stage times +info +.*kernels [0-9]+ s \(usually 30\).*compare [0-9]+ s \(usually 180\)' "the whole check's stages"
+has '^experiments +skip +without --experiments: dependent launch' "the whole check names the experiments it leaves"
+lacks '^stage times.*(split|features|fusion|pdl)' "the whole check runs no experiment"
+lacks '^(r50 bf16 (split|relu-from-x|cudnn-bn|dependent)|r50 fused|fusion)' "the whole check runs no experiment"
+trains=$(grep -c '^trainer train' "$tmp/calls.txt")
+((trains == 3)) || fail "the whole check: $trains training runs, not 3 (the epoch, the accuracy's two): $(cat "$tmp/calls.txt")"
+grep -q '^trainer train .*--epochs 3 --device cuda --log' "$tmp/calls.txt" ||
+  fail "the whole check's epoch run at the defaults: $(cat "$tmp/calls.txt")"
+rm -f "$tmp/calls.txt"
+run --experiments
+has '^r50 bf16 split bn +info' "--experiments: the split"
+has '^r50 bf16 cudnn-bn +info' "--experiments: the features"
+has '^fusion probe +info' "--experiments: the fusion probe"
+has '^r50 fused bn\+act b256 +info' "--experiments: the fused and unfused steps"
+lacks '^experiments +skip' "--experiments"
+has '^check time +info +[0-9]+s, not the whole check \(--experiments added\)' "--experiments is more than the check"
+for flag in --cudnn-benchmark --no-channels-last "--no-channels-last --no-cuda-graph"; do
+  grep -q -- "^trainer train .*--epochs 1 --device cuda $flag --log" "$tmp/calls.txt" ||
+    fail "--experiments: no epoch with $flag: $(cat "$tmp/calls.txt")"
+done
 run --deadline 60
-has '^r50 bf16 split +skip +out of time' "--deadline 60 leaves the split out"
+has '^bench_resnet50 +skip +out of time' "--deadline 60 leaves the comparison out"
 has '^check time +info +[0-9]+s, not the whole check \(stages left out or stopped for --deadline\)' \
   "--deadline that left stages out"
 
@@ -287,7 +317,8 @@ has '^compute-sanitizer memcheck +FAIL +1 report\(s\) before it was stopped afte
 
 # Refused, naming the culprit, before anything runs.
 for args in "--only bogus" "--only split,bogus" "--only split,,features" "--only split --profile-only" \
-  "--only split --sanitize" "--only split --baseline $tmp/base"; do
+  "--only split --sanitize" "--only split --baseline $tmp/base" "--experiments --sanitize" \
+  "--experiments --profile-only"; do
   run $args
   [ "$rc" -eq 2 ] || fail "$args: exit $rc, not 2"
   grep -q '^device_check: ' <<<"$out" || fail "$args: no one-line error: $out"
