@@ -14,7 +14,8 @@ graph, --lrt-eager for neither) and PyTorch at its best practical
 settings (cudnn.benchmark, fused Adam; float32 eager, then bf16 autocast +
 channels_last eager, then the same under torch.compile), each configuration
 in a fresh process, all with the Adam step (--turns N: the judged bf16 pair,
-lrt's step and PyTorch's eager one, N times each in turns; each result is a
+lrt's step and PyTorch's eager one, N times each in turns, at the batch
+sizes of --turns-at or all; each result is a
 configuration's fastest run, and a ratio compares the better of equal
 numbers of runs). It prints JSON with every result
 and, last, a "table" of lrt's images/s and peak memory over PyTorch's at the
@@ -248,7 +249,8 @@ def run_matrix(args):
         # The trainer's CUDA defaults (resnet50_cifar train --channels-last --cuda-graph).
         defaults = ["--channels-last", "--cuda-graph"] if args.device == "cuda" and not args.lrt_eager else []
         order = []
-        for turn in range(args.turns):
+        turns = args.turns if args.turns_at is None or batch in args.turns_at else 1
+        for turn in range(turns):
             for config, extra in lrt_configs if args.lrt else []:
                 if turn > 0 and config not in TURNS_PAIR:
                     continue
@@ -295,7 +297,7 @@ def run_matrix(args):
         # in its other turns is a note; one never measured is a failure.
         for config, what in problems.items():
             for turn, text in what:
-                tag = f"{config} batch {batch}" + (f" (turn {turn + 1})" if args.turns > 1 else "")
+                tag = f"{config} batch {batch}" + (f" (turn {turn + 1})" if turns > 1 else "")
                 (notes if config in runs else failures).append(f"{tag}: {text}")
         for config in dict.fromkeys(order):
             if config in runs:
@@ -342,6 +344,9 @@ def main():
                     help="--matrix: run lrt's bf16 step and PyTorch's bf16 eager one (the pair the 1.3x target "
                          "judges) this many times each, in turns; each result is the fastest run and lists all its "
                          "runs' images/s, and a ratio compares the better of equal numbers of runs (default 1)")
+    ap.add_argument("--turns-at", default=None, metavar="BATCHES",
+                    help="--matrix: the batch sizes (comma-separated) at which --turns applies; the others run each "
+                         "configuration once (default: all)")
     ap.add_argument("--lrt-eager", action="store_true",
                     help="--matrix on CUDA: lrt with NCHW features and no CUDA graph (default: the trainer's CUDA "
                          "defaults, channels_last and the graph)")
@@ -362,6 +367,13 @@ def main():
         assert all(b > 0 for b in args.batches)
     except (ValueError, AssertionError):
         print(f"bench_pytorch_resnet50: --batches expects positive integers like 256,512, got '{args.batches}'",
+              file=sys.stderr)
+        return 2
+    try:
+        args.turns_at = None if args.turns_at is None else [int(b) for b in args.turns_at.split(",")]
+        assert args.turns_at is None or all(b > 0 for b in args.turns_at)
+    except (ValueError, AssertionError):
+        print(f"bench_pytorch_resnet50: --turns-at expects positive integers like 256, got '{args.turns_at}'",
               file=sys.stderr)
         return 2
     if args.turns < 1:

@@ -706,7 +706,8 @@ if [ -x "$build/apps/bench_resnet50" ]; then
   # replayed as a CUDA graph) beside PyTorch float32 eager, bf16 +
   # channels_last eager and the same under torch.compile, each in a fresh
   # process (the pair the 1.3x target judges, lrt's bf16 step and PyTorch's
-  # bf16 eager one, twice each in turns, the better run of each counting);
+  # bf16 eager one, twice each in turns at batch 256, which is judged, the
+  # better run of each counting);
   # ratios and model FLOP utilisation against the bf16 matrix rate measured
   # in the same run.
   matrix=(--batches 256,512)
@@ -720,7 +721,7 @@ if [ -x "$build/apps/bench_resnet50" ]; then
   # lose it all, is never reached.
   rm -f "$logs/bench_resnet50.json"
   stop_by=$(( $(date +%s) + $(cap 900) - 20 ))
-  bounded 900 python3 tools/bench_pytorch_resnet50.py --device cuda --matrix --turns 2 "${matrix[@]}" \
+  bounded 900 python3 tools/bench_pytorch_resnet50.py --device cuda --matrix --turns 2 --turns-at 256 "${matrix[@]}" \
     --stop-by "$stop_by" --lrt "$build/apps/bench_resnet50" >"$logs/bench_resnet50.json" 2>"$logs/bench_resnet50.err"
   while IFS= read -r line; do add_row "$line"; done < <(python3 - "$logs/bench_resnet50.json" <<'PY'
 import json, sys

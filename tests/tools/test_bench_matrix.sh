@@ -8,7 +8,8 @@
 # note, one never measured a failure; the matrix rate comes first; a child
 # whose output is no JSON result is a failure, not the end of the matrix;
 # a torch.compile run is not started with less than 45 s left before
-# --stop-by, the runs after it are. Exits 77 (skipped) without python3.
+# --stop-by, the runs after it are; --turns-at limits the turns to the
+# batch sizes it names. Exits 77 (skipped) without python3.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -50,7 +51,8 @@ def fake_run(cmd, **kw):
 bench.run_lrt = fake_lrt
 bench.subprocess.run = fake_run
 args = argparse.Namespace(device="cpu", stem="cifar", repeat=1, warmup=0, threads=0, batches=[256], lrt="lrt",
-                          lrt_eager=False, turns=2, skip_compile=False, stop_by=None, config_timeout=60)
+                          lrt_eager=False, turns=2, turns_at=None, skip_compile=False, stop_by=None,
+                          config_timeout=60)
 d = bench.run_matrix(args)
 bad = []
 def check(cond, what):
@@ -127,6 +129,18 @@ check(calls == ["matmul", "lrt fp32", "lrt bf16", "torch fp32 eager", "torch bf1
 check(len(d["failures"]) == 1 and d["failures"][0].startswith("torch bf16 compile batch 256 (turn 1): not started: "
                                                              "out of time (--stop-by; 30 s left, it needs about 45 s)"),
       f"--stop-by 30 s ahead: {d['failures']}")
+# --turns-at 256 with batches 256 and 512: the pair's second turn at 256
+# alone; at 512 each configuration once, and its rows say one run.
+calls.clear()
+torch_speeds.update({"torch bf16 eager": [250.0, 260.0, 255.0], "torch bf16 compile": [280.0, 285.0],
+                     "torch fp32 eager": [90.0, 95.0]})
+lrt_speeds.update({"lrt bf16": [300.0, 330.0, 310.0], "lrt fp32": [100.0, 105.0]})
+d = bench.run_matrix(argparse.Namespace(**{**vars(args), "batches": [256, 512], "turns_at": [256]}))
+one = ["lrt fp32", "lrt bf16", "torch fp32 eager", "torch bf16 eager", "torch bf16 compile"]
+check(calls == ["matmul"] + one + ["lrt bf16", "torch bf16 eager"] + one, f"--turns-at 256: {calls}")
+t512 = [t for t in d["table"] if t["batch"] == 512]
+check(len(t512) == 3 and all(t["runs"] == 1 for t in t512), f"--turns-at 256, batch 512's rows: {t512}")
+check(d["failures"] == [] and d["notes"] == [], f"--turns-at 256: {d['failures']} {d['notes']}")
 json.dumps(d)
 for b in bad:
     print("FAIL:", b)
@@ -135,4 +149,11 @@ PY
 status=$?
 cat "$tmp/out.txt"
 ((status == 0)) || fail "the matrix's bookkeeping (status $status)"
+# Bad --turns-at values are refused, naming the option.
+for v in x 256,0 ""; do
+  err=$("$py" "$script" --matrix --turns-at "$v" 2>&1)
+  rc=$?
+  [ "$rc" -eq 2 ] && grep -q -- "--turns-at expects positive integers" <<<"$err" ||
+    fail "--turns-at '$v': exit $rc: $err"
+done
 finish test_bench_matrix

@@ -219,6 +219,7 @@ for mode in --quick ""; do
   if [ -z "$mode" ]; then
     grep -q -- "--batch 512 .*--compile --repeat 1" "$tmp/calls.txt" || fail "no warm-up at batch 512: $(cat "$tmp/calls.txt")"
     grep -q -- '--batches 256,512' <<<"$last" || fail "the full comparison's batches: $last"
+    grep -q -- '--turns 2 --turns-at 256 ' <<<"$last" || fail "the full comparison's turns, at batch 256: $last"
   else
     ! grep -q -- "--batch 512" "$tmp/calls.txt" || fail "--quick warms batch 512 up, which it does not compare"
   fi
