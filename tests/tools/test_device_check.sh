@@ -159,6 +159,19 @@ trains=$(grep -c '^trainer train' "$tmp/calls.txt")
 ((trains == 3)) || fail "the whole check: $trains training runs, not 3 (the epoch, the accuracy's two): $(cat "$tmp/calls.txt")"
 grep -q '^trainer train .*--epochs 3 --device cuda --log' "$tmp/calls.txt" ||
   fail "the whole check's epoch run at the defaults: $(cat "$tmp/calls.txt")"
+# The accuracy runs train on the 100-class synthetic set (the 10-class one
+# saturates), each precision; the stand-in's failed runs give a FAIL row.
+grep -q '^trainer make-synthetic --dataset cifar100 --out .*/synthetic100 --train 50000 --test 10000$' "$tmp/calls.txt" ||
+  fail "the accuracy runs' data: $(cat "$tmp/calls.txt")"
+for p in bf16 fp32; do
+  grep -q "^trainer train --data .*/synthetic100 --dataset cifar100 --preset cifar --epochs 2 --device cuda --precision $p " \
+    "$tmp/calls.txt" || fail "the $p accuracy run: $(cat "$tmp/calls.txt")"
+done
+has '^bf16 vs fp32 accuracy +FAIL +no result \(numerics_bf16\.jsonl: the run failed' "the accuracy runs failed"
+rm -f "$tmp/calls.txt"
+run --only accuracy
+n10=$(grep -c '^trainer make-synthetic --out' "$tmp/calls.txt")
+((n10 == 0)) || fail "--only accuracy makes the 10-class data it does not use: $(cat "$tmp/calls.txt")"
 rm -f "$tmp/calls.txt"
 run --experiments
 has '^r50 bf16 split bn +info' "--experiments: the split"
