@@ -17,6 +17,10 @@ and a label's best run (most images/s) counts.
 
 Prints one summary row per comparison (name, status, detail, as the device
 check's table), FAIL where a side gave no result or a switch did not take.
+Where a label ran more than once, a row also gives the noise: how far
+apart a side's own runs were (the most of either side's), and whether the
+difference between the sides is within it (then it is not a measured
+difference) or beyond it.
 """
 import glob
 import json
@@ -28,9 +32,9 @@ OPT_IN = ("cudnn-bn",)  # off by default: the labelled run turns it on
 
 
 def best_runs(logdir, kind):
-    """{label: best run} over LOGDIR/bench_KIND_LABEL_TURN.json, and the
-    number of turns seen."""
-    best, turns = {}, set()
+    """{label: best run} over LOGDIR/bench_KIND_LABEL_TURN.json, the number
+    of turns seen, and {label: every run with a result}."""
+    best, turns, runs = {}, set(), {}
     prefix = f"bench_{kind}_"
     for f in sorted(glob.glob(os.path.join(logdir, prefix + "*_*.json"))):
         label, turn = os.path.basename(f)[len(prefix):-len(".json")].rsplit("_", 1)
@@ -41,16 +45,50 @@ def best_runs(logdir, kind):
             continue
         if not isinstance(r, dict) or "images_per_s" not in r:
             continue
+        runs.setdefault(label, []).append(r)
         if label not in best or r["images_per_s"] > best[label]["images_per_s"]:
             best[label] = r
-    return best, len(turns)
+    return best, len(turns), runs
+
+
+def noise(runs, labels, on, off):
+    """'; ...' saying how far apart each side's own runs were (in images/s,
+    the most of the two sides, as a share of the faster run) and whether the
+    difference between the sides' best runs is within that; '' where no side
+    ran twice."""
+    spreads = []
+    for label in labels:
+        ips = [r["images_per_s"] for r in runs.get(label, [])]
+        if len(ips) >= 2:
+            spreads.append((max(ips) - min(ips)) / max(ips))
+    if not spreads:
+        return ""
+    spread = max(spreads)
+    diff = abs(on["images_per_s"] / off["images_per_s"] - 1)
+    verdict = "within it: no measured difference" if diff <= spread else "beyond it"
+    return f"; noise: a side's own runs {100 * spread:.1f}% apart, the difference {100 * diff:.1f}%, {verdict}"
+
+
+def noise_ms(runs, labels, share):
+    """As noise, for a share of the step in ms against how far apart (in ms)
+    each side's own runs were."""
+    spreads = []
+    for label in labels:
+        ms = [r["median_ms"] for r in runs.get(label, []) if "median_ms" in r]
+        if len(ms) >= 2:
+            spreads.append(max(ms) - min(ms))
+    if not spreads:
+        return ""
+    spread = max(spreads)
+    verdict = "within it: no measured share" if abs(share) <= spread else "beyond it"
+    return f"; noise: a side's own runs {spread:.2f} ms apart, {verdict}"
 
 
 def row(name, status, detail):
     return f"{name:<28} {status:<8} {detail}"
 
 
-def pdl_rows(best, turns):
+def pdl_rows(best, turns, runs):
     on, off = best.get("1"), best.get("0")
     name = "r50 bf16 dependent launch"
     if not on or not off:
@@ -61,10 +99,11 @@ def pdl_rows(best, turns):
         return [row(name, "skip", "LRT_PDL=1 left it off (a device before sm_90?)")]
     return [row(name, "info", f'{on["images_per_s"] / off["images_per_s"]:.3f}x img/s: LRT_PDL=1 '
                 f'{on["images_per_s"]:.0f} ({on["median_ms"]:.2f} ms), plain {off["images_per_s"]:.0f} '
-                f'({off["median_ms"]:.2f} ms), CUDA graph, heuristic algorithms, best of {turns} each')]
+                f'({off["median_ms"]:.2f} ms), CUDA graph, heuristic algorithms, best of {turns} each'
+                + noise(runs, ("1", "0"), on, off))]
 
 
-def feature_rows(best, turns):
+def feature_rows(best, turns, runs):
     rows = []
     for feat in FEATURES + OPT_IN:
         name = f"r50 bf16 {feat}"
@@ -88,7 +127,8 @@ def feature_rows(best, turns):
                         f'{on["images_per_s"]:.0f} ({on["median_ms"]:.2f} ms) against {off["images_per_s"]:.0f} '
                         f'({off["median_ms"]:.2f} ms) without, peak {on["peak_memory_mib"]:.0f} vs '
                         f'{off["peak_memory_mib"]:.0f} MiB; ' + (f"cases {cases}; " if cases else "") +
-                        f'CUDA graph, heuristic algorithms, best of {turns} each'))
+                        f'CUDA graph, heuristic algorithms, best of {turns} each' +
+                        noise(runs, ("default", feat), on, off)))
     return rows
 
 
@@ -98,7 +138,7 @@ def repeats(run):
     return {g: r.get(g, 1) for g in ("conv", "bn")}
 
 
-def split_rows(best, turns):
+def split_rows(best, turns, runs):
     """The default step against the same with a group's kernels run twice
     (the difference: the group's time as it runs) and, for batch norm, left
     out (a second estimate, the difference the other way: a repeated kernel
@@ -140,7 +180,7 @@ def split_rows(best, turns):
             else:
                 shares[group + "0"] = step - none["median_ms"]
                 detail += f"; {shares[group + '0']:.2f} ms by leaving them out ({none['median_ms']:.2f} ms)"
-        rows.append(row(name, status, f"{detail}; {how}"))
+        rows.append(row(name, status, f"{detail}; {how}" + noise_ms(runs, ("default", f"{group}2"), shares[group])))
     if "bn" in shares and "conv" in shares:
         rest = step - shares["bn"] - shares["conv"]
         also = ""
@@ -157,8 +197,8 @@ def main(argv):
     if len(argv) != 3 or argv[1] not in kinds:
         print("usage: turn_rows.py pdl|features|split LOGDIR", file=sys.stderr)
         return 2
-    best, turns = best_runs(argv[2], argv[1])
-    for line in kinds[argv[1]](best, turns):
+    best, turns, runs = best_runs(argv[2], argv[1])
+    for line in kinds[argv[1]](best, turns, runs):
         print(line)
     return 0
 

@@ -4,8 +4,9 @@
 # without it, and the step's split by kernel group) on hand-written run
 # files: the best run of a label counts, a
 # side with no result or a switch that did not take is a FAIL, a device
-# that cannot queue dependent launches is a skip. Exits 77 (skipped) without
-# python3.
+# that cannot queue dependent launches is a skip; a row says how far apart
+# a side's own runs were and whether the difference is within that. Exits
+# 77 (skipped) without python3.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -23,7 +24,18 @@ for t in 1 2 3; do
   run "$d/bench_pdl_1_$t.json" $((1100 - t)) '"dependent_launch": true'
 done
 out=$("$py" "$script" pdl "$d")
-row_is "$out" '^r50 bf16 dependent launch +info +1\.096x img/s: LRT_PDL=1 1099 \([0-9.]+ ms\), plain 1003 .*best of 3 each$'
+row_is "$out" '^r50 bf16 dependent launch +info +1\.096x img/s: LRT_PDL=1 1099 \([0-9.]+ ms\), plain 1003 .*best of 3 each; noise: a side.s own runs 0\.2% apart, the difference 9\.6%, beyond it$'
+# A difference smaller than how far a side's own runs are apart is said to
+# be no measured difference.
+d2="$tmp/pdl-noise"; mkdir -p "$d2"
+run "$d2/bench_pdl_0_1.json" 1000 '"dependent_launch": false'
+run "$d2/bench_pdl_0_2.json" 980 '"dependent_launch": false'
+run "$d2/bench_pdl_1_1.json" 1005 '"dependent_launch": true'
+run "$d2/bench_pdl_1_2.json" 1001 '"dependent_launch": true'
+row_is "$("$py" "$script" pdl "$d2")" '1\.005x img/s: .*best of 2 each; noise: a side.s own runs 2\.0% apart, the difference 0\.5%, within it: no measured difference$'
+# One turn: no noise to give.
+rm "$d2"/bench_pdl_*_2.json
+row_is "$("$py" "$script" pdl "$d2")" 'best of 1 each$'
 # A failed run (no JSON) of one turn leaves the others; no run of a side fails the row.
 : >"$d/bench_pdl_1_3.json"
 row_is "$("$py" "$script" pdl "$d")" 'info +1\.096x'
@@ -49,7 +61,7 @@ done
 run "$d/bench_features_cast-together_1.json" 1300 "$all"  # the flag did not take
 out=$("$py" "$script" features "$d")
 [ "$(wc -l <<<"$out")" -eq 4 ] || fail "features: $(wc -l <<<"$out") rows, not 4: $out"
-row_is "$(sed -n 1p <<<"$out")" '^r50 bf16 relu-from-x +info +1\.093x img/s with it: 1202 .* against 1100 .*best of 2 each$'
+row_is "$(sed -n 1p <<<"$out")" '^r50 bf16 relu-from-x +info +1\.093x img/s with it: 1202 .* against 1100 .*best of 2 each; noise: a side.s own runs 0\.1% apart, the difference 9\.3%, beyond it$'
 row_is "$(sed -n 2p <<<"$out")" '^r50 bf16 grad-blend +info +1\.045x img/s with it'
 row_is "$(sed -n 3p <<<"$out")" '^r50 bf16 cast-together +FAIL +--no-cast-together did not switch it off'
 row_is "$(sed -n 4p <<<"$out")" '^r50 bf16 cudnn-bn +info +1\.248x img/s with it: 1500 .* against 1202 .* without, .* MiB; cases persistent 50, refused 3; CUDA graph'
@@ -71,9 +83,19 @@ for t in 1 2; do
 done
 out=$("$py" "$script" split "$d")
 [ "$(wc -l <<<"$out")" -eq 3 ] || fail "split: $(wc -l <<<"$out") rows, not 3: $out"
-row_is "$(sed -n 1p <<<"$out")" '^r50 bf16 split bn +info +4\.00 ms of the 16\.00 ms step \(25%\): 20\.00 ms with its batch-norm kernels twice; 3\.50 ms by leaving them out \(12\.50 ms\); .*best of 2 each$'
+row_is "$(sed -n 1p <<<"$out")" '^r50 bf16 split bn +info +4\.00 ms of the 16\.00 ms step \(25%\): 20\.00 ms with its batch-norm kernels twice; 3\.50 ms by leaving them out \(12\.50 ms\); .*best of 2 each; noise: a side.s own runs 0\.00 ms apart, beyond it$'
 row_is "$(sed -n 2p <<<"$out")" '^r50 bf16 split conv +info +9\.00 ms of the 16\.00 ms step \(56%\): 25\.00 ms with its convolutions twice; CUDA'
 row_is "$(sed -n 3p <<<"$out")" '^r50 bf16 split rest +info +3\.00 ms \(19%\) \(3\.50 ms with the batch-norm share of leaving them out\): the other kernels'
+# A share smaller than how far a side's own runs are apart (bn2's two runs
+# 16.50 and 20.00 ms: the share 0.50 ms, the runs 3.50 ms apart).
+d3="$tmp/split-noise"; mkdir -p "$d3"
+for t in 1 2; do
+  run "$d3/bench_split_default_$t.json" 16000 "$(rep 1 1)"
+  run "$d3/bench_split_conv2_$t.json" 10240 "$(rep 2 1)"
+done
+run "$d3/bench_split_bn2_1.json" 15515 "$(rep 1 2)"
+run "$d3/bench_split_bn2_2.json" 12800 "$(rep 1 2)"
+row_is "$("$py" "$script" split "$d3" | sed -n 1p)" '^r50 bf16 split bn +FAIL .*; noise: a side.s own runs 3\.50 ms apart, within it: no measured share$'
 # A repeat that did not take is a FAIL, and leaves no rest row.
 for t in 1 2; do run "$d/bench_split_conv2_$t.json" 10240 "$(rep 1 1)"; done
 out=$("$py" "$script" split "$d")
