@@ -749,12 +749,22 @@ for x in d["results"]:
 # Targets (batch 256): >= 1.3x bf16 eager, >= 1.0x compile, >= 1.0x fp32
 # eager, peak memory <= bf16 eager's. Batch 512 is reported, not judged.
 targets = {"torch fp32 eager": 1.0, "torch bf16 eager": 1.3, "torch bf16 compile": 1.0}
+by = {(x.get("config"), x.get("batch")): x for x in d["results"]}
 for t in d.get("table", []):
     judged = t["batch"] == 256
     need = targets.get(t["torch"], 1.0)
     ok = ("ok" if t["images_per_s_ratio"] >= need else "MISS") if judged else "info"
     target = f' (target >= {need})' if judged else ""
-    runs = f' (the better of {t["runs"]} runs each, in turns)' if t.get("runs", 1) > 1 else ""
+    runs = ""
+    if t.get("runs", 1) > 1:
+        # The noise: how far apart each side's own runs were (the most of the two).
+        spreads = []
+        for c in (t["lrt"], t["torch"]):
+            ips = by.get((c, t["batch"]), {}).get("turns_images_per_s", [])
+            if len(ips) >= 2:
+                spreads.append((max(ips) - min(ips)) / max(ips))
+        noise = f"; a side's own runs up to {100 * max(spreads):.1f}% apart" if spreads else ""
+        runs = f' (the better of {t["runs"]} runs each, in turns{noise})'
     print(f'{"r50 " + t["lrt"][4:] + " / " + t["torch"][6:] + " b" + str(t["batch"]):<28} {ok:<8} {t["images_per_s_ratio"]:.2f}x img/s{target}, '
           f'{t["peak_memory_ratio"]:.2f}x peak memory{runs}')
     if judged and t["torch"] == "torch bf16 eager":

@@ -33,6 +33,7 @@ case "\$1" in
   *bench_pytorch_resnet50.py)
     echo "\$TORCHINDUCTOR_CACHE_DIR \$*" >>"$tmp/calls.txt"
     case "\$*" in *"--compile --repeat 1 --warmup 1"*) sleep 1; echo "warm-up done" >>"$tmp/calls.txt"; exit 0 ;; esac
+    case "\$*" in *--matrix*) [ -n "\${COMPARE_JSON:-}" ] && { cat "\$COMPARE_JSON"; exit 0; } ;; esac
     exit 1 ;;
 esac
 exec $(command -v "$py") "\$@"
@@ -237,6 +238,24 @@ for mode in --quick ""; do
     ! grep -q -- "--batch 512" "$tmp/calls.txt" || fail "--quick warms batch 512 up, which it does not compare"
   fi
 done
+# The comparison's rows from its JSON: each configuration, each ratio, the
+# judged one against its target with how far apart each side's own runs were.
+cat >"$tmp/compare.json" <<'JSON'
+{"results": [
+ {"config": "lrt bf16", "framework": "lrt", "batch": 256, "images_per_s": 15800, "median_ms": 16.2,
+  "peak_memory_mib": 3400, "turns_images_per_s": [15800, 15000]},
+ {"config": "torch bf16 eager", "framework": "torch 2.11", "batch": 256, "images_per_s": 12150, "median_ms": 21.1,
+  "peak_memory_mib": 3500, "turns_images_per_s": [12000, 12150]}],
+ "bf16_matmul": null, "failures": [], "notes": [],
+ "table": [{"batch": 256, "lrt": "lrt bf16", "torch": "torch bf16 eager", "runs": 2, "images_per_s_ratio": 1.3,
+            "peak_memory_ratio": 0.97}]}
+JSON
+COMPARE_JSON="$tmp/compare.json" run --only compare
+has '^r50 lrt bf16 b256 +info +15800 img/s, 16\.20 ms/step, peak 3400 MiB, NCHW, eager, the better of 2 runs in turns \(15800 and 15000 img/s\)$' \
+  "the comparison's lrt row"
+has "^r50 bf16 / bf16 eager b256 +ok +1\.30x img/s \(target >= 1\.3\), 0\.97x peak memory \(the better of 2 runs each, in turns; a side's own runs up to 5\.1% apart\)$" \
+  "the judged ratio with its noise"
+has '^r50 peak mem / bf16 eager +ok +0\.97x' "the judged memory ratio"
 rm -f "$tmp/calls.txt"
 run --only split
 ! grep -q bench_pytorch "$tmp/calls.txt" 2>/dev/null || fail "--only split warms torch.compile up: $(cat "$tmp/calls.txt")"
