@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -238,13 +239,27 @@ struct AlgoChoice {
 };
 
 // pass, benchmark, device, dtype, x (N, C, H, W), w (K, R, S), stride, padding, dilation, allow_tf32,
-// memory format, deterministic
-using AlgoKey = std::array<int64_t, 17>;
+// memory format, deterministic, the buffers' alignment
+using AlgoKey = std::array<int64_t, 18>;
 
-AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const ConvParams& p, MemoryFormat f) {
+// The largest power of two up to 16 (the widest load, 128 bits) that
+// divides the three buffers' addresses. An algorithm chosen for aligned
+// buffers (a timed search runs each candidate on them) may rely on wide
+// loads that a view starting inside an allocation cannot take, so such a
+// view gets a plan of its own, as PyTorch keys its cuDNN choices on the
+// pointers' alignment (up to 16 bytes too).
+constexpr uintptr_t kKeyAlignment = 16;
+int64_t alignment_of(const void* x, const void* w, const void* y) {
+  const uintptr_t bits =
+      reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(y) | kKeyAlignment;
+  return static_cast<int64_t>(bits & (~bits + 1));  // the lowest bit set
+}
+
+AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p, MemoryFormat f) {
   return {static_cast<int64_t>(pass), p.benchmark, x.device().index, static_cast<int64_t>(x.dtype()),
           x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), p.stride, p.padding,
-          p.dilation, p.allow_tf32, static_cast<int64_t>(f), p.deterministic};
+          p.dilation, p.allow_tf32, static_cast<int64_t>(f), p.deterministic,
+          alignment_of(x.data_ptr(), w.data_ptr(), y.data_ptr())};
 }
 
 
@@ -314,8 +329,12 @@ const ConvPlan* make_plan(cudnnHandle_t h, const Tensor& x, const Tensor& w, con
   Buffers search{x.data_ptr(), w.data_ptr(), y.data_ptr()};
   Tensor scratch;
   if (accumulate && p.benchmark) {
-    scratch = empty(x.shape(), x.options(), plan->setup.format);
-    search.x = scratch.data_ptr();
+    // At x's offset from a 16-byte boundary (the allocator's blocks are
+    // aligned wider), so that the search's buffers have the alignment the
+    // plan is keyed on.
+    const size_t offset = reinterpret_cast<uintptr_t>(x.data_ptr()) & (kKeyAlignment - 1);
+    scratch = workspace(static_cast<size_t>(x.numel()) * dtype_size(x.dtype()) + offset, x.device());
+    search.x = static_cast<char*>(scratch.data_ptr()) + offset;
   }
   const AlgoChoice choice = choose<P>(h, plan->setup, search, key, p, x.device());
   CUDNN_CHECK(cudnnSetConvolutionMathType(plan->setup.conv.get(), choice.math));
@@ -338,7 +357,7 @@ const ConvPlan& run_pass(const Tensor& x, const Tensor& w, const Tensor& y, cons
   const int dev = device_of(x);
   DeviceGuard guard(dev);
   cudnnHandle_t h = handle(dev);
-  const AlgoKey key = key_of(P, x, w, p, conv_memory_format(x, y));
+  const AlgoKey key = key_of(P, x, w, y, p, conv_memory_format(x, y));
   const ConvPlan* plan = find_plan(key);
   if (!plan) plan = make_plan<P>(h, x, w, y, p, key, accumulate);
   const Buffers b{x.data_ptr(), w.data_ptr(), y.data_ptr()};

@@ -448,6 +448,7 @@ cudnnStatus_t find(const cudnnEmulatedContext* h, Pass pass, const cudnnEmulated
   if (lrt::emulated_runtime::capturing(h->stream))
     return fail(CUDNN_STATUS_NOT_SUPPORTED, "an algorithm search on a stream being captured");
   ++record().searches;
+  record().search_output = out;
   const size_t out_bytes = output_bytes(pass, *x, *w, *y);
   static_cast<void>(compute(pass, *x, xp, *w, wp, *conv, *y, yp));  // the inputs are read
   std::vector<Algo> algos;

@@ -434,6 +434,7 @@ struct Record {
   std::vector<Run> runs;
   int searches = 0;    // cudnnFind...Ex calls
   int heuristics = 0;  // cudnnGet..._v7 calls
+  const void* search_output = nullptr;  // the output buffer the last search wrote
   int tensor_descriptors = 0;  // cudnnCreateTensorDescriptor calls
   int bn_size_queries = 0;     // cudnnGetBatchNormalization...Size calls
   int bn_runs = 0;             // cudnnBatchNormalization{ForwardTrainingEx,BackwardEx} calls that ran

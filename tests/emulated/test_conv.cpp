@@ -13,6 +13,7 @@
 // to a 10-bit mantissa: within 3e-3, and no longer within 5e-5.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -229,6 +230,48 @@ TEST_CASE("emulated cuDNN: a convolution plans once per shape and mode; later ca
                     doctest::Contains("a bias of 5 float64 values"));
   CHECK(record().runs.size() == runs);
   emulated_checks::check_same(y2, y_before, "y after a refused bias");
+}
+
+TEST_CASE("emulated cuDNN: a view less aligned than the allocator's blocks gets a plan of its own") {
+  // An algorithm searched on aligned buffers may rely on wide loads a view
+  // starting inside an allocation cannot take (PyTorch keys its choices on
+  // the pointers' alignment too, up to 16 bytes).
+  const kc::ConvParams p{1, 1, 1, true, false, false};
+  const Tensor big = testing::normal({3, 3, 7, 6}, DType::Float32, 11),
+               w = testing::normal({4, 3, 3, 3}, DType::Float32, 12);
+  const Tensor view = big.slice(0, 1, 2);  // 126 floats in: 504 bytes
+  const auto addr = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()); };
+  // The largest power of two up to 16 (the widest load) dividing an address.
+  const auto alignment = [](uintptr_t a) { return (a | 16) & (~(a | 16) + 1); };
+  REQUIRE(alignment(addr(view)) == 8);  // the allocator's blocks are at least 64-byte aligned
+  const Tensor aligned = view.contiguous().clone();
+  REQUIRE(alignment(addr(aligned)) == 16);
+  const Shape ys = kc::conv2d_output_shape(view.shape(), w.shape(), p);
+  Tensor y1 = poisoned(ys, DType::Float32), y2 = poisoned(ys, DType::Float32);
+  const int searches = record().searches;
+  kc::emulated::conv2d_forward(aligned, w, Tensor(), y1, p);
+  kc::emulated::conv2d_forward(aligned, w, Tensor(), y1, p);
+  CHECK(record().searches == searches + 1);
+  kc::emulated::conv2d_forward(view, w, Tensor(), y2, p);
+  CHECK(record().searches == searches + 2);
+  kc::emulated::conv2d_forward(view, w, Tensor(), y2, p);
+  CHECK(record().searches == searches + 2);
+  emulated_checks::check_same(y2, y1, "the view's convolution");
+  // The input gradient added into a waiting one held by a view: the search
+  // writes a scratch buffer (not the waiting gradient) at the view's
+  // alignment.
+  Tensor gbig = testing::normal({3, 3, 7, 6}, DType::Float32, 13);
+  Tensor gx = gbig.slice(0, 1, 2);
+  const Tensor waiting = gx.clone(), gy = testing::normal(ys, DType::Float32, 14);
+  kc::emulated::conv2d_backward_data(gy, w, gx, p, true);
+  CHECK(record().searches == searches + 3);
+  REQUIRE(record().search_output != nullptr);
+  const auto out = reinterpret_cast<uintptr_t>(record().search_output);
+  CHECK(out != addr(gx));
+  CHECK(alignment(out) == alignment(addr(gx)));
+  Tensor want = empty(view.shape(), TensorOptions(DType::Float32));
+  kc::cpu::conv2d_backward_data(gy, w, want, p, false);
+  check_close(gx, add(waiting, want), 5e-5, "backward data into a view");
 }
 
 TEST_CASE("emulated cuDNN: it refuses what cuDNN refuses, so the glue's checks are seen to pass") {
