@@ -369,12 +369,12 @@ def main():
         print(f"bench_pytorch_resnet50: --batches expects positive integers like 256,512, got '{args.batches}'",
               file=sys.stderr)
         return 2
+    raw = args.turns_at
     try:
-        args.turns_at = None if args.turns_at is None else [int(b) for b in args.turns_at.split(",")]
+        args.turns_at = None if raw is None else [int(b) for b in raw.split(",")]
         assert args.turns_at is None or all(b > 0 for b in args.turns_at)
     except (ValueError, AssertionError):
-        print(f"bench_pytorch_resnet50: --turns-at expects positive integers like 256, got '{args.turns_at}'",
-              file=sys.stderr)
+        print(f"bench_pytorch_resnet50: --turns-at expects positive integers like 256, got '{raw}'", file=sys.stderr)
         return 2
     if args.turns < 1:
         print(f"bench_pytorch_resnet50: --turns expects a positive integer, got {args.turns}", file=sys.stderr)

@@ -59,9 +59,9 @@ def noise(runs, labels, on, off):
     spreads = []
     for label in labels:
         ips = [r["images_per_s"] for r in runs.get(label, [])]
-        if len(ips) >= 2:
+        if len(ips) >= 2 and max(ips) > 0:
             spreads.append((max(ips) - min(ips)) / max(ips))
-    if not spreads:
+    if not spreads or off["images_per_s"] <= 0:
         return ""
     spread = max(spreads)
     diff = abs(on["images_per_s"] / off["images_per_s"] - 1)

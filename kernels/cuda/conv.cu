@@ -239,27 +239,30 @@ struct AlgoChoice {
 };
 
 // pass, benchmark, device, dtype, x (N, C, H, W), w (K, R, S), stride, padding, dilation, allow_tf32,
-// memory format, deterministic, the buffers' alignment
+// memory format, deterministic, the buffers' alignments
 using AlgoKey = std::array<int64_t, 18>;
 
 // The largest power of two up to 16 (the widest load, 128 bits) that
-// divides the three buffers' addresses. An algorithm chosen for aligned
-// buffers (a timed search runs each candidate on them) may rely on wide
-// loads that a view starting inside an allocation cannot take, so such a
-// view gets a plan of its own, as PyTorch keys its cuDNN choices on the
-// pointers' alignment (up to 16 bytes too).
+// divides an address. An algorithm chosen for aligned buffers (a timed
+// search runs each candidate on them) may rely on wide loads that a view
+// starting inside an allocation cannot take, so such a view gets a plan of
+// its own, as PyTorch keys its cuDNN choices on each pointer's alignment
+// (up to 16 bytes too).
 constexpr uintptr_t kKeyAlignment = 16;
-int64_t alignment_of(const void* x, const void* w, const void* y) {
-  const uintptr_t bits =
-      reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(y) | kKeyAlignment;
+int64_t alignment_of(const void* p) {
+  const uintptr_t bits = reinterpret_cast<uintptr_t>(p) | kKeyAlignment;
   return static_cast<int64_t>(bits & (~bits + 1));  // the lowest bit set
+}
+// x's, w's and y's alignments in one key field (each at most 16: 5 bits).
+int64_t alignments_of(const void* x, const void* w, const void* y) {
+  return alignment_of(x) | alignment_of(w) << 5 | alignment_of(y) << 10;
 }
 
 AlgoKey key_of(Pass pass, const Tensor& x, const Tensor& w, const Tensor& y, const ConvParams& p, MemoryFormat f) {
   return {static_cast<int64_t>(pass), p.benchmark, x.device().index, static_cast<int64_t>(x.dtype()),
           x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), p.stride, p.padding,
           p.dilation, p.allow_tf32, static_cast<int64_t>(f), p.deterministic,
-          alignment_of(x.data_ptr(), w.data_ptr(), y.data_ptr())};
+          alignments_of(x.data_ptr(), w.data_ptr(), y.data_ptr())};
 }
 
 

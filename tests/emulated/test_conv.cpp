@@ -257,6 +257,17 @@ TEST_CASE("emulated cuDNN: a view less aligned than the allocator's blocks gets 
   kc::emulated::conv2d_forward(view, w, Tensor(), y2, p);
   CHECK(record().searches == searches + 2);
   emulated_checks::check_same(y2, y1, "the view's convolution");
+  // Each buffer's alignment counts on its own: an aligned x with a weight
+  // view of the same (8-byte) alignment as the x view above is another plan.
+  const Tensor wflat = testing::normal({w.numel() + 2}, DType::Float32, 15);
+  Tensor wview = wflat.slice(0, 2, w.numel() + 2).reshape(w.shape());  // 8 bytes in
+  REQUIRE(alignment(addr(wview)) == 8);
+  REQUIRE(wview.data_ptr() == static_cast<char*>(wflat.data_ptr()) + 8);
+  wview.copy_(w);
+  Tensor y3 = poisoned(ys, DType::Float32);
+  kc::emulated::conv2d_forward(aligned, wview, Tensor(), y3, p);
+  CHECK(record().searches == searches + 3);
+  emulated_checks::check_same(y3, y1, "the weight view's convolution");
   // The input gradient added into a waiting one held by a view: the search
   // writes a scratch buffer (not the waiting gradient) at the view's
   // alignment.
@@ -264,7 +275,7 @@ TEST_CASE("emulated cuDNN: a view less aligned than the allocator's blocks gets 
   Tensor gx = gbig.slice(0, 1, 2);
   const Tensor waiting = gx.clone(), gy = testing::normal(ys, DType::Float32, 14);
   kc::emulated::conv2d_backward_data(gy, w, gx, p, true);
-  CHECK(record().searches == searches + 3);
+  CHECK(record().searches == searches + 4);
   REQUIRE(record().search_output != nullptr);
   const auto out = reinterpret_cast<uintptr_t>(record().search_output);
   CHECK(out != addr(gx));

@@ -153,7 +153,7 @@ cat "$tmp/out.txt"
 for v in x 256,0 ""; do
   err=$("$py" "$script" --matrix --turns-at "$v" 2>&1)
   rc=$?
-  [ "$rc" -eq 2 ] && grep -q -- "--turns-at expects positive integers" <<<"$err" ||
+  [ "$rc" -eq 2 ] && grep -qF -- "--turns-at expects positive integers like 256, got '$v'" <<<"$err" ||
     fail "--turns-at '$v': exit $rc: $err"
 done
 finish test_bench_matrix
