@@ -246,8 +246,8 @@ wanted() {
     ((experiments)) || [[ " $experiment_stages " != *" $1 "* ]]
   fi
 }
-# The --only key of a stage's NAME; none for those that always run where
-# their stage does (the synthetic data, the profiles).
+# The --only key of a stage's NAME (the synthetic data's is epochs, whose
+# runs it serves); none for the profiles, which run with --profile.
 stage_key() {
   case "$1" in
     bench_kernels) echo kernels ;;
