@@ -51,19 +51,25 @@ def best_runs(logdir, kind):
     return best, len(turns), runs
 
 
+def largest_spread(runs, labels, key, relative):
+    """How far apart the runs of each label were in KEY (max - min; over max
+    where relative), the most of the labels; None where no label ran twice."""
+    spreads = []
+    for label in labels:
+        v = [r[key] for r in runs.get(label, []) if key in r]
+        if len(v) >= 2 and (not relative or max(v) > 0):
+            spreads.append((max(v) - min(v)) / (max(v) if relative else 1))
+    return max(spreads) if spreads else None
+
+
 def noise(runs, labels, on, off):
     """'; ...' saying how far apart each side's own runs were (in images/s,
     the most of the two sides, as a share of the faster run) and whether the
     difference between the sides' best runs is within that; '' where no side
     ran twice."""
-    spreads = []
-    for label in labels:
-        ips = [r["images_per_s"] for r in runs.get(label, [])]
-        if len(ips) >= 2 and max(ips) > 0:
-            spreads.append((max(ips) - min(ips)) / max(ips))
-    if not spreads or off["images_per_s"] <= 0:
+    spread = largest_spread(runs, labels, "images_per_s", True)
+    if spread is None or off["images_per_s"] <= 0:
         return ""
-    spread = max(spreads)
     diff = abs(on["images_per_s"] / off["images_per_s"] - 1)
     verdict = "within it: no measured difference" if diff <= spread else "beyond it"
     return f"; noise: a side's own runs {100 * spread:.1f}% apart, the difference {100 * diff:.1f}%, {verdict}"
@@ -72,14 +78,9 @@ def noise(runs, labels, on, off):
 def noise_ms(runs, labels, share):
     """As noise, for a share of the step in ms against how far apart (in ms)
     each side's own runs were."""
-    spreads = []
-    for label in labels:
-        ms = [r["median_ms"] for r in runs.get(label, []) if "median_ms" in r]
-        if len(ms) >= 2:
-            spreads.append(max(ms) - min(ms))
-    if not spreads:
+    spread = largest_spread(runs, labels, "median_ms", False)
+    if spread is None:
         return ""
-    spread = max(spreads)
     verdict = "within it: no measured share" if abs(share) <= spread else "beyond it"
     return f"; noise: a side's own runs {spread:.2f} ms apart, {verdict}"
 
