@@ -2,8 +2,11 @@
 // cross-entropy, backward; with --adam also the fused Adam step) at a given
 // batch size on CPU and/or CUDA. Prints one JSON object: images/s from the
 // median step time after warm-up (CUDA events on CUDA, the steady clock on
-// CPU), and peak memory (the CUDA caching allocator's peak, or the process's
-// peak resident set on CPU, with the CPU allocator's peak beside it).
+// CPU), and peak memory: on CUDA the caching allocator's peak over the timed
+// steps (reset after warm-up, as tools/bench_pytorch_resnet50.py resets
+// PyTorch's, so neither counts its algorithm searches' workspaces), with the
+// peak since the start beside it; on CPU the process's peak resident set,
+// with the CPU allocator's peaks beside it.
 // --no-fuse runs BN, the residual add and ReLU as separate ops, to measure
 // what the fused BN + ReLU and BN + add + ReLU save; --precision bf16 runs
 // the mixed-precision model (bfloat16 activations, float32 weights).
@@ -75,7 +78,9 @@ int main(int argc, char** argv) {
           "                      [--no-relu-from-x] [--no-grad-blend] [--no-cast-together] [--cudnn-bn]\n"
           "                      [--kernel-repeat conv=N|bn=N]...\n"
           "Times ResNet50 training steps on 32x32 images (forward, cross-entropy, backward; --adam adds the\n"
-          "optimizer step) and prints JSON with images/s and peak memory.\n"
+          "optimizer step) and prints JSON with images/s and peak memory (CUDA: the allocator's peak over\n"
+          "the steps after warm-up, as PyTorch's after reset_peak_memory_stats, with the peak since the\n"
+          "start beside it; CPU: the process's peak resident set).\n"
           "  --device     cpu (default) or cuda\n"
           "  --batch      images per step (default 32 on cpu, 256 on cuda)\n"
           "  --repeat     timed steps, median reported (default 5 on cpu, 30 on cuda)\n"
@@ -207,6 +212,15 @@ int main(int argc, char** argv) {
       return l;
     };
     std::vector<double> ms, host_ms;  // host_ms: until step() returns, before waiting for the device
+    // The allocator's peak over what follows warm-up (and the profiled step):
+    // a graph's capture and replays, or the timed eager steps. The peak since
+    // the start, warm-up's searches included, is kept beside it.
+    Allocator& alloc = allocator_for(dev);
+    size_t warmup_peak = 0;
+    auto start_timed_peak = [&] {
+      warmup_peak = alloc.stats().peak_bytes;
+      alloc.reset_peak();
+    };
 #if LRT_HAVE_CUDA
     if (cuda) {
       cudaStream_t s = lrt::cuda::stream(dev.index);
@@ -218,6 +232,7 @@ int main(int argc, char** argv) {
         lrt::cuda::synchronize(dev.index);
         CUDA_CHECK(cudaProfilerStop());
       }
+      start_timed_peak();
       // --cuda-graph: one step captured after warm-up (cuDNN's searches and
       // the libraries' workspaces are in place by then); its blocks stay in
       // the graph's private allocator pool (core/cuda_graph.h).
@@ -262,6 +277,7 @@ int main(int argc, char** argv) {
 #endif
     if (!cuda) {
       for (int i = 0; i < warmup; ++i) step();
+      start_timed_peak();
       for (int i = 0; i < repeat; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         Tensor l = step();
@@ -273,7 +289,9 @@ int main(int argc, char** argv) {
     // On CUDA: the host's share of a step. Near median_ms, the step is bound
     // by the host issuing work (op overhead, library calls), not the GPU.
     const double host_med = host_ms.empty() ? med : lrt::bench::median(host_ms);
-    const double alloc_peak_mib = static_cast<double>(allocator_for(dev).stats().peak_bytes) / (1024.0 * 1024.0);
+    const size_t timed_peak = alloc.stats().peak_bytes;
+    const double alloc_peak_mib = static_cast<double>(timed_peak) / (1024.0 * 1024.0);
+    const double alloc_since_start_mib = static_cast<double>(std::max(timed_peak, warmup_peak)) / (1024.0 * 1024.0);
     const double peak_mib = cuda ? alloc_peak_mib : peak_rss_mib();
     // A loss that is not finite (--kernel-repeat makes wrong values) is
     // null: JSON has no NaN.
@@ -294,13 +312,13 @@ int main(int argc, char** argv) {
         "\"steps\": %d, "
         "\"median_ms\": %.3f, \"host_ms\": %.3f, \"images_per_s\": %.1f, \"peak_memory_mib\": %.1f, "
         "\"memory_kind\": \"%s\", "
-        "\"allocator_peak_mib\": %.1f, \"loss\": %s, "
+        "\"allocator_peak_mib\": %.1f, \"allocator_peak_since_start_mib\": %.1f, \"loss\": %s, "
         "\"features\": {\"relu_from_x\": %s, \"grad_blend\": %s, \"cast_together\": %s, \"cudnn_bn\": %s}, "
         "\"kernel_repeat\": {\"conv\": %d, \"bn\": %d}%s%s}\n",
         dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : (tf32 && cuda ? "tf32" : "fp32"),
         channels_last ? "channels_last" : "contiguous", fuse ? "true" : "false", graph ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, host_med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
-        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, loss_text.c_str(), relu_from_x ? "true" : "false",
+        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, alloc_since_start_mib, loss_text.c_str(), relu_from_x ? "true" : "false",
         grad_blend ? "true" : "false", cast_together ? "true" : "false", cudnn_bn ? "true" : "false", conv_repeat,
         bn_repeat, cudnn_modes.c_str(),
         cuda ? (std::string(", \"dependent_launch\": ") + (dependent_launch_on(dev.index) ? "true" : "false")).c_str()

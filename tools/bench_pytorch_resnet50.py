@@ -22,8 +22,10 @@ and, last, a "table" of lrt's images/s and peak memory over PyTorch's at the
 same precision: lrt fp32 and tf32 over torch fp32 eager, lrt bf16 over torch
 bf16 eager and compile.
 
-Memory: on CUDA the peak of each framework's allocator (PyTorch's
-max_memory_allocated, lrt's caching-allocator peak); on CPU each process's
+Memory: on CUDA the peak of each framework's allocator over the timed steps
+(PyTorch's max_memory_allocated after reset_peak_memory_stats, lrt's
+caching-allocator peak after its reset; each resets after warm-up, so
+neither counts its algorithm searches); on CPU each process's
 peak resident set (ru_maxrss), so both include the model, its gradients and
 the framework's own footprint.
 """

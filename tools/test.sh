@@ -20,8 +20,9 @@
 #                              as C++ over the emulated CUDA runtime, cuDNN and
 #                              cuBLAS of tests/emulated, build-emulated/; only
 #                              lrt, its CUDA suite, whose cases then run on
-#                              the CPU against the CPU path, and the cuDNN
-#                              fusion probe's own path (ctest label cuda;
+#                              the CPU against the CPU path, the cuDNN
+#                              fusion probe's own path and bench_resnet50's
+#                              peak memory on CUDA (ctest label cuda;
 #                              the whole-ResNet50 cases, label slow, are left
 #                              out: `ctest --test-dir build-emulated -L slow`)
 set -euo pipefail
@@ -50,7 +51,7 @@ case "${1:-}" in
   --emulated-cuda)
     build=build-emulated
     flags+=(-DLRT_EMULATED_CUDA=ON -DLRT_BLAS=OFF)
-    targets=(--target lrt_cuda_tests probe_cudnn_fusion)
+    targets=(--target lrt_cuda_tests probe_cudnn_fusion bench_resnet50)
     skip=(-L cuda -LE slow) ;;
   -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
   *) echo "test.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
