@@ -6,7 +6,8 @@
 
 prints one line, `cifar epoch 50k MODE   STATUS   detail`: the last epoch's
 training seconds (against the 2.5 s target) and with the test pass, its
-images/s and test accuracy; where the run had more than one epoch, the
+images/s, test accuracy and peak memory (lrt's allocator: in use, and
+reserved at the end); where the run had more than one epoch, the
 first's training seconds too (it pays the one-off costs: eager first steps,
 algorithm choice, captures); the steps and test batches that ran from CUDA
 graphs (over the whole run); and where the last epoch's time went on the
@@ -86,9 +87,15 @@ def describe(log, epochs, stderr_path):
                  for k in ("replayed", "captured", "eager") if k in t]
         split = f'; on the device: {", ".join(kinds)}, {t["between_steps"] / 1e3:.2f} s between steps'
     acc = e.get("test_acc")
+    # The epoch's memory (lrt's allocator on the training device): its peak
+    # in use, and what it held at the end (logs from before these fields
+    # have neither).
+    mem = ""
+    if "peak_memory_mib" in e:
+        mem = f', peak memory {e["peak_memory_mib"]:.0f} MiB ({e["reserved_memory_mib"]:.0f} MiB reserved)'
     return (f"{which}{train:.2f} s training ({prec}; target <= 2.5 s), {e['seconds']:.2f} s with the test pass, "
-            f"{e['images_per_s']:.0f} img/s, test acc {'-' if acc is None else f'{100 * acc:.1f}%'}{first}{graph}"
-            f"{split}"), bool(failed)
+            f"{e['images_per_s']:.0f} img/s, test acc {'-' if acc is None else f'{100 * acc:.1f}%'}{mem}{first}"
+            f"{graph}{split}"), bool(failed)
 
 
 if __name__ == "__main__":

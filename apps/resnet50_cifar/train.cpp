@@ -45,6 +45,7 @@
 #include "apps/resnet50_cifar/graph_plan.h"
 #include "apps/resnet50_cifar/progress.h"
 #include "apps/resnet50_cifar/setup.h"
+#include "core/allocator.h"
 #include "core/autograd.h"
 #include "core/cuda_graph.h"
 #include "core/error.h"
@@ -494,6 +495,8 @@ class EpochClock {
   std::vector<GraphPlan::Use> kinds_;  // how each step ran
 };
 
+double mib(size_t bytes) { return std::round(static_cast<double>(bytes) / (1024.0 * 1024.0) * 10.0) / 10.0; }
+
 std::string oom_hint(const Error& e, int64_t batch) {
   const std::string m = e.message();
   if (m.find("out of memory") == std::string::npos) return m;
@@ -825,8 +828,15 @@ int run_train(RunOptions o) {
     return 128 + sig;
   };
 
+  // The epoch record's memory: the most lrt's allocator on the training
+  // device had handed out during the epoch (its training and test passes),
+  // and what it held from the device at the end, cached blocks and the CUDA
+  // graphs' pools included (PyTorch's max_memory_allocated and
+  // memory_reserved).
+  Allocator& memory = allocator_for(dev);
   try {
     while (st.epoch < o.epochs && st.step < total_steps) {
+      memory.reset_peak();
       train_loader.start_epoch(st.epoch, st.batch_in_epoch);
       progress.begin_epoch(st.epoch, o.epochs, spe);
       clock.begin();
@@ -888,6 +898,7 @@ int run_train(RunOptions o) {
       const std::string time_split = clock.json();
       const EvalResult test =
           ds.test.size() > 0 ? evaluate_with(*model, test_loader, false, graphed_eval.get()) : EvalResult{};
+      const AllocatorStats mem = memory.stats();
       const double train_loss = epoch_seen ? epoch_loss_sum / static_cast<double>(epoch_seen) : NAN;
       const double train_acc = epoch_seen ? static_cast<double>(epoch_correct) / static_cast<double>(epoch_seen) : NAN;
       const double ips = train_secs > 0 ? static_cast<double>(epoch_seen) / train_secs : 0.0;
@@ -903,7 +914,8 @@ int run_train(RunOptions o) {
                 ",\"test_loss\":" + (test.count ? num(test.loss) : "null") + ",\"test_acc\":" +
                 (test.count ? num(test.accuracy) : "null") + ",\"images_per_s\":" + num(ips) +
                 ",\"train_seconds\":" + num(train_secs) + ",\"seconds\":" + num(progress.epoch_seconds()) +
-                ",\"time_split_ms\":" + time_split +
+                ",\"time_split_ms\":" + time_split + ",\"peak_memory_mib\":" + num(mib(mem.peak_bytes)) +
+                ",\"reserved_memory_mib\":" + num(mib(mem.reserved_bytes)) +
                 (stopped_early ? ",\"partial\":true" : "") + "}");
       epoch_loss_sum = 0.0;
       epoch_correct = epoch_seen = 0;

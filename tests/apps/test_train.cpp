@@ -104,6 +104,12 @@ TEST_CASE("train: the loss falls on a small synthetic set and the log follows it
   CHECK(steps[0]["lr"][1].get<double>() == doctest::Approx(1e-3));  // cycle start: the full rate
   CHECK(steps[4]["lr"][1].get<double>() == doctest::Approx(1e-3));  // restart after the 1-epoch cycle
   REQUIRE(epochs.size() == 4);
+  double weight_mib = 0;  // the trained parameters' bytes (not the running statistics)
+  for (const auto& [name, t] : weights(o.save_weights)) {
+    const bool param = name.size() > 7 && (name.ends_with(".weight") || name.ends_with(".bias"));
+    if (param) weight_mib += static_cast<double>(t.numel()) * 4 / (1024.0 * 1024.0);
+  }
+  CHECK(weight_mib > 80);  // ResNet50: some 23.5 M parameters
   for (size_t k = 0; k < epochs.size(); ++k) {
     const auto& e = epochs[k];
     CHECK(e["epoch"].get<int64_t>() == int64_t(k) + 1);
@@ -128,6 +134,14 @@ TEST_CASE("train: the loss falls on a small synthetic set and the log follows it
     CHECK(t["span"].get<double>() ==
           doctest::Approx(t["between_steps"].get<double>() + t["eager"]["total"].get<double>()));
     CHECK(t["span"].get<double>() <= 1e3 * e["train_seconds"].get<double>());
+    // Memory: at the optimizer's step the weights, their gradients and
+    // Adam's two moments (float32 each) are all live, so the epoch's peak is
+    // at least four times the weights' bytes; the allocator holds at least
+    // what it handed out.
+    INFO("peak ", e["peak_memory_mib"], " MiB, reserved ", e["reserved_memory_mib"], " MiB, weights ", weight_mib,
+         " MiB");
+    CHECK(e["peak_memory_mib"].get<double>() >= 4 * weight_mib);
+    CHECK(e["reserved_memory_mib"].get<double>() >= e["peak_memory_mib"].get<double>());
   }
   // Cycles of 1 and 2 epochs end at steps 4 and 12.
   REQUIRE(cycles.size() == 2);
@@ -193,7 +207,9 @@ namespace {
 // snapshot paths cut to their file names (the runs write to other folders).
 std::vector<nlohmann::json> untimed(std::vector<nlohmann::json> log) {
   for (auto& e : log) {
-    for (const char* k : {"seconds", "train_seconds", "images_per_s", "time_split_ms"}) e.erase(k);
+    for (const char* k : {"seconds", "train_seconds", "images_per_s", "time_split_ms", "peak_memory_mib",
+                          "reserved_memory_mib"})
+      e.erase(k);
     if (e.contains("snapshot") && e["snapshot"].is_string())
       e["snapshot"] = std::filesystem::path(e["snapshot"].get<std::string>()).filename().string();
   }
