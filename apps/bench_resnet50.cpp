@@ -318,7 +318,8 @@ int main(int argc, char** argv) {
         dev.str().c_str(), stem.c_str(), static_cast<long long>(batch), bf16 ? "bf16" : (tf32 && cuda ? "tf32" : "fp32"),
         channels_last ? "channels_last" : "contiguous", fuse ? "true" : "false", graph ? "true" : "false",
         adam ? "\"adam\"" : "null", repeat, med, host_med, static_cast<double>(batch) / (med * 1e-3), peak_mib,
-        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, alloc_since_start_mib, loss_text.c_str(), relu_from_x ? "true" : "false",
+        cuda ? "cuda_allocator_peak" : "process_peak_rss", alloc_peak_mib, alloc_since_start_mib, loss_text.c_str(),
+        relu_from_x ? "true" : "false",
         grad_blend ? "true" : "false", cast_together ? "true" : "false", cudnn_bn ? "true" : "false", conv_repeat,
         bn_repeat, cudnn_modes.c_str(),
         cuda ? (std::string(", \"dependent_launch\": ") + (dependent_launch_on(dev.index) ? "true" : "false")).c_str()

@@ -393,7 +393,10 @@ cudnnStatus_t check_workspace(const Algo& a, void* ws, size_t bytes) {
   if (a.memory > bytes || (a.memory > 0 && ws == nullptr))
     return fail(CUDNN_STATUS_BAD_PARAM, "algorithm ", a.id, " needs ", a.memory, " bytes of workspace, given ", bytes,
                 (ws ? "" : " at null"));
-  if (ws && bytes > 0) std::memset(ws, 0x5a, bytes);
+  if (ws && bytes > 0) {
+    lrt::emulated_runtime::DeviceAccess access;
+    std::memset(ws, 0x5a, bytes);
+  }
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -447,6 +450,8 @@ cudnnStatus_t find(const cudnnEmulatedContext* h, Pass pass, const cudnnEmulated
   // the stream is being captured.
   if (lrt::emulated_runtime::capturing(h->stream))
     return fail(CUDNN_STATUS_NOT_SUPPORTED, "an algorithm search on a stream being captured");
+  // The search's runs, done now: device memory open to them.
+  lrt::emulated_runtime::DeviceAccess access;
   ++record().searches;
   record().search_output = out;
   const size_t out_bytes = output_bytes(pass, *x, *w, *y);

@@ -1,7 +1,12 @@
 // The emulated CUDA runtime of runtime.h.
 #include "emulated/runtime.h"
 
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -103,6 +108,145 @@ constexpr size_t kAlign = 256;  // cudaMalloc's alignment
 // instead of the process taking all the host's memory.
 constexpr size_t kDeviceMemory = size_t(4) << 30;
 
+// ---- device memory: the arena and its guard ----
+// cudaMalloc's blocks come from one reserved range of addresses, the arena,
+// which is inaccessible except while the device works (the work submit
+// runs: launches, copies, fills, the emulated libraries' calls) and within
+// a DeviceAccess scope (cudaMalloc's fill, the emulated libraries'
+// synchronous work, tests that look at device memory). Host code that reads
+// or writes device memory through a pointer, which on a GPU faults or reads
+// garbage, so faults here too, and the handler below names the cause.
+// LRT_EMULATED_DEVICE_GUARD=0 leaves the arena accessible throughout.
+// Transparent huge pages keep each change of access cheap (one page-table
+// entry per 2 MiB).
+constexpr size_t kHugePage = size_t(2) << 20;
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+struct Arena {
+  char* base = nullptr;
+  bool guarded = true;
+  std::map<size_t, size_t> free;  // offset -> bytes, coalesced
+  std::atomic<size_t> top{0};     // the end of the highest block handed out
+  // The access scopes: how deep, and how far the arena is open.
+  std::recursive_mutex access_mu;
+  int depth = 0;
+  size_t open_to = 0;
+
+  Arena() {
+    const char* env = std::getenv("LRT_EMULATED_DEVICE_GUARD");
+    guarded = !(env && std::strcmp(env, "0") == 0);
+    void* raw = mmap(nullptr, kDeviceMemory + kHugePage, guarded ? PROT_NONE : PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) {
+      std::fprintf(stderr, "emulated CUDA: cannot reserve %zu bytes of addresses for device memory\n", kDeviceMemory);
+      std::abort();
+    }
+    base = reinterpret_cast<char*>(round_up(reinterpret_cast<uintptr_t>(raw), kHugePage));
+    madvise(base, kDeviceMemory, MADV_HUGEPAGE);  // a hint; without it the guard is slower, not wrong
+    free[0] = kDeviceMemory;
+  }
+  bool holds(const void* p) const {
+    const char* c = static_cast<const char*>(p);
+    return c >= base && c < base + kDeviceMemory;
+  }
+  // First fit; null where no free range is large enough.
+  void* take(size_t bytes) {
+    for (auto it = free.begin(); it != free.end(); ++it) {
+      if (it->second < bytes) continue;
+      const size_t at = it->first, rest = it->second - bytes;
+      free.erase(it);
+      if (rest) free[at + bytes] = rest;
+      if (at + bytes > top) top = at + bytes;
+      return base + at;
+    }
+    return nullptr;
+  }
+  void give_back(void* p, size_t bytes) {
+    size_t at = static_cast<size_t>(static_cast<char*>(p) - base), n = bytes;
+    // Whole huge pages inside the block go back to the host.
+    const size_t from = round_up(at, kHugePage), to = (at + n) / kHugePage * kHugePage;
+    if (to > from) madvise(base + from, to - from, MADV_DONTNEED);
+    auto next = free.lower_bound(at);
+    if (next != free.end() && next->first == at + n) {
+      n += next->second;
+      next = free.erase(next);
+    }
+    if (next != free.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second == at) {
+        at = prev->first;
+        n += prev->second;
+        free.erase(prev);
+      }
+    }
+    free[at] = n;
+  }
+  void open() {
+    access_mu.lock();
+    if (!guarded) return;
+    const size_t want = round_up(top, kHugePage);
+    if (want > open_to) {  // the first scope, or a block handed out since
+      mprotect(base + open_to, want - open_to, PROT_READ | PROT_WRITE);
+      open_to = want;
+    }
+    ++depth;
+  }
+  void close() {
+    if (guarded && --depth == 0 && open_to) {
+      mprotect(base, open_to, PROT_NONE);
+      open_to = 0;
+    }
+    access_mu.unlock();
+  }
+};
+Arena& arena() {
+  static Arena* a = new Arena;  // never destroyed, as the state
+  return *a;
+}
+
+// A fault in the arena outside the device's work: said on stderr (with
+// async-signal-safe calls only), then the fault recurs under the handler
+// that was there before (the default's crash, or a sanitizer's report).
+// A signal that was sent rather than raised by a fault (doctest's handler
+// re-raises the one it reported) is let go: the fault itself comes again.
+struct sigaction g_previous_segv;
+Arena* g_arena = nullptr;
+
+void say(const char* text) {
+  const ssize_t n = write(STDERR_FILENO, text, std::strlen(text));
+  static_cast<void>(n);
+}
+
+void on_fault(int, siginfo_t* info, void*) {
+  if (info->si_code <= 0) return;
+  if (g_arena && g_arena->holds(info->si_addr)) {
+    char hex[2 + 16 + 1] = "0x";
+    auto v = reinterpret_cast<uintptr_t>(info->si_addr);
+    for (int i = 15; i >= 0; --i, v >>= 4) hex[2 + i] = "0123456789abcdef"[v & 15];
+    hex[18] = 0;
+    say("emulated CUDA: the host read or wrote device memory (address ");
+    say(hex);
+    say(", cudaMalloc'd) outside any kernel, copy or library call; on a GPU that faults or reads garbage. "
+        "Copy it to the host first (Tensor::to, item, cudaMemcpy). LRT_EMULATED_DEVICE_GUARD=0 turns this "
+        "check off.\n");
+  }
+  sigaction(SIGSEGV, &g_previous_segv, nullptr);
+}
+
+// Installed before main, so that a test framework's handler, installed
+// later and restoring this one when it has reported, hands the fault on.
+const bool g_fault_handler = [] {
+  Arena& a = arena();
+  if (!a.guarded) return false;
+  g_arena = &a;
+  struct sigaction act {};
+  act.sa_sigaction = on_fault;
+  act.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&act.sa_mask);
+  return sigaction(SIGSEGV, &act, &g_previous_segv) == 0;
+}();
+
 }  // namespace
 
 namespace lrt::emulated_runtime {
@@ -122,12 +266,19 @@ cudaError_t submit(cudaStream_t s, Work work) {
   }
   lock.unlock();
   // One piece of work at a time, whichever thread queues it: the grid runs
-  // one launch at a time, as the device runs what the streams give it.
+  // one launch at a time, as the device runs what the streams give it; and
+  // with device memory open to it.
   static std::recursive_mutex running;
   std::lock_guard<std::recursive_mutex> run(running);
+  DeviceAccess access;
   work();
   return cudaSuccess;
 }
+
+DeviceAccess::DeviceAccess() { arena().open(); }
+DeviceAccess::~DeviceAccess() { arena().close(); }
+
+bool device_guard_on() { return arena().guarded; }
 
 bool capturing(cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(mu());
@@ -247,18 +398,22 @@ cudaError_t cudaDeviceSynchronize() {
 }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
-  std::lock_guard<std::recursive_mutex> lock(mu());
+  std::unique_lock<std::recursive_mutex> lock(mu());
   if (!p) return status(cudaErrorInvalidValue);
   if (const cudaError_t e = unsafe_call(); e != cudaSuccess) return status(e);
   if (bytes > kDeviceMemory) return status(cudaErrorMemoryAllocation);
   const size_t rounded = std::max<size_t>(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
   if (static_cast<size_t>(state().counts.live_device_bytes) + rounded > kDeviceMemory)
     return status(cudaErrorMemoryAllocation);
-  void* mem = ::operator new(rounded, std::align_val_t(kAlign), std::nothrow);
+  void* mem = arena().take(rounded);
   if (!mem) return status(cudaErrorMemoryAllocation);
-  std::memset(mem, 0xff, rounded);
   state().device_memory[mem] = rounded;
   state().counts.live_device_bytes += static_cast<int64_t>(rounded);
+  lock.unlock();  // work that runs meanwhile takes the state's lock under its access
+  {
+    lrt::emulated_runtime::DeviceAccess access;
+    std::memset(mem, 0xff, rounded);
+  }
   *p = mem;
   return cudaSuccess;
 }
@@ -269,8 +424,8 @@ cudaError_t cudaFree(void* p) {
   auto it = state().device_memory.find(p);
   if (it == state().device_memory.end()) return status(cudaErrorInvalidValue);
   state().counts.live_device_bytes -= static_cast<int64_t>(it->second);
+  arena().give_back(p, it->second);
   state().device_memory.erase(it);
-  ::operator delete(p, std::align_val_t(kAlign));
   return cudaSuccess;
 }
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {

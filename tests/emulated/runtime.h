@@ -33,9 +33,13 @@
 //     kernel reading memory nothing wrote shows; freeing a pointer cudaMalloc
 //     did not return is an error;
 //   - a failed call leaves its error for cudaGetLastError, as a launch does.
-// Device memory is host memory here, so host code that reads it directly
-// (a bug on a GPU) is not caught. Event times are the host's clock when
-// the record ran.
+//   - device memory cannot be read or written by the host except through
+//     the runtime's copies: it is inaccessible but while the device works,
+//     so host code that dereferences a device pointer (a bug on a GPU)
+//     faults, and a message on stderr names the cause
+//     (LRT_EMULATED_DEVICE_GUARD=0 turns this off; a DeviceAccess scope
+//     opens it, for tests that look at device memory).
+// Event times are the host's clock when the record ran.
 #pragma once
 
 #include <cstddef>
@@ -193,6 +197,19 @@ cudaError_t submit(cudaStream_t s, std::function<void()> work);
 
 // Whether s is being captured (the emulated cuDNN refuses a search then).
 bool capturing(cudaStream_t s);
+
+// Device memory open to the host for the scope: for work the device does
+// synchronously outside submit (the emulated cuDNN's searches), and for
+// tests that look at device memory directly. Scopes nest; one thread's
+// scope holds off the others'.
+struct DeviceAccess {
+  DeviceAccess();
+  ~DeviceAccess();
+  DeviceAccess(const DeviceAccess&) = delete;
+  DeviceAccess& operator=(const DeviceAccess&) = delete;
+};
+// Whether device memory is guarded (LRT_EMULATED_DEVICE_GUARD is not 0).
+bool device_guard_on();
 
 // What the emulated runtime has done since the process began; tests read it.
 struct Counts {

@@ -2,13 +2,19 @@
 // a capturing stream is recorded and runs at each replay, with the host
 // values of the capture and the device memory of the replay; what CUDA
 // refuses during a capture is refused and invalidates it; device memory
-// starts poisoned, is checked when freed and is capped; events time what ran
+// starts poisoned, is checked when freed, is capped and is out of the host's
+// reach but through the runtime; events time what ran
 // between them; and the emulated cuDNN and cuBLAS queue their work the same
 // way. With LRT_EMULATED_CUDA the whole library runs over this runtime.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -53,6 +59,17 @@ struct DeviceFloats {
   float* p = nullptr;
 };
 
+// Device memory as a debugger sees it: the host may not read or write it
+// but inside a DeviceAccess scope.
+float peek(const float* p) {
+  emulated_runtime::DeviceAccess access;
+  return *p;
+}
+void poke(float* p, float v) {
+  emulated_runtime::DeviceAccess access;
+  *p = v;
+}
+
 struct Stream {
   Stream() { REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess); }
   ~Stream() { cudaStreamDestroy(s); }
@@ -74,7 +91,7 @@ TEST_CASE("emulated runtime: a capture records its stream's work, which runs at 
   Stream stream;
   DeviceFloats d(40);
   REQUIRE(launch_add(stream.s, d.p, 40, 1.0f) == cudaSuccess);  // runs now
-  CHECK(d.p[39] == 1.0f);
+  CHECK(peek(d.p + 39) == 1.0f);
   const auto before = emulated_runtime::counts();
   REQUIRE(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
   CHECK(capture_status(stream.s) == cudaStreamCaptureStatusActive);
@@ -84,7 +101,7 @@ TEST_CASE("emulated runtime: a capture records its stream's work, which runs at 
   REQUIRE(launch_add(stream.s, d.p, 40, v) == cudaSuccess);
   v = 100.0f;  // the captured launch keeps 2
   REQUIRE(cudaMemcpyAsync(d.p + 1, d.p, sizeof(float), cudaMemcpyDeviceToDevice, stream.s) == cudaSuccess);
-  CHECK(d.p[0] == 1.0f);  // nothing ran
+  CHECK(peek(d.p) == 1.0f);  // nothing ran
   CHECK(emulated_runtime::counts().captured_work == before.captured_work + 2);
   CHECK(emulated_runtime::counts().launches == before.launches);
   cudaGraph_t graph = nullptr;
@@ -94,14 +111,14 @@ TEST_CASE("emulated runtime: a capture records its stream's work, which runs at 
   cudaGraphExec_t exec = nullptr;
   REQUIRE(cudaGraphInstantiateWithFlags(&exec, graph, 0) == cudaSuccess);
   CHECK(cudaGraphDestroy(graph) == cudaSuccess);  // the executable graph keeps its own work
-  d.p[0] = 10.0f;                                 // a replay reads the memory as it is then
+  poke(d.p, 10.0f);                               // a replay reads the memory as it is then
   REQUIRE(cudaGraphLaunch(exec, stream.s) == cudaSuccess);
-  CHECK(d.p[0] == 12.0f);
-  CHECK(d.p[1] == 12.0f);  // the copy ran after the launch, as queued
-  CHECK(d.p[2] == 3.0f);
+  CHECK(peek(d.p) == 12.0f);
+  CHECK(peek(d.p + 1) == 12.0f);  // the copy ran after the launch, as queued
+  CHECK(peek(d.p + 2) == 3.0f);
   REQUIRE(cudaGraphLaunch(exec, stream.s) == cudaSuccess);
-  CHECK(d.p[0] == 14.0f);
-  CHECK(d.p[2] == 5.0f);
+  CHECK(peek(d.p) == 14.0f);
+  CHECK(peek(d.p + 2) == 5.0f);
   CHECK(emulated_runtime::counts().launches == before.launches + 2);
   CHECK(cudaGraphExecDestroy(exec) == cudaSuccess);
 }
@@ -146,7 +163,7 @@ TEST_CASE("emulated runtime: what CUDA refuses during a capture fails and invali
   SUBCASE("work on the legacy default stream") {
     REQUIRE(cudaStreamBeginCapture(stream.s, cudaStreamCaptureModeGlobal) == cudaSuccess);
     CHECK(launch_add(nullptr, d.p, 4, 1.0f) == cudaErrorStreamCaptureImplicit);
-    CHECK(d.p[0] == 0.0f);
+    CHECK(peek(d.p) == 0.0f);
     CHECK(capture_status(stream.s) == cudaStreamCaptureStatusInvalidated);
   }
   SUBCASE("waiting for an event recorded in the capture") {
@@ -161,14 +178,14 @@ TEST_CASE("emulated runtime: what CUDA refuses during a capture fails and invali
     REQUIRE(cudaStreamWaitEvent(other.s, e, 0) == cudaSuccess);
     CHECK(capture_status(other.s) == cudaStreamCaptureStatusActive);
     REQUIRE(launch_add(other.s, d.p, 4, 1.0f) == cudaSuccess);
-    CHECK(d.p[0] == 0.0f);
+    CHECK(peek(d.p) == 0.0f);
     cudaGraph_t graph = nullptr;
     REQUIRE(cudaStreamEndCapture(stream.s, &graph) == cudaSuccess);
     CHECK(capture_status(other.s) == cudaStreamCaptureStatusNone);
     cudaGraphExec_t exec = nullptr;
     REQUIRE(cudaGraphInstantiateWithFlags(&exec, graph, 0) == cudaSuccess);
     REQUIRE(cudaGraphLaunch(exec, other.s) == cudaSuccess);
-    CHECK(d.p[0] == 1.0f);
+    CHECK(peek(d.p) == 1.0f);
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
     cudaEventDestroy(e);
@@ -184,8 +201,8 @@ TEST_CASE("emulated runtime: what CUDA refuses during a capture fails and invali
 TEST_CASE("emulated runtime: device memory starts as NaN bytes, is checked when freed and ends at 4 GiB") {
   float* p = nullptr;
   REQUIRE(cudaMalloc(&p, 10 * sizeof(float)) == cudaSuccess);
-  CHECK(std::isnan(p[0]));
-  CHECK(std::isnan(p[9]));
+  CHECK(std::isnan(peek(p)));
+  CHECK(std::isnan(peek(p + 9)));
   CHECK(reinterpret_cast<uintptr_t>(p) % 256 == 0);
   CHECK(cudaFree(p + 1) == cudaErrorInvalidValue);
   CHECK(cudaFree(p) == cudaSuccess);
@@ -199,6 +216,51 @@ TEST_CASE("emulated runtime: device memory starts as NaN bytes, is checked when 
   CHECK(cudaGetLastError() == cudaErrorMemoryAllocation);
   CHECK(cudaSetDevice(1) == cudaErrorInvalidDevice);
   cudaGetLastError();
+}
+
+TEST_CASE("emulated runtime: host code that reads or writes device memory faults, and stderr names the cause") {
+  if (!emulated_runtime::device_guard_on()) {
+    MESSAGE("skipped: LRT_EMULATED_DEVICE_GUARD=0 leaves device memory open to the host");
+    return;
+  }
+  DeviceFloats d(16);
+  // The device's work and a DeviceAccess scope reach it.
+  Stream stream;
+  REQUIRE(launch_add(stream.s, d.p, 16, 3.0f) == cudaSuccess);
+  float back = 0;
+  REQUIRE(cudaMemcpyAsync(&back, d.p + 15, sizeof(float), cudaMemcpyDeviceToHost, stream.s) == cudaSuccess);
+  CHECK(back == 3.0f);
+  CHECK(peek(d.p + 15) == 3.0f);
+  // The host itself does not: a read and a write, each in a child process
+  // (stdout, where the test framework reports the crash, dropped).
+  for (const bool write : {false, true}) {
+    CAPTURE(write);
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      dup2(fds[1], STDERR_FILENO);
+      const int null = open("/dev/null", O_WRONLY);
+      dup2(null, STDOUT_FILENO);
+      volatile float* v = d.p + 3;
+      if (write)
+        *v = 1.0f;
+      else
+        static_cast<void>(*v);
+      _exit(0);  // reached only if the access went through
+    }
+    close(fds[1]);
+    std::string err;
+    char buf[512];
+    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<size_t>(n));
+    close(fds[0]);
+    int st = 0;
+    REQUIRE(waitpid(child, &st, 0) == child);
+    CHECK_FALSE((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    CHECK(err.find("emulated CUDA: the host read or wrote device memory") != std::string::npos);
+  }
+  CHECK(peek(d.p + 3) == 3.0f);  // the child's write never landed here (nor would it, in a child)
 }
 
 TEST_CASE("emulated runtime: events time the work between them; timing-disabled events give no time") {
