@@ -1,6 +1,7 @@
 // The emulated CUDA runtime of runtime.h.
 #include "emulated/runtime.h"
 
+#include <execinfo.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -205,11 +206,13 @@ Arena& arena() {
   return *a;
 }
 
-// A fault in the arena outside the device's work: said on stderr (with
-// async-signal-safe calls only), then the fault recurs under the handler
-// that was there before (the default's crash, or a sanitizer's report).
-// A signal that was sent rather than raised by a fault (doctest's handler
-// re-raises the one it reported) is let go: the fault itself comes again.
+// A fault in the arena outside the device's work: said on stderr with the
+// host's stack (async-signal-safe calls, but for the stack's, loaded
+// beforehand), then the fault recurs under the default action, a crash (not
+// a sanitizer's report: the cause is known). Any other fault recurs under
+// the handler that was there before. A signal that was sent rather than
+// raised by a fault (doctest's handler re-raises the one it reported) is
+// let go: the fault itself comes again.
 struct sigaction g_previous_segv;
 Arena* g_arena = nullptr;
 
@@ -229,7 +232,11 @@ void on_fault(int, siginfo_t* info, void*) {
     say(hex);
     say(", cudaMalloc'd) outside any kernel, copy or library call; on a GPU that faults or reads garbage. "
         "Copy it to the host first (Tensor::to, item, cudaMemcpy). LRT_EMULATED_DEVICE_GUARD=0 turns this "
-        "check off.\n");
+        "check off. The host's stack (addr2line -f -e PROGRAM OFFSET names a frame):\n");
+    void* frames[64];
+    backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
+    signal(SIGSEGV, SIG_DFL);
+    return;
   }
   sigaction(SIGSEGV, &g_previous_segv, nullptr);
 }
@@ -240,6 +247,8 @@ const bool g_fault_handler = [] {
   Arena& a = arena();
   if (!a.guarded) return false;
   g_arena = &a;
+  void* frame = nullptr;
+  backtrace(&frame, 1);  // loads what backtrace needs now, not in the handler
   struct sigaction act {};
   act.sa_sigaction = on_fault;
   act.sa_flags = SA_SIGINFO | SA_ONSTACK;
