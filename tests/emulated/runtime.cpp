@@ -116,7 +116,10 @@ constexpr size_t kDeviceMemory = size_t(4) << 30;
 // a DeviceAccess scope (cudaMalloc's fill, the emulated libraries'
 // synchronous work, tests that look at device memory). Host code that reads
 // or writes device memory through a pointer, which on a GPU faults or reads
-// garbage, so faults here too, and the handler below names the cause.
+// garbage, so faults here too, and the handler below names the cause. The
+// access is the process's, not a thread's: another thread's host access
+// while the device works goes through, so the check is as good as the
+// tests' timing lets it be (the device works one piece at a time).
 // LRT_EMULATED_DEVICE_GUARD=0 leaves the arena accessible throughout.
 // Transparent huge pages keep each change of access cheap (one page-table
 // entry per 2 MiB).
@@ -131,7 +134,7 @@ struct Arena {
   std::atomic<size_t> top{0};     // the end of the highest block handed out
   // The access scopes: how deep, and how far the arena is open.
   std::recursive_mutex access_mu;
-  int depth = 0;
+  std::atomic<int> depth{0};  // read by the fault handler
   size_t open_to = 0;
 
   Arena() {
@@ -228,11 +231,19 @@ void on_fault(int, siginfo_t* info, void*) {
     auto v = reinterpret_cast<uintptr_t>(info->si_addr);
     for (int i = 15; i >= 0; --i, v >>= 4) hex[2 + i] = "0123456789abcdef"[v & 15];
     hex[18] = 0;
-    say("emulated CUDA: the host read or wrote device memory (address ");
-    say(hex);
-    say(", cudaMalloc'd) outside any kernel, copy or library call; on a GPU that faults or reads garbage. "
-        "Copy it to the host first (Tensor::to, item, cudaMemcpy). LRT_EMULATED_DEVICE_GUARD=0 turns this "
-        "check off. The host's stack (addr2line -f -e PROGRAM OFFSET names a frame):\n");
+    if (g_arena->depth.load() > 0) {
+      // Open up to the highest block handed out: what faults lies past it.
+      say("emulated CUDA: device work (a kernel, copy or library call) or the host reached device memory (address ");
+      say(hex);
+      say(") past every block cudaMalloc handed out: an overrun, or a pointer never allocated. ");
+    } else {
+      say("emulated CUDA: the host read or wrote device memory (address ");
+      say(hex);
+      say(", cudaMalloc'd) outside any kernel, copy or library call; on a GPU that faults or reads garbage. "
+          "Copy it to the host first (Tensor::to, item, cudaMemcpy). ");
+    }
+    say("LRT_EMULATED_DEVICE_GUARD=0 turns this check off. The host's stack (addr2line -f -e PROGRAM OFFSET names "
+        "a frame):\n");
     void* frames[64];
     backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
     signal(SIGSEGV, SIG_DFL);
@@ -277,9 +288,11 @@ cudaError_t submit(cudaStream_t s, Work work) {
   // One piece of work at a time, whichever thread queues it: the grid runs
   // one launch at a time, as the device runs what the streams give it; and
   // with device memory open to it.
+  // (Device memory first, so that a thread in a DeviceAccess scope may
+  // queue work: the two locks are always taken in this order.)
+  DeviceAccess access;
   static std::recursive_mutex running;
   std::lock_guard<std::recursive_mutex> run(running);
-  DeviceAccess access;
   work();
   return cudaSuccess;
 }

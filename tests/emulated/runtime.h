@@ -34,11 +34,14 @@
 //     did not return is an error;
 //   - a failed call leaves its error for cudaGetLastError, as a launch does.
 //   - device memory cannot be read or written by the host except through
-//     the runtime's copies: it is inaccessible but while the device works,
-//     so host code that dereferences a device pointer (a bug on a GPU)
-//     faults, and a message on stderr names the cause
-//     (LRT_EMULATED_DEVICE_GUARD=0 turns this off; a DeviceAccess scope
-//     opens it, for tests that look at device memory).
+//     the runtime's copies: it is inaccessible but while the device works
+//     (and while cudaMalloc fills a block), so host code that dereferences
+//     a device pointer (a bug on a GPU) faults, and a message on stderr
+//     names the cause (LRT_EMULATED_DEVICE_GUARD=0 turns this off; a
+//     DeviceAccess scope opens it, for tests that look at device memory).
+//     The access is the process's: a host access from another thread at a
+//     moment the device works goes through, so the check catches what the
+//     timing shows it.
 // Event times are the host's clock when the record ran.
 #pragma once
 
@@ -200,8 +203,9 @@ bool capturing(cudaStream_t s);
 
 // Device memory open to the host for the scope: for work the device does
 // synchronously outside submit (the emulated cuDNN's searches), and for
-// tests that look at device memory directly. Scopes nest; one thread's
-// scope holds off the others'.
+// tests that look at device memory directly. Scopes nest, and may queue
+// work; one thread's scope holds off the others' scopes and the device's
+// work (not their plain host code).
 struct DeviceAccess {
   DeviceAccess();
   ~DeviceAccess();
