@@ -136,12 +136,15 @@ TEST_CASE("train: the loss falls on a small synthetic set and the log follows it
     CHECK(t["span"].get<double>() <= 1e3 * e["train_seconds"].get<double>());
     // Memory: at the optimizer's step the weights, their gradients and
     // Adam's two moments (float32 each) are all live, so the epoch's peak is
-    // at least four times the weights' bytes; the allocator holds at least
-    // what it handed out.
+    // at least four times the weights' bytes; at the epoch's end the
+    // allocator still holds the weights and the moments (a caching
+    // allocator holds its peak too, but one that caches nothing, as under
+    // AddressSanitizer, holds only what is live).
     INFO("peak ", e["peak_memory_mib"], " MiB, reserved ", e["reserved_memory_mib"], " MiB, weights ", weight_mib,
          " MiB");
     CHECK(e["peak_memory_mib"].get<double>() >= 4 * weight_mib);
-    CHECK(e["reserved_memory_mib"].get<double>() >= e["peak_memory_mib"].get<double>());
+    CHECK(e["reserved_memory_mib"].get<double>() >= 3 * weight_mib);
+    CHECK(e["reserved_memory_mib"].get<double>() <= 64 * e["peak_memory_mib"].get<double>());
   }
   // Cycles of 1 and 2 epochs end at steps 4 and 12.
   REQUIRE(cycles.size() == 2);
